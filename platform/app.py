@@ -1,0 +1,86 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from keerpunt.platform import auth_routes, i18n
+from keerpunt.platform.errors import DomainError
+from keerpunt.platform.runtime import Runtime
+from keerpunt.platform.security import SecurityMiddleware
+from keerpunt.platform.settings import Settings
+from keerpunt.platform.web import domain_error_handler, make_jinja_env, render
+
+
+async def healthz(request: Request) -> Response:
+    rt: Runtime = request.app.state.runtime
+    try:
+        async with rt.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        db = "ok"
+    except Exception as exc:  # report, do not crash: this is what monitoring reads
+        db = f"error: {type(exc).__name__}"
+    status = 200 if db == "ok" else 503
+    return JSONResponse({"app": "ok", "database": db}, status_code=status)
+
+
+async def home(request: Request) -> Response:
+    principal = request.scope["state"].get("principal")
+    if principal is None:
+        return RedirectResponse(str(request.url_for("auth.login")), status_code=303)
+    if principal.case_id is not None:  # family member: straight to their case
+        return RedirectResponse(
+            str(request.url_for("triage.case", case_id=principal.case_id)), status_code=303
+        )
+    return RedirectResponse(str(request.url_for("triage.cases")), status_code=303)
+
+
+async def not_found(request: Request, exc: Exception) -> Response:
+    return render(
+        request,
+        "error.html",
+        {"message": i18n.gettext("Deze pagina bestaat niet."), "errors": {}},
+        status_code=404,
+    )
+
+
+def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Starlette:
+    from keerpunt.consent import routes as consent_routes
+    from keerpunt.settlement import routes as settlement_routes
+    from keerpunt.triage import routes as triage_routes
+
+    rt = runtime or Runtime.build(settings)
+    triage_routes.register_realtime(rt.hub)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await rt.engine.dispose()
+
+    routes: list[BaseRoute] = [
+        Route("/", home, name="home"),
+        Route("/healthz", healthz, name="healthz"),
+        Mount("/static", StaticFiles(directory=str(settings.static_dir)), name="static"),
+        *auth_routes.routes,
+        *triage_routes.routes,
+        *consent_routes.routes,
+        *settlement_routes.routes,
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(SecurityMiddleware, runtime=rt)],
+        exception_handlers={DomainError: domain_error_handler, 404: not_found},
+        lifespan=lifespan,
+    )
+    app.state.runtime = rt
+    app.state.jinja = make_jinja_env(settings.templates_dir)
+    return app

@@ -1,0 +1,47 @@
+"""Who is acting: the logged-in professional or family member, as domain code sees them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The viewer/actor of a request. Domain services take this, never the HTTP request.
+
+    A professional has ``user_id`` and ``organisation_id``; a family member or JIM has
+    ``member_id`` and ``case_id`` (their invitation is for one case only).
+    """
+
+    session_id: str
+    display_name: str
+    user_id: int | None = None
+    organisation_id: int | None = None
+    staff_roles: frozenset[str] = frozenset()
+    discipline: str | None = None
+    member_id: int | None = None
+    case_id: int | None = None  # family members: the one case they were invited to
+    member_role: str | None = None  # family members: youth / parent / guardian / jim
+    locale: str = "nl"
+    csrf_token: str = ""
+
+    @property
+    def is_staff(self) -> bool:
+        return self.user_id is not None
+
+    @property
+    def actor(self) -> str:
+        return f"user:{self.user_id}" if self.user_id is not None else f"member:{self.member_id}"
+
+    @property
+    def role_label(self) -> str:
+        """Main role for the audit log."""
+        if self.member_role:
+            return self.member_role
+        return ",".join(sorted(self.staff_roles)) or "staff"
+
+    def has(self, role: str) -> bool:
+        return role in self.staff_roles
+
+
+SYSTEM = Principal(session_id="", display_name="Keerpunt (systeem)")

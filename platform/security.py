@@ -1,0 +1,168 @@
+"""HTTP security at the edge: login session loading, CSRF, and security headers.
+
+Pure ASGI middleware so the same checks cover websockets (session + Origin) as well.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from urllib.parse import parse_qs, urlsplit
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from keerpunt.platform.i18n import current_locale, gettext, negotiate
+from keerpunt.platform.runtime import Runtime
+from keerpunt.platform.sessions import COOKIE_NAME, SessionSigner, load_principal
+
+ANON_CSRF_COOKIE = "kp_csrf"
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+MAX_FORM_BYTES = 10 * 1024 * 1024
+
+
+class SecurityMiddleware:
+    """Loads the principal, checks CSRF and Origin, adds security headers."""
+
+    def __init__(self, app: ASGIApp, runtime: Runtime) -> None:
+        self.app = app
+        self.runtime = runtime
+        self.signer = SessionSigner(str(runtime.settings.secret_key))
+        self.max_age = runtime.settings.session_hours * 3600
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in {"http", "websocket"}:
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        scope.setdefault("state", {})
+        principal = None
+        raw = request.cookies.get(COOKIE_NAME)
+        token = self.signer.loads(raw, self.max_age) if raw else None
+        if token:
+            async with self.runtime.sessionmaker() as db:
+                principal = await load_principal(db, token, self.runtime.vault)
+        scope["state"]["principal"] = principal
+        locale = negotiate(
+            request.headers.get("accept-language"),
+            principal.locale if principal else request.cookies.get("kp_lang"),
+        )
+        scope["state"]["locale"] = locale
+        current_locale.set(locale)
+
+        anon_csrf = request.cookies.get(ANON_CSRF_COOKIE) or ""
+        new_anon_csrf = None
+        if principal is None and not anon_csrf:
+            anon_csrf = new_anon_csrf = secrets.token_urlsafe(32)
+        expected = principal.csrf_token if principal else anon_csrf
+        scope["state"]["csrf_token"] = expected
+
+        if not self._origin_ok(request.headers):
+            await self._refuse(scope, receive, send, "Dit verzoek komt niet van Keerpunt zelf.")
+            return
+
+        if scope["type"] == "http" and scope["method"] not in SAFE_METHODS:
+            receive, supplied = await self._csrf_supplied(scope, receive)
+            if not supplied or not hmac.compare_digest(supplied, expected):
+                await self._refuse(
+                    scope,
+                    receive,
+                    send,
+                    "Dit formulier is verlopen of niet van deze pagina. "
+                    "Laad de pagina opnieuw en probeer het nog eens. Er is niets opgeslagen.",
+                )
+                return
+
+        headers_to_add = self._security_headers(request)
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for k, v in headers_to_add.items():
+                    headers.setdefault(k, v)
+                if new_anon_csrf:
+                    headers.append(
+                        "set-cookie",
+                        f"{ANON_CSRF_COOKIE}={new_anon_csrf}; Path=/; HttpOnly; SameSite=Lax"
+                        + ("; Secure" if self.runtime.settings.behind_tls else ""),
+                    )
+            await send(message)
+
+        await self.app(scope, receive, send_wrapper)
+
+    def _origin_ok(self, headers: Headers) -> bool:
+        origin = headers.get("origin")
+        if not origin or origin == "null":
+            return origin is None
+        host = headers.get("host", "")
+        return urlsplit(origin).netloc == host
+
+    async def _csrf_supplied(self, scope: Scope, receive: Receive) -> tuple[Receive, str | None]:
+        headers = Headers(scope=scope)
+        supplied = headers.get("x-csrf-token")
+        ctype = headers.get("content-type", "")
+        if supplied or not (
+            ctype.startswith("application/x-www-form-urlencoded")
+            or ctype.startswith("multipart/form-data")
+        ):
+            return receive, supplied
+        # Read the body once, look for the form field, then replay it to the application.
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > MAX_FORM_BYTES:
+                return receive, None
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                break
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        if ctype.startswith("application/x-www-form-urlencoded"):
+            values = parse_qs(body.decode("latin-1"), keep_blank_values=True).get("csrf_token")
+            return replay, values[0] if values else None
+        form = await Request(scope, replay).form()
+        value = form.get("csrf_token")
+        replayed = False  # let the application read the body again
+        return replay, value if isinstance(value, str) else None
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, message: str) -> None:
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        response = PlainTextResponse(gettext(message), status_code=403)
+        response.headers.update(self._security_headers(Request(scope)))
+        await response(scope, receive, send)
+
+    def _security_headers(self, request: Request) -> dict[str, str]:
+        headers = {
+            "content-security-policy": (
+                "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
+                "form-action 'self'; frame-ancestors 'none'"
+            ),
+            "x-content-type-options": "nosniff",
+            "x-frame-options": "DENY",
+            "referrer-policy": "no-referrer",
+            "permissions-policy": "camera=(), microphone=(), geolocation=()",
+            "cross-origin-opener-policy": "same-origin",
+        }
+        if not request.url.path.startswith("/static/"):
+            headers["cache-control"] = "no-store"
+        if self.runtime.settings.behind_tls:
+            headers["strict-transport-security"] = "max-age=31536000; includeSubDomains"
+        return headers

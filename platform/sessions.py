@@ -1,0 +1,133 @@
+"""Login sessions: a signed cookie holding a random token, backed by a server-side row.
+
+The row is the truth: logout, expiry and revocation (for example of an invitation) take
+effect at the next request because the cookie alone is never enough.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from keerpunt.platform.db import utcnow
+from keerpunt.platform.models import CaseMember, LoginSession, User
+from keerpunt.platform.principal import Principal
+from keerpunt.platform.vault import Vault
+
+__all__ = [
+    "COOKIE_NAME",
+    "SessionSigner",
+    "end_session",
+    "load_principal",
+    "revoke_sessions_for_invitation",
+    "start_session",
+]
+
+COOKIE_NAME = "kp_session"
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class SessionSigner:
+    def __init__(self, secret_key: str) -> None:
+        self._s = URLSafeTimedSerializer(secret_key, salt="keerpunt-session")
+
+    def dumps(self, token: str) -> str:
+        return self._s.dumps(token)
+
+    def loads(self, value: str, max_age: int) -> str | None:
+        try:
+            token = self._s.loads(value, max_age=max_age)
+        except BadSignature:
+            return None
+        return token if isinstance(token, str) else None
+
+
+async def start_session(
+    db: AsyncSession,
+    *,
+    how: str,
+    hours: int,
+    locale: str = "nl",
+    user_id: int | None = None,
+    member_id: int | None = None,
+    invitation_id: int | None = None,
+) -> str:
+    """Create a login session and return the raw token for the cookie."""
+    token = secrets.token_urlsafe(32)
+    db.add(
+        LoginSession(
+            id=token_hash(token),
+            user_id=user_id,
+            member_id=member_id,
+            invitation_id=invitation_id,
+            csrf_token=secrets.token_urlsafe(32),
+            locale=locale,
+            how=how,
+            expires_at=utcnow() + dt.timedelta(hours=hours),
+        )
+    )
+    await db.flush()
+    return token
+
+
+async def end_session(db: AsyncSession, session_id: str) -> None:
+    await db.execute(
+        update(LoginSession)
+        .where(LoginSession.id == session_id, LoginSession.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+
+
+async def revoke_sessions_for_invitation(db: AsyncSession, invitation_id: int) -> None:
+    await db.execute(
+        update(LoginSession)
+        .where(LoginSession.invitation_id == invitation_id, LoginSession.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+
+
+async def load_principal(db: AsyncSession, token: str, vault: Vault) -> Principal | None:
+    """The principal behind a cookie token, or None if unknown, expired or revoked."""
+    sid = token_hash(token)
+    row = (
+        await db.execute(select(LoginSession).where(LoginSession.id == sid))
+    ).scalar_one_or_none()
+    now = utcnow()
+    if row is None or row.revoked_at is not None or row.expires_at <= now:
+        return None
+    if row.user_id is not None:
+        user = await db.get(User, row.user_id)
+        if user is None or not user.active:
+            return None
+        return Principal(
+            session_id=sid,
+            display_name=user.display_name,
+            user_id=user.id,
+            organisation_id=user.organisation_id,
+            staff_roles=user.role_set,
+            discipline=user.discipline,
+            locale=row.locale,
+            csrf_token=row.csrf_token,
+        )
+    member = await db.get(CaseMember, row.member_id) if row.member_id else None
+    if member is None or member.removed_at is not None:
+        return None
+    cipher = await vault.cipher(db, member.case_id)
+    name = cipher.decrypt("member.name", member.name_enc) if not cipher.shredded else None
+    return Principal(
+        session_id=sid,
+        display_name=name or "",
+        member_id=member.id,
+        case_id=member.case_id,
+        member_role=member.role,
+        locale=row.locale,
+        csrf_token=row.csrf_token,
+    )
