@@ -1,7 +1,82 @@
-"""HTTP routes of this domain (thin: parse, call the service, render)."""
+"""HTTP routes of consent (thin: parse, call the service, render)."""
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
+import datetime as dt
 
-routes: list[BaseRoute] = []
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from keerpunt.consent import service
+from keerpunt.consent.models import ConsentRecord, Decision, Purpose
+from keerpunt.platform.errors import InvalidInput, NotFound
+from keerpunt.platform.models import Case
+from keerpunt.platform.web import field, form, redirect, require, unit_of_work
+
+
+async def record(request: Request) -> Response:
+    who = require(request)
+    data = await form(request)
+    errors: dict[str, str] = {}
+    subject = field(data, "subject_member_id")
+    recipient = field(data, "recipient")
+    org_id: int | None = None
+    role: str | None = None
+    if recipient.startswith("org:") and recipient[4:].isdigit():
+        org_id = int(recipient[4:])
+    elif recipient.startswith("role:"):
+        role = recipient[5:]
+    elif recipient != "all":
+        errors["recipient"] = "Kies met wie informatie gedeeld mag worden."
+    try:
+        purpose = Purpose(field(data, "purpose"))
+    except ValueError:
+        errors["purpose"] = "Kies waarvoor de toestemming is."
+        purpose = Purpose.INFORMATION_EXCHANGE
+    try:
+        decision = Decision(field(data, "decision"))
+    except ValueError:
+        errors["decision"] = "Kies toestemming of bezwaar."
+        decision = Decision.CONSENT
+    valid_until = None
+    if field(data, "valid_until"):
+        try:
+            valid_until = dt.date.fromisoformat(field(data, "valid_until"))
+        except ValueError:
+            errors["valid_until"] = "Vul een geldige datum in."
+    if errors:
+        raise InvalidInput(errors)
+    case_id = request.path_params["case_id"]
+    async with unit_of_work(request, who) as uow:
+        case = await uow.db.get(Case, case_id)
+        if case is None:
+            raise NotFound()
+        await service.record_consent(
+            uow,
+            case,
+            subject_member_id=int(subject) if subject.isdigit() else 0,
+            purpose=purpose,
+            decision=decision,
+            recipient_org_id=org_id,
+            recipient_role=role,
+            obtained_how=field(data, "obtained_how"),
+            explanation=field(data, "explanation"),
+            valid_until=valid_until,
+        )
+    return redirect(request, "triage.case", case_id=case_id)
+
+
+async def withdraw(request: Request) -> Response:
+    who = require(request)
+    async with unit_of_work(request, who) as uow:
+        rec: ConsentRecord = await service.withdraw_consent(uow, request.path_params["record_id"])
+    return redirect(request, "triage.case", case_id=rec.case_id)
+
+
+routes: list[BaseRoute] = [
+    Route("/cases/{case_id:int}/consents", record, methods=["POST"], name="consent.record"),
+    Route(
+        "/consents/{record_id:int}/withdraw", withdraw, methods=["POST"], name="consent.withdraw"
+    ),
+]

@@ -12,8 +12,11 @@ import datetime as dt
 import hashlib
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keerpunt.platform.db import utcnow
@@ -69,13 +72,17 @@ async def record(
     """Append one audit row in the caller's transaction (never any personal data in ``detail``)."""
     who = who or SYSTEM
     # Lock the head first: on PostgreSQL the UPDATE takes a row lock, on SQLite the write lock.
-    result = await db.execute(
+    bump = (
         update(AuditHead)
         .where(AuditHead.id == 1)
         .values(last_seq=AuditHead.last_seq + 1)
         .returning(AuditHead.last_seq, AuditHead.last_hash)
     )
-    seq, prev = result.one()  # the head row is created with the table (see models)
+    row = (await db.execute(bump)).one_or_none()
+    if row is None:  # the very first append: create the head, race-free, then lock it
+        await db.execute(_insert_head(db))
+        row = (await db.execute(bump)).one()
+    seq, prev = row
     at = utcnow()
     fields = dict(
         seq=seq,
@@ -93,6 +100,13 @@ async def record(
     db.add(entry)
     await db.execute(update(AuditHead).where(AuditHead.id == 1).values(last_hash=digest))
     return entry
+
+
+def _insert_head(db: AsyncSession) -> Any:
+    values = {"id": 1, "last_seq": 0, "last_hash": GENESIS}
+    if db.get_bind().dialect.name == "postgresql":
+        return pg_insert(AuditHead).values(**values).on_conflict_do_nothing()
+    return sqlite_insert(AuditHead).values(**values).on_conflict_do_nothing()
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ import datetime as dt
 import enum
 
 from sqlalchemy import (
-    DDL,
     Boolean,
     ForeignKey,
     Integer,
@@ -19,7 +18,6 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    event,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -105,6 +103,8 @@ class Case(Base):
     registered_by_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
     registered_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     age_band: Mapped[str] = mapped_column(String(10))  # non-identifying, e.g. "12-15"
+    # "consent", or the legal order under which no consent is needed (consent.rules.LegalBasis)
+    legal_basis: Mapped[str] = mapped_column(String(30), default="consent")
     youth_name_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     birth_date_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     bsn_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
@@ -233,13 +233,6 @@ class AuditHead(Base):
     last_seq: Mapped[int] = mapped_column(Integer, default=0)
     last_hash: Mapped[str] = mapped_column(String(64))
 
-
-# The chain starts with one head row; the first migration inserts the same row.
-event.listen(
-    AuditHead.__table__,
-    "after_create",
-    DDL("INSERT INTO audit_head (id, last_seq, last_hash) VALUES (1, 0, '" + "0" * 64 + "')"),
-)
 
 
 class RoomCounter(Base):

@@ -1,7 +1,126 @@
-"""HTTP routes of this domain (thin: parse, call the service, render)."""
+"""HTTP routes of settlement (thin: parse, call the service, render)."""
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
+import datetime as dt
 
-routes: list[BaseRoute] = []
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from keerpunt.platform.errors import InvalidInput
+from keerpunt.platform.i18n import AMSTERDAM
+from keerpunt.platform.models import StaffRole
+from keerpunt.platform.principal import Principal
+from keerpunt.platform.web import field, form, is_htmx, render, require, unit_of_work
+from keerpunt.settlement.service import (
+    CONTRACT_FIELDS,
+    UNITS,
+    InvalidQuarter,
+    Quarter,
+    QuarterOverview,
+    add_contract,
+    check_finance_access,
+    list_contracts,
+    parse_quarter,
+    provider_choices,
+    quarter_of,
+    quarter_overview,
+    read_contract_form,
+)
+
+
+def _fragment(request: Request) -> bool:
+    # A history restore asks for the whole page even though it comes from htmx.
+    return is_htmx(request) and request.headers.get("hx-history-restore-request") != "true"
+
+
+def _template(request: Request, name: str) -> str:
+    return f"settlement/_partials/{name}" if _fragment(request) else f"settlement/{name}"
+
+
+async def quarter(request: Request) -> Response:
+    who = require(request, StaffRole.FINANCE)
+    raw = request.query_params.get("q", "").strip()
+    error: str | None = None
+    chosen: Quarter | None = None
+    overview: QuarterOverview | None = None
+    try:
+        chosen = parse_quarter(raw) if raw else quarter_of(dt.datetime.now(AMSTERDAM).date())
+    except InvalidQuarter as exc:
+        error = exc.message
+    async with unit_of_work(request, who) as uow:
+        if chosen is None:
+            await check_finance_access(uow)
+        else:
+            overview = await quarter_overview(uow, chosen)
+    return render(
+        request,
+        _template(request, "quarter.html"),
+        {
+            "quarter": chosen,
+            "overview": overview,
+            "raw": raw,
+            "error": error,
+            "units": UNITS,
+        },
+        status_code=400 if error else 200,
+    )
+
+
+async def _contracts_page(
+    request: Request,
+    who: Principal,
+    *,
+    errors: dict[str, str] | None = None,
+    values: dict[str, str] | None = None,
+    added: int | None = None,
+    status_code: int = 200,
+) -> Response:
+    async with unit_of_work(request, who) as uow:
+        contracts = await list_contracts(uow)
+        providers = await provider_choices(uow)
+    return render(
+        request,
+        _template(request, "contracts.html"),
+        {
+            "contracts": contracts,
+            "providers": providers,
+            "units": UNITS,
+            "errors": errors or {},
+            "values": values or {},
+            "added": next((c for c in contracts if c.id == added), None),
+        },
+        status_code=status_code,
+    )
+
+
+async def contracts(request: Request) -> Response:
+    who = require(request, StaffRole.FINANCE)
+    added = request.query_params.get("added", "")
+    return await _contracts_page(request, who, added=int(added) if added.isdecimal() else None)
+
+
+async def contract_add(request: Request) -> Response:
+    who = require(request, StaffRole.FINANCE)
+    data = await form(request)
+    values = {name: field(data, name) for name in CONTRACT_FIELDS}
+    try:
+        # The transaction rolls back on bad input: nothing is saved.
+        async with unit_of_work(request, who) as uow:
+            row = await add_contract(uow, read_contract_form(values))
+    except InvalidInput as exc:
+        return await _contracts_page(
+            request, who, errors=exc.errors, values=values, status_code=422
+        )
+    if _fragment(request):
+        return await _contracts_page(request, who, added=row.id)
+    url = request.url_for("settlement.contracts").include_query_params(added=row.id)
+    return RedirectResponse(str(url), status_code=303)
+
+
+routes: list[BaseRoute] = [
+    Route("/settlement/quarter", quarter, name="settlement.quarter"),
+    Route("/settlement/contracts", contracts, name="settlement.contracts"),
+    Route("/settlement/contracts", contract_add, methods=["POST"], name="settlement.contract_add"),
+]

@@ -22,13 +22,11 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from sqlalchemy import delete, insert, text
+from sqlalchemy import delete, text
 from sqlalchemy.ext.asyncio import create_async_engine
 from starlette.datastructures import Secret
 
 from keerpunt.platform.app import create_app
-from keerpunt.platform.audit import GENESIS
-from keerpunt.platform.models import AuditHead
 from keerpunt.platform.runtime import Runtime
 from keerpunt.platform.schema import metadata
 from keerpunt.platform.settings import Settings
@@ -106,7 +104,6 @@ def database_url(request: pytest.FixtureRequest) -> Iterator[str]:
         async with engine.begin() as conn:
             for table in reversed(metadata.sorted_tables):
                 await conn.execute(delete(table))
-            await conn.execute(insert(AuditHead).values(id=1, last_seq=0, last_hash=GENESIS))
         await engine.dispose()
 
     asyncio.run(wipe())

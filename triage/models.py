@@ -91,6 +91,9 @@ class Factor(Base):
     life_area: Mapped[str] = mapped_column(String(20))
     kind: Mapped[str] = mapped_column(String(20))
     text_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    # Entered while the author saw the case only under its pseudonym (anonymous discussion):
+    # then it is non-identifying by agreement and everyone at the table may read it.
+    anonymous: Mapped[bool] = mapped_column(Boolean, default=False)
     version: Mapped[int] = mapped_column(Integer, default=1)
     author: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -105,6 +108,9 @@ class Goal(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     session_id: Mapped[int] = mapped_column(ForeignKey("triage_session.id"), index=True)
     text_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    # Entered while the author saw the case only under its pseudonym (anonymous discussion):
+    # then it is non-identifying by agreement and everyone at the table may read it.
+    anonymous: Mapped[bool] = mapped_column(Boolean, default=False)
     version: Mapped[int] = mapped_column(Integer, default=1)
     author: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

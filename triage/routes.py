@@ -1,13 +1,395 @@
-"""HTTP routes of triage (thin: parse, call the service, render)."""
+"""HTTP and websocket routes of triage (thin: parse, call the service, render)."""
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
+import datetime as dt
 
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.websockets import WebSocket
+
+from keerpunt.consent import service as consent
+from keerpunt.platform.errors import DomainError, InvalidInput, NotFound, StaleVersion
+from keerpunt.platform.i18n import AMSTERDAM, current_locale, gettext
+from keerpunt.platform.models import Organisation, OrgKind
 from keerpunt.platform.realtime import Hub
-
-routes: list[BaseRoute] = []
+from keerpunt.platform.web import (
+    current,
+    field,
+    form,
+    is_htmx,
+    redirect,
+    render,
+    require,
+    runtime,
+    unit_of_work,
+)
+from keerpunt.triage import service
+from keerpunt.triage.realtime import TriageRenderer
+from keerpunt.triage.vocab import VOCAB
 
 
 def register_realtime(hub: Hub) -> None:
-    pass
+    hub.register("triage", TriageRenderer())
+
+
+async def cases(request: Request) -> Response:
+    who = require(request)
+    async with unit_of_work(request, who) as uow:
+        views = await service.list_cases(uow)
+    return render(request, "triage/cases.html", {"cases": views})
+
+
+async def _municipalities(request: Request) -> list[tuple[int, str]]:
+    from sqlalchemy import select
+
+    async with runtime(request).sessionmaker() as db:
+        rows = await db.scalars(
+            select(Organisation)
+            .where(Organisation.kind == OrgKind.MUNICIPALITY)
+            .order_by(Organisation.name)
+        )
+        return [(o.id, o.name) for o in rows]
+
+
+async def register_form(request: Request) -> Response:
+    require(request, "registrar")
+    return render(
+        request,
+        "triage/register.html",
+        {
+            "questions": service.ENTRY_QUESTIONS,
+            "municipalities": await _municipalities(request),
+            "values": {},
+            "errors": {},
+            "reasons": [],
+        },
+    )
+
+
+def _date(raw: str, name: str, errors: dict[str, str]) -> dt.date | None:
+    if not raw:
+        return None
+    try:
+        return dt.date.fromisoformat(raw)
+    except ValueError:
+        errors[name] = "Vul een geldige datum in."
+        return None
+
+
+async def register_submit(request: Request) -> Response:
+    who = require(request, "registrar")
+    data = await form(request)
+    values = {k: v for k, v in data.items() if isinstance(v, str) and k != "csrf_token"}
+    errors: dict[str, str] = {}
+    answers = {key: data.get(key) == "yes" for key, _q, _w in service.ENTRY_QUESTIONS}
+    muni = field(data, "municipality_id")
+    reg = service.Registration(
+        answers=answers,
+        youth_name=field(data, "youth_name"),
+        birth_date=_date(field(data, "birth_date"), "birth_date", errors),
+        bsn=field(data, "bsn"),
+        situation=field(data, "situation"),
+        parent_names=(field(data, "parent_1"), field(data, "parent_2")),
+        jim_name=field(data, "jim_name"),
+        municipality_id=int(muni) if muni.isdigit() else None,
+    )
+    context = {
+        "questions": service.ENTRY_QUESTIONS,
+        "municipalities": await _municipalities(request),
+        "values": values,
+        "errors": errors,
+        "reasons": [],
+    }
+    try:
+        if errors:
+            raise InvalidInput(errors)
+        async with unit_of_work(request, who) as uow:
+            case = await service.register_case(uow, reg)
+    except service.EntryCheckFailed as exc:
+        context["reasons"] = exc.reasons
+        return render(request, "triage/register.html", context, status_code=422)
+    except InvalidInput as exc:
+        context["errors"] = exc.errors
+        return render(request, "triage/register.html", context, status_code=422)
+    return redirect(request, "triage.case", case_id=case.id)
+
+
+async def case_page(request: Request) -> Response:
+    who = require(request)
+    case_id = request.path_params["case_id"]
+    if who.case_id is not None and who.case_id != case_id:
+        raise NotFound()
+    async with unit_of_work(request, who) as uow:
+        view = await service.case_view(uow, case_id)
+        from keerpunt.platform.models import Case
+
+        case = await uow.db.get(Case, case_id)
+        assert case is not None
+        consents = await consent.consent_overview(uow, case, view.level)
+        experts = await service.staff_choices(uow) if view.may_plan else []
+    return render(
+        request,
+        "triage/case.html",
+        {"case": view, "consents": consents, "experts": experts, "vocab": VOCAB},
+    )
+
+
+async def plan(request: Request) -> Response:
+    who = require(request, "coordinator")
+    data = await form(request)
+    errors: dict[str, str] = {}
+    when = field(data, "scheduled_at")
+    try:
+        scheduled = dt.datetime.fromisoformat(when).replace(tzinfo=AMSTERDAM)
+    except ValueError:
+        errors["scheduled_at"] = "Vul een datum en tijd in."
+    if errors:
+        raise InvalidInput(errors)
+    experts = [int(v) for v in data.getlist("experts") if isinstance(v, str) and v.isdigit()]
+    async with unit_of_work(request, who) as uow:
+        session = await service.plan_session(
+            uow, request.path_params["case_id"], scheduled.astimezone(dt.UTC), experts
+        )
+    return redirect(request, "triage.session", session_id=session.id)
+
+
+async def session_page(request: Request) -> Response:
+    who = require(request)
+    async with unit_of_work(request, who) as uow:
+        view = await service.session_view(uow, request.path_params["session_id"])
+    return render(request, "triage/session.html", {"s": view, "vocab": VOCAB})
+
+
+async def _after_add(request: Request, session_id: int, template: str, **ctx: object) -> Response:
+    if is_htmx(request):
+        # The new item reaches everyone, the author included, through the websocket.
+        return render(request, template, {"session_id": session_id, "vocab": VOCAB, **ctx})
+    return redirect(request, "triage.session", session_id=session_id)
+
+
+async def factor_add(request: Request) -> Response:
+    who = require(request)
+    sid = request.path_params["session_id"]
+    data = await form(request)
+    try:
+        async with unit_of_work(request, who) as uow:
+            await service.add_factor(
+                uow, sid, field(data, "life_area"), field(data, "kind"), field(data, "text")
+            )
+    except InvalidInput as exc:
+        return render(
+            request,
+            "triage/_partials/factor_add.html",
+            {"session_id": sid, "vocab": VOCAB, "errors": exc.errors, "values": dict(data)},
+            status_code=422,
+        )
+    return await _after_add(request, sid, "triage/_partials/factor_add.html", errors={}, values={})
+
+
+async def goal_add(request: Request) -> Response:
+    who = require(request)
+    sid = request.path_params["session_id"]
+    data = await form(request)
+    try:
+        async with unit_of_work(request, who) as uow:
+            await service.add_goal(uow, sid, field(data, "text"))
+    except InvalidInput as exc:
+        return render(
+            request,
+            "triage/_partials/goal_add.html",
+            {"session_id": sid, "errors": exc.errors, "values": dict(data)},
+            status_code=422,
+        )
+    return await _after_add(request, sid, "triage/_partials/goal_add.html", errors={}, values={})
+
+
+async def line_add(request: Request) -> Response:
+    who = require(request)
+    sid = request.path_params["session_id"]
+    data = await form(request)
+    errors: dict[str, str] = {}
+    start = _date(field(data, "start_date"), "start_date", errors)
+    provider = field(data, "provider_id")
+    try:
+        if errors:
+            raise InvalidInput(errors)
+        async with unit_of_work(request, who) as uow:
+            await service.add_line(
+                uow,
+                sid,
+                int(provider) if provider.isdigit() else 0,
+                field(data, "product_code"),
+                field(data, "help_form"),
+                field(data, "hours"),
+                start,
+            )
+    except InvalidInput as exc:
+        async with unit_of_work(request, who) as uow:
+            view = await service.session_view(uow, sid)
+        return render(
+            request,
+            "triage/_partials/line_add.html",
+            {"s": view, "vocab": VOCAB, "errors": exc.errors, "values": dict(data)},
+            status_code=422,
+        )
+    async with unit_of_work(request, who) as uow:
+        view = await service.session_view(uow, sid)
+    return await _after_add(
+        request, sid, "triage/_partials/line_add.html", s=view, errors={}, values={}
+    )
+
+
+def _item_kind(request: Request) -> str:
+    kind: str = request.path_params["kind"]
+    if kind not in {"factor", "goal"}:
+        raise NotFound()
+    return kind
+
+
+async def item(request: Request) -> Response:
+    """One factor or goal, as shown (also: cancel editing)."""
+    who = require(request)
+    kind = _item_kind(request)
+    sid = request.path_params["session_id"]
+    async with unit_of_work(request, who) as uow:
+        view = await service.item_view(uow, sid, kind, request.path_params["item_id"])
+    return render(
+        request,
+        "triage/_partials/item.html",
+        {"item": view, "session_id": sid, "vocab": VOCAB, "open": True},
+    )
+
+
+async def item_edit(request: Request) -> Response:
+    who = require(request)
+    kind = _item_kind(request)
+    sid = request.path_params["session_id"]
+    async with unit_of_work(request, who) as uow:
+        view = await service.item_view(uow, sid, kind, request.path_params["item_id"])
+    if view.text is None:
+        raise NotFound()
+    return render(
+        request,
+        "triage/_partials/item_edit.html",
+        {
+            "item": view,
+            "session_id": sid,
+            "draft": view.text,
+            "stale": False,
+            "errors": {},
+            "vocab": VOCAB,
+        },
+    )
+
+
+async def item_update(request: Request) -> Response:
+    who = require(request)
+    kind = _item_kind(request)
+    sid = request.path_params["session_id"]
+    item_id = request.path_params["item_id"]
+    data = await form(request)
+    draft = field(data, "text")
+    version_raw = field(data, "version")
+    update = service.update_factor if kind == "factor" else service.update_goal
+    try:
+        async with unit_of_work(request, who) as uow:
+            await update(
+                uow, sid, item_id, draft, int(version_raw) if version_raw.isdigit() else -1
+            )
+    except (StaleVersion, InvalidInput) as exc:
+        # Nothing is lost: show the current text next to the user's own draft.
+        async with unit_of_work(request, who) as uow:
+            view = await service.item_view(uow, sid, kind, item_id)
+        return render(
+            request,
+            "triage/_partials/item_edit.html",
+            {
+                "item": view,
+                "session_id": sid,
+                "draft": draft,
+                "stale": isinstance(exc, StaleVersion),
+                "errors": exc.errors if isinstance(exc, InvalidInput) else {},
+                "message": gettext(exc.message),
+                "vocab": VOCAB,
+            },
+            status_code=exc.status_code,
+        )
+    async with unit_of_work(request, who) as uow:
+        view = await service.item_view(uow, sid, kind, item_id)
+    if not is_htmx(request):
+        return redirect(request, "triage.session", session_id=sid)
+    return render(
+        request,
+        "triage/_partials/item.html",
+        {"item": view, "session_id": sid, "vocab": VOCAB, "open": True},
+    )
+
+
+async def close(request: Request) -> Response:
+    who = require(request, "coordinator")
+    sid = request.path_params["session_id"]
+    async with unit_of_work(request, who) as uow:
+        await service.close_session(uow, sid)
+    return redirect(request, "triage.session", session_id=sid)
+
+
+async def session_ws(websocket: WebSocket) -> None:
+    who = current(websocket)
+    if who is None:
+        await websocket.close(code=4401)
+        return
+    current_locale.set(who.locale)
+    sid = websocket.path_params["session_id"]
+    rt = runtime(websocket)
+    try:
+        async with rt.unit_of_work(who) as uow:
+            view = await service.session_view(uow, sid)
+    except DomainError:
+        await websocket.close(code=4403)
+        return
+    after = websocket.query_params.get("after", "")
+    await rt.hub.serve(websocket, view.room, who, int(after) if after.isdigit() else view.last_seq)
+
+
+routes: list[BaseRoute] = [
+    Route("/cases", cases, name="triage.cases"),
+    Route("/cases/new", register_form, name="triage.register"),
+    Route("/cases/new", register_submit, methods=["POST"], name="triage.register_submit"),
+    Route("/cases/{case_id:int}", case_page, name="triage.case"),
+    Route("/cases/{case_id:int}/sessions", plan, methods=["POST"], name="triage.plan_session"),
+    Route("/triage/sessions/{session_id:int}", session_page, name="triage.session"),
+    Route(
+        "/triage/sessions/{session_id:int}/factors",
+        factor_add,
+        methods=["POST"],
+        name="triage.factor_add",
+    ),
+    Route(
+        "/triage/sessions/{session_id:int}/goals",
+        goal_add,
+        methods=["POST"],
+        name="triage.goal_add",
+    ),
+    Route(
+        "/triage/sessions/{session_id:int}/lines",
+        line_add,
+        methods=["POST"],
+        name="triage.line_add",
+    ),
+    Route("/triage/sessions/{session_id:int}/{kind}/{item_id:int}", item, name="triage.item"),
+    Route(
+        "/triage/sessions/{session_id:int}/{kind}/{item_id:int}/edit",
+        item_edit,
+        name="triage.item_edit",
+    ),
+    Route(
+        "/triage/sessions/{session_id:int}/{kind}/{item_id:int}",
+        item_update,
+        methods=["POST"],
+        name="triage.item_update",
+    ),
+    Route("/triage/sessions/{session_id:int}/close", close, methods=["POST"], name="triage.close"),
+    WebSocketRoute("/triage/sessions/{session_id:int}/ws", session_ws, name="triage.ws"),
+]

@@ -1,0 +1,169 @@
+"""Demo data (``keerpunt demo load``): the IJsselland GiZ pilot of seed 003 and the Rijnmond
+providers of seed 000, a triage team with each discipline, and two cases: one with consent,
+one without (discussed under its pseudonym). AGB codes are made up; CBS codes are real.
+
+Loading twice changes nothing: the second run sees the data and stops.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import select
+
+from keerpunt.platform.i18n import AMSTERDAM
+from keerpunt.platform.models import Organisation, OrgKind, User
+from keerpunt.platform.principal import Principal
+from keerpunt.platform.runtime import Runtime
+
+IJSSELLAND = [
+    "Accare",
+    "Ambiq",
+    "Dimence Jeugd GGZ",
+    "Karakter",
+    "Pactum",
+    "Pluryn",
+    "Tactus",
+    "Trias Jeugdhulp",
+    "Triade Vitree",
+]
+RIJNMOND = ["Enver", "Ihub", "Timon", "Prokino", "Yulius", "Youz", "Pameijer"]
+PENVOERDER = "Pactum"
+
+TEAM = [  # (name, organisation, discipline)
+    ("Ruud Regie", "Karakter", "regiebehandelaar"),
+    ("Sanne Systeem", "Accare", "systeembehandelaar"),
+    ("Gerrit Gezin", "Trias Jeugdhulp", "gezinsbehandelaar"),
+    ("Wendy Wetenschap", "Dimence Jeugd GGZ", "gedragswetenschapper"),
+    ("Eva Ervaring", "Tactus", "ervaringsdeskundige"),
+    ("Olaf Onderwijs", "Ambiq", "onderwijsconsulent"),
+    ("Sofie Schulden", "Pluryn", "sociaal_domein"),
+]
+
+
+def principal_for(user: User) -> Principal:
+    return Principal(
+        session_id="demo-loader",
+        display_name=user.display_name,
+        user_id=user.id,
+        organisation_id=user.organisation_id,
+        staff_roles=user.role_set,
+        discipline=user.discipline,
+    )
+
+
+async def load(rt: Runtime) -> bool:
+    """Load the demo data; returns False if it was there already."""
+    from keerpunt.consent import service as consent
+    from keerpunt.consent.models import Decision, Purpose
+    from keerpunt.platform.models import Case, CaseMember
+    from keerpunt.triage import service as triage
+
+    async with rt.sessionmaker() as db, db.begin():
+        if await db.scalar(select(Organisation.id).where(Organisation.name == PENVOERDER)):
+            return False
+        orgs: dict[str, Organisation] = {}
+        for i, name in enumerate(IJSSELLAND + RIJNMOND):
+            orgs[name] = Organisation(
+                name=name,
+                kind=OrgKind.PROVIDER,
+                agb_code=f"9800{i + 1:04d}",
+                is_penvoerder=name == PENVOERDER,
+                region="IJsselland" if name in IJSSELLAND else "Rijnmond",
+            )
+        orgs["Deventer"] = Organisation(
+            name="Gemeente Deventer",
+            kind=OrgKind.MUNICIPALITY,
+            cbs_code="0150",
+            region="IJsselland",
+        )
+        orgs["Zwolle"] = Organisation(
+            name="Gemeente Zwolle", kind=OrgKind.MUNICIPALITY, cbs_code="0193", region="IJsselland"
+        )
+        orgs["Wijkteam"] = Organisation(
+            name="Sociaal Wijkteam Deventer", kind=OrgKind.OTHER, region="IJsselland"
+        )
+        db.add_all(orgs.values())
+        await db.flush()
+
+        def user(name: str, org: str, roles: str, discipline: str | None = None) -> User:
+            first = name.split()[0].lower()
+            u = User(
+                organisation_id=orgs[org].id,
+                display_name=name,
+                email=f"{first}@{org.lower().replace(' ', '-')}.demo.keerpunt.nl",
+                roles=roles,
+                discipline=discipline,
+            )
+            db.add(u)
+            return u
+
+        team = [user(n, o, "triage_member", d) for n, o, d in TEAM]
+        coordinator = user("Carla Coördinator", PENVOERDER, "coordinator")
+        registrar = user("Wim Wijkteam", "Wijkteam", "registrar")
+        finance = user("Fatima Financiën", PENVOERDER, "finance")
+        await db.flush()
+        ids = {
+            "team": [u.id for u in team],
+            "registrar": registrar.id,
+            "coordinator": coordinator.id,
+            "finance": finance.id,
+        }
+        reg_p = principal_for(registrar)
+        coord_p = principal_for(coordinator)
+        deventer_id = orgs["Deventer"].id
+
+    yes = {key: True for key, _q, _w in triage.ENTRY_QUESTIONS}
+    today = dt.datetime.now(AMSTERDAM).date()
+    async with rt.unit_of_work(reg_p) as uow:
+        with_consent = await triage.register_case(
+            uow,
+            triage.Registration(
+                answers=yes,
+                youth_name="Sem de Vries",
+                birth_date=today.replace(year=today.year - 14),
+                bsn="111222333",
+                situation="Sem gaat niet meer naar school; thuis is veel ruzie.",
+                parent_names=("Marieke de Vries", "Johan de Vries"),
+                jim_name="Oom Kees",
+                municipality_id=deventer_id,
+            ),
+        )
+        without = await triage.register_case(
+            uow,
+            triage.Registration(
+                answers=yes,
+                youth_name="Noor Bakker",
+                birth_date=today.replace(year=today.year - 9),
+                bsn="",
+                situation="Noor is veel angstig en eet slecht.",
+                parent_names=("Linda Bakker", ""),
+                jim_name="",
+                municipality_id=deventer_id,
+            ),
+        )
+        members = (
+            await uow.db.scalars(select(CaseMember).where(CaseMember.case_id == with_consent.id))
+        ).all()
+        for m in members:
+            if m.role in {"youth", "parent"}:
+                await consent.record_consent(
+                    uow,
+                    with_consent,
+                    subject_member_id=m.id,
+                    purpose=Purpose.INFORMATION_EXCHANGE,
+                    decision=Decision.CONSENT,
+                    recipient_org_id=None,
+                    recipient_role="triage_member",
+                    obtained_how="in_person",
+                    explanation="Uitgelegd dat het triageteam de gegevens gebruikt om samen "
+                    "met het gezin een plan te maken.",
+                    valid_until=None,
+                )
+        case_ids = (with_consent.id, without.id)
+        assert isinstance(with_consent, Case)
+    start = dt.datetime.combine(today + dt.timedelta(days=1), dt.time(9, 30), AMSTERDAM)
+    async with rt.unit_of_work(coord_p) as uow:
+        for case_id in case_ids:
+            await triage.plan_session(uow, case_id, start.astimezone(dt.UTC), ids["team"][:4])
+    return True

@@ -1,0 +1,139 @@
+"""The thin path over HTTP: entry check, consent gate and pseudonym, stale edits, closing."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from keerpunt.platform.models import Case
+from keerpunt.platform.runtime import Runtime
+from tests.helpers import login
+from tests.triage.factories import build_world
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_a_no_in_the_entry_check_stops_registration_with_the_reason(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    world = await build_world(runtime)
+    csrf = await login(client, runtime, user_id=world.registrar.id)
+    answers = {k: "yes" for k in ("under_18", "multiple_expertises", "all_life_areas",
+                                  "placement_threat", "no_other_perspective")}
+    answers["not_a_crisis"] = "no"
+    resp = await client.post("/cases/new", data={**answers, "csrf_token": csrf,
+                                                 "youth_name": "Kim", "birth_date": "2012-01-01",
+                                                 "parent_1": "Ouder"})
+    assert resp.status_code == 422
+    assert "crisisroute" in resp.text
+    async with runtime.sessionmaker() as db:
+        assert await db.scalar(select(func.count()).select_from(Case)) == 1  # only the world's
+
+
+async def test_registration_keeps_what_was_typed_when_a_field_is_wrong(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    world = await build_world(runtime)
+    csrf = await login(client, runtime, user_id=world.registrar.id)
+    answers = {k: "yes" for k in ("under_18", "multiple_expertises", "all_life_areas",
+                                  "placement_threat", "no_other_perspective", "not_a_crisis")}
+    resp = await client.post("/cases/new", data={**answers, "csrf_token": csrf,
+                                                 "youth_name": "Kim Typed", "bsn": "123",
+                                                 "birth_date": "2012-01-01", "parent_1": "O"})
+    assert resp.status_code == 422
+    assert "Kim Typed" in resp.text and "9 cijfers" in resp.text
+
+
+async def test_consent_gate_full_for_named_org_pseudonym_for_others(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    world = await build_world(runtime)
+    case = await (await _case(runtime, world.case_id))
+    await login(client, runtime, user_id=world.expert.id)
+    full = await client.get(f"/cases/{world.case_id}")
+    assert full.status_code == 200 and "Sem Canarie" in full.text
+
+    client.cookies.clear()
+    await login(client, runtime, user_id=world.outsider_expert.id)
+    pseudo = await client.get(f"/cases/{world.case_id}")
+    assert pseudo.status_code == 200
+    assert case.pseudonym in pseudo.text
+    for secret in ("Sem Canarie", "Ma Canarie", "Oom Kees", "Geheim-verhaal-XYZ"):
+        assert secret not in pseudo.text
+    listing = await client.get("/cases")
+    assert "Sem Canarie" not in listing.text and case.pseudonym in listing.text
+
+
+async def test_someone_without_a_part_in_the_case_sees_nothing(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    from tests.helpers import make_org, make_user
+
+    world = await build_world(runtime)
+    org = await make_org(runtime, "Elders")
+    stranger = await make_user(runtime, org, "Stan Vreemd", "finance")
+    await login(client, runtime, user_id=stranger.id)
+    case = await (await _case(runtime, world.case_id))
+    assert (await client.get(f"/cases/{world.case_id}")).status_code == 404
+    listing = (await client.get("/cases")).text
+    assert case.pseudonym not in listing  # not even counted or hinted
+    assert "geen casussen" in listing
+
+
+async def test_stale_edit_is_refused_with_the_current_text_and_the_draft_kept(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    world = await build_world(runtime)
+    csrf = await login(client, runtime, user_id=world.expert.id)
+    sid = world.session_id
+    h = {"X-CSRF-Token": csrf, "HX-Request": "true"}
+    r = await client.post(f"/triage/sessions/{sid}/factors", headers=h,
+                          data={"life_area": "school", "kind": "perpetuating", "text": "Eerste"})
+    assert r.status_code == 200
+    fid = await _only_factor_id(runtime)
+    r1 = await client.post(f"/triage/sessions/{sid}/factor/{fid}", headers=h,
+                           data={"text": "Versie van Ruud", "version": "1"})
+    assert r1.status_code == 200 and "Versie van Ruud" in r1.text
+    r2 = await client.post(f"/triage/sessions/{sid}/factor/{fid}", headers=h,
+                           data={"text": "Versie van de ouder", "version": "1"})
+    assert r2.status_code == 409
+    assert "Versie van Ruud" in r2.text  # what it is now
+    assert "Versie van de ouder" in r2.text  # what they typed: not lost
+    page = await client.get(f"/triage/sessions/{sid}")
+    assert "Versie van Ruud" in page.text and "Versie van de ouder" not in page.text
+
+
+async def test_closing_fixes_the_arrangement(client: httpx.AsyncClient, runtime: Runtime) -> None:
+    world = await build_world(runtime)
+    sid = world.session_id
+    csrf = await login(client, runtime, user_id=world.coordinator.id)
+    h = {"X-CSRF-Token": csrf}
+    refused = await client.post(f"/triage/sessions/{sid}/close", headers=h)
+    assert refused.status_code == 422  # no arrangement yet
+    r = await client.post(f"/triage/sessions/{sid}/lines", headers=h, data={
+        "provider_id": str(world.provider.id), "product_code": "45a52",
+        "help_form": "ambulant", "hours": "2,5"})
+    assert r.status_code in (200, 303)
+    assert (await client.post(f"/triage/sessions/{sid}/close", headers=h)).status_code == 303
+    after = await client.post(f"/triage/sessions/{sid}/lines", headers=h, data={
+        "provider_id": str(world.provider.id), "product_code": "45A52",
+        "help_form": "ambulant", "hours": "1"})
+    assert after.status_code == 403
+    page = await client.get(f"/triage/sessions/{sid}")
+    assert "2.5 uur per week" in page.text or "2,5 uur per week" in page.text
+
+
+async def _case(rt: Runtime, case_id: int):  # type: ignore[no-untyped-def]
+    from tests.triage.factories import case_row
+
+    return case_row(rt, case_id)
+
+
+async def _only_factor_id(rt: Runtime) -> int:
+    from keerpunt.triage.models import Factor
+
+    async with rt.sessionmaker() as db:
+        fid = await db.scalar(select(Factor.id))
+        assert fid is not None
+        return fid

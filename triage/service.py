@@ -1,0 +1,876 @@
+"""Triage: registration with the entry check, planning a session, the shared work at the
+table (factors, goals, arrangement lines), and closing the session.
+
+Reads of personal data go through :func:`keerpunt.consent.service.disclosure`; view models
+returned here are already redacted for the viewer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from keerpunt.consent import service as consent
+from keerpunt.consent.service import Disclosure
+from keerpunt.platform import audit
+from keerpunt.platform.crypto import CaseCipher, InvalidBSN, normalise_bsn
+from keerpunt.platform.db import utcnow
+from keerpunt.platform.errors import DomainError, InvalidInput, NotAllowed, NotFound, StaleVersion
+from keerpunt.platform.i18n import AMSTERDAM
+from keerpunt.platform.models import (
+    Case,
+    CaseMember,
+    CaseRole,
+    Organisation,
+    OrgKind,
+    User,
+)
+from keerpunt.platform.uow import UnitOfWork
+from keerpunt.triage.models import (
+    ArrangementLine,
+    EntryCheck,
+    Factor,
+    FactorKind,
+    Goal,
+    HelpForm,
+    LifeArea,
+    SessionParticipant,
+    SessionStatus,
+    TriageSession,
+)
+
+__all__ = [
+    "ENTRY_QUESTIONS",
+    "CaseView",
+    "EntryCheckFailed",
+    "FixedArrangementLine",
+    "ItemView",
+    "LineView",
+    "Registration",
+    "SessionView",
+    "add_factor",
+    "add_goal",
+    "add_line",
+    "case_view",
+    "close_session",
+    "fixed_arrangement_lines",
+    "list_cases",
+    "parse_hours",
+    "plan_session",
+    "register_case",
+    "session_view",
+    "update_factor",
+    "update_goal",
+]
+
+ARRANGEMENT_MONTHS = 9  # default duration of an arrangement (DOMAIN.md)
+
+# The toetsingskader: (field, question, why a NO stops the registration). Dutch message ids.
+ENTRY_QUESTIONS: tuple[tuple[str, str, str], ...] = (
+    (
+        "under_18",
+        "Is de jeugdige jonger dan 18 jaar?",
+        "De triage is alleen voor jeugdigen jonger dan 18 jaar.",
+    ),
+    (
+        "multiple_expertises",
+        "Is er een hulpvraag aan meerdere expertises (specialistische jeugdhulp, psychiatrie, "
+        "verslavingszorg)?",
+        "De triage is voor vragen waar meerdere expertises samen nodig zijn.",
+    ),
+    (
+        "all_life_areas",
+        "Zijn er problemen op alle leefgebieden (school, thuis, vrije tijd)?",
+        "De triage is voor problemen op alle leefgebieden.",
+    ),
+    (
+        "placement_threat",
+        "Dreigt een uithuisplaatsing, of woont de jeugdige in een residentiële voorziening?",
+        "De triage is voor jeugdigen bij wie uithuisplaatsing dreigt of die residentieel wonen.",
+    ),
+    (
+        "no_other_perspective",
+        "Is er geen perspectief op andere hulp, terwijl afschalen wenselijk is?",
+        "Als andere hulp nog kan, gaat die voor.",
+    ),
+    (
+        "not_a_crisis",
+        "Is er géén crisis (hoeft er niet binnen 24 uur iets te gebeuren)?",
+        "Bij een crisis gaat de crisisroute voor. Bel de crisisdienst.",
+    ),
+)
+
+
+class EntryCheckFailed(DomainError):
+    status_code = 422
+    message = "Deze casus past (nog) niet in de triage. Er is niets opgeslagen."
+
+    def __init__(self, reasons: list[str]) -> None:
+        super().__init__()
+        self.reasons = reasons
+
+
+# -- registration -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Registration:
+    """What the registrar (aanmelder) fills in."""
+
+    answers: dict[str, bool]
+    youth_name: str
+    birth_date: dt.date | None
+    bsn: str
+    situation: str
+    parent_names: tuple[str, ...]
+    jim_name: str
+    municipality_id: int | None
+
+
+def _age_band(birth: dt.date, today: dt.date) -> str:
+    from keerpunt.consent.rules import age_on
+
+    age = age_on(birth, today)
+    return "0-11" if age < 12 else "12-15" if age < 16 else "16-17"
+
+
+def _new_pseudonym() -> str:
+    alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud at the table
+    return "K-" + "".join(secrets.choice(alphabet) for _ in range(6))
+
+
+async def register_case(uow: UnitOfWork, reg: Registration) -> Case:
+    """Register a case (aanmelding): only when all entry questions are YES (toetsingskader)."""
+    who = uow.who
+    if not who.has("registrar"):
+        raise NotAllowed("Alleen een aanmelder (lokale toegang, GI, huisarts) kan aanmelden.")
+    reasons = [why for key, _q, why in ENTRY_QUESTIONS if not reg.answers.get(key, False)]
+    if reasons:
+        raise EntryCheckFailed(reasons)
+    today = dt.datetime.now(AMSTERDAM).date()
+    errors: dict[str, str] = {}
+    if not reg.youth_name.strip():
+        errors["youth_name"] = "Vul de naam van de jeugdige in."
+    if reg.birth_date is None:
+        errors["birth_date"] = "Vul de geboortedatum in."
+    elif reg.birth_date > today or _age_band_invalid(reg.birth_date, today):
+        errors["birth_date"] = "Deze geboortedatum past niet bij een jeugdige jonger dan 18."
+    bsn = None
+    if reg.bsn.strip():
+        try:
+            bsn = normalise_bsn(reg.bsn)
+        except InvalidBSN as exc:
+            errors["bsn"] = str(exc)
+    if not any(n.strip() for n in reg.parent_names):
+        errors["parent_names"] = "Vul minstens één ouder of voogd in."
+    if reg.municipality_id is not None:
+        muni = await uow.db.get(Organisation, reg.municipality_id)
+        if muni is None or muni.kind != OrgKind.MUNICIPALITY:
+            errors["municipality_id"] = "Kies een gemeente."
+    if errors:
+        raise InvalidInput(errors)
+    assert reg.birth_date is not None
+    case = Case(
+        pseudonym=_new_pseudonym(),
+        status="registered",
+        municipality_id=reg.municipality_id,
+        registered_by_id=who.user_id,
+        age_band=_age_band(reg.birth_date, today),
+    )
+    uow.db.add(case)
+    await uow.db.flush()
+    cipher = await uow.vault.create_case_key(uow.db, case.id)
+    case.youth_name_enc = cipher.encrypt("case.youth_name", reg.youth_name.strip())
+    case.birth_date_enc = cipher.encrypt("case.birth_date", reg.birth_date.isoformat())
+    if bsn:
+        case.bsn_enc = cipher.encrypt("case.bsn", bsn)
+        case.bsn_hash = uow.vault.bsn_hash(bsn)
+    case.situation_enc = cipher.encrypt("case.situation", reg.situation.strip() or None)
+    uow.db.add(EntryCheck(case_id=case.id, **{k: True for k, _q, _w in ENTRY_QUESTIONS}))
+
+    def member(role: CaseRole, name: str | None = None, user_id: int | None = None) -> None:
+        uow.db.add(
+            CaseMember(
+                case_id=case.id,
+                role=role.value,
+                user_id=user_id,
+                name_enc=cipher.encrypt("member.name", name),
+            )
+        )
+
+    member(CaseRole.YOUTH, reg.youth_name.strip())
+    for name in reg.parent_names:
+        if name.strip():
+            member(CaseRole.PARENT, name.strip())
+    if reg.jim_name.strip():
+        member(CaseRole.JIM, reg.jim_name.strip())
+    member(CaseRole.LOCAL_TEAM, user_id=who.user_id)
+    await uow.db.flush()
+    await audit.record(uow.db, who, "case.registered", case_id=case.id, purpose="registration")
+    return case
+
+
+def _age_band_invalid(birth: dt.date, today: dt.date) -> bool:
+    from keerpunt.consent.rules import age_on
+
+    return age_on(birth, today) >= 18
+
+
+# -- reading a case ---------------------------------------------------------------------------
+
+
+_ROLE_LABELS = {
+    "youth": "Jeugdige",
+    "parent": "Ouder",
+    "guardian": "Voogd",
+    "jim": "JIM (mentor)",
+    "local_team": "Lokale toegang",
+    "coordinator": "Coördinator",
+    "triage_member": "Triageteam",
+    "school": "School",
+    "child_protection": "Jeugdbeschermer",
+    "care_worker": "Hulpverlener",
+    "procesregisseur": "Procesregisseur",
+}
+
+
+@dataclass(frozen=True)
+class MemberView:
+    id: int
+    role: str
+    role_label: str
+    name: str | None  # None when the viewer may not see it
+    organisation: str | None
+    is_family: bool
+
+
+@dataclass(frozen=True)
+class SessionSummary:
+    id: int
+    scheduled_at: dt.datetime
+    status: str
+
+
+@dataclass(frozen=True)
+class CaseView:
+    id: int
+    pseudonym: str
+    level: Disclosure
+    youth_name: str | None
+    birth_date: str | None
+    age_band: str
+    situation: str | None
+    status: str
+    members: tuple[MemberView, ...]
+    sessions: tuple[SessionSummary, ...]
+    may_plan: bool
+
+    @property
+    def title(self) -> str:
+        return self.youth_name or self.pseudonym
+
+    @property
+    def full(self) -> bool:
+        return self.level is Disclosure.FULL
+
+
+async def _load_case(uow: UnitOfWork, case_id: int) -> Case:
+    case = await uow.db.get(Case, case_id)
+    if case is None:
+        raise NotFound()
+    return case
+
+
+def _reveal(cipher: CaseCipher, level: Disclosure, field: str, value: bytes | None) -> str | None:
+    if level is not Disclosure.FULL or cipher.shredded:
+        return None
+    return cipher.decrypt(field, value)
+
+
+async def _members(
+    uow: UnitOfWork, case: Case, cipher: CaseCipher, level: Disclosure
+) -> tuple[MemberView, ...]:
+    rows = (
+        await uow.db.scalars(
+            select(CaseMember)
+            .where(CaseMember.case_id == case.id, CaseMember.removed_at.is_(None))
+            .order_by(CaseMember.id)
+        )
+    ).all()
+    out = []
+    for m in rows:
+        family = CaseRole(m.role).is_family
+        name = (
+            _reveal(cipher, level, "member.name", m.name_enc)
+            if family
+            else (m.user.display_name if m.user else None)
+        )
+        org = m.user.organisation.name if m.user else None
+        out.append(MemberView(m.id, m.role, _ROLE_LABELS.get(m.role, m.role), name, org, family))
+    return tuple(out)
+
+
+async def case_view(uow: UnitOfWork, case_id: int) -> CaseView:
+    """A case as this viewer may see it (full, or under its pseudonym); NotFound otherwise."""
+    case = await _load_case(uow, case_id)
+    decision = await consent.disclosure(uow, case)
+    if decision.level is Disclosure.NOTHING:
+        raise NotFound()
+    cipher = await uow.vault.cipher(uow.db, case.id)
+    level = decision.level
+    sessions = (
+        await uow.db.scalars(
+            select(TriageSession)
+            .where(TriageSession.case_id == case.id)
+            .order_by(TriageSession.scheduled_at)
+        )
+    ).all()
+    return CaseView(
+        id=case.id,
+        pseudonym=case.pseudonym,
+        level=level,
+        youth_name=_reveal(cipher, level, "case.youth_name", case.youth_name_enc),
+        birth_date=_reveal(cipher, level, "case.birth_date", case.birth_date_enc),
+        age_band=case.age_band,
+        situation=_reveal(cipher, level, "case.situation", case.situation_enc),
+        status=case.status,
+        members=await _members(uow, case, cipher, level),
+        sessions=tuple(SessionSummary(s.id, s.scheduled_at, s.status) for s in sessions),
+        may_plan=uow.who.has("coordinator"),
+    )
+
+
+async def list_cases(uow: UnitOfWork) -> list[CaseView]:
+    """The cases this viewer may see; cases they may not see are not counted or hinted at."""
+    if not uow.who.is_staff:
+        return [await case_view(uow, uow.who.case_id)] if uow.who.case_id else []
+    ids = (await uow.db.scalars(select(Case.id).order_by(Case.registered_at.desc()))).all()
+    out = []
+    for case_id in ids:
+        try:
+            out.append(await case_view(uow, case_id))
+        except NotFound:
+            continue
+    return out
+
+
+async def staff_choices(uow: UnitOfWork) -> list[tuple[int, str]]:
+    """Triage team members a coordinator can invite (name, discipline, organisation)."""
+    users = (
+        await uow.db.scalars(select(User).where(User.active.is_(True)).order_by(User.display_name))
+    ).all()
+    return [
+        (u.id, f"{u.display_name} ({u.discipline or 'professional'}, {u.organisation.name})")
+        for u in users
+        if "triage_member" in u.role_set
+    ]
+
+
+# -- planning a session --------------------------------------------------------------------
+
+
+async def plan_session(
+    uow: UnitOfWork, case_id: int, scheduled_at: dt.datetime, expert_user_ids: list[int]
+) -> TriageSession:
+    """The coordinator plans a triage session and invites the experts; the family, the JIM
+    and the local team of the case are invited with it."""
+    if not uow.who.has("coordinator"):
+        raise NotAllowed("Alleen de coördinator plant een triage-bespreking.")
+    case = await _load_case(uow, case_id)
+    if case.shredded_at is not None:
+        raise NotAllowed("Deze casus is afgesloten en vernietigd.")
+    session = TriageSession(
+        case_id=case.id, scheduled_at=scheduled_at, planned_by_id=uow.who.user_id
+    )
+    uow.db.add(session)
+    await uow.db.flush()
+    existing = {
+        (m.user_id, m.role): m
+        for m in await uow.db.scalars(select(CaseMember).where(CaseMember.case_id == case.id))
+    }
+    for uid in expert_user_ids:
+        user = await uow.db.get(User, uid)
+        if user is None or "triage_member" not in user.role_set:
+            raise InvalidInput({"experts": "Kies leden van het triageteam."})
+        if (uid, "triage_member") not in existing:
+            m = CaseMember(case_id=case.id, role="triage_member", user_id=uid)
+            uow.db.add(m)
+            existing[(uid, "triage_member")] = m
+    if (uow.who.user_id, "coordinator") not in existing:
+        m = CaseMember(case_id=case.id, role="coordinator", user_id=uow.who.user_id)
+        uow.db.add(m)
+        existing[(uow.who.user_id, "coordinator")] = m
+    await uow.db.flush()
+    for m in existing.values():
+        if m.removed_at is None:
+            uow.db.add(SessionParticipant(session_id=session.id, member_id=m.id))
+    if case.status == "registered":
+        case.status = "scheduled"
+    await uow.db.flush()
+    await uow.emit(session.room, "session.planned", session.id)
+    await audit.record(
+        uow.db,
+        uow.who,
+        "session.planned",
+        case_id=case.id,
+        purpose="triage",
+        detail=f"session={session.id}",
+    )
+    return session
+
+
+# -- the session ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ItemView:
+    """A factor or a goal as this viewer may see it."""
+
+    id: int
+    kind: str  # "factor" | "goal"
+    text: str | None  # None: hidden for this viewer (no consent)
+    version: int
+    author_label: str
+    life_area: str = ""
+    factor_kind: str = ""
+    anonymous: bool = False
+
+    @property
+    def dom_id(self) -> str:
+        return f"{self.kind}-{self.id}"
+
+
+@dataclass(frozen=True)
+class LineView:
+    id: int
+    provider: str
+    product_code: str
+    help_form: str
+    hours_per_week: str
+    start_date: dt.date
+    end_date: dt.date
+    author_label: str
+
+
+@dataclass(frozen=True)
+class SessionView:
+    id: int
+    room: str
+    case: CaseView
+    status: str
+    scheduled_at: dt.datetime
+    factors: tuple[ItemView, ...]
+    goals: tuple[ItemView, ...]
+    lines: tuple[LineView, ...]
+    providers: tuple[tuple[int, str], ...]
+    last_seq: int
+    may_close: bool
+
+    @property
+    def is_open(self) -> bool:
+        return self.status != SessionStatus.CLOSED
+
+    @property
+    def anonymous_mode(self) -> bool:
+        return not self.case.full
+
+
+async def _session_for(uow: UnitOfWork, session_id: int) -> tuple[TriageSession, Case]:
+    """The session, if the viewer is invited to it (or coordinates); NotFound otherwise."""
+    session = await uow.db.get(TriageSession, session_id)
+    if session is None:
+        raise NotFound()
+    case = await _load_case(uow, session.case_id)
+    if uow.who.has("coordinator"):
+        return session, case
+    q = (
+        select(SessionParticipant.id)
+        .join(CaseMember, CaseMember.id == SessionParticipant.member_id)
+        .where(SessionParticipant.session_id == session.id, CaseMember.removed_at.is_(None))
+    )
+    q = (
+        q.where(CaseMember.id == uow.who.member_id)
+        if uow.who.member_id is not None
+        else q.where(CaseMember.user_id == uow.who.user_id)
+    )
+    if await uow.db.scalar(q) is None:
+        raise NotFound()
+    return session, case
+
+
+async def _author_labels(uow: UnitOfWork, case: CaseView) -> dict[str, str]:
+    labels: dict[str, str] = {}
+    for m in case.members:
+        if m.is_family:
+            labels[f"member:{m.id}"] = f"{m.role_label}: {m.name}" if m.name else m.role_label
+    members = (await uow.db.scalars(select(CaseMember).where(CaseMember.case_id == case.id))).all()
+    for cm in members:
+        if cm.user is not None:
+            labels[f"user:{cm.user_id}"] = f"{cm.user.display_name} ({cm.user.organisation.name})"
+    return labels
+
+
+def _item(
+    kind: str, row: Factor | Goal, cipher: CaseCipher, level: Disclosure, labels: dict[str, str]
+) -> ItemView:
+    visible = row.anonymous or level is Disclosure.FULL
+    text = cipher.decrypt(f"{kind}.text", row.text_enc) if visible and not cipher.shredded else None
+    extra = {"life_area": row.life_area, "factor_kind": row.kind} if isinstance(row, Factor) else {}
+    return ItemView(
+        id=row.id,
+        kind=kind,
+        text=text,
+        version=row.version,
+        author_label=labels.get(row.author, ""),
+        anonymous=row.anonymous,
+        **extra,
+    )
+
+
+def _hours(minutes: int) -> str:
+    return str((Decimal(minutes) / 60).quantize(Decimal("0.01")).normalize())
+
+
+async def session_view(uow: UnitOfWork, session_id: int) -> SessionView:
+    """The whole shared table for this viewer, redacted by consent."""
+    session, case = await _session_for(uow, session_id)
+    cv = await case_view(uow, case.id)
+    cipher = await uow.vault.cipher(uow.db, case.id)
+    labels = await _author_labels(uow, cv)
+    factors = (
+        await uow.db.scalars(
+            select(Factor).where(Factor.session_id == session.id).order_by(Factor.id)
+        )
+    ).all()
+    goals = (
+        await uow.db.scalars(select(Goal).where(Goal.session_id == session.id).order_by(Goal.id))
+    ).all()
+    orgs = {
+        o.id: o.name
+        for o in await uow.db.scalars(
+            select(Organisation)
+            .where(Organisation.kind == OrgKind.PROVIDER)
+            .order_by(Organisation.name)
+        )
+    }
+    lines = (
+        await uow.db.scalars(
+            select(ArrangementLine)
+            .where(ArrangementLine.session_id == session.id)
+            .order_by(ArrangementLine.id)
+        )
+    ).all()
+    return SessionView(
+        id=session.id,
+        room=session.room,
+        case=cv,
+        status=session.status,
+        scheduled_at=session.scheduled_at,
+        factors=tuple(_item("factor", f, cipher, cv.level, labels) for f in factors),
+        goals=tuple(_item("goal", g, cipher, cv.level, labels) for g in goals),
+        lines=tuple(
+            LineView(
+                id=ln.id,
+                provider=orgs.get(ln.provider_id, "?"),
+                product_code=ln.product_code,
+                help_form=ln.help_form,
+                hours_per_week=_hours(ln.minutes_per_week),
+                start_date=ln.start_date,
+                end_date=ln.end_date,
+                author_label=labels.get(ln.author, ""),
+            )
+            for ln in lines
+        ),
+        providers=tuple(orgs.items()),
+        last_seq=await uow.last_seq(session.room),
+        may_close=uow.who.has("coordinator") and session.status != SessionStatus.CLOSED,
+    )
+
+
+async def _open_session(uow: UnitOfWork, session_id: int) -> tuple[TriageSession, Case, Disclosure]:
+    session, case = await _session_for(uow, session_id)
+    if session.status == SessionStatus.CLOSED:
+        raise NotAllowed("Deze bespreking is gesloten. Er kan niets meer bij.")
+    level = (await consent.disclosure(uow, case, audit_read=False)).level
+    if session.status == SessionStatus.PLANNED:
+        session.status = SessionStatus.OPEN
+        if case.status in {"registered", "scheduled"}:
+            case.status = "in_triage"
+    return session, case, level
+
+
+def _clean_text(text: str, field: str = "text") -> str:
+    text = text.strip()
+    if not text:
+        raise InvalidInput({field: "Schrijf iets op."})
+    if len(text) > 4000:
+        raise InvalidInput({field: "Dit is te lang. Maak het korter dan 4000 tekens."})
+    return text
+
+
+async def add_factor(
+    uow: UnitOfWork, session_id: int, life_area: str, kind: str, text: str
+) -> Factor:
+    """Add a factor of the explanatory analysis (verklarende analyse)."""
+    errors = {}
+    if life_area not in LifeArea.__members__.values():
+        errors["life_area"] = "Kies een leefgebied."
+    if kind not in FactorKind.__members__.values():
+        errors["kind"] = "Kies wat voor factor het is."
+    if errors:
+        raise InvalidInput(errors)
+    session, case, level = await _open_session(uow, session_id)
+    cipher = await uow.vault.cipher(uow.db, case.id)
+    factor = Factor(
+        session_id=session.id,
+        life_area=life_area,
+        kind=kind,
+        text_enc=cipher.encrypt("factor.text", _clean_text(text)),
+        anonymous=level is not Disclosure.FULL,
+        author=uow.who.actor,
+    )
+    uow.db.add(factor)
+    await uow.db.flush()
+    await uow.emit(session.room, "factor.created", factor.id)
+    await audit.record(
+        uow.db,
+        uow.who,
+        "factor.created",
+        case_id=case.id,
+        purpose="triage",
+        detail=f"factor={factor.id}",
+    )
+    return factor
+
+
+async def add_goal(uow: UnitOfWork, session_id: int, text: str) -> Goal:
+    """Add a goal, in the youth's own words."""
+    session, case, level = await _open_session(uow, session_id)
+    cipher = await uow.vault.cipher(uow.db, case.id)
+    goal = Goal(
+        session_id=session.id,
+        text_enc=cipher.encrypt("goal.text", _clean_text(text)),
+        anonymous=level is not Disclosure.FULL,
+        author=uow.who.actor,
+    )
+    uow.db.add(goal)
+    await uow.db.flush()
+    await uow.emit(session.room, "goal.created", goal.id)
+    await audit.record(
+        uow.db, uow.who, "goal.created", case_id=case.id, purpose="triage", detail=f"goal={goal.id}"
+    )
+    return goal
+
+
+async def _update_text(
+    uow: UnitOfWork,
+    kind: str,
+    model: type[Factor] | type[Goal],
+    session_id: int,
+    item_id: int,
+    text: str,
+    version: int,
+) -> Factor | Goal:
+    session, case, level = await _open_session(uow, session_id)
+    row = await uow.db.get(model, item_id, with_for_update=True)
+    if row is None or row.session_id != session.id:
+        raise NotFound()
+    if not (row.anonymous or level is Disclosure.FULL):
+        raise NotAllowed()
+    if row.version != version:
+        raise StaleVersion()
+    cipher = await uow.vault.cipher(uow.db, case.id)
+    row.text_enc = cipher.encrypt(f"{kind}.text", _clean_text(text))  # type: ignore[assignment]
+    row.version += 1
+    row.updated_at = utcnow()
+    await uow.db.flush()
+    await uow.emit(session.room, f"{kind}.updated", row.id)
+    await audit.record(
+        uow.db,
+        uow.who,
+        f"{kind}.updated",
+        case_id=case.id,
+        purpose="triage",
+        detail=f"{kind}={row.id} version={row.version}",
+    )
+    return row
+
+
+async def update_factor(
+    uow: UnitOfWork, session_id: int, factor_id: int, text: str, version: int
+) -> Factor:
+    """Change a factor's text; refused (StaleVersion) if someone changed it meanwhile."""
+    row = await _update_text(uow, "factor", Factor, session_id, factor_id, text, version)
+    assert isinstance(row, Factor)
+    return row
+
+
+async def update_goal(
+    uow: UnitOfWork, session_id: int, goal_id: int, text: str, version: int
+) -> Goal:
+    """Change a goal's text; refused (StaleVersion) if someone changed it meanwhile."""
+    row = await _update_text(uow, "goal", Goal, session_id, goal_id, text, version)
+    assert isinstance(row, Goal)
+    return row
+
+
+async def item_view(uow: UnitOfWork, session_id: int, kind: str, item_id: int) -> ItemView:
+    view = await session_view(uow, session_id)
+    for item in (*view.factors, *view.goals):
+        if item.kind == kind and item.id == item_id:
+            return item
+    raise NotFound()
+
+
+def parse_hours(raw: str) -> int:
+    """Hours per week as typed ("2", "2,5", "1.25") to whole minutes; InvalidInput otherwise."""
+    try:
+        hours = Decimal(raw.strip().replace(",", "."))
+    except InvalidOperation:
+        raise InvalidInput(
+            {"hours": "Vul het aantal uren per week in, bijvoorbeeld 2 of 2,5."}
+        ) from None
+    if not hours.is_finite() or hours <= 0 or hours > 168:
+        raise InvalidInput({"hours": "Het aantal uren per week moet tussen 0 en 168 liggen."})
+    minutes = hours * 60
+    if minutes != minutes.to_integral_value():
+        raise InvalidInput({"hours": "Vul uren in hele minuten in, bijvoorbeeld 1,25 of 1,5."})
+    return int(minutes)
+
+
+def _add_months(day: dt.date, months: int) -> dt.date:
+    month = day.month - 1 + months
+    year, month = day.year + month // 12, month % 12 + 1
+    import calendar
+
+    return dt.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+async def add_line(
+    uow: UnitOfWork,
+    session_id: int,
+    provider_id: int,
+    product_code: str,
+    help_form: str,
+    hours: str,
+    start: dt.date | None,
+) -> ArrangementLine:
+    """Add a line to the arrangement: the provider states its share (hours per week)."""
+    errors: dict[str, str] = {}
+    provider = await uow.db.get(Organisation, provider_id)
+    if provider is None or provider.kind != OrgKind.PROVIDER:
+        errors["provider_id"] = "Kies een zorgaanbieder."
+    code = product_code.strip().upper()
+    if not (len(code) == 5 and code.isalnum()):
+        errors["product_code"] = "Een productcode heeft 5 tekens, bijvoorbeeld 45A52."
+    if help_form not in HelpForm.__members__.values():
+        errors["help_form"] = "Kies de vorm van de hulp."
+    try:
+        minutes = parse_hours(hours)
+    except InvalidInput as exc:
+        errors.update(exc.errors)
+        minutes = 0
+    if errors:
+        raise InvalidInput(errors)
+    session, case, _level = await _open_session(uow, session_id)
+    begin = start or dt.datetime.now(AMSTERDAM).date()
+    line = ArrangementLine(
+        session_id=session.id,
+        provider_id=provider_id,
+        product_code=code,
+        help_form=help_form,
+        minutes_per_week=minutes,
+        start_date=begin,
+        end_date=_add_months(begin, ARRANGEMENT_MONTHS) - dt.timedelta(days=1),
+        author=uow.who.actor,
+    )
+    uow.db.add(line)
+    await uow.db.flush()
+    await uow.emit(session.room, "line.created", line.id)
+    await audit.record(
+        uow.db, uow.who, "line.created", case_id=case.id, purpose="triage", detail=f"line={line.id}"
+    )
+    return line
+
+
+async def close_session(uow: UnitOfWork, session_id: int) -> TriageSession:
+    """The chair closes the session; the arrangement is fixed from then on."""
+    if not uow.who.has("coordinator"):
+        raise NotAllowed("Alleen de voorzitter (coördinator) sluit de bespreking.")
+    session, case, _level = await _open_session(uow, session_id)
+    has_lines = await uow.db.scalar(
+        select(ArrangementLine.id).where(ArrangementLine.session_id == session.id).limit(1)
+    )
+    if has_lines is None:
+        raise InvalidInput(
+            {"close": "Er is nog geen arrangement. Voeg eerst minstens één regel hulp toe."}
+        )
+    session.status = SessionStatus.CLOSED
+    session.closed_at = utcnow()
+    session.closed_by_id = uow.who.user_id
+    case.status = "arrangement_agreed"
+    await uow.db.flush()
+    await uow.emit(session.room, "session.closed", session.id)
+    await audit.record(
+        uow.db,
+        uow.who,
+        "session.closed",
+        case_id=case.id,
+        purpose="triage",
+        detail=f"session={session.id}",
+    )
+    return session
+
+
+# -- for settlement ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FixedArrangementLine:
+    line_id: int
+    case_id: int
+    case_pseudonym: str
+    session_id: int
+    provider_id: int
+    product_code: str
+    help_form: str
+    minutes_per_week: int
+    start_date: dt.date
+    end_date: dt.date
+
+
+async def fixed_arrangement_lines(
+    db: AsyncSession, start: dt.date, end: dt.date
+) -> list[FixedArrangementLine]:
+    """Arrangement lines of closed sessions overlapping [start, end]: non-personal by design."""
+    rows = await db.execute(
+        select(ArrangementLine, TriageSession.case_id, Case.pseudonym)
+        .join(TriageSession, TriageSession.id == ArrangementLine.session_id)
+        .join(Case, Case.id == TriageSession.case_id)
+        .where(
+            TriageSession.status == SessionStatus.CLOSED,
+            ArrangementLine.start_date <= end,
+            ArrangementLine.end_date >= start,
+        )
+        .order_by(ArrangementLine.id)
+    )
+    return [
+        FixedArrangementLine(
+            line_id=ln.id,
+            case_id=case_id,
+            case_pseudonym=pseudonym,
+            session_id=ln.session_id,
+            provider_id=ln.provider_id,
+            product_code=ln.product_code,
+            help_form=ln.help_form,
+            minutes_per_week=ln.minutes_per_week,
+            start_date=ln.start_date,
+            end_date=ln.end_date,
+        )
+        for ln, case_id, pseudonym in rows.all()
+    ]
