@@ -10,7 +10,7 @@ import secrets
 from urllib.parse import parse_qs, urlsplit
 
 from starlette.datastructures import Headers, MutableHeaders
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -36,7 +36,7 @@ class SecurityMiddleware:
         if scope["type"] not in {"http", "websocket"}:
             await self.app(scope, receive, send)
             return
-        request = Request(scope)
+        request = HTTPConnection(scope)
         scope.setdefault("state", {})
         principal = None
         raw = request.cookies.get(COOKIE_NAME)
@@ -145,10 +145,10 @@ class SecurityMiddleware:
             await send({"type": "websocket.close", "code": 1008})
             return
         response = PlainTextResponse(gettext(message), status_code=403)
-        response.headers.update(self._security_headers(Request(scope)))
+        response.headers.update(self._security_headers(HTTPConnection(scope)))
         await response(scope, receive, send)
 
-    def _security_headers(self, request: Request) -> dict[str, str]:
+    def _security_headers(self, request: HTTPConnection) -> dict[str, str]:
         headers = {
             "content-security-policy": (
                 "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "

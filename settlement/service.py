@@ -724,7 +724,7 @@ async def list_contracts(uow: UnitOfWork) -> list[ContractRow]:
         .join(Organisation, Organisation.id == Contract.provider_id)
         .order_by(Organisation.name, Contract.product_code, Contract.valid_from)
     )
-    return [_row(c, name) for c, name in rows.tuples()]
+    return [_row(c, name) for c, name in rows]
 
 
 async def provider_choices(uow: UnitOfWork) -> list[ProviderInfo]:

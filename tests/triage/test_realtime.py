@@ -1,0 +1,99 @@
+"""Real websockets against a real server: live push, replay after reconnect, presence."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+
+from keerpunt.platform.runtime import Runtime
+from keerpunt.platform.sessions import COOKIE_NAME, SessionSigner, start_session
+from tests.conftest import LiveServer
+from tests.triage.factories import build_world
+
+pytestmark = pytest.mark.anyio
+
+
+async def _cookie(rt: Runtime, user_id: int) -> tuple[str, str]:
+    from keerpunt.platform.models import LoginSession
+    from keerpunt.platform.sessions import token_hash
+
+    async with rt.sessionmaker() as db, db.begin():
+        token = await start_session(db, how="test", hours=1, user_id=user_id)
+    async with rt.sessionmaker() as db:
+        row = await db.get(LoginSession, token_hash(token))
+        assert row is not None
+    return SessionSigner(str(rt.settings.secret_key)).dumps(token), row.csrf_token
+
+
+async def _recv_until(ws, needle: str, timeout: float = 2.0) -> str:  # type: ignore[no-untyped-def]
+    async def loop() -> str:
+        while True:
+            msg = await ws.recv()
+            if needle in msg:
+                return str(msg)
+
+    return await asyncio.wait_for(loop(), timeout)
+
+
+async def test_push_replay_and_presence(runtime: Runtime, live_server: LiveServer) -> None:
+    world = await build_world(runtime)
+    sid = world.session_id
+    cookie, csrf = await _cookie(runtime, world.expert.id)
+    other_cookie, _ = await _cookie(runtime, world.coordinator.id)
+    ws_url = live_server.url.replace("http", "ws") + f"/triage/sessions/{sid}/ws"
+    headers = {"Cookie": f"{COOKIE_NAME}={cookie}", "Origin": live_server.url}
+    http = httpx.AsyncClient(base_url=live_server.url, cookies={COOKIE_NAME: cookie})
+
+    async def add(text: str) -> None:
+        r = await http.post(
+            f"/triage/sessions/{sid}/factors",
+            data={"life_area": "home", "kind": "protective", "text": text},
+            headers={"X-CSRF-Token": csrf, "HX-Request": "true"},
+        )
+        assert r.status_code == 200
+
+    async with connect(ws_url, additional_headers=headers) as ws:
+        await ws.send(json.dumps({"type": "resume", "after": 0}))
+        await _recv_until(ws, "kp-presence")
+        async with connect(
+            ws_url,
+            additional_headers={"Cookie": f"{COOKIE_NAME}={other_cookie}",
+                                "Origin": live_server.url},
+        ) as other:
+            await other.send(json.dumps({"type": "resume", "after": 0}))
+            presence = await _recv_until(ws, "Carla Coord")  # presence: both are in the room
+            assert "Ruud Regie" in presence
+        await add("Opa helpt elke woensdag")
+        pushed = await _recv_until(ws, "Opa helpt elke woensdag")
+        assert 'hx-swap-oob="beforeend:#factor-list"' in pushed
+        seq = int(pushed.split('data-seq="')[1].split('"')[0])
+
+    await add("Gemist terwijl offline")  # while the phone was disconnected
+
+    async with connect(ws_url, additional_headers=headers) as ws:
+        await ws.send(json.dumps({"type": "resume", "after": seq}))
+        replay = await _recv_until(ws, "Gemist terwijl offline")
+        assert "Opa helpt elke woensdag" not in replay  # only what was missed
+    await http.aclose()
+
+
+async def test_websocket_from_another_origin_or_without_login_is_refused(
+    runtime: Runtime, live_server: LiveServer
+) -> None:
+    world = await build_world(runtime)
+    cookie, _ = await _cookie(runtime, world.expert.id)
+    ws_url = live_server.url.replace("http", "ws") + f"/triage/sessions/{world.session_id}/ws"
+    from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+    for headers in (
+        {"Cookie": f"{COOKIE_NAME}={cookie}", "Origin": "http://evil.example"},
+        {"Origin": live_server.url},
+    ):
+        with pytest.raises((InvalidStatus, ConnectionClosed)):
+            async with connect(ws_url, additional_headers=headers) as ws:
+                await ws.send(json.dumps({"type": "resume", "after": 0}))
+                await asyncio.wait_for(ws.recv(), 2)
