@@ -19,7 +19,7 @@ import secrets
 import time
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import httpx
@@ -70,6 +70,7 @@ __all__ = [
     "LoginFailed",
     "LoginRefused",
     "NewInvitation",
+    "OidcClient",
     "OidcPending",
     "OrganisationChoice",
     "ProviderUnavailable",
@@ -77,11 +78,15 @@ __all__ = [
     "WrongCode",
     "begin_oidc_login",
     "check_invitation",
-    "complete_oidc_login",
+    "check_oidc_callback",
     "create_invitation",
     "demo_login",
     "demo_people",
+    "exchange_oidc_code",
+    "find_professional",
     "log_out",
+    "member_for_login",
+    "oidc_client",
     "oidc_organisations",
     "provider_cache",
     "redeem_invitation",
@@ -309,14 +314,17 @@ async def oidc_organisations(db: AsyncSession) -> list[OrganisationChoice]:
 
 
 @dataclass(frozen=True)
-class _Client:
-    organisation: Organisation
+class OidcClient:
+    """Keerpunt as a client of one organisation's provider. Never shown or logged."""
+
+    organisation_id: int
     issuer: str
     client_id: str
-    client_secret: str
+    client_secret: str = field(repr=False)
 
 
-async def _client_for(db: AsyncSession, settings: Settings, organisation_id: int) -> _Client:
+async def oidc_client(db: AsyncSession, settings: Settings, organisation_id: int) -> OidcClient:
+    """The client settings for an organisation; its secret comes from the environment."""
     org = await db.get(Organisation, organisation_id)
     if org is None or not org.oidc_issuer or not org.oidc_client_id:
         raise InvalidInput({"organisation_id": "Kies uw organisatie."})
@@ -326,10 +334,10 @@ async def _client_for(db: AsyncSession, settings: Settings, organisation_id: int
             "Inloggen via deze organisatie is nog niet ingesteld. "
             "Neem contact op met de beheerder van Keerpunt."
         )
-    return _Client(org, org.oidc_issuer.rstrip("/"), org.oidc_client_id, str(secret))
+    return OidcClient(org.id, org.oidc_issuer.rstrip("/"), org.oidc_client_id, str(secret))
 
 
-def _oauth_client(client: _Client, redirect_uri: str) -> AsyncOAuth2Client:
+def _oauth_client(client: OidcClient, redirect_uri: str) -> AsyncOAuth2Client:
     return AsyncOAuth2Client(
         client_id=client.client_id,
         client_secret=client.client_secret,
@@ -340,14 +348,11 @@ def _oauth_client(client: _Client, redirect_uri: str) -> AsyncOAuth2Client:
     )
 
 
-async def begin_oidc_login(
-    db: AsyncSession, settings: Settings, organisation_id: int, redirect_uri: str
-) -> tuple[str, OidcPending]:
+async def begin_oidc_login(client: OidcClient, redirect_uri: str) -> tuple[str, OidcPending]:
     """The provider's authorization URL and what to remember until the user comes back."""
-    client = await _client_for(db, settings, organisation_id)
     metadata = await provider_cache.metadata(client.issuer)
     pending = OidcPending(
-        organisation_id=client.organisation.id,
+        organisation_id=client.organisation_id,
         state=secrets.token_urlsafe(32),
         nonce=secrets.token_urlsafe(32),
         code_verifier=secrets.token_urlsafe(48),  # 64 characters; RFC 7636 asks 43 to 128
@@ -360,6 +365,27 @@ async def begin_oidc_login(
             nonce=pending.nonce,
         )
     return str(url), pending
+
+
+def check_oidc_callback(pending: OidcPending | None, params: Mapping[str, str]) -> OidcPending:
+    """The provider's answer belongs to the login this browser started (state), or a refusal."""
+    if pending is None:
+        raise LoginFailed(
+            "Het inloggen duurde te lang, of is in een ander venster begonnen. Probeer het opnieuw."
+        )
+    if params.get("error"):
+        raise LoginFailed(
+            "Uw organisatie heeft het inloggen afgebroken. Probeer het opnieuw, of vraag "
+            "de beheerder van uw organisatie om hulp."
+        )
+    state = params.get("state", "")
+    if not state or not hmac.compare_digest(state.encode(), pending.state.encode()):
+        raise LoginFailed(
+            "Dit antwoord van uw organisatie hoort niet bij uw inlogpoging. Probeer het opnieuw."
+        )
+    if not params.get("code"):
+        raise LoginFailed()
+    return pending
 
 
 def validate_id_token(
@@ -408,36 +434,13 @@ def validate_id_token(
     return dict(claims)
 
 
-async def complete_oidc_login(
-    db: AsyncSession,
-    settings: Settings,
-    pending: OidcPending | None,
-    params: Mapping[str, str],
-    redirect_uri: str,
-) -> User:
-    """The professional behind the provider's answer, or a refusal.
+async def exchange_oidc_code(
+    client: OidcClient, pending: OidcPending, code: str, redirect_uri: str
+) -> dict[str, Any]:
+    """Trade the code for tokens (with the PKCE verifier) and return the checked ID token claims.
 
-    The person is found by the provider's subject; on a first login by a verified e-mail
-    address of a professional who was added beforehand, whose subject is then kept. Keerpunt
-    never creates an account on its own.
+    No database here: the edge must not hold a transaction open while the provider answers.
     """
-    if pending is None:
-        raise LoginFailed(
-            "Het inloggen duurde te lang, of is in een ander venster begonnen. Probeer het opnieuw."
-        )
-    if params.get("error"):
-        raise LoginFailed(
-            "Uw organisatie heeft het inloggen afgebroken. Probeer het opnieuw, of vraag "
-            "de beheerder van uw organisatie om hulp."
-        )
-    state, code = params.get("state", ""), params.get("code", "")
-    if not state or not hmac.compare_digest(state, pending.state):
-        raise LoginFailed(
-            "Dit antwoord van uw organisatie hoort niet bij uw inlogpoging. Probeer het opnieuw."
-        )
-    if not code:
-        raise LoginFailed()
-    client = await _client_for(db, settings, pending.organisation_id)
     metadata = await provider_cache.metadata(client.issuer)
     try:
         async with _oauth_client(client, redirect_uri) as oauth:
@@ -460,37 +463,47 @@ async def complete_oidc_login(
     if not isinstance(id_token, str):
         raise LoginFailed()
     access_token = token.get("access_token")
-    check = dict(
-        issuer=str(metadata["issuer"]),
-        client_id=client.client_id,
-        nonce=pending.nonce,
-        access_token=access_token if isinstance(access_token, str) else None,
-        algorithms=list(metadata.get("id_token_signing_alg_values_supported") or ["RS256"]),
-    )
+    algorithms = list(metadata.get("id_token_signing_alg_values_supported") or ["RS256"])
+
+    def check(jwks: Mapping[str, Any]) -> dict[str, Any]:
+        return validate_id_token(
+            id_token,
+            jwks=jwks,
+            issuer=str(metadata["issuer"]),
+            client_id=client.client_id,
+            nonce=pending.nonce,
+            access_token=access_token if isinstance(access_token, str) else None,
+            algorithms=algorithms,
+        )
+
     try:
-        claims = validate_id_token(id_token, jwks=await provider_cache.jwks(metadata), **check)  # type: ignore[arg-type]
+        return check(await provider_cache.jwks(metadata))
     except InvalidKeyIdError:
-        try:
-            jwks = await provider_cache.jwks(metadata, force=True)
-            claims = validate_id_token(id_token, jwks=jwks, **check)  # type: ignore[arg-type]
+        try:  # the provider rotated its keys since we cached them
+            return check(await provider_cache.jwks(metadata, force=True))
         except InvalidKeyIdError as exc:
             raise LoginFailed() from exc
-    return await _find_professional(db, client.organisation, claims)
 
 
-async def _find_professional(
-    db: AsyncSession, org: Organisation, claims: Mapping[str, Any]
+async def find_professional(
+    db: AsyncSession, organisation_id: int, claims: Mapping[str, Any]
 ) -> User:
+    """The professional the provider vouched for, or a refusal.
+
+    Found by the provider's subject; on a first login by the verified e-mail address of a
+    professional who was added beforehand, whose subject is then kept. Keerpunt never
+    creates an account on its own.
+    """
     subject = str(claims["sub"])
     user = await db.scalar(
-        select(User).where(User.organisation_id == org.id, User.oidc_subject == subject)
+        select(User).where(User.organisation_id == organisation_id, User.oidc_subject == subject)
     )
     if user is None:
         email = claims.get("email")
         if isinstance(email, str) and email and claims.get("email_verified") is True:
             user = await db.scalar(
                 select(User).where(
-                    User.organisation_id == org.id,
+                    User.organisation_id == organisation_id,
                     func.lower(User.email) == email.strip().lower(),
                     User.oidc_subject.is_(None),
                 )
@@ -499,7 +512,7 @@ async def _find_professional(
                 user.oidc_subject = subject  # from now on the subject identifies them
     if user is None:
         await audit.record(
-            db, None, "auth.login_refused", detail=f"organisation:{org.id} reason:unknown"
+            db, None, "auth.login_refused", detail=f"organisation:{organisation_id} reason:unknown"
         )
         raise LoginRefused()
     if not user.active:

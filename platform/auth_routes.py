@@ -154,9 +154,10 @@ async def oidc_start(request: Request) -> Response:
         if org_id is None:
             raise InvalidInput({"organisation_id": "Kies uw organisatie."})
         async with rt.sessionmaker() as db:
-            url, pending = await auth.begin_oidc_login(
-                db, rt.settings, org_id, _external_url(request, "auth.oidc_callback")
-            )
+            client = await auth.oidc_client(db, rt.settings, org_id)
+        url, pending = await auth.begin_oidc_login(
+            client, _external_url(request, "auth.oidc_callback")
+        )
     except InvalidInput as exc:
         return await _login_page(
             request,
@@ -191,15 +192,16 @@ async def oidc_callback(request: Request) -> Response:
             )
         except BadSignature:
             pending = None
+    params = dict(request.query_params)
+    redirect_uri = _external_url(request, "auth.oidc_callback")
     try:
+        pending = auth.check_oidc_callback(pending, params)
+        async with rt.sessionmaker() as db:
+            client = await auth.oidc_client(db, rt.settings, pending.organisation_id)
+        # Outside any transaction: the provider may take seconds to answer.
+        claims = await auth.exchange_oidc_code(client, pending, params["code"], redirect_uri)
         async with _transaction(rt) as db:
-            user = await auth.complete_oidc_login(
-                db,
-                rt.settings,
-                pending,
-                dict(request.query_params),
-                _external_url(request, "auth.oidc_callback"),
-            )
+            user = await auth.find_professional(db, client.organisation_id, claims)
             token = await auth.start_login(
                 db,
                 how="oidc",

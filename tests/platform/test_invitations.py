@@ -270,9 +270,7 @@ async def test_who_may_invite(client: httpx.AsyncClient, runtime: Runtime) -> No
     assert r.status_code == 404
 
 
-async def test_professionals_get_no_invitation(
-    client: httpx.AsyncClient, runtime: Runtime
-) -> None:
+async def test_professionals_get_no_invitation(client: httpx.AsyncClient, runtime: Runtime) -> None:
     fam = await make_family(runtime)
     async with runtime.sessionmaker() as db, db.begin():
         pro = CaseMember(case_id=fam.case_id, role="triage_member", user_id=fam.coordinator.id)

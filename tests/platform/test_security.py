@@ -26,7 +26,9 @@ async def app_client(runtime: Runtime, **changes: Any) -> AsyncIterator[httpx.As
     settings = dataclasses.replace(runtime.settings, **changes)
     app = create_app(settings, runtime=dataclasses.replace(runtime, settings=settings))
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+    # Secure cookies travel over https only, as in a browser.
+    base_url = "https://testserver" if settings.behind_tls else "http://testserver"
+    async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
         yield client
 
 
@@ -71,9 +73,7 @@ async def test_csrf_token_in_header_passes(client: httpx.AsyncClient, runtime: R
     assert r.status_code == 303
 
 
-async def test_csrf_token_in_form_field_passes(
-    client: httpx.AsyncClient, runtime: Runtime
-) -> None:
+async def test_csrf_token_in_form_field_passes(client: httpx.AsyncClient, runtime: Runtime) -> None:
     csrf = await logged_in(client, runtime)
     r = await client.post("/logout", data={"csrf_token": csrf})
     assert r.status_code == 303
@@ -97,9 +97,7 @@ async def test_foreign_origin_is_refused(client: httpx.AsyncClient, runtime: Run
     )
     assert r.status_code == 403
     assert await still_logged_in(client, runtime)
-    r = await client.post(
-        "/logout", headers={"X-CSRF-Token": csrf, "Origin": "http://testserver"}
-    )
+    r = await client.post("/logout", headers={"X-CSRF-Token": csrf, "Origin": "http://testserver"})
     assert r.status_code == 303
 
 
@@ -228,9 +226,7 @@ async def test_language_choice_sets_cookie_and_session_locale(
 @pytest.mark.parametrize(
     "target", ["//evil.example/x", "https://evil.example", "/\\evil.example", "login", ""]
 )
-async def test_language_redirects_only_to_this_site(
-    client: httpx.AsyncClient, target: str
-) -> None:
+async def test_language_redirects_only_to_this_site(client: httpx.AsyncClient, target: str) -> None:
     await client.get("/login")
     r = await client.post(
         "/language", data={"csrf_token": client.cookies["kp_csrf"], "lang": "nl", "next": target}

@@ -1,0 +1,83 @@
+"""Two people at the same table in real Chromium see each other's work appear live; a third
+without consent sees only the pseudonym."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.async_api import Browser, Page, expect
+
+from keerpunt.platform.runtime import Runtime
+from tests.browser.conftest import logged_in_context
+from tests.conftest import LiveServer
+from tests.triage.factories import build_world, case_row
+
+pytestmark = [pytest.mark.anyio, pytest.mark.browser]
+
+
+async def _open(page: Page, url: str) -> None:
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    await page.goto(url)
+    await expect(page.locator("#kp-conn")).to_have_class("is-online", timeout=5000)
+    assert not [e for e in errors if "Content Security Policy" in e], errors
+
+
+async def test_expert_and_parent_see_each_other_live_and_outsider_sees_pseudonym(
+    browser: Browser, runtime: Runtime, live_server: LiveServer
+) -> None:
+    world = await build_world(runtime)
+    case = await case_row(runtime, world.case_id)
+    url = f"{live_server.url}/triage/sessions/{world.session_id}"
+
+    expert_ctx = await logged_in_context(browser, runtime, live_server, user_id=world.expert.id)
+    parent_ctx = await logged_in_context(
+        browser, runtime, live_server, member_id=world.members["parent"], width=360
+    )
+    outsider_ctx = await logged_in_context(
+        browser, runtime, live_server, user_id=world.outsider_expert.id
+    )
+    expert, parent, outsider = (
+        await expert_ctx.new_page(), await parent_ctx.new_page(), await outsider_ctx.new_page()
+    )
+    for page in (expert, parent, outsider):
+        await _open(page, url)
+
+    await expect(expert.locator("h1")).to_contain_text("Sem Canarie")
+    await expect(parent.locator("h1")).to_contain_text("Sem Canarie")
+
+    # The expert adds a factor; the parent (on a phone-sized screen) sees it within a second.
+    await expert.get_by_label("Wat is er aan de hand?").fill("Sem slaapt slecht door de ruzies")
+    await expert.get_by_role("button", name="Toevoegen", exact=True).click()
+    await expect(parent.locator("#factor-list")).to_contain_text(
+        "Sem slaapt slecht door de ruzies", timeout=1000
+    )
+    # The parent adds a goal in their own words; the expert sees it within a second.
+    await parent.get_by_label("Nieuw doel").fill("Weer gewoon naar school")
+    await parent.get_by_role("button", name="Doel toevoegen").click()
+    await expect(expert.locator("#goal-list")).to_contain_text(
+        "Weer gewoon naar school", timeout=1000
+    )
+
+    # The outsider's organisation is not named in the consent: pseudonym only, live too.
+    await expect(outsider.locator("h1")).to_contain_text(case.pseudonym)
+    await expect(outsider.locator("#factor-list .kp-item")).to_have_count(1, timeout=1000)
+    body = await outsider.content()
+    for secret in ("Sem Canarie", "Ma Canarie", "Oom Kees", "Sem slaapt slecht",
+                   "Weer gewoon naar school"):
+        assert secret not in body
+    # Presence: everyone sees who is in the room (family names only where consent allows).
+    await expect(expert.locator("#kp-presence")).to_contain_text("Ma Canarie")
+    await expect(outsider.locator("#kp-presence")).to_contain_text("Ouder")
+    assert "Ma Canarie" not in await outsider.locator("#kp-presence").inner_text()
+
+    # No horizontal scrolling on the phone.
+    scroll = await parent.evaluate("document.documentElement.scrollWidth")
+    if scroll > 360:
+        await parent.screenshot(path="var/phone.png", full_page=True)
+        wide = await parent.evaluate(
+            "[...document.querySelectorAll('*')].filter(e => e.getBoundingClientRect().right > 361)"
+            ".slice(0, 5).map(e => e.tagName + '#' + e.id + '.' + e.className)"
+        )
+        raise AssertionError(f"wider than the phone: {scroll}px; {wide}")
+    for ctx in (expert_ctx, parent_ctx, outsider_ctx):
+        await ctx.close()
