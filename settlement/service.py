@@ -20,13 +20,14 @@ from typing import Protocol
 from sqlalchemy import or_, select
 
 from keerpunt.platform import audit
-from keerpunt.platform.errors import DomainError, InvalidInput, NotAllowed
+from keerpunt.platform.errors import DomainError, InvalidInput, NotAllowed, NotFound
 from keerpunt.platform.models import Organisation, OrgKind, StaffRole
 from keerpunt.platform.uow import UnitOfWork
 from keerpunt.settlement.models import UNIT_CODES, Contract
 from keerpunt.triage import service as triage
 
 __all__ = [
+    "BAD_DATE",
     "CONTRACT_FIELDS",
     "MAX_TARIFF_CENTS",
     "UNITS",
@@ -53,8 +54,10 @@ __all__ = [
     "assemble_overview",
     "check_contract_draft",
     "check_finance_access",
+    "end_contract",
     "find_overlap",
     "list_contracts",
+    "parse_date",
     "parse_euros",
     "parse_quarter",
     "price_line",
@@ -533,7 +536,7 @@ class ContractDraft:
     valid_to: dt.date | None
 
 
-def _parse_date(text: str) -> dt.date | None:
+def parse_date(text: str) -> dt.date | None:
     """``2026-01-31`` (what a date field sends) or the Dutch ``31-1-2026``."""
     if m := _ISO_DATE.fullmatch(text):
         y, mo, d = int(m[1]), int(m[2]), int(m[3])
@@ -579,10 +582,10 @@ def read_contract_form(data: Mapping[str, str]) -> ContractDraft:
     except InvalidAmount as exc:
         tariff_cents = None
         errors["tariff"] = exc.message
-    valid_from = _parse_date(get["valid_from"])
+    valid_from = parse_date(get["valid_from"])
     if valid_from is None:
         errors["valid_from"] = BAD_DATE
-    valid_to = _parse_date(get["valid_to"]) if get["valid_to"] else None
+    valid_to = parse_date(get["valid_to"]) if get["valid_to"] else None
     if get["valid_to"] and valid_to is None:
         errors["valid_to"] = BAD_DATE
     draft = ContractDraft(
@@ -657,6 +660,32 @@ def _row(c: Contract, provider_name: str) -> ContractRow:
     )
 
 
+OVERLAP = (
+    "Er is al een tarief voor dit product in deze periode. Kies een periode die daarna "
+    "begint, of zet eerst een einddatum bij het oude tarief."
+)
+
+
+async def _lock_provider(uow: UnitOfWork, provider_id: int) -> Organisation | None:
+    # Lock the provider row so two finance users cannot write overlapping tariffs at once
+    # (on SQLite the write transaction already serialises this).
+    result = await uow.db.execute(
+        select(Organisation).where(Organisation.id == provider_id).with_for_update()
+    )
+    return result.scalar_one_or_none()
+
+
+async def _tariffs_of(
+    uow: UnitOfWork, provider_id: int, product_code: str, *, besides: int | None = None
+) -> list[ContractTerms]:
+    query = select(Contract).where(
+        Contract.provider_id == provider_id, Contract.product_code == product_code
+    )
+    if besides is not None:
+        query = query.where(Contract.id != besides)
+    return [_terms(c) for c in await uow.db.scalars(query)]
+
+
 async def add_contract(uow: UnitOfWork, draft: ContractDraft) -> ContractRow:
     """Add a contract tariff for a provider and product. A new tariff (indexering) is a new
     row; its period may not share a day with another tariff of the same provider and product.
@@ -665,29 +694,12 @@ async def add_contract(uow: UnitOfWork, draft: ContractDraft) -> ContractRow:
     errors = check_contract_draft(draft)
     if errors:
         raise InvalidInput(errors)
-    # Lock the provider row so two finance users cannot add overlapping tariffs at once
-    # (on SQLite the write transaction already serialises this).
-    provider = (
-        await uow.db.execute(
-            select(Organisation).where(Organisation.id == draft.provider_id).with_for_update()
-        )
-    ).scalar_one_or_none()
+    provider = await _lock_provider(uow, draft.provider_id)
     if provider is None or provider.kind != OrgKind.PROVIDER:
         raise InvalidInput({"provider_id": "Kies een aanbieder."})
-    existing = await uow.db.scalars(
-        select(Contract).where(
-            Contract.provider_id == draft.provider_id,
-            Contract.product_code == draft.product_code,
-        )
-    )
-    if find_overlap((_terms(c) for c in existing), draft.valid_from, draft.valid_to):
-        raise InvalidInput(
-            {
-                "valid_from": "Er is al een tarief voor dit product in deze periode. "
-                "Kies een periode die daarna begint, of zet eerst een einddatum bij het "
-                "oude tarief."
-            }
-        )
+    existing = await _tariffs_of(uow, draft.provider_id, draft.product_code)
+    if find_overlap(existing, draft.valid_from, draft.valid_to):
+        raise InvalidInput({"valid_from": OVERLAP})
     contract = Contract(
         provider_id=draft.provider_id,
         product_category=draft.product_category,
@@ -712,6 +724,36 @@ async def add_contract(uow: UnitOfWork, draft: ContractDraft) -> ContractRow:
             f"tariff_cents={contract.tariff_cents} from={contract.valid_from} "
             f"to={contract.valid_to or ''}"
         ),
+    )
+    return _row(contract, provider.name)
+
+
+async def end_contract(uow: UnitOfWork, contract_id: int, valid_to: dt.date) -> ContractRow:
+    """Set the last day of a tariff (einddatum), e.g. before an indexed tariff starts. The
+    period may not come to share a day with another tariff of the same provider and product.
+    """
+    await check_finance_access(uow)
+    contract = await uow.db.get(Contract, contract_id)
+    if contract is None:
+        raise NotFound()
+    provider = await _lock_provider(uow, contract.provider_id)
+    assert provider is not None  # a foreign key
+    if valid_to < contract.valid_from:
+        raise InvalidInput({"valid_to": "De einddatum ligt vóór de begindatum."})
+    others = await _tariffs_of(
+        uow, contract.provider_id, contract.product_code, besides=contract.id
+    )
+    if find_overlap(others, contract.valid_from, valid_to):
+        raise InvalidInput({"valid_to": OVERLAP})
+    before = contract.valid_to
+    contract.valid_to = valid_to
+    await uow.db.flush()
+    await audit.record(
+        uow.db,
+        uow.who,
+        "settlement.contract.end",
+        purpose="settlement",
+        detail=f"contract={contract.id} to={valid_to} was={before or ''}",
     )
     return _row(contract, provider.name)
 
