@@ -22,7 +22,7 @@ from keerpunt.consent.rules import (
 )
 from keerpunt.platform import audit
 from keerpunt.platform.errors import InvalidInput, NotAllowed, NotFound
-from keerpunt.platform.i18n import AMSTERDAM
+from keerpunt.platform.i18n import AMSTERDAM, N_
 from keerpunt.platform.models import FAMILY_ROLES, Case, CaseMember, CaseRole, Organisation
 from keerpunt.platform.principal import Principal
 from keerpunt.platform.uow import UnitOfWork
@@ -203,15 +203,15 @@ async def record_consent(
         or subject.case_id != case.id
         or subject.role not in {CaseRole.YOUTH, CaseRole.PARENT, CaseRole.GUARDIAN}
     ):
-        errors["subject_member_id"] = "Kies de jeugdige of een ouder die toestemming geeft."
+        errors["subject_member_id"] = N_("Kies de jeugdige of een ouder die toestemming geeft.")
     if obtained_how not in {"in_person", "phone", "written"}:
-        errors["obtained_how"] = "Kies hoe de toestemming is gegeven."
+        errors["obtained_how"] = N_("Kies hoe de toestemming is gegeven.")
     if len(explanation.strip()) < 10:
-        errors["explanation"] = "Schrijf kort op wat u aan het gezin heeft uitgelegd."
+        errors["explanation"] = N_("Schrijf kort op wat u aan het gezin heeft uitgelegd.")
     if recipient_org_id is not None and await uow.db.get(Organisation, recipient_org_id) is None:
-        errors["recipient"] = "Kies een bestaande organisatie."
+        errors["recipient"] = N_("Kies een bestaande organisatie.")
     if valid_until is not None and valid_until < _today():
-        errors["valid_until"] = "De einddatum ligt in het verleden."
+        errors["valid_until"] = N_("De einddatum ligt in het verleden.")
     if errors:
         raise InvalidInput(errors)
     rec = ConsentRecord(
@@ -303,7 +303,9 @@ async def consent_overview(uow: UnitOfWork, case: Case, level: Disclosure) -> Co
             if level is Disclosure.FULL and not cipher.shredded
             else None
         )
-        role = {"youth": "Jeugdige", "parent": "Ouder", "guardian": "Voogd"}.get(m.role, m.role)
+        role = {"youth": N_("Jeugdige"), "parent": N_("Ouder"), "guardian": N_("Voogd")}.get(
+            m.role, m.role
+        )
         return f"{role}: {name}" if name else role
 
     orgs = {

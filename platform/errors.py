@@ -6,10 +6,12 @@
 
 from __future__ import annotations
 
+from keerpunt.platform.i18n import N_
+
 
 class DomainError(Exception):
     status_code = 400
-    message = "Dit kan niet."
+    message = N_("Dit kan niet.")
 
     def __init__(self, message: str | None = None, **params: object) -> None:
         if message is not None:
@@ -20,19 +22,19 @@ class DomainError(Exception):
 
 class NotAllowed(DomainError):
     status_code = 403
-    message = "U mag dit niet doen of inzien."
+    message = N_("U mag dit niet doen of inzien.")
 
 
 class NotFound(DomainError):
     status_code = 404
-    message = "Dit bestaat niet (meer), of u mag het niet zien."
+    message = N_("Dit bestaat niet (meer), of u mag het niet zien.")
 
 
 class InvalidInput(DomainError):
     """Bad input: ``errors`` maps field name to a Dutch message id."""
 
     status_code = 422
-    message = "Niet alles is goed ingevuld. Kijk naar de velden met een melding."
+    message = N_("Niet alles is goed ingevuld. Kijk naar de velden met een melding.")
 
     def __init__(self, errors: dict[str, str], message: str | None = None) -> None:
         super().__init__(message)
@@ -43,4 +45,4 @@ class StaleVersion(DomainError):
     """Someone else changed the item since the editor loaded it."""
 
     status_code = 409
-    message = "Iemand anders heeft dit intussen veranderd. Uw tekst staat hieronder nog."
+    message = N_("Iemand anders heeft dit intussen veranderd. Uw tekst staat hieronder nog.")

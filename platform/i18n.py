@@ -37,6 +37,11 @@ def catalog(locale: str) -> dict[str, str]:
     return {str(m.id): str(m.string) for m in cat if m.id and m.string and not m.fuzzy}
 
 
+def N_(message: str) -> str:
+    """Mark a Dutch message id for extraction; it is translated where it is shown."""
+    return message
+
+
 def gettext(message: str) -> str:
     locale = current_locale.get()
     if locale == DEFAULT_LOCALE:

@@ -234,7 +234,6 @@ class AuditHead(Base):
     last_hash: Mapped[str] = mapped_column(String(64))
 
 
-
 class RoomCounter(Base):
     """The last sequence number per real-time room (e.g. one triage session)."""
 

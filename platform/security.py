@@ -14,7 +14,7 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from keerpunt.platform.i18n import current_locale, gettext, negotiate
+from keerpunt.platform.i18n import N_, current_locale, gettext, negotiate
 from keerpunt.platform.runtime import Runtime
 from keerpunt.platform.sessions import COOKIE_NAME, SessionSigner, load_principal
 
@@ -60,7 +60,7 @@ class SecurityMiddleware:
         scope["state"]["csrf_token"] = expected
 
         if not self._origin_ok(request.headers):
-            await self._refuse(scope, receive, send, "Dit verzoek komt niet van Keerpunt zelf.")
+            await self._refuse(scope, receive, send, N_("Dit verzoek komt niet van Keerpunt zelf."))
             return
 
         if scope["type"] == "http" and scope["method"] not in SAFE_METHODS:
@@ -70,8 +70,10 @@ class SecurityMiddleware:
                     scope,
                     receive,
                     send,
-                    "Dit formulier is verlopen of niet van deze pagina. "
-                    "Laad de pagina opnieuw en probeer het nog eens. Er is niets opgeslagen.",
+                    N_(
+                        "Dit formulier is verlopen of niet van deze pagina. "
+                        "Laad de pagina opnieuw en probeer het nog eens. Er is niets opgeslagen."
+                    ),
                 )
                 return
 

@@ -14,6 +14,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from keerpunt.platform import i18n
 from keerpunt.platform.errors import DomainError, InvalidInput, NotAllowed
+from keerpunt.platform.i18n import N_
 from keerpunt.platform.principal import Principal
 from keerpunt.platform.runtime import Runtime
 from keerpunt.platform.uow import UnitOfWork
@@ -56,7 +57,7 @@ def require(conn: HTTPConnection, *roles: str) -> Principal:
 
 class LoginRequired(DomainError):
     status_code = 401
-    message = "Log eerst in."
+    message = N_("Log eerst in.")
 
 
 @asynccontextmanager
@@ -115,7 +116,7 @@ def int_field(data: FormData, name: str, errors: dict[str, str]) -> int | None:
     try:
         return int(raw)
     except ValueError:
-        errors[name] = "Vul een heel getal in."
+        errors[name] = N_("Vul een heel getal in.")
         return None
 
 

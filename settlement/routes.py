@@ -14,6 +14,7 @@ from keerpunt.platform.models import StaffRole
 from keerpunt.platform.principal import Principal
 from keerpunt.platform.web import field, form, is_htmx, render, require, unit_of_work
 from keerpunt.settlement.service import (
+    BAD_DATE,
     CONTRACT_FIELDS,
     UNITS,
     InvalidQuarter,
@@ -21,7 +22,9 @@ from keerpunt.settlement.service import (
     QuarterOverview,
     add_contract,
     check_finance_access,
+    end_contract,
     list_contracts,
+    parse_date,
     parse_quarter,
     provider_choices,
     quarter_of,
@@ -119,8 +122,40 @@ async def contract_add(request: Request) -> Response:
     return RedirectResponse(str(url), status_code=303)
 
 
+async def contract_end(request: Request) -> Response:
+    who = require(request, StaffRole.FINANCE)
+    contract_id: int = request.path_params["contract_id"]
+    raw = field(await form(request), "valid_to")
+    # Field errors of these small per-row forms are keyed by row: "end-<id>".
+    key = f"end-{contract_id}"
+    try:
+        valid_to = parse_date(raw)
+        if valid_to is None:
+            raise InvalidInput({"valid_to": BAD_DATE})
+        async with unit_of_work(request, who) as uow:
+            row = await end_contract(uow, contract_id, valid_to)
+    except InvalidInput as exc:
+        return await _contracts_page(
+            request,
+            who,
+            errors={key: next(iter(exc.errors.values()))},
+            values={key: raw},
+            status_code=422,
+        )
+    if _fragment(request):
+        return await _contracts_page(request, who, added=row.id)
+    url = request.url_for("settlement.contracts").include_query_params(added=row.id)
+    return RedirectResponse(str(url), status_code=303)
+
+
 routes: list[BaseRoute] = [
     Route("/settlement/quarter", quarter, name="settlement.quarter"),
     Route("/settlement/contracts", contracts, name="settlement.contracts"),
     Route("/settlement/contracts", contract_add, methods=["POST"], name="settlement.contract_add"),
+    Route(
+        "/settlement/contracts/{contract_id:int}/end",
+        contract_end,
+        methods=["POST"],
+        name="settlement.contract_end",
+    ),
 ]

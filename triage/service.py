@@ -21,7 +21,7 @@ from keerpunt.platform import audit
 from keerpunt.platform.crypto import CaseCipher, InvalidBSN, normalise_bsn
 from keerpunt.platform.db import utcnow
 from keerpunt.platform.errors import DomainError, InvalidInput, NotAllowed, NotFound, StaleVersion
-from keerpunt.platform.i18n import AMSTERDAM
+from keerpunt.platform.i18n import AMSTERDAM, N_
 from keerpunt.platform.models import (
     Case,
     CaseMember,
@@ -74,41 +74,45 @@ ARRANGEMENT_MONTHS = 9  # default duration of an arrangement (DOMAIN.md)
 ENTRY_QUESTIONS: tuple[tuple[str, str, str], ...] = (
     (
         "under_18",
-        "Is de jeugdige jonger dan 18 jaar?",
-        "De triage is alleen voor jeugdigen jonger dan 18 jaar.",
+        N_("Is de jeugdige jonger dan 18 jaar?"),
+        N_("De triage is alleen voor jeugdigen jonger dan 18 jaar."),
     ),
     (
         "multiple_expertises",
-        "Is er een hulpvraag aan meerdere expertises (specialistische jeugdhulp, psychiatrie, "
-        "verslavingszorg)?",
-        "De triage is voor vragen waar meerdere expertises samen nodig zijn.",
+        N_(
+            "Is er een hulpvraag aan meerdere expertises (specialistische jeugdhulp, psychiatrie, "
+            "verslavingszorg)?"
+        ),
+        N_("De triage is voor vragen waar meerdere expertises samen nodig zijn."),
     ),
     (
         "all_life_areas",
-        "Zijn er problemen op alle leefgebieden (school, thuis, vrije tijd)?",
-        "De triage is voor problemen op alle leefgebieden.",
+        N_("Zijn er problemen op alle leefgebieden (school, thuis, vrije tijd)?"),
+        N_("De triage is voor problemen op alle leefgebieden."),
     ),
     (
         "placement_threat",
-        "Dreigt een uithuisplaatsing, of woont de jeugdige in een residentiële voorziening?",
-        "De triage is voor jeugdigen bij wie uithuisplaatsing dreigt of die residentieel wonen.",
+        N_("Dreigt een uithuisplaatsing, of woont de jeugdige in een residentiële voorziening?"),
+        N_(
+            "De triage is voor jeugdigen bij wie uithuisplaatsing dreigt of die residentieel wonen."
+        ),
     ),
     (
         "no_other_perspective",
-        "Is er geen perspectief op andere hulp, terwijl afschalen wenselijk is?",
-        "Als andere hulp nog kan, gaat die voor.",
+        N_("Is er geen perspectief op andere hulp, terwijl afschalen wenselijk is?"),
+        N_("Als andere hulp nog kan, gaat die voor."),
     ),
     (
         "not_a_crisis",
-        "Is er géén crisis (hoeft er niet binnen 24 uur iets te gebeuren)?",
-        "Bij een crisis gaat de crisisroute voor. Bel de crisisdienst.",
+        N_("Is er géén crisis (hoeft er niet binnen 24 uur iets te gebeuren)?"),
+        N_("Bij een crisis gaat de crisisroute voor. Bel de crisisdienst."),
     ),
 )
 
 
 class EntryCheckFailed(DomainError):
     status_code = 422
-    message = "Deze casus past (nog) niet in de triage. Er is niets opgeslagen."
+    message = N_("Deze casus past (nog) niet in de triage. Er is niets opgeslagen.")
 
     def __init__(self, reasons: list[str]) -> None:
         super().__init__()
@@ -148,18 +152,18 @@ async def register_case(uow: UnitOfWork, reg: Registration) -> Case:
     """Register a case (aanmelding): only when all entry questions are YES (toetsingskader)."""
     who = uow.who
     if not who.has("registrar"):
-        raise NotAllowed("Alleen een aanmelder (lokale toegang, GI, huisarts) kan aanmelden.")
+        raise NotAllowed(N_("Alleen een aanmelder (lokale toegang, GI, huisarts) kan aanmelden."))
     reasons = [why for key, _q, why in ENTRY_QUESTIONS if not reg.answers.get(key, False)]
     if reasons:
         raise EntryCheckFailed(reasons)
     today = dt.datetime.now(AMSTERDAM).date()
     errors: dict[str, str] = {}
     if not reg.youth_name.strip():
-        errors["youth_name"] = "Vul de naam van de jeugdige in."
+        errors["youth_name"] = N_("Vul de naam van de jeugdige in.")
     if reg.birth_date is None:
-        errors["birth_date"] = "Vul de geboortedatum in."
+        errors["birth_date"] = N_("Vul de geboortedatum in.")
     elif reg.birth_date > today or _age_band_invalid(reg.birth_date, today):
-        errors["birth_date"] = "Deze geboortedatum past niet bij een jeugdige jonger dan 18."
+        errors["birth_date"] = N_("Deze geboortedatum past niet bij een jeugdige jonger dan 18.")
     bsn = None
     if reg.bsn.strip():
         try:
@@ -167,11 +171,11 @@ async def register_case(uow: UnitOfWork, reg: Registration) -> Case:
         except InvalidBSN as exc:
             errors["bsn"] = str(exc)
     if not any(n.strip() for n in reg.parent_names):
-        errors["parent_names"] = "Vul minstens één ouder of voogd in."
+        errors["parent_names"] = N_("Vul minstens één ouder of voogd in.")
     if reg.municipality_id is not None:
         muni = await uow.db.get(Organisation, reg.municipality_id)
         if muni is None or muni.kind != OrgKind.MUNICIPALITY:
-            errors["municipality_id"] = "Kies een gemeente."
+            errors["municipality_id"] = N_("Kies een gemeente.")
     if errors:
         raise InvalidInput(errors)
     assert reg.birth_date is not None
@@ -225,17 +229,17 @@ def _age_band_invalid(birth: dt.date, today: dt.date) -> bool:
 
 
 _ROLE_LABELS = {
-    "youth": "Jeugdige",
-    "parent": "Ouder",
-    "guardian": "Voogd",
-    "jim": "JIM (mentor)",
-    "local_team": "Lokale toegang",
-    "coordinator": "Coördinator",
-    "triage_member": "Triageteam",
-    "school": "School",
-    "child_protection": "Jeugdbeschermer",
-    "care_worker": "Hulpverlener",
-    "procesregisseur": "Procesregisseur",
+    "youth": N_("Jeugdige"),
+    "parent": N_("Ouder"),
+    "guardian": N_("Voogd"),
+    "jim": N_("JIM (mentor)"),
+    "local_team": N_("Lokale toegang"),
+    "coordinator": N_("Coördinator"),
+    "triage_member": N_("Triageteam"),
+    "school": N_("School"),
+    "child_protection": N_("Jeugdbeschermer"),
+    "care_worker": N_("Hulpverlener"),
+    "procesregisseur": N_("Procesregisseur"),
 }
 
 
@@ -380,10 +384,10 @@ async def plan_session(
     """The coordinator plans a triage session and invites the experts; the family, the JIM
     and the local team of the case are invited with it."""
     if not uow.who.has("coordinator"):
-        raise NotAllowed("Alleen de coördinator plant een triage-bespreking.")
+        raise NotAllowed(N_("Alleen de coördinator plant een triage-bespreking."))
     case = await _load_case(uow, case_id)
     if case.shredded_at is not None:
-        raise NotAllowed("Deze casus is afgesloten en vernietigd.")
+        raise NotAllowed(N_("Deze casus is afgesloten en vernietigd."))
     session = TriageSession(
         case_id=case.id, scheduled_at=scheduled_at, planned_by_id=uow.who.user_id
     )
@@ -396,7 +400,7 @@ async def plan_session(
     for uid in expert_user_ids:
         user = await uow.db.get(User, uid)
         if user is None or "triage_member" not in user.role_set:
-            raise InvalidInput({"experts": "Kies leden van het triageteam."})
+            raise InvalidInput({"experts": N_("Kies leden van het triageteam.")})
         if (uid, "triage_member") not in existing:
             m = CaseMember(case_id=case.id, role="triage_member", user_id=uid)
             uow.db.add(m)
@@ -595,7 +599,7 @@ async def session_view(uow: UnitOfWork, session_id: int) -> SessionView:
 async def _open_session(uow: UnitOfWork, session_id: int) -> tuple[TriageSession, Case, Disclosure]:
     session, case = await _session_for(uow, session_id)
     if session.status == SessionStatus.CLOSED:
-        raise NotAllowed("Deze bespreking is gesloten. Er kan niets meer bij.")
+        raise NotAllowed(N_("Deze bespreking is gesloten. Er kan niets meer bij."))
     level = (await consent.disclosure(uow, case, audit_read=False)).level
     if session.status == SessionStatus.PLANNED:
         session.status = SessionStatus.OPEN
@@ -607,9 +611,9 @@ async def _open_session(uow: UnitOfWork, session_id: int) -> tuple[TriageSession
 def _clean_text(text: str, field: str = "text") -> str:
     text = text.strip()
     if not text:
-        raise InvalidInput({field: "Schrijf iets op."})
+        raise InvalidInput({field: N_("Schrijf iets op.")})
     if len(text) > 4000:
-        raise InvalidInput({field: "Dit is te lang. Maak het korter dan 4000 tekens."})
+        raise InvalidInput({field: N_("Dit is te lang. Maak het korter dan 4000 tekens.")})
     return text
 
 
@@ -619,9 +623,9 @@ async def add_factor(
     """Add a factor of the explanatory analysis (verklarende analyse)."""
     errors = {}
     if life_area not in LifeArea.__members__.values():
-        errors["life_area"] = "Kies een leefgebied."
+        errors["life_area"] = N_("Kies een leefgebied.")
     if kind not in FactorKind.__members__.values():
-        errors["kind"] = "Kies wat voor factor het is."
+        errors["kind"] = N_("Kies wat voor factor het is.")
     if errors:
         raise InvalidInput(errors)
     session, case, level = await _open_session(uow, session_id)
@@ -733,13 +737,13 @@ def parse_hours(raw: str) -> int:
         hours = Decimal(raw.strip().replace(",", "."))
     except InvalidOperation:
         raise InvalidInput(
-            {"hours": "Vul het aantal uren per week in, bijvoorbeeld 2 of 2,5."}
+            {"hours": N_("Vul het aantal uren per week in, bijvoorbeeld 2 of 2,5.")}
         ) from None
     if not hours.is_finite() or hours <= 0 or hours > 168:
-        raise InvalidInput({"hours": "Het aantal uren per week moet tussen 0 en 168 liggen."})
+        raise InvalidInput({"hours": N_("Het aantal uren per week moet tussen 0 en 168 liggen.")})
     minutes = hours * 60
     if minutes != minutes.to_integral_value():
-        raise InvalidInput({"hours": "Vul uren in hele minuten in, bijvoorbeeld 1,25 of 1,5."})
+        raise InvalidInput({"hours": N_("Vul uren in hele minuten in, bijvoorbeeld 1,25 of 1,5.")})
     return int(minutes)
 
 
@@ -764,12 +768,12 @@ async def add_line(
     errors: dict[str, str] = {}
     provider = await uow.db.get(Organisation, provider_id)
     if provider is None or provider.kind != OrgKind.PROVIDER:
-        errors["provider_id"] = "Kies een zorgaanbieder."
+        errors["provider_id"] = N_("Kies een zorgaanbieder.")
     code = product_code.strip().upper()
     if not (len(code) == 5 and code.isalnum()):
-        errors["product_code"] = "Een productcode heeft 5 tekens, bijvoorbeeld 45A52."
+        errors["product_code"] = N_("Een productcode heeft 5 tekens, bijvoorbeeld 45A52.")
     if help_form not in HelpForm.__members__.values():
-        errors["help_form"] = "Kies de vorm van de hulp."
+        errors["help_form"] = N_("Kies de vorm van de hulp.")
     try:
         minutes = parse_hours(hours)
     except InvalidInput as exc:
@@ -801,14 +805,14 @@ async def add_line(
 async def close_session(uow: UnitOfWork, session_id: int) -> TriageSession:
     """The chair closes the session; the arrangement is fixed from then on."""
     if not uow.who.has("coordinator"):
-        raise NotAllowed("Alleen de voorzitter (coördinator) sluit de bespreking.")
+        raise NotAllowed(N_("Alleen de voorzitter (coördinator) sluit de bespreking."))
     session, case, _level = await _open_session(uow, session_id)
     has_lines = await uow.db.scalar(
         select(ArrangementLine.id).where(ArrangementLine.session_id == session.id).limit(1)
     )
     if has_lines is None:
         raise InvalidInput(
-            {"close": "Er is nog geen arrangement. Voeg eerst minstens één regel hulp toe."}
+            {"close": N_("Er is nog geen arrangement. Voeg eerst minstens één regel hulp toe.")}
         )
     session.status = SessionStatus.CLOSED
     session.closed_at = utcnow()

@@ -283,3 +283,15 @@ async def test_professionals_get_no_invitation(client: httpx.AsyncClient, runtim
         headers={"X-CSRF-Token": csrf, "HX-Request": "true"},
     )
     assert r.status_code == 422
+
+
+async def test_without_htmx_the_invitation_is_a_full_page(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    fam = await make_family(runtime)
+    csrf = await login(client, runtime, user_id=fam.coordinator.id)
+    r = await client.post(
+        f"/cases/{fam.case_id}/members/{fam.parent_id}/invitations", data={"csrf_token": csrf}
+    )
+    assert r.status_code == 200
+    assert "<html" in r.text and 'class="kp-invitation-code"' in r.text

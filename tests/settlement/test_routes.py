@@ -59,6 +59,7 @@ async def test_finance_sees_the_quarter_per_provider(
     assert "€ 100,00 per uur" in page and "€ 105,00 per uur" in page
     assert "Totaal Horizon € 2.694,29" in page
     assert "Totaal Altra € 784,29" in page
+    assert "€ 90,00 per uur (1 aug tot en met 30 sep)" in page  # July has no tariff
     assert "Totaal alle aanbieders: € 3.478,58" in page
     assert "Geen contracttarief voor 45A52 bij Altra" in page
     assert "1 juli 2026 tot en met 31 juli 2026" in page
@@ -243,3 +244,29 @@ async def test_only_finance_of_the_penvoerder_may_add(
         )
         assert r.status_code == 403
     assert await contracts_in_db(runtime) == []
+
+
+async def test_end_date_for_an_open_tariff(client: httpx.AsyncClient, runtime: Runtime) -> None:
+    region, csrf = await as_finance(client, runtime)
+    headers = {"X-CSRF-Token": csrf}
+    data = {**FORM, "provider_id": str(region.horizon.id), "valid_to": ""}
+    assert (
+        await client.post("/settlement/contracts", data=data, headers=headers)
+    ).status_code == 303
+    [saved] = await contracts_in_db(runtime)
+    page = (await client.get("/settlement/contracts")).text
+    assert f'action="http://testserver/settlement/contracts/{saved.id}/end"' in page
+
+    r = await client.post(
+        f"/settlement/contracts/{saved.id}/end", data={"valid_to": "31-12-2025"}, headers=headers
+    )
+    assert r.status_code == 422
+    assert "De einddatum ligt vóór de begindatum." in r.text
+    assert f'id="kp-end-{saved.id}" name="valid_to" type="date" value="31-12-2025"' in r.text
+
+    r = await client.post(
+        f"/settlement/contracts/{saved.id}/end", data={"valid_to": "2026-12-31"}, headers=headers
+    )
+    assert r.status_code == 303
+    [saved] = await contracts_in_db(runtime)
+    assert saved.valid_to == D(2026, 12, 31)

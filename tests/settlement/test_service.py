@@ -8,7 +8,7 @@ from dataclasses import fields
 import pytest
 from sqlalchemy import func, select
 
-from keerpunt.platform.errors import InvalidInput, NotAllowed
+from keerpunt.platform.errors import InvalidInput, NotAllowed, NotFound
 from keerpunt.platform.models import AuditEntry
 from keerpunt.platform.runtime import Runtime
 from keerpunt.settlement.models import Contract
@@ -17,6 +17,7 @@ from keerpunt.settlement.service import (
     OverviewLine,
     ProblemKind,
     add_contract,
+    end_contract,
     list_contracts,
     parse_quarter,
     provider_choices,
@@ -145,6 +146,7 @@ async def test_only_finance_of_the_penvoerder(runtime: Runtime, who: str) -> Non
         list_contracts,
         provider_choices,
         lambda uow: quarter_overview(uow, Q3),
+        lambda uow: end_contract(uow, 1, D(2026, 1, 1)),
     ):
         with pytest.raises(NotAllowed):
             async with runtime.unit_of_work(viewer) as uow:
@@ -228,3 +230,44 @@ async def test_empty_quarter(runtime: Runtime) -> None:
     async with runtime.unit_of_work(principal(region.finance)) as uow:
         overview = await quarter_overview(uow, parse_quarter("2030Q1"))
     assert (overview.providers, overview.problems, overview.total_cents) == ((), (), 0)
+
+
+async def test_end_an_open_tariff_then_index_it(runtime: Runtime) -> None:
+    region = await build_region(runtime)
+    who = principal(region.finance)
+    async with runtime.unit_of_work(who) as uow:
+        old = await add_contract(uow, draft(region.horizon.id, valid_to=None))
+    async with runtime.unit_of_work(who) as uow:
+        ended = await end_contract(uow, old.id, D(2026, 12, 31))
+        await add_contract(uow, draft(region.horizon.id, valid_from=D(2027, 1, 1), valid_to=None))
+    assert ended.valid_to == D(2026, 12, 31)
+    async with runtime.sessionmaker() as db:
+        actions = (await db.scalars(select(AuditEntry.action).order_by(AuditEntry.seq))).all()
+    assert actions == [
+        "settlement.contract.add",
+        "settlement.contract.end",
+        "settlement.contract.add",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("valid_to", "field"),
+    [(D(2025, 12, 31), "valid_to"), (D(2027, 1, 1), "valid_to")],
+)
+async def test_end_date_is_checked(runtime: Runtime, valid_to: dt.date, field: str) -> None:
+    region = await build_region(runtime)
+    who = principal(region.finance)
+    async with runtime.unit_of_work(who) as uow:
+        first = await add_contract(uow, draft(region.horizon.id))
+        await add_contract(uow, draft(region.horizon.id, valid_from=D(2027, 1, 1), valid_to=None))
+    with pytest.raises(InvalidInput) as info:
+        async with runtime.unit_of_work(who) as uow:
+            await end_contract(uow, first.id, valid_to)  # before its start / into the next
+    assert set(info.value.errors) == {field}
+
+
+async def test_end_unknown_contract(runtime: Runtime) -> None:
+    region = await build_region(runtime)
+    with pytest.raises(NotFound):
+        async with runtime.unit_of_work(principal(region.finance)) as uow:
+            await end_contract(uow, 424242, D(2026, 1, 1))
