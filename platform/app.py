@@ -53,6 +53,24 @@ async def not_found(request: Request, exc: Exception) -> Response:
     )
 
 
+async def server_error(request: Request, exc: Exception) -> Response:
+    # Logged by Starlette's error middleware; the user gets a calm page, never a stack trace.
+    return render(
+        request,
+        "error.html",
+        {
+            "message": i18n.gettext(
+                i18n.N_(
+                    "Er ging iets mis aan onze kant. Er is niets half opgeslagen. "
+                    "Probeer het zo nog eens."
+                )
+            ),
+            "errors": {},
+        },
+        status_code=500,
+    )
+
+
 def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Starlette:
     from keerpunt.consent import routes as consent_routes
     from keerpunt.settlement import routes as settlement_routes
@@ -78,7 +96,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Starlet
     app = Starlette(
         routes=routes,
         middleware=[Middleware(SecurityMiddleware, runtime=rt)],
-        exception_handlers={DomainError: domain_error_handler, 404: not_found},
+        exception_handlers={DomainError: domain_error_handler, 404: not_found, 500: server_error},
         lifespan=lifespan,
     )
     app.state.runtime = rt

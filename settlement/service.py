@@ -21,6 +21,7 @@ from sqlalchemy import or_, select
 
 from keerpunt.platform import audit
 from keerpunt.platform.errors import DomainError, InvalidInput, NotAllowed, NotFound
+from keerpunt.platform.i18n import N_
 from keerpunt.platform.models import Organisation, OrgKind, StaffRole
 from keerpunt.platform.uow import UnitOfWork
 from keerpunt.settlement.models import UNIT_CODES, Contract
@@ -76,18 +77,18 @@ MAX_TARIFF_CENTS = 100_000_000  # € 1.000.000 per unit: anything above is a ty
 
 
 class InvalidQuarter(DomainError):
-    message = "Kies een kwartaal zoals 2026K3."
+    message = N_("Kies een kwartaal zoals 2026K3.")
 
 
 class InvalidAmount(DomainError):
-    message = "Vul een bedrag in euro's in, zoals 120,00."
+    message = N_("Vul een bedrag in euro's in, zoals 120,00.")
 
 
 class UnpriceableUnit(DomainError):
     """The contract's unit is not time, so weekly hours cannot give a volume (yet)."""
 
     status_code = 422
-    message = (
+    message = N_(
         "Dit product kan nog niet uit uren per week worden berekend: "
         "het contract rekent niet in minuten of uren."
     )
@@ -217,13 +218,13 @@ class UnitInfo:
 UNITS: Mapping[str, UnitInfo] = {
     u.code: u
     for u in (
-        UnitInfo("01", "minuut", 1),
-        UnitInfo("04", "uur", 60),
-        UnitInfo("14", "etmaal", None),
-        UnitInfo("16", "dagdeel", None),
-        UnitInfo("82", "stuks", None),
-        UnitInfo("83", "euro", None),
-        UnitInfo("84", "stuks", None),
+        UnitInfo("01", N_("minuut"), 1),
+        UnitInfo("04", N_("uur"), 60),
+        UnitInfo("14", N_("etmaal"), None),
+        UnitInfo("16", N_("dagdeel"), None),
+        UnitInfo("82", N_("stuks"), None),
+        UnitInfo("83", N_("euro"), None),
+        UnitInfo("84", N_("stuks"), None),
     )
 }
 assert tuple(UNITS) == UNIT_CODES
@@ -519,7 +520,7 @@ _CATEGORY = re.compile(r"\d{2}", re.ASCII)
 _PRODUCT_CODE = re.compile(r"[0-9A-Z]{5}", re.ASCII)
 _ISO_DATE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})", re.ASCII)
 _DUTCH_DATE = re.compile(r"(\d{1,2})-(\d{1,2})-(\d{4})", re.ASCII)
-BAD_DATE = "Vul een datum in, bijvoorbeeld 1-1-2026."
+BAD_DATE = N_("Vul een datum in, bijvoorbeeld 1-1-2026.")
 
 
 @dataclass(frozen=True)
@@ -554,19 +555,19 @@ def check_contract_draft(draft: ContractDraft) -> dict[str, str]:
     """Field errors (Dutch message ids) of a draft; empty when it may be saved."""
     errors: dict[str, str] = {}
     if not _CATEGORY.fullmatch(draft.product_category):
-        errors["product_category"] = "Vul een productcategorie van 2 cijfers in, zoals 45."
+        errors["product_category"] = N_("Vul een productcategorie van 2 cijfers in, zoals 45.")
     if not _PRODUCT_CODE.fullmatch(draft.product_code):
-        errors["product_code"] = "Vul een productcode van 5 tekens in, zoals 45A52."
+        errors["product_code"] = N_("Vul een productcode van 5 tekens in, zoals 45A52.")
     if not draft.description:
-        errors["description"] = "Vul een omschrijving in."
+        errors["description"] = N_("Vul een omschrijving in.")
     elif len(draft.description) > 200:
-        errors["description"] = "De omschrijving is te lang. Gebruik hoogstens 200 tekens."
+        errors["description"] = N_("De omschrijving is te lang. Gebruik hoogstens 200 tekens.")
     if draft.unit not in UNITS:
-        errors["unit"] = "Kies een eenheid."
+        errors["unit"] = N_("Kies een eenheid.")
     if not 0 <= draft.tariff_cents <= MAX_TARIFF_CENTS:
-        errors["tariff"] = "Dit bedrag is te hoog. Kijk of het goed is ingevuld."
+        errors["tariff"] = N_("Dit bedrag is te hoog. Kijk of het goed is ingevuld.")
     if draft.valid_to is not None and draft.valid_to < draft.valid_from:
-        errors["valid_to"] = "De einddatum ligt vóór de begindatum."
+        errors["valid_to"] = N_("De einddatum ligt vóór de begindatum.")
     return errors
 
 
@@ -576,7 +577,7 @@ def read_contract_form(data: Mapping[str, str]) -> ContractDraft:
     errors: dict[str, str] = {}
     provider_id = int(get["provider_id"]) if _ID.fullmatch(get["provider_id"]) else None
     if provider_id is None:
-        errors["provider_id"] = "Kies een aanbieder."
+        errors["provider_id"] = N_("Kies een aanbieder.")
     try:
         tariff_cents: int | None = parse_euros(get["tariff"])
     except InvalidAmount as exc:
@@ -660,7 +661,7 @@ def _row(c: Contract, provider_name: str) -> ContractRow:
     )
 
 
-OVERLAP = (
+OVERLAP = N_(
     "Er is al een tarief voor dit product in deze periode. Kies een periode die daarna "
     "begint, of zet eerst een einddatum bij het oude tarief."
 )
@@ -696,7 +697,7 @@ async def add_contract(uow: UnitOfWork, draft: ContractDraft) -> ContractRow:
         raise InvalidInput(errors)
     provider = await _lock_provider(uow, draft.provider_id)
     if provider is None or provider.kind != OrgKind.PROVIDER:
-        raise InvalidInput({"provider_id": "Kies een aanbieder."})
+        raise InvalidInput({"provider_id": N_("Kies een aanbieder.")})
     existing = await _tariffs_of(uow, draft.provider_id, draft.product_code)
     if find_overlap(existing, draft.valid_from, draft.valid_to):
         raise InvalidInput({"valid_from": OVERLAP})
@@ -739,7 +740,7 @@ async def end_contract(uow: UnitOfWork, contract_id: int, valid_to: dt.date) -> 
     provider = await _lock_provider(uow, contract.provider_id)
     assert provider is not None  # a foreign key
     if valid_to < contract.valid_from:
-        raise InvalidInput({"valid_to": "De einddatum ligt vóór de begindatum."})
+        raise InvalidInput({"valid_to": N_("De einddatum ligt vóór de begindatum.")})
     others = await _tariffs_of(
         uow, contract.provider_id, contract.product_code, besides=contract.id
     )
