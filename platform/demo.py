@@ -101,14 +101,9 @@ async def load(rt: Runtime) -> bool:
         team = [user(n, o, "triage_member", d) for n, o, d in TEAM]
         coordinator = user("Carla Coördinator", PENVOERDER, "coordinator")
         registrar = user("Wim Wijkteam", "Wijkteam", "registrar")
-        finance = user("Fatima Financiën", PENVOERDER, "finance")
+        user("Fatima Financiën", PENVOERDER, "finance")
         await db.flush()
-        ids = {
-            "team": [u.id for u in team],
-            "registrar": registrar.id,
-            "coordinator": coordinator.id,
-            "finance": finance.id,
-        }
+        team_ids = [u.id for u in team]
         reg_p = principal_for(registrar)
         coord_p = principal_for(coordinator)
         deventer_id = orgs["Deventer"].id
@@ -165,5 +160,5 @@ async def load(rt: Runtime) -> bool:
     start = dt.datetime.combine(today + dt.timedelta(days=1), dt.time(9, 30), AMSTERDAM)
     async with rt.unit_of_work(coord_p) as uow:
         for case_id in case_ids:
-            await triage.plan_session(uow, case_id, start.astimezone(dt.UTC), ids["team"][:4])
+            await triage.plan_session(uow, case_id, start.astimezone(dt.UTC), team_ids[:4])
     return True

@@ -54,8 +54,8 @@ def ngettext(singular: str, plural: str, n: int) -> str:
 
 
 def negotiate(accept_language: str | None, preferred: str | None = None) -> str:
-    if preferred in LOCALES:
-        return preferred  # type: ignore[return-value]
+    if preferred is not None and preferred in LOCALES:
+        return preferred
     for part in (accept_language or "").split(","):
         tag = part.split(";")[0].strip().lower()[:2]
         if tag in LOCALES:

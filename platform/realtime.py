@@ -148,10 +148,10 @@ class Hub:
         current_locale.set(conn.viewer.locale)
         async with self._sessionmaker() as db, db.begin():
             uow = UnitOfWork(db=db, vault=self._vault, who=conn.viewer)
-            if item == "presence":
+            if isinstance(item, str):  # "presence"
                 return await renderer.render_presence(uow, conn.room, self.present(conn.room))
             events = [e for e in item if e.seq > conn.last_seq]
-            if not isinstance(item, list) or not events:
+            if not events:
                 return ""
             html = await renderer.render_events(uow, conn.room, events)
             conn.last_seq = events[-1].seq

@@ -40,8 +40,9 @@ class TriageRenderer:
         parts: list[str] = []
         for e in events:
             kind, _, action = e.kind.partition(".")
-            if kind in {"factor", "goal"} and (kind, e.subject_id) in items:
-                item = items[(kind, e.subject_id)]
+            subject = e.subject_id or 0
+            if kind in {"factor", "goal"} and (kind, subject) in items:
+                item = items[(kind, subject)]
                 parts.append(
                     _render(
                         "triage/_partials/item_oob.html",
@@ -50,8 +51,8 @@ class TriageRenderer:
                         created=action == "created",
                     )
                 )
-            elif kind == "line" and e.subject_id in lines:
-                parts.append(_render("triage/_partials/line_oob.html", line=lines[e.subject_id]))
+            elif kind == "line" and subject in lines:
+                parts.append(_render("triage/_partials/line_oob.html", line=lines[subject]))
             elif e.kind == "session.closed":
                 parts.append(_render("triage/_partials/closed_oob.html", s=view))
         return "".join(parts)

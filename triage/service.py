@@ -11,6 +11,7 @@ import datetime as dt
 import secrets
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from typing import TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -671,15 +672,18 @@ async def add_goal(uow: UnitOfWork, session_id: int, text: str) -> Goal:
     return goal
 
 
+_TextItem = TypeVar("_TextItem", Factor, Goal)
+
+
 async def _update_text(
     uow: UnitOfWork,
     kind: str,
-    model: type[Factor] | type[Goal],
+    model: type[_TextItem],
     session_id: int,
     item_id: int,
     text: str,
     version: int,
-) -> Factor | Goal:
+) -> _TextItem:
     session, case, level = await _open_session(uow, session_id)
     row = await uow.db.get(model, item_id, with_for_update=True)
     if row is None or row.session_id != session.id:
@@ -689,7 +693,9 @@ async def _update_text(
     if row.version != version:
         raise StaleVersion()
     cipher = await uow.vault.cipher(uow.db, case.id)
-    row.text_enc = cipher.encrypt(f"{kind}.text", _clean_text(text))  # type: ignore[assignment]
+    encrypted = cipher.encrypt(f"{kind}.text", _clean_text(text))
+    assert encrypted is not None
+    row.text_enc = encrypted
     row.version += 1
     row.updated_at = utcnow()
     await uow.db.flush()
@@ -709,18 +715,14 @@ async def update_factor(
     uow: UnitOfWork, session_id: int, factor_id: int, text: str, version: int
 ) -> Factor:
     """Change a factor's text; refused (StaleVersion) if someone changed it meanwhile."""
-    row = await _update_text(uow, "factor", Factor, session_id, factor_id, text, version)
-    assert isinstance(row, Factor)
-    return row
+    return await _update_text(uow, "factor", Factor, session_id, factor_id, text, version)
 
 
 async def update_goal(
     uow: UnitOfWork, session_id: int, goal_id: int, text: str, version: int
 ) -> Goal:
     """Change a goal's text; refused (StaleVersion) if someone changed it meanwhile."""
-    row = await _update_text(uow, "goal", Goal, session_id, goal_id, text, version)
-    assert isinstance(row, Goal)
-    return row
+    return await _update_text(uow, "goal", Goal, session_id, goal_id, text, version)
 
 
 async def item_view(uow: UnitOfWork, session_id: int, kind: str, item_id: int) -> ItemView:

@@ -14,8 +14,13 @@ from tests.conftest import LiveServer
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
 
@@ -28,14 +33,24 @@ async def browser() -> AsyncIterator[Browser]:
 
 
 async def logged_in_context(
-    browser: Browser, rt: Runtime, server: LiveServer, *, user_id: int | None = None,
-    member_id: int | None = None, width: int = 1280,
+    browser: Browser,
+    rt: Runtime,
+    server: LiveServer,
+    *,
+    user_id: int | None = None,
+    member_id: int | None = None,
+    width: int = 1280,
 ) -> BrowserContext:
     async with rt.sessionmaker() as db, db.begin():
         token = await start_session(db, how="test", hours=1, user_id=user_id, member_id=member_id)
     ctx = await browser.new_context(viewport={"width": width, "height": 900}, locale="nl-NL")
-    await ctx.add_cookies([{
-        "name": COOKIE_NAME, "value": SessionSigner(str(rt.settings.secret_key)).dumps(token),
-        "url": server.url,
-    }])
+    await ctx.add_cookies(
+        [
+            {
+                "name": COOKIE_NAME,
+                "value": SessionSigner(str(rt.settings.secret_key)).dumps(token),
+                "url": server.url,
+            }
+        ]
+    )
     return ctx

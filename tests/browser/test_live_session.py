@@ -37,7 +37,9 @@ async def test_expert_and_parent_see_each_other_live_and_outsider_sees_pseudonym
         browser, runtime, live_server, user_id=world.outsider_expert.id
     )
     expert, parent, outsider = (
-        await expert_ctx.new_page(), await parent_ctx.new_page(), await outsider_ctx.new_page()
+        await expert_ctx.new_page(),
+        await parent_ctx.new_page(),
+        await outsider_ctx.new_page(),
     )
     for page in (expert, parent, outsider):
         await _open(page, url)
@@ -62,8 +64,13 @@ async def test_expert_and_parent_see_each_other_live_and_outsider_sees_pseudonym
     await expect(outsider.locator("h1")).to_contain_text(case.pseudonym)
     await expect(outsider.locator("#factor-list .kp-item")).to_have_count(1, timeout=1000)
     body = await outsider.content()
-    for secret in ("Sem Canarie", "Ma Canarie", "Oom Kees", "Sem slaapt slecht",
-                   "Weer gewoon naar school"):
+    for secret in (
+        "Sem Canarie",
+        "Ma Canarie",
+        "Oom Kees",
+        "Sem slaapt slecht",
+        "Weer gewoon naar school",
+    ):
         assert secret not in body
     # Presence: everyone sees who is in the room (family names only where consent allows).
     await expect(expert.locator("#kp-presence")).to_contain_text("Ma Canarie")

@@ -55,5 +55,3 @@ def test_postgresql_migration_matches_models() -> None:
         assert _diff(url) == []
     finally:
         asyncio.run(sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-

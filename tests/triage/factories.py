@@ -45,9 +45,14 @@ async def build_world(rt: Runtime, *, consent_to_expert_org: bool = True) -> Wor
         case = await triage.register_case(
             uow,
             triage.Registration(
-                answers=YES, youth_name="Sem Canarie", birth_date=today.replace(year=today.year - 14),
-                bsn="111222333", situation="Geheim-verhaal-XYZ", parent_names=("Ma Canarie", ""),
-                jim_name="Oom Kees", municipality_id=None,
+                answers=YES,
+                youth_name="Sem Canarie",
+                birth_date=today.replace(year=today.year - 14),
+                bsn="111222333",
+                situation="Geheim-verhaal-XYZ",
+                parent_names=("Ma Canarie", ""),
+                jim_name="Oom Kees",
+                municipality_id=None,
             ),
         )
         members = {
@@ -58,10 +63,16 @@ async def build_world(rt: Runtime, *, consent_to_expert_org: bool = True) -> Wor
         if consent_to_expert_org:
             for role in ("youth", "parent"):
                 await consent.record_consent(
-                    uow, case, subject_member_id=members[role],
-                    purpose=Purpose.INFORMATION_EXCHANGE, decision=Decision.CONSENT,
-                    recipient_org_id=karakter.id, recipient_role=None, obtained_how="in_person",
-                    explanation="Uitgelegd wat het triageteam doet.", valid_until=None,
+                    uow,
+                    case,
+                    subject_member_id=members[role],
+                    purpose=Purpose.INFORMATION_EXCHANGE,
+                    decision=Decision.CONSENT,
+                    recipient_org_id=karakter.id,
+                    recipient_role=None,
+                    obtained_how="in_person",
+                    explanation="Uitgelegd wat het triageteam doet.",
+                    valid_until=None,
                 )
         case_id = case.id
     async with rt.unit_of_work(principal_for(coordinator)) as uow:

@@ -7,7 +7,7 @@ import json
 
 import httpx
 import pytest
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 
 from keerpunt.platform.runtime import Runtime
 from keerpunt.platform.sessions import COOKIE_NAME, SessionSigner, start_session
@@ -29,14 +29,14 @@ async def _cookie(rt: Runtime, user_id: int) -> tuple[str, str]:
     return SessionSigner(str(rt.settings.secret_key)).dumps(token), row.csrf_token
 
 
-async def _recv_until(ws, needle: str, timeout: float = 2.0) -> str:  # type: ignore[no-untyped-def]
+async def _recv_until(ws: ClientConnection, needle: str, within: float = 2.0) -> str:
     async def loop() -> str:
         while True:
             msg = await ws.recv()
             if needle in msg:
                 return str(msg)
 
-    return await asyncio.wait_for(loop(), timeout)
+    return await asyncio.wait_for(loop(), within)
 
 
 async def test_push_replay_and_presence(runtime: Runtime, live_server: LiveServer) -> None:
@@ -61,8 +61,10 @@ async def test_push_replay_and_presence(runtime: Runtime, live_server: LiveServe
         await _recv_until(ws, "kp-presence")
         async with connect(
             ws_url,
-            additional_headers={"Cookie": f"{COOKIE_NAME}={other_cookie}",
-                                "Origin": live_server.url},
+            additional_headers={
+                "Cookie": f"{COOKIE_NAME}={other_cookie}",
+                "Origin": live_server.url,
+            },
         ) as other:
             await other.send(json.dumps({"type": "resume", "after": 0}))
             presence = await _recv_until(ws, "Carla Coord")  # presence: both are in the room

@@ -19,12 +19,27 @@ async def test_a_no_in_the_entry_check_stops_registration_with_the_reason(
 ) -> None:
     world = await build_world(runtime)
     csrf = await login(client, runtime, user_id=world.registrar.id)
-    answers = {k: "yes" for k in ("under_18", "multiple_expertises", "all_life_areas",
-                                  "placement_threat", "no_other_perspective")}
+    answers = {
+        k: "yes"
+        for k in (
+            "under_18",
+            "multiple_expertises",
+            "all_life_areas",
+            "placement_threat",
+            "no_other_perspective",
+        )
+    }
     answers["not_a_crisis"] = "no"
-    resp = await client.post("/cases/new", data={**answers, "csrf_token": csrf,
-                                                 "youth_name": "Kim", "birth_date": "2012-01-01",
-                                                 "parent_1": "Ouder"})
+    resp = await client.post(
+        "/cases/new",
+        data={
+            **answers,
+            "csrf_token": csrf,
+            "youth_name": "Kim",
+            "birth_date": "2012-01-01",
+            "parent_1": "Ouder",
+        },
+    )
     assert resp.status_code == 422
     assert "crisisroute" in resp.text
     async with runtime.sessionmaker() as db:
@@ -36,11 +51,28 @@ async def test_registration_keeps_what_was_typed_when_a_field_is_wrong(
 ) -> None:
     world = await build_world(runtime)
     csrf = await login(client, runtime, user_id=world.registrar.id)
-    answers = {k: "yes" for k in ("under_18", "multiple_expertises", "all_life_areas",
-                                  "placement_threat", "no_other_perspective", "not_a_crisis")}
-    resp = await client.post("/cases/new", data={**answers, "csrf_token": csrf,
-                                                 "youth_name": "Kim Typed", "bsn": "123",
-                                                 "birth_date": "2012-01-01", "parent_1": "O"})
+    answers = {
+        k: "yes"
+        for k in (
+            "under_18",
+            "multiple_expertises",
+            "all_life_areas",
+            "placement_threat",
+            "no_other_perspective",
+            "not_a_crisis",
+        )
+    }
+    resp = await client.post(
+        "/cases/new",
+        data={
+            **answers,
+            "csrf_token": csrf,
+            "youth_name": "Kim Typed",
+            "bsn": "123",
+            "birth_date": "2012-01-01",
+            "parent_1": "O",
+        },
+    )
     assert resp.status_code == 422
     assert "Kim Typed" in resp.text and "9 cijfers" in resp.text
 
@@ -88,15 +120,24 @@ async def test_stale_edit_is_refused_with_the_current_text_and_the_draft_kept(
     csrf = await login(client, runtime, user_id=world.expert.id)
     sid = world.session_id
     h = {"X-CSRF-Token": csrf, "HX-Request": "true"}
-    r = await client.post(f"/triage/sessions/{sid}/factors", headers=h,
-                          data={"life_area": "school", "kind": "perpetuating", "text": "Eerste"})
+    r = await client.post(
+        f"/triage/sessions/{sid}/factors",
+        headers=h,
+        data={"life_area": "school", "kind": "perpetuating", "text": "Eerste"},
+    )
     assert r.status_code == 200
     fid = await _only_factor_id(runtime)
-    r1 = await client.post(f"/triage/sessions/{sid}/factor/{fid}", headers=h,
-                           data={"text": "Versie van Ruud", "version": "1"})
+    r1 = await client.post(
+        f"/triage/sessions/{sid}/factor/{fid}",
+        headers=h,
+        data={"text": "Versie van Ruud", "version": "1"},
+    )
     assert r1.status_code == 200 and "Versie van Ruud" in r1.text
-    r2 = await client.post(f"/triage/sessions/{sid}/factor/{fid}", headers=h,
-                           data={"text": "Versie van de ouder", "version": "1"})
+    r2 = await client.post(
+        f"/triage/sessions/{sid}/factor/{fid}",
+        headers=h,
+        data={"text": "Versie van de ouder", "version": "1"},
+    )
     assert r2.status_code == 409
     assert "Versie van Ruud" in r2.text  # what it is now
     assert "Versie van de ouder" in r2.text  # what they typed: not lost
@@ -111,14 +152,28 @@ async def test_closing_fixes_the_arrangement(client: httpx.AsyncClient, runtime:
     h = {"X-CSRF-Token": csrf}
     refused = await client.post(f"/triage/sessions/{sid}/close", headers=h)
     assert refused.status_code == 422  # no arrangement yet
-    r = await client.post(f"/triage/sessions/{sid}/lines", headers=h, data={
-        "provider_id": str(world.provider.id), "product_code": "45a52",
-        "help_form": "ambulant", "hours": "2,5"})
+    r = await client.post(
+        f"/triage/sessions/{sid}/lines",
+        headers=h,
+        data={
+            "provider_id": str(world.provider.id),
+            "product_code": "45a52",
+            "help_form": "ambulant",
+            "hours": "2,5",
+        },
+    )
     assert r.status_code in (200, 303)
     assert (await client.post(f"/triage/sessions/{sid}/close", headers=h)).status_code == 303
-    after = await client.post(f"/triage/sessions/{sid}/lines", headers=h, data={
-        "provider_id": str(world.provider.id), "product_code": "45A52",
-        "help_form": "ambulant", "hours": "1"})
+    after = await client.post(
+        f"/triage/sessions/{sid}/lines",
+        headers=h,
+        data={
+            "provider_id": str(world.provider.id),
+            "product_code": "45A52",
+            "help_form": "ambulant",
+            "hours": "1",
+        },
+    )
     assert after.status_code == 403
     page = await client.get(f"/triage/sessions/{sid}")
     assert "2.5 uur per week" in page.text or "2,5 uur per week" in page.text
