@@ -34,6 +34,8 @@ lint: install
 	$(BIN)/ruff format --check platform consent triage settlement tests bench
 
 typecheck: install
+	@mkdir -p var/mypy/keerpunt
+	@for d in platform consent triage settlement; do ln -sfn ../../../$$d var/mypy/keerpunt/$$d; done
 	$(BIN)/mypy
 
 pytest: install chromium

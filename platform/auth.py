@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from keerpunt.platform import audit
 from keerpunt.platform.db import utcnow
 from keerpunt.platform.errors import DomainError, InvalidInput, NotAllowed, NotFound
+from keerpunt.platform.i18n import N_
 from keerpunt.platform.models import (
     FAMILY_ROLES,
     Case,
@@ -124,7 +125,7 @@ class LoginFailed(DomainError):
     """The login did not complete (state mismatch, bad or foreign token, provider error)."""
 
     status_code = 400
-    message = "Inloggen is niet gelukt. Probeer het opnieuw."
+    message = N_("Inloggen is niet gelukt. Probeer het opnieuw.")
     # The edge commits what the service recorded (an audit row, a failed attempt) even though
     # the request is refused: a refused attempt must leave a trace.
     keep_changes: ClassVar[bool] = False
@@ -134,7 +135,7 @@ class LoginRefused(LoginFailed):
     """The provider vouched for the person, but Keerpunt does not let them in."""
 
     status_code = 403
-    message = (
+    message = N_(
         "We kennen u niet in Keerpunt. Vraag de beheerder van uw organisatie om u toe te voegen."
     )
     keep_changes = True
@@ -142,7 +143,7 @@ class LoginRefused(LoginFailed):
 
 class ProviderUnavailable(LoginFailed):
     status_code = 502
-    message = (
+    message = N_(
         "Het inlogsysteem van uw organisatie reageert niet. Probeer het over een paar minuten "
         "opnieuw."
     )
@@ -152,28 +153,28 @@ class InvitationProblem(DomainError):
     """An invitation that cannot be used; each reason has its own plain message."""
 
     status_code = 410
-    message = "Deze uitnodiging werkt niet meer. Vraag om een nieuwe uitnodiging."
+    message = N_("Deze uitnodiging werkt niet meer. Vraag om een nieuwe uitnodiging.")
     keep_changes: ClassVar[bool] = False
 
 
 class InvitationUnknown(InvitationProblem):
     status_code = 404
-    message = (
+    message = N_(
         "Deze link kennen we niet. Kijk of u de hele link uit de e-mail heeft gebruikt, "
         "of vraag om een nieuwe uitnodiging."
     )
 
 
 class InvitationExpired(InvitationProblem):
-    message = "Deze uitnodiging is verlopen. Vraag om een nieuwe uitnodiging."
+    message = N_("Deze uitnodiging is verlopen. Vraag om een nieuwe uitnodiging.")
 
 
 class InvitationRevoked(InvitationProblem):
-    message = "Deze uitnodiging is ingetrokken. Vraag om een nieuwe uitnodiging."
+    message = N_("Deze uitnodiging is ingetrokken. Vraag om een nieuwe uitnodiging.")
 
 
 class InvitationUsed(InvitationProblem):
-    message = (
+    message = N_(
         "Deze uitnodiging is al gebruikt. Een uitnodiging werkt maar één keer. "
         "Vraag om een nieuwe uitnodiging."
     )
@@ -181,7 +182,7 @@ class InvitationUsed(InvitationProblem):
 
 class InvitationLocked(InvitationProblem):
     status_code = 403
-    message = (
+    message = N_(
         "Deze uitnodiging is geblokkeerd, omdat de code te vaak fout was. "
         "Vraag om een nieuwe uitnodiging."
     )
@@ -192,7 +193,7 @@ class WrongCode(InvitationProblem):
     """A wrong code; ``params['left']`` says how many tries remain."""
 
     status_code = 400
-    message = "De code klopt niet. U kunt het nog %(left)s keer proberen."
+    message = N_("De code klopt niet. U kunt het nog %(left)s keer proberen.")
     keep_changes = True
 
 
@@ -327,12 +328,14 @@ async def oidc_client(db: AsyncSession, settings: Settings, organisation_id: int
     """The client settings for an organisation; its secret comes from the environment."""
     org = await db.get(Organisation, organisation_id)
     if org is None or not org.oidc_issuer or not org.oidc_client_id:
-        raise InvalidInput({"organisation_id": "Kies uw organisatie."})
+        raise InvalidInput({"organisation_id": N_("Kies uw organisatie.")})
     secret = settings.oidc_client_secrets.get(org.id)
     if secret is None:
         raise LoginFailed(
-            "Inloggen via deze organisatie is nog niet ingesteld. "
-            "Neem contact op met de beheerder van Keerpunt."
+            N_(
+                "Inloggen via deze organisatie is nog niet ingesteld. "
+                "Neem contact op met de beheerder van Keerpunt."
+            )
         )
     return OidcClient(org.id, org.oidc_issuer.rstrip("/"), org.oidc_client_id, str(secret))
 
@@ -371,17 +374,25 @@ def check_oidc_callback(pending: OidcPending | None, params: Mapping[str, str]) 
     """The provider's answer belongs to the login this browser started (state), or a refusal."""
     if pending is None:
         raise LoginFailed(
-            "Het inloggen duurde te lang, of is in een ander venster begonnen. Probeer het opnieuw."
+            N_(
+                "Het inloggen duurde te lang, of is in een ander venster begonnen. "
+                "Probeer het opnieuw."
+            )
         )
     if params.get("error"):
         raise LoginFailed(
-            "Uw organisatie heeft het inloggen afgebroken. Probeer het opnieuw, of vraag "
-            "de beheerder van uw organisatie om hulp."
+            N_(
+                "Uw organisatie heeft het inloggen afgebroken. Probeer het opnieuw, of vraag "
+                "de beheerder van uw organisatie om hulp."
+            )
         )
     state = params.get("state", "")
     if not state or not hmac.compare_digest(state.encode(), pending.state.encode()):
         raise LoginFailed(
-            "Dit antwoord van uw organisatie hoort niet bij uw inlogpoging. Probeer het opnieuw."
+            N_(
+                "Dit antwoord van uw organisatie hoort niet bij uw inlogpoging. "
+                "Probeer het opnieuw."
+            )
         )
     if not params.get("code"):
         raise LoginFailed()
@@ -518,7 +529,10 @@ async def find_professional(
     if not user.active:
         await audit.record(db, None, "auth.login_refused", detail=f"user:{user.id} reason:inactive")
         raise LoginRefused(
-            "Uw account in Keerpunt staat uit. Neem contact op met de beheerder van uw organisatie."
+            N_(
+                "Uw account in Keerpunt staat uit. "
+                "Neem contact op met de beheerder van uw organisatie."
+            )
         )
     return user
 
@@ -667,7 +681,7 @@ async def create_invitation(
         raise NotFound()
     if member.role not in FAMILY_ROLES:
         raise InvalidInput(
-            {}, "Alleen de jongere, ouders, voogd en JIM krijgen een uitnodiging met een code."
+            {}, N_("Alleen de jongere, ouders, voogd en JIM krijgen een uitnodiging met een code.")
         )
     now = utcnow()
     await db.execute(
@@ -740,7 +754,7 @@ async def redeem_invitation(db: AsyncSession, token: str, code: str) -> Redempti
     invitation, member = await _usable_invitation(db, token, for_update=True)
     normalised = _normalise_code(code)
     if normalised is None:
-        raise InvalidInput({"code": "Vul de code van 6 cijfers in."})
+        raise InvalidInput({"code": N_("Vul de code van 6 cijfers in.")})
     if not hmac.compare_digest(_code_hash(token, normalised), invitation.code_hash):
         invitation.failed_attempts += 1
         await db.flush()

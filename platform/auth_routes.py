@@ -17,6 +17,7 @@ from starlette.routing import BaseRoute, Route
 
 from keerpunt.platform import auth, i18n
 from keerpunt.platform.errors import DomainError, InvalidInput
+from keerpunt.platform.i18n import N_
 from keerpunt.platform.runtime import Runtime
 from keerpunt.platform.sessions import COOKIE_NAME, SessionSigner
 from keerpunt.platform.web import (
@@ -152,7 +153,7 @@ async def oidc_start(request: Request) -> Response:
     org_id = int(raw) if raw.isdigit() else None
     try:
         if org_id is None:
-            raise InvalidInput({"organisation_id": "Kies uw organisatie."})
+            raise InvalidInput({"organisation_id": N_("Kies uw organisatie.")})
         async with rt.sessionmaker() as db:
             client = await auth.oidc_client(db, rt.settings, org_id)
         url, pending = await auth.begin_oidc_login(
@@ -262,9 +263,8 @@ async def _redeem(request: Request, token: str) -> Response:
                 previous_session_id=_previous_session(request),
             )
     except InvalidInput as exc:
-        return _invitation_page(
-            request, token, code_error=i18n.gettext(exc.errors["code"]), status=422
-        )
+        code_error = exc.errors["code"]  # a Dutch message id, translated here
+        return _invitation_page(request, token, code_error=i18n.gettext(code_error), status=422)
     except auth.WrongCode as exc:
         return _invitation_page(request, token, code_error=_message(exc), status=400)
     except auth.InvitationProblem as exc:

@@ -63,27 +63,28 @@ def demo() -> None:
 @demo.command("load")
 def demo_load() -> None:
     """Load the demo organisations, people and cases (twice is harmless)."""
-    from keerpunt.platform.demo import load
+    from keerpunt.platform.demo import load, who_is_who
     from keerpunt.platform.runtime import Runtime
 
     settings = _settings()
     if not settings.demo_mode:
         raise click.ClickException("Demo data is only loaded with KEERPUNT_DEMO=1.")
 
-    async def run() -> bool:
+    async def run() -> tuple[bool, list[str]]:
         rt = Runtime.build(settings, pool=False)
         try:
-            return await load(rt)
+            return await load(rt), await who_is_who(rt)
         finally:
             await rt.engine.dispose()
 
-    loaded = asyncio.run(run())
+    loaded, people = asyncio.run(run())
     click.echo("Demo data loaded." if loaded else "Demo data was already there; nothing changed.")
     click.echo(
-        "Log in: open the app, choose 'Demo: kies een persoon' and pick anyone: the "
-        "coordinator (Carla), the local team (Wim), the triage team, the penvoerder's finance "
-        "(Fatima), or the family of Sem de Vries (youth, parents, JIM)."
+        "How to log in: open http://127.0.0.1:8000, click 'Demo: kies een persoon' and pick\n"
+        "one of these people (no password in demo mode):"
     )
+    for line in people:
+        click.echo(line)
 
 
 @main.group()

@@ -57,6 +57,7 @@ async def load(rt: Runtime) -> bool:
     from keerpunt.consent import service as consent
     from keerpunt.consent.models import Decision, Purpose
     from keerpunt.platform.models import Case, CaseMember
+    from keerpunt.settlement import service as settlement
     from keerpunt.triage import service as triage
 
     async with rt.sessionmaker() as db, db.begin():
@@ -101,8 +102,10 @@ async def load(rt: Runtime) -> bool:
         team = [user(n, o, "triage_member", d) for n, o, d in TEAM]
         coordinator = user("Carla Coördinator", PENVOERDER, "coordinator")
         registrar = user("Wim Wijkteam", "Wijkteam", "registrar")
-        user("Fatima Financiën", PENVOERDER, "finance")
+        finance = user("Fatima Financiën", PENVOERDER, "finance")
         await db.flush()
+        finance_p = principal_for(finance)
+        provider_ids = [orgs[name].id for name in IJSSELLAND]
         team_ids = [u.id for u in team]
         reg_p = principal_for(registrar)
         coord_p = principal_for(coordinator)
@@ -157,8 +160,55 @@ async def load(rt: Runtime) -> bool:
                 )
         case_ids = (with_consent.id, without.id)
         assert isinstance(with_consent, Case)
+    # Contract tariffs of the IJsselland providers, per hour (unit 04), from 1 January.
+    async with rt.unit_of_work(finance_p) as uow:
+        for i, provider_id in enumerate(provider_ids):
+            await settlement.add_contract(
+                uow,
+                settlement.ContractDraft(
+                    provider_id=provider_id,
+                    product_category="45",
+                    product_code="45A52",
+                    description="Specialistische jeugdhulp, ambulant",
+                    unit="04",
+                    tariff_cents=11_500 + 250 * i,
+                    valid_from=dt.date(today.year, 1, 1),
+                    valid_to=None,
+                ),
+            )
     start = dt.datetime.combine(today + dt.timedelta(days=1), dt.time(9, 30), AMSTERDAM)
     async with rt.unit_of_work(coord_p) as uow:
         for case_id in case_ids:
             await triage.plan_session(uow, case_id, start.astimezone(dt.UTC), team_ids[:4])
+        # A meeting held last month for Sem: its arrangement is fixed, so the penvoerder's
+        # quarter view has something to show.
+        held = dt.datetime.combine(today - dt.timedelta(days=30), dt.time(9, 30), AMSTERDAM)
+        past = await triage.plan_session(uow, case_ids[0], held.astimezone(dt.UTC), team_ids[:4])
+        await triage.add_factor(
+            uow, past.id, "school", "perpetuating", "Sem gaat al maanden niet naar school."
+        )
+        await triage.add_goal(uow, past.id, "Ik wil weer naar school, eerst twee ochtenden.")
+        for provider_id, hours in ((provider_ids[3], "3"), (provider_ids[7], "2,5")):
+            await triage.add_line(
+                uow, past.id, provider_id, "45A52", "ambulant", hours, held.date()
+            )
+        await triage.close_session(uow, past.id)
     return True
+
+
+async def who_is_who(rt: Runtime) -> list[str]:
+    """One line per demo person: how to log in as them."""
+    from keerpunt.platform.models import CaseMember
+
+    lines = []
+    async with rt.sessionmaker() as db:
+        users = (await db.scalars(select(User).order_by(User.id))).all()
+        for u in users:
+            what = u.discipline or u.roles
+            lines.append(f"  {u.display_name:<22} {u.organisation.name:<26} {what}")
+        members = (await db.scalars(select(CaseMember).where(CaseMember.user_id.is_(None)))).all()
+        for m in members:
+            cipher = await rt.vault.cipher(db, m.case_id)
+            name = cipher.decrypt("member.name", m.name_enc) or "?"
+            lines.append(f"  {name:<22} {'family, case ' + str(m.case_id):<26} {m.role}")
+    return lines

@@ -54,7 +54,10 @@ class SecurityMiddleware:
 
         anon_csrf = request.cookies.get(ANON_CSRF_COOKIE) or ""
         new_anon_csrf = None
-        if principal is None and not anon_csrf:
+        # Only a page load issues one: parallel sub-requests (assets, favicon) would otherwise
+        # each set a different cookie and race the token rendered into the page.
+        dest = request.headers.get("sec-fetch-dest", "document")
+        if principal is None and not anon_csrf and dest == "document":
             anon_csrf = new_anon_csrf = secrets.token_urlsafe(32)
         expected = principal.csrf_token if principal else anon_csrf
         scope["state"]["csrf_token"] = expected
@@ -96,8 +99,10 @@ class SecurityMiddleware:
 
     def _origin_ok(self, headers: Headers) -> bool:
         origin = headers.get("origin")
-        if not origin or origin == "null":
-            return origin is None
+        if origin == "null":  # privacy settings can hide the origin; the browser still says
+            return headers.get("sec-fetch-site") == "same-origin"
+        if not origin:
+            return True
         host = headers.get("host", "")
         return urlsplit(origin).netloc == host
 
@@ -159,7 +164,9 @@ class SecurityMiddleware:
             ),
             "x-content-type-options": "nosniff",
             "x-frame-options": "DENY",
-            "referrer-policy": "no-referrer",
+            # same-origin, not no-referrer: with no-referrer browsers send "Origin: null" on
+            # form posts, and the Origin check below needs the real origin.
+            "referrer-policy": "same-origin",
             "permissions-policy": "camera=(), microphone=(), geolocation=()",
             "cross-origin-opener-policy": "same-origin",
         }

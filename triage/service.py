@@ -394,26 +394,30 @@ async def plan_session(
     )
     uow.db.add(session)
     await uow.db.flush()
-    existing = {
-        (m.user_id, m.role): m
-        for m in await uow.db.scalars(select(CaseMember).where(CaseMember.case_id == case.id))
-    }
-    for uid in expert_user_ids:
-        user = await uow.db.get(User, uid)
-        if user is None or "triage_member" not in user.role_set:
-            raise InvalidInput({"experts": N_("Kies leden van het triageteam.")})
-        if (uid, "triage_member") not in existing:
-            m = CaseMember(case_id=case.id, role="triage_member", user_id=uid)
-            uow.db.add(m)
-            existing[(uid, "triage_member")] = m
-    if (uow.who.user_id, "coordinator") not in existing:
-        m = CaseMember(case_id=case.id, role="coordinator", user_id=uow.who.user_id)
-        uow.db.add(m)
-        existing[(uow.who.user_id, "coordinator")] = m
+    members = list(
+        await uow.db.scalars(
+            select(CaseMember).where(CaseMember.case_id == case.id, CaseMember.removed_at.is_(None))
+        )
+    )
+    staff = {(m.user_id, m.role): m for m in members if m.user_id is not None}
+    # The family, the JIM and the local team always sit at the table; of the professionals
+    # only the chosen experts and the coordinator who plans it.
+    invited = [m for m in members if m.user_id is None or m.role == "local_team"]
+    wanted = [(uid, "triage_member") for uid in dict.fromkeys(expert_user_ids)]
+    wanted.append((uow.who.user_id, "coordinator"))
+    for uid, role in wanted:
+        if role == "triage_member":
+            user = await uow.db.get(User, uid)
+            if user is None or not user.active or "triage_member" not in user.role_set:
+                raise InvalidInput({"experts": N_("Kies leden van het triageteam.")})
+        member = staff.get((uid, role))
+        if member is None:
+            member = CaseMember(case_id=case.id, role=role, user_id=uid)
+            uow.db.add(member)
+        invited.append(member)
     await uow.db.flush()
-    for m in existing.values():
-        if m.removed_at is None:
-            uow.db.add(SessionParticipant(session_id=session.id, member_id=m.id))
+    for member in invited:
+        uow.db.add(SessionParticipant(session_id=session.id, member_id=member.id))
     if case.status == "registered":
         case.status = "scheduled"
     await uow.db.flush()

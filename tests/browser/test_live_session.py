@@ -88,3 +88,31 @@ async def test_expert_and_parent_see_each_other_live_and_outsider_sees_pseudonym
         raise AssertionError(f"wider than the phone: {scroll}px; {wide}")
     for ctx in (expert_ctx, parent_ctx, outsider_ctx):
         await ctx.close()
+
+
+async def test_the_jim_joins_from_a_phone_with_the_invitation_link_and_code(
+    browser: Browser, runtime: Runtime, live_server: LiveServer
+) -> None:
+    """The whole login of a family member in a real browser: link, code, form post (Origin
+    and CSRF checks included), then the session page of their case."""
+    from keerpunt.platform.auth import create_invitation
+    from keerpunt.platform.demo import principal_for
+
+    world = await build_world(runtime)
+    async with runtime.unit_of_work(principal_for(world.coordinator)) as uow:
+        invite = await create_invitation(uow, world.members["jim"], days=14)
+    ctx = await browser.new_context(viewport={"width": 360, "height": 740}, locale="nl-NL")
+    page = await ctx.new_page()
+    await page.goto(f"{live_server.url}/i/{invite.link_token}")
+    await page.get_by_label("Code").fill("000000" if invite.code != "000000" else "111111")
+    await page.get_by_role("button", name="Inloggen").click()
+    await expect(page.locator(".kp-error")).to_contain_text("klopt niet")
+    await page.get_by_label("Code").fill(invite.code)
+    await page.get_by_role("button", name="Inloggen").click()
+    await expect(page.locator("h1")).to_contain_text("Sem Canarie")  # their own case
+    await page.goto(f"{live_server.url}/triage/sessions/{world.session_id}")
+    await expect(page.locator("#kp-conn")).to_have_class("is-online", timeout=5000)
+    await page.get_by_label("Nieuw doel").fill("Samen met oom Kees vissen")
+    await page.get_by_role("button", name="Doel toevoegen").click()
+    await expect(page.locator("#goal-list")).to_contain_text("Samen met oom Kees vissen")
+    await ctx.close()

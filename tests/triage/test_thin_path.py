@@ -192,3 +192,44 @@ async def _only_factor_id(rt: Runtime) -> int:
         fid = await db.scalar(select(Factor.id))
         assert fid is not None
         return fid
+
+
+async def test_every_family_member_is_invited_and_only_the_chosen_experts(
+    runtime: Runtime,
+) -> None:
+    from keerpunt.platform.models import CaseMember
+    from keerpunt.triage.models import SessionParticipant
+
+    world = await build_world(runtime)
+    from keerpunt.platform.demo import principal_for
+    from keerpunt.triage import service as triage
+
+    # a second parent, then a second meeting with only one expert
+    async with runtime.unit_of_work(principal_for(world.registrar)) as uow:
+        cipher = await uow.vault.cipher(uow.db, world.case_id)
+        uow.db.add(
+            CaseMember(
+                case_id=world.case_id,
+                role="parent",
+                name_enc=cipher.encrypt("member.name", "Pa Canarie"),
+            )
+        )
+    async with runtime.unit_of_work(principal_for(world.coordinator)) as uow:
+        import datetime as dt
+
+        second = await triage.plan_session(
+            uow, world.case_id, dt.datetime.now(dt.UTC), [world.expert.id]
+        )
+    async with runtime.sessionmaker() as db:
+        roles = sorted(
+            (m.role, m.user_id)
+            for m in await db.scalars(
+                select(CaseMember)
+                .join(SessionParticipant, SessionParticipant.member_id == CaseMember.id)
+                .where(SessionParticipant.session_id == second.id)
+            )
+        )
+    assert [r for r, _ in roles].count("parent") == 2
+    assert ("triage_member", world.outsider_expert.id) not in roles
+    assert ("triage_member", world.expert.id) in roles
+    assert {"youth", "jim", "local_team", "coordinator"} <= {r for r, _ in roles}

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: c89f3df8b7c3
+Revision ID: 92f72069acb8
 Revises: 
-Create Date: 2026-11-22 13:21:10.813574
+Create Date: 2026-11-22 13:32:32.822710
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 import keerpunt.platform.db
 
 
-revision = 'c89f3df8b7c3'
+revision = '92f72069acb8'
 down_revision = None
 branch_labels = None
 depends_on = None
