@@ -114,10 +114,15 @@ def test_translations_keep_the_placeholders() -> None:
 
 def test_catalogue_has_no_entries_the_code_no_longer_uses() -> None:
     cat = english()
-    assert not cat.obsolete, f"Obsolete (#~) entries: {sorted(cat.obsolete)}"
     ids = code_msgids()
     unused = sorted(str(m.id) for m in cat if m.id and m.id not in ids)
-    assert not unused, "In messages.po but not in the code:\n" + "\n".join(map(repr, unused))
+    obsolete = sorted(str(msgid) for msgid in cat.obsolete)
+    assert not unused and not obsolete, (
+        "In messages.po but not in the code:\n"
+        + "\n".join(map(repr, unused))
+        + "\nObsolete (#~) entries:\n"
+        + "\n".join(map(repr, obsolete))
+    )
 
 
 def test_gettext_gives_english_when_the_locale_is_en() -> None:
