@@ -403,6 +403,7 @@ async def plan_session(
     # The family, the JIM and the local team always sit at the table; of the professionals
     # only the chosen experts and the coordinator who plans it.
     invited = [m for m in members if m.user_id is None or m.role == "local_team"]
+    assert uow.who.user_id is not None  # a coordinator is staff
     wanted = [(uid, "triage_member") for uid in dict.fromkeys(expert_user_ids)]
     wanted.append((uow.who.user_id, "coordinator"))
     for uid, role in wanted:
