@@ -11,6 +11,7 @@ from starlette.routing import BaseRoute, Route
 from keerpunt.consent import service
 from keerpunt.consent.models import ConsentRecord, Decision, Purpose
 from keerpunt.platform.errors import InvalidInput, NotFound
+from keerpunt.platform.i18n import N_
 from keerpunt.platform.models import Case
 from keerpunt.platform.web import field, form, redirect, require, unit_of_work
 
@@ -28,23 +29,23 @@ async def record(request: Request) -> Response:
     elif recipient.startswith("role:"):
         role = recipient[5:]
     elif recipient != "all":
-        errors["recipient"] = "Kies met wie informatie gedeeld mag worden."
+        errors["recipient"] = N_("Kies met wie informatie gedeeld mag worden.")
     try:
         purpose = Purpose(field(data, "purpose"))
     except ValueError:
-        errors["purpose"] = "Kies waarvoor de toestemming is."
+        errors["purpose"] = N_("Kies waarvoor de toestemming is.")
         purpose = Purpose.INFORMATION_EXCHANGE
     try:
         decision = Decision(field(data, "decision"))
     except ValueError:
-        errors["decision"] = "Kies toestemming of bezwaar."
+        errors["decision"] = N_("Kies toestemming of bezwaar.")
         decision = Decision.CONSENT
     valid_until = None
     if field(data, "valid_until"):
         try:
             valid_until = dt.date.fromisoformat(field(data, "valid_until"))
         except ValueError:
-            errors["valid_until"] = "Vul een geldige datum in."
+            errors["valid_until"] = N_("Vul een geldige datum in.")
     if errors:
         raise InvalidInput(errors)
     case_id = request.path_params["case_id"]

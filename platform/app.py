@@ -61,7 +61,7 @@ async def server_error(request: Request, exc: Exception) -> Response:
         {
             "message": i18n.gettext(
                 i18n.N_(
-                    "Er ging iets mis aan onze kant. Er is niets half opgeslagen. "
+                    "Er ging iets mis aan onze kant. Wat u net deed, is niet opgeslagen. "
                     "Probeer het zo nog eens."
                 )
             ),

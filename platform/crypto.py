@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from keerpunt.platform.i18n import N_
+
 NONCE_BYTES = 12
 _FORMAT = b"\x01"  # ciphertext layout version: 1 = AES-256-GCM, 12-byte nonce prefix
 
@@ -145,11 +147,11 @@ def normalise_bsn(raw: str) -> str:
     if len(digits) == 8:
         digits = "0" + digits
     if not _BSN_RE.match(digits):
-        raise InvalidBSN("Een BSN heeft 9 cijfers.")
+        raise InvalidBSN(N_("Een BSN heeft 9 cijfers."))
     total = sum(int(d) * w for d, w in zip(digits[:8], range(9, 1, -1), strict=True))
     total -= int(digits[8])
     if total % 11 != 0 or digits == "000000000":
-        raise InvalidBSN("Dit BSN klopt niet. Controleer de cijfers.")
+        raise InvalidBSN(N_("Dit BSN klopt niet. Controleer de cijfers."))
     return digits
 
 

@@ -11,7 +11,7 @@ from starlette.websockets import WebSocket
 
 from keerpunt.consent import service as consent
 from keerpunt.platform.errors import DomainError, InvalidInput, NotFound, StaleVersion
-from keerpunt.platform.i18n import AMSTERDAM, current_locale, gettext
+from keerpunt.platform.i18n import AMSTERDAM, N_, current_locale, gettext
 from keerpunt.platform.models import Organisation, OrgKind
 from keerpunt.platform.realtime import Hub
 from keerpunt.platform.web import (
@@ -74,7 +74,7 @@ def _date(raw: str, name: str, errors: dict[str, str]) -> dt.date | None:
     try:
         return dt.date.fromisoformat(raw)
     except ValueError:
-        errors[name] = "Vul een geldige datum in."
+        errors[name] = N_("Vul een geldige datum in.")
         return None
 
 
@@ -144,7 +144,7 @@ async def plan(request: Request) -> Response:
     try:
         scheduled = dt.datetime.fromisoformat(when).replace(tzinfo=AMSTERDAM)
     except ValueError:
-        errors["scheduled_at"] = "Vul een datum en tijd in."
+        errors["scheduled_at"] = N_("Vul een datum en tijd in.")
     if errors:
         raise InvalidInput(errors)
     experts = [int(v) for v in data.getlist("experts") if isinstance(v, str) and v.isdigit()]

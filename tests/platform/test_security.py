@@ -109,7 +109,8 @@ async def test_security_headers_on_pages(client: httpx.AsyncClient) -> None:
     assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
     assert r.headers["x-content-type-options"] == "nosniff"
     assert r.headers["x-frame-options"] == "DENY"
-    assert r.headers["referrer-policy"] == "no-referrer"
+    # same-origin keeps the real Origin on form posts (no-referrer makes browsers send "null")
+    assert r.headers["referrer-policy"] == "same-origin"
     assert r.headers["cache-control"] == "no-store"
     assert "strict-transport-security" not in r.headers
     assert "<script>" not in r.text and "style=" not in r.text
@@ -239,3 +240,34 @@ async def test_healthz_reports_app_and_database(client: httpx.AsyncClient) -> No
     r = await client.get("/healthz")
     assert r.status_code == 200
     assert r.json() == {"app": "ok", "database": "ok"}
+
+
+@pytest.mark.parametrize(
+    ("headers", "allowed"),
+    [
+        ({"Origin": "null", "Sec-Fetch-Site": "same-origin"}, True),
+        ({"Origin": "null", "Sec-Fetch-Site": "cross-site"}, False),
+        ({"Origin": "null"}, False),
+        ({"Origin": "http://testserver"}, True),
+        ({"Origin": "http://evil.example"}, False),
+    ],
+)
+async def test_origin_check_on_posts(
+    client: httpx.AsyncClient, headers: dict[str, str], allowed: bool
+) -> None:
+    page = await client.get("/login")
+    csrf = page.text.split('name="csrf-token" content="')[1].split('"')[0]
+    r = await client.post(
+        "/language", data={"csrf_token": csrf, "lang": "en", "next": "/"}, headers=headers
+    )
+    assert (r.status_code != 403) is allowed
+
+
+async def test_parallel_sub_requests_do_not_replace_the_pages_csrf_cookie(
+    client: httpx.AsyncClient,
+) -> None:
+    page = await client.get("/login", headers={"Sec-Fetch-Dest": "document"})
+    assert "kp_csrf" in page.cookies
+    client.cookies.clear()
+    icon = await client.get("/favicon.ico", headers={"Sec-Fetch-Dest": "image"})
+    assert "kp_csrf" not in icon.cookies
