@@ -1,0 +1,64 @@
+"""The console script and the start-up guard, as an operator uses them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import update
+
+from keerpunt.platform import audit
+from keerpunt.platform.models import AuditEntry
+from keerpunt.platform.runtime import Runtime
+from keerpunt.platform.settings import ConfigurationError, Settings
+
+KEERPUNT = str(Path(sys.executable).with_name("keerpunt"))
+
+
+def test_unsafe_settings_stop_start_up_with_a_clear_message() -> None:
+    with pytest.raises(ConfigurationError, match="KEERPUNT_SECRET_KEY"):
+        Settings.from_env({"KEERPUNT_SECRET_KEY": "changeme"})
+    with pytest.raises(ConfigurationError, match="KEERPUNT_MASTER_KEYS"):
+        Settings.from_env({"KEERPUNT_SECRET_KEY": "x" * 40, "KEERPUNT_BSN_INDEX_KEY": "y" * 40})
+    assert Settings.from_env({"KEERPUNT_DEMO": "1"}).demo_mode
+
+
+def test_serve_refuses_unsafe_settings(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KEERPUNT_")}
+    out = subprocess.run(
+        [KEERPUNT, "serve"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode != 0
+    assert "KEERPUNT_SECRET_KEY" in out.stderr
+
+
+@pytest.mark.anyio
+async def test_audit_verify_command_detects_tampering(runtime: Runtime, database_url: str) -> None:
+    async with runtime.sessionmaker() as db, db.begin():
+        for i in range(3):
+            await audit.record(db, None, "test.event", detail=str(i))
+    s = runtime.settings
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("KEERPUNT_")},
+        "KEERPUNT_DATABASE_URL": database_url,
+        "KEERPUNT_SECRET_KEY": str(s.secret_key),
+        "KEERPUNT_MASTER_KEYS": str(s.master_keys),
+        "KEERPUNT_BSN_INDEX_KEY": str(s.bsn_index_key),
+    }
+
+    def verify() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [KEERPUNT, "audit", "verify"], env=env, capture_output=True, text=True, timeout=60
+        )
+
+    ok = verify()
+    assert ok.returncode == 0, ok.stderr
+    assert "intact" in ok.stdout
+    async with runtime.sessionmaker() as db, db.begin():
+        await db.execute(update(AuditEntry).where(AuditEntry.seq == 2).values(detail="edited"))
+    bad = verify()
+    assert bad.returncode == 1
+    assert "row 2" in bad.stderr
