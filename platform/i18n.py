@@ -15,7 +15,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date as _babel_format_date
-from babel.dates import format_datetime as _babel_format_datetime
+from babel.dates import format_time as _babel_format_time
 from babel.messages.pofile import read_po
 from babel.numbers import format_currency
 
@@ -63,10 +63,16 @@ def negotiate(accept_language: str | None, preferred: str | None = None) -> str:
     return DEFAULT_LOCALE
 
 
-def local_datetime(value: dt.datetime | None, fmt: str = "medium") -> str:
+def local_datetime(value: dt.datetime | None) -> str:
+    """Date and time in Amsterdam, as people write it: "23 november 2026 09:30"."""
     if value is None:
         return ""
-    return _babel_format_datetime(value.astimezone(AMSTERDAM), fmt, locale=current_locale.get())
+    local = value.astimezone(AMSTERDAM)
+    locale = current_locale.get()
+    return (
+        f"{_babel_format_date(local, 'long', locale=locale)} "
+        f"{_babel_format_time(local, 'short', locale=locale)}"
+    )
 
 
 def local_date(value: dt.date | dt.datetime | None, fmt: str = "long") -> str:

@@ -480,6 +480,7 @@ class SessionView:
     providers: tuple[tuple[int, str], ...]
     last_seq: int
     may_close: bool
+    may_arrange: bool  # providers state their share: professionals at the table add lines
 
     @property
     def is_open(self) -> bool:
@@ -599,6 +600,7 @@ async def session_view(uow: UnitOfWork, session_id: int) -> SessionView:
         providers=tuple(orgs.items()),
         last_seq=await uow.last_seq(session.room),
         may_close=uow.who.has("coordinator") and session.status != SessionStatus.CLOSED,
+        may_arrange=_may_arrange(uow),
     )
 
 
@@ -762,6 +764,10 @@ def _add_months(day: dt.date, months: int) -> dt.date:
     return dt.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
+def _may_arrange(uow: UnitOfWork) -> bool:
+    return uow.who.is_staff and bool(uow.who.staff_roles & {"triage_member", "coordinator"})
+
+
 async def add_line(
     uow: UnitOfWork,
     session_id: int,
@@ -772,6 +778,10 @@ async def add_line(
     start: dt.date | None,
 ) -> ArrangementLine:
     """Add a line to the arrangement: the provider states its share (hours per week)."""
+    if not _may_arrange(uow):
+        raise NotAllowed(
+            N_("Alleen de professionals aan tafel leggen hulp vast in het arrangement.")
+        )
     errors: dict[str, str] = {}
     provider = await uow.db.get(Organisation, provider_id)
     if provider is None or provider.kind != OrgKind.PROVIDER:

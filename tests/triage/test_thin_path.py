@@ -233,3 +233,24 @@ async def test_every_family_member_is_invited_and_only_the_chosen_experts(
     assert ("triage_member", world.outsider_expert.id) not in roles
     assert ("triage_member", world.expert.id) in roles
     assert {"youth", "jim", "local_team", "coordinator"} <= {r for r, _ in roles}
+
+
+async def test_the_family_adds_goals_but_not_arrangement_lines(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    world = await build_world(runtime)
+    csrf = await login(client, runtime, member_id=world.members["parent"])
+    sid = world.session_id
+    page = await client.get(f"/triage/sessions/{sid}")
+    assert "line-add" not in page.text and "goal-add" in page.text
+    r = await client.post(
+        f"/triage/sessions/{sid}/lines",
+        headers={"X-CSRF-Token": csrf},
+        data={
+            "provider_id": str(world.provider.id),
+            "product_code": "45A52",
+            "help_form": "ambulant",
+            "hours": "1",
+        },
+    )
+    assert r.status_code == 403
