@@ -422,19 +422,20 @@ async def plan_session(
     if case.status == "registered":
         case.status = "scheduled"
     await uow.db.flush()
-    await uow.emit(session.room, "session.planned", session.id)
-    await audit.record(
-        uow.db,
-        uow.who,
-        "session.planned",
-        case_id=case.id,
-        purpose="triage",
-        detail=f"session={session.id}",
-    )
+    await _record_change(uow, session, case, "session.planned", session.id, f"session={session.id}")
     return session
 
 
 # -- the session ------------------------------------------------------------------------------
+
+
+async def _record_change(
+    uow: UnitOfWork, session: TriageSession, case: Case, kind: str, subject_id: int, detail: str
+) -> None:
+    """Every change at the table: a room event for the live screens and an audit row, both in
+    the caller's transaction (published only after it commits)."""
+    await uow.emit(session.room, kind, subject_id)
+    await audit.record(uow.db, uow.who, kind, case_id=case.id, purpose="triage", detail=detail)
 
 
 @dataclass(frozen=True)
@@ -648,15 +649,7 @@ async def add_factor(
     )
     uow.db.add(factor)
     await uow.db.flush()
-    await uow.emit(session.room, "factor.created", factor.id)
-    await audit.record(
-        uow.db,
-        uow.who,
-        "factor.created",
-        case_id=case.id,
-        purpose="triage",
-        detail=f"factor={factor.id}",
-    )
+    await _record_change(uow, session, case, "factor.created", factor.id, f"factor={factor.id}")
     return factor
 
 
@@ -672,10 +665,7 @@ async def add_goal(uow: UnitOfWork, session_id: int, text: str) -> Goal:
     )
     uow.db.add(goal)
     await uow.db.flush()
-    await uow.emit(session.room, "goal.created", goal.id)
-    await audit.record(
-        uow.db, uow.who, "goal.created", case_id=case.id, purpose="triage", detail=f"goal={goal.id}"
-    )
+    await _record_change(uow, session, case, "goal.created", goal.id, f"goal={goal.id}")
     return goal
 
 
@@ -706,14 +696,8 @@ async def _update_text(
     row.version += 1
     row.updated_at = utcnow()
     await uow.db.flush()
-    await uow.emit(session.room, f"{kind}.updated", row.id)
-    await audit.record(
-        uow.db,
-        uow.who,
-        f"{kind}.updated",
-        case_id=case.id,
-        purpose="triage",
-        detail=f"{kind}={row.id} version={row.version}",
+    await _record_change(
+        uow, session, case, f"{kind}.updated", row.id, f"{kind}={row.id} version={row.version}"
     )
     return row
 
@@ -812,10 +796,7 @@ async def add_line(
     )
     uow.db.add(line)
     await uow.db.flush()
-    await uow.emit(session.room, "line.created", line.id)
-    await audit.record(
-        uow.db, uow.who, "line.created", case_id=case.id, purpose="triage", detail=f"line={line.id}"
-    )
+    await _record_change(uow, session, case, "line.created", line.id, f"line={line.id}")
     return line
 
 
@@ -836,15 +817,7 @@ async def close_session(uow: UnitOfWork, session_id: int) -> TriageSession:
     session.closed_by_id = uow.who.user_id
     case.status = "arrangement_agreed"
     await uow.db.flush()
-    await uow.emit(session.room, "session.closed", session.id)
-    await audit.record(
-        uow.db,
-        uow.who,
-        "session.closed",
-        case_id=case.id,
-        purpose="triage",
-        detail=f"session={session.id}",
-    )
+    await _record_change(uow, session, case, "session.closed", session.id, f"session={session.id}")
     return session
 
 
