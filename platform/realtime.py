@@ -35,6 +35,7 @@ __all__ = ["Hub", "RoomRenderer"]
 
 log = logging.getLogger(__name__)
 RESUME_WAIT_SECONDS = 5.0
+STOP_WAIT_SECONDS = 5.0
 
 
 class RoomRenderer(Protocol):
@@ -53,7 +54,7 @@ class Connection:
     viewer: Principal
     room: str
     last_seq: int = 0
-    queue: asyncio.Queue[str | list[RoomEvent]] = field(default_factory=asyncio.Queue)
+    queue: asyncio.Queue[str | list[RoomEvent] | None] = field(default_factory=asyncio.Queue)
 
 
 class Hub:
@@ -101,9 +102,13 @@ class Hub:
         except WebSocketDisconnect:
             pass
         finally:
-            pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pump
+            # Let the pump finish what it is rendering (a database read) instead of cutting
+            # it off mid-query; cancel only if it hangs.
+            conn.queue.put_nowait(None)
+            try:
+                await asyncio.wait_for(pump, STOP_WAIT_SECONDS)
+            except (TimeoutError, asyncio.CancelledError):
+                pump.cancel()
             self._rooms[room].discard(conn)
             if not self._rooms[room]:
                 del self._rooms[room]
@@ -131,6 +136,8 @@ class Hub:
         renderer = self._renderers[conn.room.split(":", 1)[0]]
         while True:
             item = await conn.queue.get()
+            if item is None:
+                return
             try:
                 html = await self._render(conn, renderer, item)
                 if html and conn.websocket.application_state == WebSocketState.CONNECTED:
