@@ -13,7 +13,8 @@ from keerpunt.consent.models import ConsentRecord, Decision, Purpose
 from keerpunt.platform.errors import InvalidInput, NotFound
 from keerpunt.platform.i18n import N_
 from keerpunt.platform.models import Case
-from keerpunt.platform.web import field, form, redirect, require, unit_of_work
+from keerpunt.platform.uow import UnitOfWork
+from keerpunt.platform.web import field, form, redirect, render, require, unit_of_work
 
 
 async def record(request: Request) -> Response:
@@ -46,26 +47,45 @@ async def record(request: Request) -> Response:
             valid_until = dt.date.fromisoformat(field(data, "valid_until"))
         except ValueError:
             errors["valid_until"] = N_("Vul een geldige datum in.")
-    if errors:
-        raise InvalidInput(errors)
     case_id = request.path_params["case_id"]
-    async with unit_of_work(request, who) as uow:
-        case = await uow.db.get(Case, case_id)
-        if case is None:
-            raise NotFound()
-        await service.record_consent(
-            uow,
-            case,
-            subject_member_id=int(subject) if subject.isdigit() else 0,
-            purpose=purpose,
-            decision=decision,
-            recipient_org_id=org_id,
-            recipient_role=role,
-            obtained_how=field(data, "obtained_how"),
-            explanation=field(data, "explanation"),
-            valid_until=valid_until,
+    try:
+        if errors:
+            raise InvalidInput(errors)
+        async with unit_of_work(request, who) as uow:
+            case = await _case(uow, case_id)
+            await service.record_consent(
+                uow,
+                case,
+                subject_member_id=int(subject) if subject.isdigit() else 0,
+                purpose=purpose,
+                decision=decision,
+                recipient_org_id=org_id,
+                recipient_role=role,
+                obtained_how=field(data, "obtained_how"),
+                explanation=field(data, "explanation"),
+                valid_until=valid_until,
+            )
+    except InvalidInput as exc:
+        # Nothing saved, nothing lost: the form comes back with what was typed.
+        async with unit_of_work(request, who) as uow:
+            case = await _case(uow, case_id)
+            level = (await service.disclosure(uow, case)).level
+            overview = await service.consent_overview(uow, case, level)
+        values = {k: v for k, v in data.items() if isinstance(v, str) and k != "csrf_token"}
+        return render(
+            request,
+            "consent/_partials/consents.html",
+            {"consents": overview, "consent_errors": exc.errors, "consent_values": values},
+            status_code=422,
         )
     return redirect(request, "triage.case", case_id=case_id)
+
+
+async def _case(uow: UnitOfWork, case_id: int) -> Case:
+    case = await uow.db.get(Case, case_id)
+    if case is None:
+        raise NotFound()
+    return case
 
 
 async def withdraw(request: Request) -> Response:

@@ -7,7 +7,7 @@ this module; consent never imports triage or settlement.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
@@ -20,6 +20,7 @@ from keerpunt.consent.rules import (
     effective_decision,
     required_consenters,
 )
+from keerpunt.consent.vocab import CONSENT_VOCAB
 from keerpunt.platform import audit
 from keerpunt.platform.errors import InvalidInput, NotAllowed, NotFound
 from keerpunt.platform.i18n import AMSTERDAM, N_
@@ -34,6 +35,7 @@ __all__ = [
     "DisclosureDecision",
     "Purpose",
     "consent_overview",
+    "consent_overview_for",
     "disclosure",
     "record_consent",
     "withdraw_consent",
@@ -281,11 +283,21 @@ class ConsentLine:
 
 @dataclass(frozen=True)
 class ConsentOverview:
+    case_id: int
     lines: tuple[ConsentLine, ...]
     needed_roles: frozenset[str]
     subjects: tuple[tuple[int, str], ...]  # (member id, label) who may consent
     organisations: tuple[tuple[int, str], ...]
     may_record: bool
+    vocab: dict[str, dict[str, str]] = field(default_factory=lambda: CONSENT_VOCAB)
+
+
+async def consent_overview_for(uow: UnitOfWork, case_id: int, level: Disclosure) -> ConsentOverview:
+    """The consent overview of a case by its id (for other domains' pages)."""
+    case = await uow.db.get(Case, case_id)
+    if case is None:
+        raise NotFound()
+    return await consent_overview(uow, case, level)
 
 
 async def consent_overview(uow: UnitOfWork, case: Case, level: Disclosure) -> ConsentOverview:
@@ -358,4 +370,4 @@ async def consent_overview(uow: UnitOfWork, case: Case, level: Disclosure) -> Co
         for m in members.values()
         if m.role in {"youth", "parent", "guardian"} and m.removed_at is None
     )
-    return ConsentOverview(lines, needed, subjects, tuple(orgs.items()), may_record)
+    return ConsentOverview(case.id, lines, needed, subjects, tuple(orgs.items()), may_record)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -13,6 +14,7 @@ from keerpunt.consent import service as consent
 from keerpunt.platform.errors import DomainError, InvalidInput, NotFound, StaleVersion
 from keerpunt.platform.i18n import AMSTERDAM, N_, current_locale, gettext
 from keerpunt.platform.models import Organisation, OrgKind
+from keerpunt.platform.principal import Principal
 from keerpunt.platform.realtime import Hub
 from keerpunt.platform.web import (
     current,
@@ -118,39 +120,58 @@ async def register_submit(request: Request) -> Response:
 
 async def case_page(request: Request) -> Response:
     who = require(request)
-    case_id = request.path_params["case_id"]
+    return await _render_case(request, who, request.path_params["case_id"])
+
+
+async def _render_case(
+    request: Request,
+    who: Principal,
+    case_id: int,
+    *,
+    plan_errors: dict[str, str] | None = None,
+    plan_values: Mapping[str, object] | None = None,
+    status_code: int = 200,
+) -> Response:
     if who.case_id is not None and who.case_id != case_id:
         raise NotFound()
     async with unit_of_work(request, who) as uow:
         view = await service.case_view(uow, case_id)
-        from keerpunt.platform.models import Case
-
-        case = await uow.db.get(Case, case_id)
-        assert case is not None
-        consents = await consent.consent_overview(uow, case, view.level)
+        consents = await consent.consent_overview_for(uow, case_id, view.level)
         experts = await service.staff_choices(uow) if view.may_plan else []
     return render(
         request,
         "triage/case.html",
-        {"case": view, "consents": consents, "experts": experts, "vocab": VOCAB},
+        {
+            "case": view,
+            "consents": consents,
+            "experts": experts,
+            "vocab": VOCAB,
+            "plan_errors": plan_errors or {},
+            "plan_values": plan_values or {},
+        },
+        status_code=status_code,
     )
 
 
 async def plan(request: Request) -> Response:
     who = require(request, "coordinator")
+    case_id = request.path_params["case_id"]
     data = await form(request)
-    errors: dict[str, str] = {}
+    experts = [int(v) for v in data.getlist("experts") if isinstance(v, str) and v.isdigit()]
     when = field(data, "scheduled_at")
     try:
-        scheduled = dt.datetime.fromisoformat(when).replace(tzinfo=AMSTERDAM)
-    except ValueError:
-        errors["scheduled_at"] = N_("Vul een datum en tijd in.")
-    if errors:
-        raise InvalidInput(errors)
-    experts = [int(v) for v in data.getlist("experts") if isinstance(v, str) and v.isdigit()]
-    async with unit_of_work(request, who) as uow:
-        session = await service.plan_session(
-            uow, request.path_params["case_id"], scheduled.astimezone(dt.UTC), experts
+        try:
+            scheduled = dt.datetime.fromisoformat(when).replace(tzinfo=AMSTERDAM)
+        except ValueError:
+            raise InvalidInput({"scheduled_at": N_("Vul een datum en tijd in.")}) from None
+        async with unit_of_work(request, who) as uow:
+            session = await service.plan_session(
+                uow, case_id, scheduled.astimezone(dt.UTC), experts
+            )
+    except InvalidInput as exc:
+        values = {"scheduled_at": when, "experts": experts}
+        return await _render_case(
+            request, who, case_id, plan_errors=exc.errors, plan_values=values, status_code=422
         )
     return redirect(request, "triage.session", session_id=session.id)
 

@@ -254,3 +254,19 @@ async def test_the_family_adds_goals_but_not_arrangement_lines(
         },
     )
     assert r.status_code == 403
+
+
+async def test_a_bad_plan_form_keeps_the_chosen_experts(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    world = await build_world(runtime)
+    csrf = await login(client, runtime, user_id=world.coordinator.id)
+    r = await client.post(
+        f"/cases/{world.case_id}/sessions",
+        headers={"X-CSRF-Token": csrf},
+        data={"scheduled_at": "volgende week", "experts": [str(world.expert.id)]},
+    )
+    assert r.status_code == 422
+    assert "Vul een datum en tijd in." in r.text
+    assert f'value="{world.expert.id}" checked' in r.text
+    assert 'value="volgende week"' in r.text
