@@ -116,3 +116,44 @@ async def test_the_jim_joins_from_a_phone_with_the_invitation_link_and_code(
     await page.get_by_role("button", name="Doel toevoegen").click()
     await expect(page.locator("#goal-list")).to_contain_text("Samen met oom Kees vissen")
     await ctx.close()
+
+
+async def test_two_people_editing_the_same_factor_never_lose_an_edit(
+    browser: Browser, runtime: Runtime, live_server: LiveServer
+) -> None:
+    from keerpunt.platform.demo import principal_for
+    from keerpunt.triage import service as triage
+
+    world = await build_world(runtime)
+    async with runtime.unit_of_work(principal_for(world.expert)) as uow:
+        factor = await triage.add_factor(uow, world.session_id, "home", "perpetuating", "Ruzie")
+    url = f"{live_server.url}/triage/sessions/{world.session_id}"
+    expert_ctx = await logged_in_context(browser, runtime, live_server, user_id=world.expert.id)
+    parent_ctx = await logged_in_context(
+        browser, runtime, live_server, member_id=world.members["parent"], width=360
+    )
+    expert, parent = await expert_ctx.new_page(), await parent_ctx.new_page()
+    for page in (expert, parent):
+        await _open(page, url)
+    item = f"#factor-{factor.id}"
+    for page in (expert, parent):
+        await page.locator(item).get_by_role("button", name="Aanpassen").click()
+        await expect(page.locator(f"{item}.is-editing")).to_be_visible()
+
+    await expert.locator(f"{item} textarea").fill("Ruzie over geld")
+    await expert.locator(item).get_by_role("button", name="Opslaan").click()
+    await expect(expert.locator(item)).to_contain_text("Ruzie over geld")
+
+    # The parent's open form is not overwritten; they are told it changed meanwhile.
+    await parent.locator(f"{item} textarea").fill("Ruzie met opa")
+    await expect(parent.locator(f"{item} .kp-changed-notice")).to_be_visible(timeout=1000)
+    assert await parent.locator(f"{item} textarea").input_value() == "Ruzie met opa"
+    # Saving anyway is refused with both texts on screen: nothing is lost silently.
+    await parent.locator(item).get_by_role("button", name="Opslaan").click()
+    await expect(parent.locator(f"{item}-current")).to_contain_text("Ruzie over geld")
+    assert await parent.locator(f"{item} textarea").input_value() == "Ruzie met opa"
+    # A deliberate second save (now on the current version) goes through for everyone.
+    await parent.locator(item).get_by_role("button", name="Opslaan").click()
+    await expect(expert.locator(item)).to_contain_text("Ruzie met opa", timeout=1000)
+    for ctx in (expert_ctx, parent_ctx):
+        await ctx.close()

@@ -89,3 +89,18 @@ async def test_a_vault_with_the_wrong_master_key_cannot_read(runtime: Runtime) -
     async with runtime.sessionmaker() as db:
         with pytest.raises(CryptoError):
             await thief.cipher(db, world.case_id)
+
+
+async def test_rotating_the_master_key_keeps_every_case_readable(runtime: Runtime) -> None:
+    world = await build_world(runtime)
+    old = runtime.vault.keyring.current
+    new_ring = KeyRing([MasterKey("t2", os.urandom(32)), old])
+    rotated = Vault(new_ring, b"x")
+    async with runtime.sessionmaker() as db, db.begin():
+        assert await rotated.rotate(db) == 1
+    only_new = Vault(KeyRing([new_ring.current]), b"x")  # the old key can now be retired
+    async with runtime.sessionmaker() as db:
+        case = await db.get(Case, world.case_id)
+        assert case is not None
+        cipher = await only_new.cipher(db, world.case_id)
+        assert cipher.decrypt("case.youth_name", case.youth_name_enc) == "Sem Canarie"
