@@ -274,6 +274,7 @@ class ConsentLine:
     purpose: str
     decision: str
     recipient_label: str
+    recipient_is_org: bool
     obtained_how: str
     explanation: str
     recorded_at: dt.datetime
@@ -339,8 +340,9 @@ async def consent_overview(uow: UnitOfWork, case: Case, level: Disclosure) -> Co
             recipient_label=(
                 orgs.get(r.recipient_org_id, "?")
                 if r.recipient_org_id
-                else (r.recipient_role or "")
+                else CONSENT_VOCAB["recipient_role"].get(r.recipient_role or "", "")
             ),
+            recipient_is_org=r.recipient_org_id is not None,
             obtained_how=r.obtained_how,
             explanation=r.explanation,
             recorded_at=r.recorded_at,

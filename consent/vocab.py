@@ -18,4 +18,5 @@ CONSENT_VOCAB: dict[str, dict[str, str]] = {
         "written": N_("Schriftelijk"),
     },
     "decision": {"consent": N_("Toestemming"), "objection": N_("Bezwaar")},
+    "recipient_role": {"triage_member": N_("Het triageteam")},
 }

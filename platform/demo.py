@@ -152,7 +152,7 @@ async def load(rt: Runtime) -> bool:
                     purpose=Purpose.INFORMATION_EXCHANGE,
                     decision=Decision.CONSENT,
                     recipient_org_id=None,
-                    recipient_role="triage_member",
+                    recipient_role=None,  # everyone at the table for this case
                     obtained_how="in_person",
                     explanation="Uitgelegd dat het triageteam de gegevens gebruikt om samen "
                     "met het gezin een plan te maken.",

@@ -364,13 +364,21 @@ async def list_cases(uow: UnitOfWork) -> list[CaseView]:
     return out
 
 
-async def staff_choices(uow: UnitOfWork) -> list[tuple[int, str]]:
+@dataclass(frozen=True)
+class ExpertChoice:
+    id: int
+    name: str
+    discipline: str  # a key of VOCAB["discipline"], or ""
+    organisation: str
+
+
+async def staff_choices(uow: UnitOfWork) -> list[ExpertChoice]:
     """Triage team members a coordinator can invite (name, discipline, organisation)."""
     users = (
         await uow.db.scalars(select(User).where(User.active.is_(True)).order_by(User.display_name))
     ).all()
     return [
-        (u.id, f"{u.display_name} ({u.discipline or 'professional'}, {u.organisation.name})")
+        ExpertChoice(u.id, u.display_name, u.discipline or "", u.organisation.name)
         for u in users
         if "triage_member" in u.role_set
     ]

@@ -5,6 +5,15 @@ from __future__ import annotations
 from keerpunt.platform.i18n import N_
 
 VOCAB: dict[str, dict[str, str]] = {
+    "discipline": {
+        "regiebehandelaar": N_("regiebehandelaar"),
+        "systeembehandelaar": N_("systeembehandelaar"),
+        "gezinsbehandelaar": N_("gezinsbehandelaar"),
+        "gedragswetenschapper": N_("gedragswetenschapper"),
+        "ervaringsdeskundige": N_("ervaringsdeskundige"),
+        "onderwijsconsulent": N_("onderwijsconsulent"),
+        "sociaal_domein": N_("sociaal domein en schulden"),
+    },
     "life_area": {
         "school": N_("School"),
         "home": N_("Thuis"),

@@ -270,3 +270,21 @@ async def test_a_bad_plan_form_keeps_the_chosen_experts(
     assert "Vul een datum en tijd in." in r.text
     assert f'value="{world.expert.id}" checked' in r.text
     assert 'value="volgende week"' in r.text
+
+
+async def test_a_closed_session_offers_no_edit_buttons(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    from keerpunt.platform.demo import principal_for
+    from keerpunt.triage import service as triage
+
+    world = await build_world(runtime)
+    async with runtime.unit_of_work(principal_for(world.coordinator)) as uow:
+        await triage.add_factor(uow, world.session_id, "school", "protective", "Juf helpt")
+        await triage.add_line(
+            uow, world.session_id, world.provider.id, "45A52", "ambulant", "2", None
+        )
+        await triage.close_session(uow, world.session_id)
+    await login(client, runtime, user_id=world.coordinator.id)
+    page = (await client.get(f"/triage/sessions/{world.session_id}")).text
+    assert "Juf helpt" in page and "Aanpassen" not in page and "factor-add" not in page
