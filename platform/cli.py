@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Awaitable, Callable
 
 import click
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from keerpunt.platform.settings import ConfigurationError, Settings
 
@@ -113,6 +115,118 @@ def audit_verify() -> None:
     for p in problems:
         click.echo(f"row {p.seq}: {p.reason}", err=True)
     sys.exit(1)
+
+
+def _admin(work: Callable[[AsyncSession], Awaitable[str]]) -> None:
+    from keerpunt.platform.admin import AdminError
+    from keerpunt.platform.runtime import Runtime
+
+    async def run() -> str:
+        rt = Runtime.build(_settings(), pool=False)
+        try:
+            async with rt.sessionmaker() as session, session.begin():
+                return await work(session)
+        finally:
+            await rt.engine.dispose()
+
+    try:
+        click.echo(asyncio.run(run()))
+    except AdminError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.group()
+def org() -> None:
+    """Organisations (providers, municipalities, others)."""
+
+
+@org.command("add")
+@click.option("--name", required=True)
+@click.option("--kind", required=True, type=click.Choice(["provider", "municipality", "other"]))
+@click.option("--agb", "agb_code", help="AGB code (providers)")
+@click.option("--cbs", "cbs_code", help="CBS code (municipalities)")
+@click.option("--penvoerder", is_flag=True, help="This provider is the penvoerder.")
+@click.option("--region")
+def org_add(
+    name: str,
+    kind: str,
+    agb_code: str | None,
+    cbs_code: str | None,
+    penvoerder: bool,
+    region: str | None,
+) -> None:
+    """Add an organisation."""
+    from keerpunt.platform.admin import add_organisation
+
+    async def work(db: AsyncSession) -> str:
+        o = await add_organisation(
+            db,
+            name=name,
+            kind=kind,
+            agb_code=agb_code,
+            cbs_code=cbs_code,
+            penvoerder=penvoerder,
+            region=region,
+        )
+        return f"Organisation {o.name} added (id {o.id})."
+
+    _admin(work)
+
+
+@org.command("oidc")
+@click.option("--name", "organisation", required=True)
+@click.option("--issuer", required=True, help="https://… of the organisation's login")
+@click.option("--client-id", required=True)
+def org_oidc(organisation: str, issuer: str, client_id: str) -> None:
+    """Let an organisation's staff log in through its OpenID Connect provider."""
+    from keerpunt.platform.admin import set_oidc
+
+    async def work(db: AsyncSession) -> str:
+        org_id = await set_oidc(db, organisation=organisation, issuer=issuer, client_id=client_id)
+        return (
+            f"Login for {organisation} set. Put its client secret in KEERPUNT_OIDC_SECRET_{org_id}."
+        )
+
+    _admin(work)
+
+
+@main.group()
+def user() -> None:
+    """Staff accounts (they log in through their organisation)."""
+
+
+@user.command("add")
+@click.option("--org", "organisation", required=True)
+@click.option("--name", required=True)
+@click.option("--email", required=True, help="as the organisation's login reports it")
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    required=True,
+    type=click.Choice(
+        ["registrar", "coordinator", "triage_member", "finance", "allocation_manager"]
+    ),
+)
+@click.option("--discipline")
+def user_add(
+    organisation: str, name: str, email: str, roles: tuple[str, ...], discipline: str | None
+) -> None:
+    """Add a professional who may log in."""
+    from keerpunt.platform.admin import add_user
+
+    async def work(db: AsyncSession) -> str:
+        u = await add_user(
+            db,
+            organisation=organisation,
+            name=name,
+            email=email,
+            roles=list(roles),
+            discipline=discipline,
+        )
+        return f"User {u.display_name} added (id {u.id})."
+
+    _admin(work)
 
 
 @main.group()

@@ -171,6 +171,13 @@ async def register_case(uow: UnitOfWork, reg: Registration) -> Case:
             bsn = normalise_bsn(reg.bsn)
         except InvalidBSN as exc:
             errors["bsn"] = str(exc)
+    if bsn and await uow.db.scalar(
+        select(Case.id).where(Case.bsn_hash == uow.vault.bsn_hash(bsn), Case.shredded_at.is_(None))
+    ):
+        # Found through the keyed hash; the other case itself is not shown here.
+        errors["bsn"] = N_(
+            "Er is al een aanmelding met dit BSN. Neem contact op met de coördinator."
+        )
     if not any(n.strip() for n in reg.parent_names):
         errors["parent_names"] = N_("Vul minstens één ouder of voogd in.")
     if reg.municipality_id is not None:

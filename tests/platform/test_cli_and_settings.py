@@ -62,3 +62,72 @@ async def test_audit_verify_command_detects_tampering(runtime: Runtime, database
     bad = verify()
     assert bad.returncode == 1
     assert "row 2" in bad.stderr
+
+
+@pytest.mark.anyio
+async def test_an_administrator_provisions_an_organisation_its_login_and_a_user(
+    runtime: Runtime, database_url: str
+) -> None:
+    from keerpunt.platform.models import Organisation, User
+
+    s = runtime.settings
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("KEERPUNT_")},
+        "KEERPUNT_DATABASE_URL": database_url,
+        "KEERPUNT_SECRET_KEY": str(s.secret_key),
+        "KEERPUNT_MASTER_KEYS": str(s.master_keys),
+        "KEERPUNT_BSN_INDEX_KEY": str(s.bsn_index_key),
+    }
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [KEERPUNT, *args], env=env, capture_output=True, text=True, timeout=60
+        )
+
+    bad = cli("org", "add", "--name", "Karakter", "--kind", "provider", "--agb", "123")
+    assert bad.returncode != 0 and "8 digits" in bad.stderr
+    assert (
+        cli(
+            "org", "add", "--name", "Karakter", "--kind", "provider", "--agb", "98000004"
+        ).returncode
+        == 0
+    )
+    oidc = cli(
+        "org",
+        "oidc",
+        "--name",
+        "Karakter",
+        "--issuer",
+        "https://login.karakter.example",
+        "--client-id",
+        "keerpunt",
+    )
+    assert oidc.returncode == 0 and "KEERPUNT_OIDC_SECRET_" in oidc.stdout
+    added = cli(
+        "user",
+        "add",
+        "--org",
+        "Karakter",
+        "--name",
+        "Ruud Regie",
+        "--email",
+        "Ruud@Karakter.example",
+        "--role",
+        "triage_member",
+        "--discipline",
+        "regiebehandelaar",
+    )
+    assert added.returncode == 0, added.stderr
+    async with runtime.sessionmaker() as db:
+        from sqlalchemy import select
+
+        user = await db.scalar(select(User).where(User.email == "ruud@karakter.example"))
+        assert user is not None and user.role_set == {"triage_member"}
+        org = await db.get(Organisation, user.organisation_id)
+        assert org is not None and org.oidc_issuer == "https://login.karakter.example"
+    assert await _verify_ok(runtime)
+
+
+async def _verify_ok(runtime: Runtime) -> bool:
+    async with runtime.sessionmaker() as db:
+        return await audit.verify(db) == []

@@ -288,3 +288,35 @@ async def test_a_closed_session_offers_no_edit_buttons(
     await login(client, runtime, user_id=world.coordinator.id)
     page = (await client.get(f"/triage/sessions/{world.session_id}")).text
     assert "Juf helpt" in page and "Aanpassen" not in page and "factor-add" not in page
+
+
+async def test_a_second_registration_with_the_same_bsn_is_caught_by_the_keyed_hash(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    world = await build_world(runtime)  # registered with BSN 111222333
+    csrf = await login(client, runtime, user_id=world.registrar.id)
+    answers = {
+        k: "yes"
+        for k in (
+            "under_18",
+            "multiple_expertises",
+            "all_life_areas",
+            "placement_threat",
+            "no_other_perspective",
+            "not_a_crisis",
+        )
+    }
+    r = await client.post(
+        "/cases/new",
+        data={
+            **answers,
+            "csrf_token": csrf,
+            "youth_name": "Iemand Anders",
+            "bsn": "111 222 333",
+            "birth_date": "2012-01-01",
+            "parent_1": "O",
+        },
+    )
+    assert r.status_code == 422
+    assert "Er is al een aanmelding met dit BSN" in r.text
+    assert "Sem Canarie" not in r.text
