@@ -165,6 +165,7 @@ class LiveServer:
         app = create_app(self.settings)
         config = uvicorn.Config(
             app,
+            timeout_graceful_shutdown=2,
             host="127.0.0.1",
             port=self.port,
             log_level="warning",
@@ -179,6 +180,11 @@ class LiveServer:
             if time.monotonic() > deadline:
                 raise RuntimeError("live server did not start")
             time.sleep(0.02)
+
+    def restart(self) -> None:
+        """Stop and start again on the same port (a deploy or a crash), with a fresh app."""
+        self.stop()
+        self.start()
 
     def stop(self) -> None:
         if self._server is not None and self._thread is not None:

@@ -157,3 +157,33 @@ async def test_two_people_editing_the_same_factor_never_lose_an_edit(
     await expect(expert.locator(item)).to_contain_text("Ruzie met opa", timeout=1000)
     for ctx in (expert_ctx, parent_ctx):
         await ctx.close()
+
+
+async def test_after_a_server_restart_the_page_catches_up_without_a_reload(
+    browser: Browser, runtime: Runtime, live_server: LiveServer
+) -> None:
+    from keerpunt.platform.demo import principal_for
+    from keerpunt.triage import service as triage
+
+    world = await build_world(runtime)
+    ctx = await logged_in_context(
+        browser, runtime, live_server, member_id=world.members["parent"], width=360
+    )
+    page = await ctx.new_page()
+    await _open(page, f"{live_server.url}/triage/sessions/{world.session_id}")
+    await page.evaluate("window.__sameDocument = true")  # gone if the page reloads
+
+    live_server.stop()
+    await expect(page.locator("#kp-conn")).to_have_class("is-offline", timeout=5000)
+    # While the server is down, the expert's change is saved (e.g. by another server).
+    async with runtime.unit_of_work(principal_for(world.expert)) as uow:
+        await triage.add_factor(
+            uow, world.session_id, "network", "protective", "Tante Mies vangt Sem op"
+        )
+    live_server.start()
+    await expect(page.locator("#kp-conn")).to_have_class("is-online", timeout=15000)
+    await expect(page.locator("#factor-list")).to_contain_text(
+        "Tante Mies vangt Sem op", timeout=3000
+    )
+    assert await page.evaluate("window.__sameDocument === true")
+    await ctx.close()
