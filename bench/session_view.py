@@ -1,5 +1,8 @@
 """How much does reading a triage session *for one viewer* cost, next to reading its rows?
 
+Two reads are measured: the whole table (a page load) and one changed item (what every
+participant's connection renders on a live push).
+
 Every push in a live session renders the table for each participant: consent decision,
 decryption, labels, audit row. This script measures that against a baseline measured in the
 same run: one plain SELECT of the same factor and goal rows, no consent, no decryption.
@@ -93,19 +96,30 @@ async def run(url: str, items: int, reads: int) -> None:
         async with rt.unit_of_work(who) as uow:
             await triage.session_view(uow, sid)
 
+    async with rt.sessionmaker() as db:
+        one_factor = await db.scalar(select(Factor.id).where(Factor.session_id == sid))
+    assert one_factor is not None
+
+    async def push() -> None:
+        async with rt.unit_of_work(who) as uow:
+            await triage.table_changes(uow, sid, [("factor", one_factor)])
+
     timings = {}
-    for name, fn in (("baseline (plain SELECT)", baseline), ("session_view for a viewer", viewer)):
+    for name, fn in (
+        ("baseline (plain SELECT)", baseline),
+        ("page: whole table, 1 viewer", viewer),
+        ("push: 1 changed item", push),
+    ):
         await fn()  # warm up
         start = time.perf_counter()
         for _ in range(reads):
             await fn()
         timings[name] = (time.perf_counter() - start) / reads
     await rt.engine.dispose()
-    base, view = timings.values()
+    base = timings["baseline (plain SELECT)"]
     print(f"database: {url.split(':')[0]}  items: {2 * items}  reads: {reads}")
     for name, t in timings.items():
-        print(f"  {name:<28} {t * 1000:8.2f} ms per read")
-    print(f"  ratio view/baseline: {view / base:.1f}x")
+        print(f"  {name:<30} {t * 1000:8.2f} ms per read   {t / base:5.1f}x baseline")
 
 
 def main() -> None:

@@ -34,38 +34,41 @@ def _render(template: str, **ctx: object) -> str:
 class TriageRenderer:
     async def render_events(self, uow: UnitOfWork, room: str, events: list[RoomEvent]) -> str:
         session_id = int(room.split(":", 1)[1])
-        view = await service.session_view(uow, session_id)
-        items = {(i.kind, i.id): i for i in (*view.factors, *view.goals)}
-        lines = {ln.id: ln for ln in view.lines}
+        if any(e.kind == "session.closed" for e in events):
+            # Rare and changes everything on screen: render the whole table once.
+            view = await service.session_view(uow, session_id)
+            return _render("triage/_partials/closed_oob.html", s=view)
+        refs = [
+            (kind, e.subject_id)
+            for e in events
+            if (kind := e.kind.partition(".")[0]) in {"factor", "goal", "line"}
+            and e.subject_id is not None
+        ]
+        if not refs:
+            return ""
+        changes = await service.table_changes(uow, session_id, refs)
         parts: list[str] = []
         for e in events:
             kind, _, action = e.kind.partition(".")
             subject = e.subject_id or 0
-            if kind in {"factor", "goal"} and (kind, subject) in items:
-                item = items[(kind, subject)]
+            if (kind, subject) in changes.items:
                 parts.append(
                     _render(
                         "triage/_partials/item_oob.html",
-                        item=item,
+                        item=changes.items[(kind, subject)],
                         session_id=session_id,
                         created=action == "created",
                     )
                 )
-            elif kind == "line" and subject in lines:
-                parts.append(_render("triage/_partials/line_oob.html", line=lines[subject]))
-            elif e.kind == "session.closed":
-                parts.append(_render("triage/_partials/closed_oob.html", s=view))
+            elif kind == "line" and subject in changes.lines:
+                parts.append(_render("triage/_partials/line_oob.html", line=changes.lines[subject]))
         return "".join(parts)
 
     async def render_presence(self, uow: UnitOfWork, room: str, present: list[Principal]) -> str:
         session_id = int(room.split(":", 1)[1])
-        view = await service.session_view(uow, session_id)
-        names = {f"member:{m.id}": m for m in view.case.members if m.is_family}
-        labels: list[dict[str, str | None]] = []
-        for p in present:
-            member = names.get(p.actor)
-            if member is not None:
-                labels.append({"role": member.role_label, "name": member.name})
-            else:
-                labels.append({"role": None, "name": p.display_name})
+        changes = await service.table_changes(uow, session_id, [])
+        labels = [
+            changes.present.get(p.actor) or service.PersonLabel(None, p.display_name)
+            for p in present
+        ]
         return _render("triage/_partials/presence.html", present=labels, oob=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import TypeVar
@@ -52,8 +53,10 @@ __all__ = [
     "FixedArrangementLine",
     "ItemView",
     "LineView",
+    "PersonLabel",
     "Registration",
     "SessionView",
+    "TableChanges",
     "add_factor",
     "add_goal",
     "add_line",
@@ -65,9 +68,12 @@ __all__ = [
     "plan_session",
     "register_case",
     "session_view",
+    "table_changes",
     "update_factor",
     "update_goal",
 ]
+
+_TextItem = TypeVar("_TextItem", Factor, Goal)
 
 ARRANGEMENT_MONTHS = 9  # default duration of an arrangement (DOMAIN.md)
 
@@ -461,7 +467,7 @@ class ItemView:
     kind: str  # "factor" | "goal"
     text: str | None  # None: hidden for this viewer (no consent)
     version: int
-    author_label: str
+    author: PersonLabel
     life_area: str = ""
     factor_kind: str = ""
     anonymous: bool = False
@@ -480,7 +486,7 @@ class LineView:
     hours_per_week: str
     start_date: dt.date
     end_date: dt.date
-    author_label: str
+    author: PersonLabel
 
 
 @dataclass(frozen=True)
@@ -530,20 +536,40 @@ async def _session_for(uow: UnitOfWork, session_id: int) -> tuple[TriageSession,
     return session, case
 
 
-async def _author_labels(uow: UnitOfWork, case: CaseView) -> dict[str, str]:
-    labels: dict[str, str] = {}
-    for m in case.members:
-        if m.is_family:
-            labels[f"member:{m.id}"] = f"{m.role_label}: {m.name}" if m.name else m.role_label
-    members = (await uow.db.scalars(select(CaseMember).where(CaseMember.case_id == case.id))).all()
-    for cm in members:
-        if cm.user is not None:
-            labels[f"user:{cm.user_id}"] = f"{cm.user.display_name} ({cm.user.organisation.name})"
+@dataclass(frozen=True)
+class PersonLabel:
+    """Who someone is at the table, for this viewer: a role (a message id, translated in the
+    template) and a name only where consent allows (family) or always (professionals)."""
+
+    role: str | None
+    name: str | None
+
+
+async def _labels(
+    uow: UnitOfWork, case_id: int, cipher: CaseCipher, level: Disclosure
+) -> dict[str, PersonLabel]:
+    """Labels by actor ("member:7", "user:3") for everyone who is or was at this case's table."""
+    labels: dict[str, PersonLabel] = {}
+    members = (await uow.db.scalars(select(CaseMember).where(CaseMember.case_id == case_id))).all()
+    for m in members:
+        if m.user is not None:
+            staff = f"{m.user.display_name} ({m.user.organisation.name})"
+            labels[f"user:{m.user_id}"] = PersonLabel(None, staff)
+        else:
+            family = _reveal(cipher, level, "member.name", m.name_enc)
+            labels[f"member:{m.id}"] = PersonLabel(_ROLE_LABELS.get(m.role, m.role), family)
     return labels
 
 
+_NOBODY = PersonLabel(None, None)
+
+
 def _item(
-    kind: str, row: Factor | Goal, cipher: CaseCipher, level: Disclosure, labels: dict[str, str]
+    kind: str,
+    row: Factor | Goal,
+    cipher: CaseCipher,
+    level: Disclosure,
+    labels: dict[str, PersonLabel],
 ) -> ItemView:
     visible = row.anonymous or level is Disclosure.FULL
     text = cipher.decrypt(f"{kind}.text", row.text_enc) if visible and not cipher.shredded else None
@@ -553,7 +579,7 @@ def _item(
         kind=kind,
         text=text,
         version=row.version,
-        author_label=labels.get(row.author, ""),
+        author=labels.get(row.author, _NOBODY),
         anonymous=row.anonymous,
         **extra,
     )
@@ -568,7 +594,7 @@ async def session_view(uow: UnitOfWork, session_id: int) -> SessionView:
     session, case = await _session_for(uow, session_id)
     cv = await case_view(uow, case.id)
     cipher = await uow.vault.cipher(uow.db, case.id)
-    labels = await _author_labels(uow, cv)
+    labels = await _labels(uow, case.id, cipher, cv.level)
     factors = (
         await uow.db.scalars(
             select(Factor).where(Factor.session_id == session.id).order_by(Factor.id)
@@ -577,14 +603,7 @@ async def session_view(uow: UnitOfWork, session_id: int) -> SessionView:
     goals = (
         await uow.db.scalars(select(Goal).where(Goal.session_id == session.id).order_by(Goal.id))
     ).all()
-    orgs = {
-        o.id: o.name
-        for o in await uow.db.scalars(
-            select(Organisation)
-            .where(Organisation.kind == OrgKind.PROVIDER)
-            .order_by(Organisation.name)
-        )
-    }
+    orgs = await _providers(uow)
     lines = (
         await uow.db.scalars(
             select(ArrangementLine)
@@ -600,24 +619,88 @@ async def session_view(uow: UnitOfWork, session_id: int) -> SessionView:
         scheduled_at=session.scheduled_at,
         factors=tuple(_item("factor", f, cipher, cv.level, labels) for f in factors),
         goals=tuple(_item("goal", g, cipher, cv.level, labels) for g in goals),
-        lines=tuple(
-            LineView(
-                id=ln.id,
-                provider=orgs.get(ln.provider_id, "?"),
-                product_code=ln.product_code,
-                help_form=ln.help_form,
-                hours_per_week=_hours(ln.minutes_per_week),
-                start_date=ln.start_date,
-                end_date=ln.end_date,
-                author_label=labels.get(ln.author, ""),
-            )
-            for ln in lines
-        ),
+        lines=tuple(_line(ln, orgs, labels) for ln in lines),
         providers=tuple(orgs.items()),
         last_seq=await uow.last_seq(session.room),
         may_close=uow.who.has("coordinator") and session.status != SessionStatus.CLOSED,
         may_arrange=_may_arrange(uow),
     )
+
+
+async def _providers(uow: UnitOfWork, ids: set[int] | None = None) -> dict[int, str]:
+    q = select(Organisation.id, Organisation.name).where(Organisation.kind == OrgKind.PROVIDER)
+    if ids is not None:
+        q = q.where(Organisation.id.in_(ids))
+    return {row.id: row.name for row in await uow.db.execute(q.order_by(Organisation.name))}
+
+
+def _line(ln: ArrangementLine, orgs: dict[int, str], labels: dict[str, PersonLabel]) -> LineView:
+    return LineView(
+        id=ln.id,
+        provider=orgs.get(ln.provider_id, "?"),
+        product_code=ln.product_code,
+        help_form=ln.help_form,
+        hours_per_week=_hours(ln.minutes_per_week),
+        start_date=ln.start_date,
+        end_date=ln.end_date,
+        author=labels.get(ln.author, _NOBODY),
+    )
+
+
+@dataclass(frozen=True)
+class TableChanges:
+    """Only what some room events changed, rendered for one viewer (cheap enough per push)."""
+
+    session_id: int
+    items: dict[tuple[str, int], ItemView]
+    lines: dict[int, LineView]
+    present: dict[str, PersonLabel]
+
+
+async def _rows_of(
+    uow: UnitOfWork, model: type[_TextItem], session_id: int, ids: set[int]
+) -> Sequence[_TextItem]:
+    if not ids:
+        return ()
+    q = select(model).where(model.session_id == session_id, model.id.in_(ids))
+    return (await uow.db.scalars(q)).all()
+
+
+async def table_changes(
+    uow: UnitOfWork, session_id: int, refs: list[tuple[str, int]]
+) -> TableChanges:
+    """The factors, goals and lines named by ``refs`` ((kind, id) pairs) and the labels of
+    the people at the table, for this viewer. One consent decision (audited), then only the
+    named rows: what a live push needs, instead of the whole table."""
+    session, case = await _session_for(uow, session_id)
+    level = (await consent.disclosure(uow, case)).level
+    if level is Disclosure.NOTHING:
+        raise NotFound()
+    cipher = await uow.vault.cipher(uow.db, case.id)
+    labels = await _labels(uow, case.id, cipher, level)
+    wanted: dict[str, set[int]] = {"factor": set(), "goal": set(), "line": set()}
+    for kind, item_id in refs:
+        wanted.setdefault(kind, set()).add(item_id)
+    items: dict[tuple[str, int], ItemView] = {}
+    for kind, text_rows in (
+        ("factor", await _rows_of(uow, Factor, session.id, wanted["factor"])),
+        ("goal", await _rows_of(uow, Goal, session.id, wanted["goal"])),
+    ):
+        for row in text_rows:
+            items[(kind, row.id)] = _item(kind, row, cipher, level, labels)
+    lines: dict[int, LineView] = {}
+    if wanted["line"]:
+        rows_l = (
+            await uow.db.scalars(
+                select(ArrangementLine).where(
+                    ArrangementLine.session_id == session.id,
+                    ArrangementLine.id.in_(wanted["line"]),
+                )
+            )
+        ).all()
+        orgs = await _providers(uow, {ln.provider_id for ln in rows_l})
+        lines = {ln.id: _line(ln, orgs, labels) for ln in rows_l}
+    return TableChanges(session.id, items, lines, labels)
 
 
 async def _open_session(uow: UnitOfWork, session_id: int) -> tuple[TriageSession, Case, Disclosure]:
@@ -684,9 +767,6 @@ async def add_goal(uow: UnitOfWork, session_id: int, text: str) -> Goal:
     return goal
 
 
-_TextItem = TypeVar("_TextItem", Factor, Goal)
-
-
 async def _update_text(
     uow: UnitOfWork,
     kind: str,
@@ -732,11 +812,12 @@ async def update_goal(
 
 
 async def item_view(uow: UnitOfWork, session_id: int, kind: str, item_id: int) -> ItemView:
-    view = await session_view(uow, session_id)
-    for item in (*view.factors, *view.goals):
-        if item.kind == kind and item.id == item_id:
-            return item
-    raise NotFound()
+    """One factor or goal as this viewer may see it."""
+    changes = await table_changes(uow, session_id, [(kind, item_id)])
+    try:
+        return changes.items[(kind, item_id)]
+    except KeyError:
+        raise NotFound() from None
 
 
 def parse_hours(raw: str) -> int:
