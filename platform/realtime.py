@@ -26,7 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from keerpunt.platform.i18n import current_locale
-from keerpunt.platform.models import RoomEvent
+from keerpunt.platform.db import utcnow
+from keerpunt.platform.models import LoginSession, RoomEvent
 from keerpunt.platform.principal import Principal
 from keerpunt.platform.uow import UnitOfWork
 from keerpunt.platform.vault import Vault
@@ -46,6 +47,10 @@ class RoomRenderer(Protocol):
     async def render_presence(
         self, uow: UnitOfWork, room: str, present: list[Principal]
     ) -> str: ...
+
+
+class LoginEnded(Exception):
+    """The viewer's login session is no longer valid."""
 
 
 @dataclass(eq=False)
@@ -142,6 +147,11 @@ class Hub:
                 html = await self._render(conn, renderer, item)
                 if html and conn.websocket.application_state == WebSocketState.CONNECTED:
                     await conn.websocket.send_text(html)
+            except LoginEnded:
+                # Logged out, expired, or the invitation was revoked: the stream stops now,
+                # not at the next page load. 4401 tells the client not to reconnect.
+                await conn.websocket.close(code=4401)
+                return
             except (WebSocketDisconnect, RuntimeError):
                 return
             except Exception:  # a render failure must not kill the connection silently
@@ -154,6 +164,9 @@ class Hub:
     ) -> str:
         current_locale.set(conn.viewer.locale)
         async with self._sessionmaker() as db, db.begin():
+            login = await db.get(LoginSession, conn.viewer.session_id)
+            if login is None or login.revoked_at is not None or login.expires_at <= utcnow():
+                raise LoginEnded()
             uow = UnitOfWork(db=db, vault=self._vault, who=conn.viewer)
             if isinstance(item, str):  # "presence"
                 return await renderer.render_presence(uow, conn.room, self.present(conn.room))

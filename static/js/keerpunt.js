@@ -84,12 +84,12 @@
 
   /* ---- c. connection status ---- */
 
-  function setConnection(online) {
+  function setConnection(online, ended) {
     var el = document.getElementById('kp-conn');
     if (!el) return;
     el.classList.toggle('is-online', online);
     el.classList.toggle('is-offline', !online);
-    var text = el.getAttribute(online ? 'data-online' : 'data-offline');
+    var text = el.getAttribute(online ? 'data-online' : ended ? 'data-ended' : 'data-offline');
     // Only write on change: repeated reconnect attempts must not repeat the announcement.
     if (text !== null && el.textContent !== text) el.textContent = text;
   }
@@ -133,9 +133,11 @@
   });
 
   document.addEventListener('htmx:wsClose', function (evt) {
-    setConnection(false);
-    var elt = socketElement(evt);
     var detail = evt.detail || {};
+    var closeCode = detail.event && detail.event.code;
+    // 4401/4403: the server ended this login or refused access; ws.js does not retry these.
+    setConnection(false, closeCode === 4401 || closeCode === 4403);
+    var elt = socketElement(evt);
     var wrapper = detail.socketWrapper;
     if (!elt || !wrapper) return;
     remember(elt, wrapper, false);

@@ -7,8 +7,10 @@ import json
 
 import httpx
 import pytest
+from sqlalchemy import select
 from websockets.asyncio.client import ClientConnection, connect
 
+from keerpunt.platform.models import LoginSession
 from keerpunt.platform.runtime import Runtime
 from keerpunt.platform.sessions import COOKIE_NAME, SessionSigner, start_session
 from tests.conftest import LiveServer
@@ -99,3 +101,41 @@ async def test_websocket_from_another_origin_or_without_login_is_refused(
             async with connect(ws_url, additional_headers=headers) as ws:
                 await ws.send(json.dumps({"type": "resume", "after": 0}))
                 await asyncio.wait_for(ws.recv(), 2)
+
+
+async def test_a_revoked_login_stops_the_live_stream_at_once(
+    runtime: Runtime, live_server: LiveServer
+) -> None:
+    from websockets.exceptions import ConnectionClosed
+
+    from keerpunt.platform.sessions import end_session
+
+    world = await build_world(runtime)
+    cookie, _ = await _cookie(runtime, world.expert.id)
+    ws_url = live_server.url.replace("http", "ws") + f"/triage/sessions/{world.session_id}/ws"
+    headers = {"Cookie": f"{COOKIE_NAME}={cookie}", "Origin": live_server.url}
+    async with connect(ws_url, additional_headers=headers) as ws:
+        await ws.send(json.dumps({"type": "resume", "after": 0}))
+        await _recv_until(ws, "kp-presence")
+        async with runtime.sessionmaker() as db, db.begin():
+            row = (
+                await db.scalars(
+                    select(LoginSession).where(LoginSession.user_id == world.expert.id)
+                )
+            ).one()
+            await end_session(db, row.id)  # logged out elsewhere / revoked
+        coord_cookie, coord_csrf = await _cookie(runtime, world.coordinator.id)
+        async with httpx.AsyncClient(
+            base_url=live_server.url, cookies={COOKIE_NAME: coord_cookie}
+        ) as http:  # a change made through the server pushes to everyone in the room
+            r = await http.post(
+                f"/triage/sessions/{world.session_id}/factors",
+                data={"life_area": "home", "kind": "protective", "text": "Na uitloggen"},
+                headers={"X-CSRF-Token": coord_csrf},
+            )
+            assert r.status_code == 303
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                msg = await asyncio.wait_for(ws.recv(), 3)
+                assert "Na uitloggen" not in msg
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
