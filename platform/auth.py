@@ -66,6 +66,7 @@ __all__ = [
     "InvitationLocked",
     "InvitationProblem",
     "InvitationRevoked",
+    "InvitationStatus",
     "InvitationUnknown",
     "InvitationUsed",
     "LoginFailed",
@@ -85,6 +86,7 @@ __all__ = [
     "demo_people",
     "exchange_oidc_code",
     "find_professional",
+    "invitations_for_case",
     "log_out",
     "member_for_login",
     "oidc_client",
@@ -796,6 +798,55 @@ async def revoke_invitation(uow: UnitOfWork, invitation_id: int) -> int:
         detail=f"invitation:{invitation.id} member:{member.id}",
     )
     return member.case_id
+
+
+@dataclass(frozen=True)
+class InvitationStatus:
+    """An invitation as the people who manage them see it (never the link or the code)."""
+
+    invitation_id: int
+    member_id: int
+    state: str  # open | used | revoked | expired | locked
+    created_at: dt.datetime
+    expires_at: dt.datetime
+    used_at: dt.datetime | None
+
+
+async def invitations_for_case(
+    db: AsyncSession, who: Principal, case_id: int
+) -> dict[int, list[InvitationStatus]]:
+    """Per family member, their invitations, newest first, for those who may invite; empty
+    for everyone else."""
+    try:
+        await _check_may_invite(db, who, case_id)
+    except NotAllowed:
+        return {}
+    now = utcnow()
+    rows = await db.scalars(
+        select(Invitation)
+        .join(CaseMember, CaseMember.id == Invitation.member_id)
+        .where(CaseMember.case_id == case_id)
+        .order_by(Invitation.created_at.desc())
+    )
+    out: dict[int, list[InvitationStatus]] = {}
+    for inv in rows:
+        state = (
+            "revoked"
+            if inv.revoked_at
+            else "used"
+            if inv.used_at
+            else "locked"
+            if inv.failed_attempts >= INVITATION_MAX_ATTEMPTS
+            else "expired"
+            if inv.expires_at <= now
+            else "open"
+        )
+        out.setdefault(inv.member_id, []).append(
+            InvitationStatus(
+                inv.id, inv.member_id, state, inv.created_at, inv.expires_at, inv.used_at
+            )
+        )
+    return out
 
 
 async def member_for_login(db: AsyncSession, member_id: int) -> CaseMember:

@@ -25,8 +25,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from keerpunt.platform.i18n import current_locale
 from keerpunt.platform.db import utcnow
+from keerpunt.platform.i18n import current_locale
 from keerpunt.platform.models import LoginSession, RoomEvent
 from keerpunt.platform.principal import Principal
 from keerpunt.platform.uow import UnitOfWork

@@ -11,6 +11,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from keerpunt.consent import service as consent
+from keerpunt.platform import auth
 from keerpunt.platform.errors import DomainError, InvalidInput, NotFound, StaleVersion
 from keerpunt.platform.i18n import AMSTERDAM, N_, current_locale, gettext
 from keerpunt.platform.models import Organisation, OrgKind
@@ -137,6 +138,7 @@ async def _render_case(
     async with unit_of_work(request, who) as uow:
         view = await service.case_view(uow, case_id)
         consents = await consent.consent_overview_for(uow, case_id, view.level)
+        invitations = await auth.invitations_for_case(uow.db, who, case_id)
         experts = await service.staff_choices(uow) if view.may_plan else []
     return render(
         request,
@@ -144,6 +146,7 @@ async def _render_case(
         {
             "case": view,
             "consents": consents,
+            "invitations": invitations,
             "experts": experts,
             "vocab": VOCAB,
             "plan_errors": plan_errors or {},

@@ -320,3 +320,28 @@ async def test_a_second_registration_with_the_same_bsn_is_caught_by_the_keyed_ha
     assert r.status_code == 422
     assert "Er is al een aanmelding met dit BSN" in r.text
     assert "Sem Canarie" not in r.text
+
+
+async def test_the_case_page_lists_invitations_for_those_who_invite_only(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    from keerpunt.platform.auth import create_invitation
+    from keerpunt.platform.demo import principal_for
+
+    world = await build_world(runtime)
+    async with runtime.unit_of_work(principal_for(world.coordinator)) as uow:
+        invite = await create_invitation(uow, world.members["jim"], days=14)
+    csrf = await login(client, runtime, user_id=world.coordinator.id)
+    page = (await client.get(f"/cases/{world.case_id}")).text
+    assert f'id="invitation-{invite.invitation_id}"' in page
+    assert "nog niet gebruikt" in page
+    assert invite.code not in page and invite.link_token not in page  # shown once, never again
+    r = await client.post(
+        f"/invitations/{invite.invitation_id}/revoke", headers={"X-CSRF-Token": csrf}
+    )
+    assert r.status_code in (200, 303)
+    assert "ingetrokken" in (await client.get(f"/cases/{world.case_id}")).text
+    client.cookies.clear()
+    await login(client, runtime, member_id=world.members["parent"])
+    family_page = (await client.get(f"/cases/{world.case_id}")).text
+    assert f'id="invitation-{invite.invitation_id}"' not in family_page
