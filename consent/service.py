@@ -31,9 +31,11 @@ from keerpunt.platform.uow import UnitOfWork
 __all__ = [
     "ConsentLine",
     "ConsentOverview",
+    "Decision",
     "Disclosure",
     "DisclosureDecision",
     "Purpose",
+    "age_on",
     "consent_overview",
     "consent_overview_for",
     "disclosure",

@@ -55,7 +55,7 @@ def principal_for(user: User) -> Principal:
 async def load(rt: Runtime) -> bool:
     """Load the demo data; returns False if it was there already."""
     from keerpunt.consent import service as consent
-    from keerpunt.consent.models import Decision, Purpose
+    from keerpunt.consent.service import Decision, Purpose
     from keerpunt.platform.models import Case, CaseMember
     from keerpunt.settlement import service as settlement
     from keerpunt.triage import service as triage

@@ -111,15 +111,6 @@ def field(data: FormData, name: str) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
-def int_field(data: FormData, name: str, errors: dict[str, str]) -> int | None:
-    raw = field(data, name)
-    try:
-        return int(raw)
-    except ValueError:
-        errors[name] = N_("Vul een heel getal in.")
-        return None
-
-
 async def domain_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DomainError)
     if isinstance(exc, LoginRequired) and not is_htmx(request):

@@ -144,9 +144,7 @@ class Registration:
 
 
 def _age_band(birth: dt.date, today: dt.date) -> str:
-    from keerpunt.consent.rules import age_on
-
-    age = age_on(birth, today)
+    age = consent.age_on(birth, today)
     return "0-11" if age < 12 else "12-15" if age < 16 else "16-17"
 
 
@@ -169,7 +167,7 @@ async def register_case(uow: UnitOfWork, reg: Registration) -> Case:
         errors["youth_name"] = N_("Vul de naam van de jeugdige in.")
     if reg.birth_date is None:
         errors["birth_date"] = N_("Vul de geboortedatum in.")
-    elif reg.birth_date > today or _age_band_invalid(reg.birth_date, today):
+    elif reg.birth_date > today or consent.age_on(reg.birth_date, today) >= 18:
         errors["birth_date"] = N_("Deze geboortedatum past niet bij een jeugdige jonger dan 18.")
     bsn = None
     if reg.bsn.strip():
@@ -231,12 +229,6 @@ async def register_case(uow: UnitOfWork, reg: Registration) -> Case:
     await uow.db.flush()
     await audit.record(uow.db, who, "case.registered", case_id=case.id, purpose="registration")
     return case
-
-
-def _age_band_invalid(birth: dt.date, today: dt.date) -> bool:
-    from keerpunt.consent.rules import age_on
-
-    return age_on(birth, today) >= 18
 
 
 # -- reading a case ---------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from keerpunt.consent import service as consent
-from keerpunt.consent.models import Decision, Purpose
+from keerpunt.consent.service import Decision, Purpose
 from keerpunt.platform.demo import principal_for
 from keerpunt.platform.models import Case, CaseMember, Organisation, User
 from keerpunt.platform.runtime import Runtime
