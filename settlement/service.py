@@ -222,9 +222,9 @@ UNITS: Mapping[str, UnitInfo] = {
         UnitInfo("04", N_("uur"), 60),
         UnitInfo("14", N_("etmaal"), None),
         UnitInfo("16", N_("dagdeel"), None),
-        UnitInfo("82", N_("stuks"), None),
+        UnitInfo("82", N_("stuk (output)"), None),
         UnitInfo("83", N_("euro"), None),
-        UnitInfo("84", N_("stuks"), None),
+        UnitInfo("84", N_("stuk (inzet)"), None),
     )
 }
 assert tuple(UNITS) == UNIT_CODES
