@@ -41,7 +41,7 @@ async def cases(request: Request) -> Response:
     who = require(request)
     async with unit_of_work(request, who) as uow:
         views = await service.list_cases(uow)
-    return render(request, "triage/cases.html", {"cases": views})
+    return render(request, "triage/cases.html", {"cases": views, "vocab": VOCAB})
 
 
 async def _municipalities(request: Request) -> list[tuple[int, str]]:

@@ -285,6 +285,11 @@ class CaseView:
         return self.youth_name or self.pseudonym
 
     @property
+    def next_session(self) -> SessionSummary | None:
+        upcoming = [s for s in self.sessions if s.status != SessionStatus.CLOSED]
+        return upcoming[0] if upcoming else None
+
+    @property
     def full(self) -> bool:
         return self.level is Disclosure.FULL
 
@@ -492,6 +497,7 @@ class SessionView:
     goals: tuple[ItemView, ...]
     lines: tuple[LineView, ...]
     providers: tuple[tuple[int, str], ...]
+    invited: tuple[PersonLabel, ...]  # who was asked to the table, as this viewer may see them
     last_seq: int
     may_close: bool
     may_arrange: bool  # providers state their share: professionals at the table add lines
@@ -596,6 +602,14 @@ async def session_view(uow: UnitOfWork, session_id: int) -> SessionView:
         await uow.db.scalars(select(Goal).where(Goal.session_id == session.id).order_by(Goal.id))
     ).all()
     orgs = await _providers(uow)
+    invited_ids = (
+        await uow.db.scalars(
+            select(CaseMember)
+            .join(SessionParticipant, SessionParticipant.member_id == CaseMember.id)
+            .where(SessionParticipant.session_id == session.id)
+            .order_by(CaseMember.id)
+        )
+    ).all()
     lines = (
         await uow.db.scalars(
             select(ArrangementLine)
@@ -613,6 +627,10 @@ async def session_view(uow: UnitOfWork, session_id: int) -> SessionView:
         goals=tuple(_item("goal", g, cipher, cv.level, labels) for g in goals),
         lines=tuple(_line(ln, orgs, labels) for ln in lines),
         providers=tuple(orgs.items()),
+        invited=tuple(
+            labels.get(f"user:{m.user_id}" if m.user_id else f"member:{m.id}", _NOBODY)
+            for m in invited_ids
+        ),
         last_seq=await uow.last_seq(session.room),
         may_close=uow.who.has("coordinator") and session.status != SessionStatus.CLOSED,
         may_arrange=_may_arrange(uow),

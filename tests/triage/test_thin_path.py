@@ -345,3 +345,16 @@ async def test_the_case_page_lists_invitations_for_those_who_invite_only(
     await login(client, runtime, member_id=world.members["parent"])
     family_page = (await client.get(f"/cases/{world.case_id}")).text
     assert f'id="invitation-{invite.invitation_id}"' not in family_page
+
+
+async def test_the_session_page_shows_who_was_invited_as_consent_allows(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    world = await build_world(runtime)
+    await login(client, runtime, user_id=world.outsider_expert.id)  # pseudonym only
+    page = (await client.get(f"/triage/sessions/{world.session_id}")).text
+    invited = page.split("Uitgenodigd")[1].split("</details>")[0]
+    assert "Ruud Regie (Karakter)" in invited and "Ouder" in invited and "JIM" in invited
+    assert "Ma Canarie" not in invited and "Oom Kees" not in invited
+    listing = (await client.get("/cases")).text
+    assert f"/triage/sessions/{world.session_id}" in listing  # the next meeting, one click away
