@@ -78,18 +78,24 @@ class RecordFacts:
 
 
 def effective_decision(
-    records: Iterable[RecordFacts], *, org_id: int | None, roles: frozenset[str]
+    records: Iterable[RecordFacts],
+    *,
+    org_id: int | None,
+    roles: frozenset[str],
+    at_table: bool = True,
 ) -> RecordFacts | None:
     """The record that decides for this recipient, or None when none applies.
 
-    Only records that name this recipient (its organisation, one of its roles, or everyone)
-    apply; the most specific wins, and an objection wins a tie.
+    Only records that name this recipient apply: its organisation, one of its roles, or
+    "everyone at the table for this case" — the last only if the recipient sits at that table.
+    The most specific wins, and an objection wins a tie.
     """
     applicable = [
         r
         for r in records
         if (r.recipient_org_id is None or r.recipient_org_id == org_id)
         and (r.recipient_role is None or r.recipient_role in roles)
+        and (at_table or r.specificity > 0)
     ]
     if not applicable:
         return None

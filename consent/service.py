@@ -117,11 +117,19 @@ async def _decide(
         return DisclosureDecision(Disclosure.FULL, reason="registrar")
     if not roles and not (who.staff_roles & _TEAM_ROLES):
         return DisclosureDecision(Disclosure.NOTHING, reason="no_part")
-    return await _by_consent(uow, case, purpose, who, roles | (who.staff_roles & _TEAM_ROLES))
+    return await _by_consent(
+        uow, case, purpose, who, roles | (who.staff_roles & _TEAM_ROLES), at_table=bool(roles)
+    )
 
 
 async def _by_consent(
-    uow: UnitOfWork, case: Case, purpose: Purpose, who: Principal, roles: frozenset[str]
+    uow: UnitOfWork,
+    case: Case,
+    purpose: Purpose,
+    who: Principal,
+    roles: frozenset[str],
+    *,
+    at_table: bool,
 ) -> DisclosureDecision:
     cipher = await uow.vault.cipher(uow.db, case.id)
     birth_raw = cipher.decrypt("case.birth_date", case.birth_date_enc)
@@ -163,7 +171,9 @@ async def _by_consent(
             for r in live
             if r.subject_member_id == member.id
         ]
-        winner = effective_decision(facts, org_id=who.organisation_id, roles=roles)
+        winner = effective_decision(
+            facts, org_id=who.organisation_id, roles=roles, at_table=at_table
+        )
         if winner is None or winner.objection:
             reason = "objection" if winner else "no_consent"
             return DisclosureDecision(

@@ -105,3 +105,39 @@ async def test_withdrawal_takes_effect_at_the_next_read(
     client.cookies.clear()
     await login(client, runtime, user_id=world.expert.id)
     assert "Sem Canarie" not in (await client.get(f"/cases/{world.case_id}")).text
+
+
+async def test_consent_for_everyone_at_the_table_does_not_reach_team_members_elsewhere(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    from tests.helpers import make_org, make_user
+
+    world = await build_world(runtime, consent_to_expert_org=False)
+    csrf = await login(client, runtime, user_id=world.registrar.id)
+    for role in ("youth", "parent"):
+        await client.post(
+            f"/cases/{world.case_id}/consents",
+            headers={"X-CSRF-Token": csrf},
+            data={
+                "subject_member_id": str(world.members[role]),
+                "purpose": "information_exchange",
+                "recipient": "all",
+                "decision": "consent",
+                "obtained_how": "in_person",
+                "explanation": "Uitgelegd aan het gezin.",
+            },
+        )
+    elsewhere = await make_user(
+        runtime,
+        await make_org(runtime, "Tactus", agb_code="98000007"),
+        "Eva Ervaring",
+        "triage_member",
+        "ervaringsdeskundige",
+    )
+    client.cookies.clear()
+    await login(client, runtime, user_id=world.expert.id)  # invited to the meeting
+    assert "Sem Canarie" in (await client.get(f"/cases/{world.case_id}")).text
+    client.cookies.clear()
+    await login(client, runtime, user_id=elsewhere.id)  # same team, not at this table
+    page = (await client.get(f"/cases/{world.case_id}")).text
+    assert page.count("Sem Canarie") == 0

@@ -77,6 +77,22 @@ def test_precedence(records: list[RecordFacts], winner: int | None) -> None:
     assert (got.record_id if got else None) == winner
 
 
+@pytest.mark.parametrize(
+    ("records", "winner"),
+    [
+        ([r(1, False)], None),  # "everyone at the table": not someone who is not at it
+        ([r(1, False, role="triage_member")], 1),  # the triage team as such: yes
+        ([r(1, False, org=5)], 1),  # their organisation by name: yes
+        ([r(1, True, org=5), r(2, False)], 1),
+    ],
+)
+def test_everyone_at_the_table_means_only_those_at_the_table(
+    records: list[RecordFacts], winner: int | None
+) -> None:
+    got = effective_decision(records, org_id=5, roles=frozenset({"triage_member"}), at_table=False)
+    assert (got.record_id if got else None) == winner
+
+
 records_st = st.lists(
     st.builds(
         RecordFacts,
