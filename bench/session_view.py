@@ -27,8 +27,8 @@ from sqlalchemy import select
 from starlette.datastructures import Secret
 
 from keerpunt.platform.db import make_engine
-from keerpunt.platform.demo import principal_for
 from keerpunt.platform.models import Organisation, User
+from keerpunt.platform.principal import staff_principal
 from keerpunt.platform.runtime import Runtime
 from keerpunt.platform.schema import metadata
 from keerpunt.platform.settings import Settings
@@ -61,7 +61,7 @@ async def setup(url: str, items: int) -> tuple[Runtime, User, int]:
         reg = User(organisation_id=team.id, display_name="R", email="r@x", roles="registrar")
         coord = User(organisation_id=team.id, display_name="C", email="c@x", roles="coordinator")
         db.add_all([reg, coord])
-    async with rt.unit_of_work(principal_for(reg)) as uow:
+    async with rt.unit_of_work(staff_principal(reg)) as uow:
         case = await triage.register_case(
             uow,
             triage.Registration(
@@ -75,7 +75,7 @@ async def setup(url: str, items: int) -> tuple[Runtime, User, int]:
                 municipality_id=None,
             ),
         )
-    async with rt.unit_of_work(principal_for(coord)) as uow:
+    async with rt.unit_of_work(staff_principal(coord)) as uow:
         session = await triage.plan_session(uow, case.id, dt.datetime.now(dt.UTC), [])
         for i in range(items):
             await triage.add_factor(uow, session.id, "school", "perpetuating", f"Factor {i}")
@@ -85,7 +85,7 @@ async def setup(url: str, items: int) -> tuple[Runtime, User, int]:
 
 async def run(url: str, items: int, reads: int) -> None:
     rt, coord, sid = await setup(url, items)
-    who = principal_for(coord)
+    who = staff_principal(coord)
 
     async def baseline() -> None:
         async with rt.sessionmaker() as db:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -14,7 +12,7 @@ from keerpunt.platform.errors import InvalidInput, NotFound
 from keerpunt.platform.i18n import N_
 from keerpunt.platform.models import Case
 from keerpunt.platform.uow import UnitOfWork
-from keerpunt.platform.web import field, form, redirect, render, require, unit_of_work
+from keerpunt.platform.web import date_field, field, form, redirect, render, require, unit_of_work
 
 
 async def record(request: Request) -> Response:
@@ -41,12 +39,7 @@ async def record(request: Request) -> Response:
     except ValueError:
         errors["decision"] = N_("Kies toestemming of bezwaar.")
         decision = Decision.CONSENT
-    valid_until = None
-    if field(data, "valid_until"):
-        try:
-            valid_until = dt.date.fromisoformat(field(data, "valid_until"))
-        except ValueError:
-            errors["valid_until"] = N_("Vul een geldige datum in.")
+    valid_until = date_field(data, "valid_until", errors)
     case_id = request.path_params["case_id"]
     try:
         if errors:

@@ -77,7 +77,6 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Starlet
     from keerpunt.triage import routes as triage_routes
 
     rt = runtime or Runtime.build(settings)
-    triage_routes.register_realtime(rt.hub)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -101,4 +100,5 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Starlet
     )
     app.state.runtime = rt
     app.state.jinja = make_jinja_env(settings.templates_dir)
+    triage_routes.register_realtime(rt.hub, app.state.jinja)
     return app

@@ -45,7 +45,7 @@ from keerpunt.platform.models import (
     StaffRole,
     User,
 )
-from keerpunt.platform.principal import Principal
+from keerpunt.platform.principal import Principal, family_principal, staff_principal
 from keerpunt.platform.sessions import end_session, revoke_sessions_for_invitation, start_session
 from keerpunt.platform.settings import Settings
 from keerpunt.platform.uow import UnitOfWork
@@ -542,27 +542,6 @@ async def find_professional(
 # ---- login sessions --------------------------------------------------------------------------
 
 
-def _principal_for_user(user: User) -> Principal:
-    return Principal(
-        session_id="",
-        display_name=user.display_name,
-        user_id=user.id,
-        organisation_id=user.organisation_id,
-        staff_roles=user.role_set,
-        discipline=user.discipline,
-    )
-
-
-def _principal_for_member(member: CaseMember) -> Principal:
-    return Principal(
-        session_id="",
-        display_name="",
-        member_id=member.id,
-        case_id=member.case_id,
-        member_role=member.role,
-    )
-
-
 async def start_login(
     db: AsyncSession,
     *,
@@ -581,7 +560,7 @@ async def start_login(
     if previous_session_id:
         await end_session(db, previous_session_id)
     if user is not None:
-        who = _principal_for_user(user)
+        who = staff_principal(user)
         token = await start_session(db, how=how, hours=hours, locale=locale, user_id=user.id)
         await audit.record(db, who, "auth.login", detail=f"how={how}")
         return token
@@ -595,7 +574,7 @@ async def start_login(
         invitation_id=invitation_id,
     )
     await audit.record(
-        db, _principal_for_member(member), "auth.login", case_id=member.case_id, detail=f"how={how}"
+        db, family_principal(member), "auth.login", case_id=member.case_id, detail=f"how={how}"
     )
     return token
 

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from keerpunt.platform.i18n import AMSTERDAM
 from keerpunt.platform.models import Organisation, OrgKind, User
-from keerpunt.platform.principal import Principal
+from keerpunt.platform.principal import staff_principal
 from keerpunt.platform.runtime import Runtime
 
 IJSSELLAND = [
@@ -39,17 +39,6 @@ TEAM = [  # (name, organisation, discipline)
     ("Olaf Onderwijs", "Ambiq", "onderwijsconsulent"),
     ("Sofie Schulden", "Pluryn", "sociaal_domein"),
 ]
-
-
-def principal_for(user: User) -> Principal:
-    return Principal(
-        session_id="demo-loader",
-        display_name=user.display_name,
-        user_id=user.id,
-        organisation_id=user.organisation_id,
-        staff_roles=user.role_set,
-        discipline=user.discipline,
-    )
 
 
 async def load(rt: Runtime) -> bool:
@@ -104,11 +93,11 @@ async def load(rt: Runtime) -> bool:
         registrar = user("Wim Wijkteam", "Wijkteam", "registrar")
         finance = user("Fatima Financiën", PENVOERDER, "finance")
         await db.flush()
-        finance_p = principal_for(finance)
+        finance_p = staff_principal(finance)
         provider_ids = [orgs[name].id for name in IJSSELLAND]
         team_ids = [u.id for u in team]
-        reg_p = principal_for(registrar)
-        coord_p = principal_for(coordinator)
+        reg_p = staff_principal(registrar)
+        coord_p = staff_principal(coordinator)
         deventer_id = orgs["Deventer"].id
 
     yes = {key: True for key, _q, _w in triage.ENTRY_QUESTIONS}

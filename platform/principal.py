@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from keerpunt.platform.models import CaseMember, User
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,42 @@ class Principal:
 
     def has(self, role: str) -> bool:
         return role in self.staff_roles
+
+
+def staff_principal(
+    user: User, *, session_id: str = "", locale: str = "nl", csrf_token: str = ""
+) -> Principal:
+    """The principal of a professional (also for acting outside a request: CLI, demo)."""
+    return Principal(
+        session_id=session_id,
+        display_name=user.display_name,
+        user_id=user.id,
+        organisation_id=user.organisation_id,
+        staff_roles=user.role_set,
+        discipline=user.discipline,
+        locale=locale,
+        csrf_token=csrf_token,
+    )
+
+
+def family_principal(
+    member: CaseMember,
+    *,
+    display_name: str = "",
+    session_id: str = "",
+    locale: str = "nl",
+    csrf_token: str = "",
+) -> Principal:
+    """The principal of a family member or JIM: bound to the one case they were invited to."""
+    return Principal(
+        session_id=session_id,
+        display_name=display_name,
+        member_id=member.id,
+        case_id=member.case_id,
+        member_role=member.role,
+        locale=locale,
+        csrf_token=csrf_token,
+    )
 
 
 SYSTEM = Principal(session_id="", display_name="Keerpunt (systeem)")

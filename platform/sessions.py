@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from keerpunt.platform.db import utcnow
 from keerpunt.platform.models import CaseMember, LoginSession, User
-from keerpunt.platform.principal import Principal
+from keerpunt.platform.principal import Principal, family_principal, staff_principal
 from keerpunt.platform.vault import Vault
 
 __all__ = [
@@ -107,27 +107,16 @@ async def load_principal(db: AsyncSession, token: str, vault: Vault) -> Principa
         user = await db.get(User, row.user_id)
         if user is None or not user.active:
             return None
-        return Principal(
-            session_id=sid,
-            display_name=user.display_name,
-            user_id=user.id,
-            organisation_id=user.organisation_id,
-            staff_roles=user.role_set,
-            discipline=user.discipline,
-            locale=row.locale,
-            csrf_token=row.csrf_token,
-        )
+        return staff_principal(user, session_id=sid, locale=row.locale, csrf_token=row.csrf_token)
     member = await db.get(CaseMember, row.member_id) if row.member_id else None
     if member is None or member.removed_at is not None:
         return None
     cipher = await vault.cipher(db, member.case_id)
     name = cipher.decrypt("member.name", member.name_enc) if not cipher.shredded else None
-    return Principal(
-        session_id=sid,
+    return family_principal(
+        member,
         display_name=name or "",
-        member_id=member.id,
-        case_id=member.case_id,
-        member_role=member.role,
+        session_id=sid,
         locale=row.locale,
         csrf_token=row.csrf_token,
     )

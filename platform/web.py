@@ -3,6 +3,7 @@ of work, form parsing, and mapping domain errors to responses the user understan
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -109,6 +110,18 @@ async def form(request: Request) -> FormData:
 def field(data: FormData, name: str) -> str:
     value = data.get(name, "")
     return value.strip() if isinstance(value, str) else ""
+
+
+def date_field(data: FormData, name: str, errors: dict[str, str]) -> dt.date | None:
+    """A date input (``YYYY-MM-DD``); empty is None, anything else unreadable is an error."""
+    raw = field(data, name)
+    if not raw:
+        return None
+    try:
+        return dt.date.fromisoformat(raw)
+    except ValueError:
+        errors[name] = N_("Vul een geldige datum in.")
+        return None
 
 
 async def domain_error_handler(request: Request, exc: Exception) -> Response:

@@ -5,39 +5,28 @@ Each viewer gets the item as *they* may see it: consent decides, at every push.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import jinja2
 
 from keerpunt.platform.models import RoomEvent
 from keerpunt.platform.principal import Principal
-from keerpunt.platform.settings import _package_dir
 from keerpunt.platform.uow import UnitOfWork
-from keerpunt.platform.web import make_jinja_env
 from keerpunt.triage import service
 from keerpunt.triage.vocab import VOCAB
 
-_env: jinja2.Environment | None = None
-
-
-def _jinja() -> jinja2.Environment:
-    global _env
-    if _env is None:
-        _env = make_jinja_env(Path(_package_dir("keerpunt.templates")))
-    return _env
-
-
-def _render(template: str, **ctx: object) -> str:
-    return _jinja().get_template(template).render(vocab=VOCAB, **ctx)
-
 
 class TriageRenderer:
+    def __init__(self, jinja: jinja2.Environment) -> None:
+        self._jinja = jinja  # the application's own environment: same filters, same i18n
+
+    def _render(self, template: str, **ctx: object) -> str:
+        return self._jinja.get_template(template).render(vocab=VOCAB, **ctx)
+
     async def render_events(self, uow: UnitOfWork, room: str, events: list[RoomEvent]) -> str:
         session_id = int(room.split(":", 1)[1])
         if any(e.kind == "session.closed" for e in events):
             # Rare and changes everything on screen: render the whole table once.
             view = await service.session_view(uow, session_id)
-            return _render("triage/_partials/closed_oob.html", s=view)
+            return self._render("triage/_partials/closed_oob.html", s=view)
         refs = [
             (kind, e.subject_id)
             for e in events
@@ -53,7 +42,7 @@ class TriageRenderer:
             subject = e.subject_id or 0
             if (kind, subject) in changes.items:
                 parts.append(
-                    _render(
+                    self._render(
                         "triage/_partials/item_oob.html",
                         item=changes.items[(kind, subject)],
                         session_id=session_id,
@@ -61,7 +50,9 @@ class TriageRenderer:
                     )
                 )
             elif kind == "line" and subject in changes.lines:
-                parts.append(_render("triage/_partials/line_oob.html", line=changes.lines[subject]))
+                parts.append(
+                    self._render("triage/_partials/line_oob.html", line=changes.lines[subject])
+                )
         return "".join(parts)
 
     async def render_presence(self, uow: UnitOfWork, room: str, present: list[Principal]) -> str:
@@ -71,4 +62,4 @@ class TriageRenderer:
             changes.present.get(p.actor) or service.PersonLabel(None, p.display_name)
             for p in present
         ]
-        return _render("triage/_partials/presence.html", present=labels, oob=True)
+        return self._render("triage/_partials/presence.html", present=labels, oob=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 
+import jinja2
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
@@ -19,6 +20,7 @@ from keerpunt.platform.principal import Principal
 from keerpunt.platform.realtime import Hub
 from keerpunt.platform.web import (
     current,
+    date_field,
     field,
     form,
     is_htmx,
@@ -33,8 +35,8 @@ from keerpunt.triage.realtime import TriageRenderer
 from keerpunt.triage.vocab import VOCAB
 
 
-def register_realtime(hub: Hub) -> None:
-    hub.register("triage", TriageRenderer())
+def register_realtime(hub: Hub, jinja: jinja2.Environment) -> None:
+    hub.register("triage", TriageRenderer(jinja))
 
 
 async def cases(request: Request) -> Response:
@@ -71,16 +73,6 @@ async def register_form(request: Request) -> Response:
     )
 
 
-def _date(raw: str, name: str, errors: dict[str, str]) -> dt.date | None:
-    if not raw:
-        return None
-    try:
-        return dt.date.fromisoformat(raw)
-    except ValueError:
-        errors[name] = N_("Vul een geldige datum in.")
-        return None
-
-
 async def register_submit(request: Request) -> Response:
     who = require(request, "registrar")
     data = await form(request)
@@ -91,7 +83,7 @@ async def register_submit(request: Request) -> Response:
     reg = service.Registration(
         answers=answers,
         youth_name=field(data, "youth_name"),
-        birth_date=_date(field(data, "birth_date"), "birth_date", errors),
+        birth_date=date_field(data, "birth_date", errors),
         bsn=field(data, "bsn"),
         situation=field(data, "situation"),
         parent_names=(field(data, "parent_1"), field(data, "parent_2")),
@@ -234,7 +226,7 @@ async def line_add(request: Request) -> Response:
     sid = request.path_params["session_id"]
     data = await form(request)
     errors: dict[str, str] = {}
-    start = _date(field(data, "start_date"), "start_date", errors)
+    start = date_field(data, "start_date", errors)
     provider = field(data, "provider_id")
     try:
         if errors:

@@ -8,8 +8,8 @@ from playwright.async_api import Browser, Page
 from sqlalchemy import select
 
 from keerpunt.platform.auth import create_invitation
-from keerpunt.platform.demo import principal_for
 from keerpunt.platform.models import Organisation
+from keerpunt.platform.principal import staff_principal
 from keerpunt.platform.runtime import Runtime
 from tests.browser.conftest import logged_in_context
 from tests.conftest import LiveServer
@@ -41,7 +41,7 @@ async def test_thin_path_pages_have_no_axe_violations(
         penvoerder = await db.scalar(select(Organisation).where(Organisation.is_penvoerder))
     assert penvoerder is not None
     finance = await make_user(runtime, penvoerder, "Fatima Fin", "finance")
-    async with runtime.unit_of_work(principal_for(world.coordinator)) as uow:
+    async with runtime.unit_of_work(staff_principal(world.coordinator)) as uow:
         invite = await create_invitation(uow, world.members["parent"], days=14)
     pages = {
         finance.id: ["/settlement/quarter", "/settlement/contracts"],

@@ -96,10 +96,10 @@ async def test_the_jim_joins_from_a_phone_with_the_invitation_link_and_code(
     """The whole login of a family member in a real browser: link, code, form post (Origin
     and CSRF checks included), then the session page of their case."""
     from keerpunt.platform.auth import create_invitation
-    from keerpunt.platform.demo import principal_for
+    from keerpunt.platform.principal import staff_principal
 
     world = await build_world(runtime)
-    async with runtime.unit_of_work(principal_for(world.coordinator)) as uow:
+    async with runtime.unit_of_work(staff_principal(world.coordinator)) as uow:
         invite = await create_invitation(uow, world.members["jim"], days=14)
     ctx = await browser.new_context(viewport={"width": 360, "height": 740}, locale="nl-NL")
     page = await ctx.new_page()
@@ -121,11 +121,11 @@ async def test_the_jim_joins_from_a_phone_with_the_invitation_link_and_code(
 async def test_two_people_editing_the_same_factor_never_lose_an_edit(
     browser: Browser, runtime: Runtime, live_server: LiveServer
 ) -> None:
-    from keerpunt.platform.demo import principal_for
+    from keerpunt.platform.principal import staff_principal
     from keerpunt.triage import service as triage
 
     world = await build_world(runtime)
-    async with runtime.unit_of_work(principal_for(world.expert)) as uow:
+    async with runtime.unit_of_work(staff_principal(world.expert)) as uow:
         factor = await triage.add_factor(uow, world.session_id, "home", "perpetuating", "Ruzie")
     url = f"{live_server.url}/triage/sessions/{world.session_id}"
     expert_ctx = await logged_in_context(browser, runtime, live_server, user_id=world.expert.id)
@@ -162,7 +162,7 @@ async def test_two_people_editing_the_same_factor_never_lose_an_edit(
 async def test_after_a_server_restart_the_page_catches_up_without_a_reload(
     browser: Browser, runtime: Runtime, live_server: LiveServer
 ) -> None:
-    from keerpunt.platform.demo import principal_for
+    from keerpunt.platform.principal import staff_principal
     from keerpunt.triage import service as triage
 
     world = await build_world(runtime)
@@ -176,7 +176,7 @@ async def test_after_a_server_restart_the_page_catches_up_without_a_reload(
     live_server.stop()
     await expect(page.locator("#kp-conn")).to_have_class("is-offline", timeout=5000)
     # While the server is down, the expert's change is saved (e.g. by another server).
-    async with runtime.unit_of_work(principal_for(world.expert)) as uow:
+    async with runtime.unit_of_work(staff_principal(world.expert)) as uow:
         await triage.add_factor(
             uow, world.session_id, "network", "protective", "Tante Mies vangt Sem op"
         )

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from keerpunt.consent.models import ConsentRecord
 from keerpunt.platform.runtime import Runtime
 from tests.helpers import login
-from tests.triage.factories import build_world
+from tests.triage.factories import World, build_world
 
 pytestmark = pytest.mark.anyio
 
@@ -50,19 +50,7 @@ async def test_consent_from_youth_and_parent_opens_the_case_for_the_team(
     client.cookies.clear()
     csrf = await login(client, runtime, user_id=world.registrar.id)
     for role in ("youth", "parent"):
-        r = await client.post(
-            f"/cases/{world.case_id}/consents",
-            headers={"X-CSRF-Token": csrf},
-            data={
-                "subject_member_id": str(world.members[role]),
-                "purpose": "information_exchange",
-                "recipient": "role:triage_member",
-                "decision": "consent",
-                "obtained_how": "in_person",
-                "explanation": "Uitgelegd wat het triageteam met de gegevens doet.",
-            },
-        )
-        assert r.status_code == 303
+        await _consent(client, csrf, world, role, "role:triage_member")
     client.cookies.clear()
     await login(client, runtime, user_id=world.expert.id)
     assert "Sem Canarie" in (await client.get(f"/cases/{world.case_id}")).text
@@ -73,18 +61,7 @@ async def test_only_the_youth_consenting_at_14_is_not_enough(
 ) -> None:
     world = await build_world(runtime, consent_to_expert_org=False)
     csrf = await login(client, runtime, user_id=world.registrar.id)
-    await client.post(
-        f"/cases/{world.case_id}/consents",
-        headers={"X-CSRF-Token": csrf},
-        data={
-            "subject_member_id": str(world.members["youth"]),
-            "purpose": "information_exchange",
-            "recipient": "all",
-            "decision": "consent",
-            "obtained_how": "in_person",
-            "explanation": "Uitgelegd aan de jeugdige zelf.",
-        },
-    )
+    await _consent(client, csrf, world, "youth", "all")
     client.cookies.clear()
     await login(client, runtime, user_id=world.expert.id)
     assert "Sem Canarie" not in (await client.get(f"/cases/{world.case_id}")).text
@@ -115,18 +92,7 @@ async def test_consent_for_everyone_at_the_table_does_not_reach_team_members_els
     world = await build_world(runtime, consent_to_expert_org=False)
     csrf = await login(client, runtime, user_id=world.registrar.id)
     for role in ("youth", "parent"):
-        await client.post(
-            f"/cases/{world.case_id}/consents",
-            headers={"X-CSRF-Token": csrf},
-            data={
-                "subject_member_id": str(world.members[role]),
-                "purpose": "information_exchange",
-                "recipient": "all",
-                "decision": "consent",
-                "obtained_how": "in_person",
-                "explanation": "Uitgelegd aan het gezin.",
-            },
-        )
+        await _consent(client, csrf, world, role, "all")
     elsewhere = await make_user(
         runtime,
         await make_org(runtime, "Tactus", agb_code="98000007"),
@@ -141,3 +107,22 @@ async def test_consent_for_everyone_at_the_table_does_not_reach_team_members_els
     await login(client, runtime, user_id=elsewhere.id)  # same team, not at this table
     page = (await client.get(f"/cases/{world.case_id}")).text
     assert page.count("Sem Canarie") == 0
+
+
+async def _consent(
+    client: httpx.AsyncClient, csrf: str, world: World, role: str, recipient: str
+) -> None:
+    """The registrar records a consent the way the form posts it."""
+    r = await client.post(
+        f"/cases/{world.case_id}/consents",
+        headers={"X-CSRF-Token": csrf},
+        data={
+            "subject_member_id": str(world.members[role]),
+            "purpose": "information_exchange",
+            "recipient": recipient,
+            "decision": "consent",
+            "obtained_how": "in_person",
+            "explanation": "Uitgelegd wat het triageteam met de gegevens doet.",
+        },
+    )
+    assert r.status_code == 303, r.text

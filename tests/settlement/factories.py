@@ -9,7 +9,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from keerpunt.platform.models import Case, Organisation, User
-from keerpunt.platform.principal import Principal
+from keerpunt.platform.principal import Principal, staff_principal
 from keerpunt.platform.runtime import Runtime
 from keerpunt.settlement.models import Contract
 from keerpunt.triage.models import ArrangementLine, TriageSession
@@ -44,13 +44,7 @@ async def build_region(rt: Runtime) -> Region:
 
 
 def principal(user: User) -> Principal:
-    return Principal(
-        session_id="test",
-        display_name=user.display_name,
-        user_id=user.id,
-        organisation_id=user.organisation_id,
-        staff_roles=user.role_set,
-    )
+    return staff_principal(user, session_id="test")
 
 
 async def add_tariff(

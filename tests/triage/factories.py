@@ -9,13 +9,14 @@ from sqlalchemy import select
 
 from keerpunt.consent import service as consent
 from keerpunt.consent.service import Decision, Purpose
-from keerpunt.platform.demo import principal_for
 from keerpunt.platform.models import Case, CaseMember, Organisation, User
+from keerpunt.platform.principal import staff_principal
 from keerpunt.platform.runtime import Runtime
 from keerpunt.triage import service as triage
 from tests.helpers import make_org, make_user
 
 YES = {key: True for key, _q, _w in triage.ENTRY_QUESTIONS}
+ENTRY_FORM_YES = {key: "yes" for key, _q, _w in triage.ENTRY_QUESTIONS}  # as the form posts it
 
 
 @dataclass
@@ -41,7 +42,7 @@ async def build_world(rt: Runtime, *, consent_to_expert_org: bool = True) -> Wor
     expert = await make_user(rt, karakter, "Ruud Regie", "triage_member", "regiebehandelaar")
     outsider = await make_user(rt, accare, "Sanne Systeem", "triage_member", "systeembehandelaar")
     today = dt.date.today()
-    async with rt.unit_of_work(principal_for(registrar)) as uow:
+    async with rt.unit_of_work(staff_principal(registrar)) as uow:
         case = await triage.register_case(
             uow,
             triage.Registration(
@@ -75,7 +76,7 @@ async def build_world(rt: Runtime, *, consent_to_expert_org: bool = True) -> Wor
                     valid_until=None,
                 )
         case_id = case.id
-    async with rt.unit_of_work(principal_for(coordinator)) as uow:
+    async with rt.unit_of_work(staff_principal(coordinator)) as uow:
         session = await triage.plan_session(
             uow, case_id, dt.datetime.now(dt.UTC), [expert.id, outsider.id]
         )

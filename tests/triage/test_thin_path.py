@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from keerpunt.platform.models import Case
 from keerpunt.platform.runtime import Runtime
 from tests.helpers import login
-from tests.triage.factories import build_world
+from tests.triage.factories import ENTRY_FORM_YES, build_world
 
 pytestmark = pytest.mark.anyio
 
@@ -19,16 +19,7 @@ async def test_a_no_in_the_entry_check_stops_registration_with_the_reason(
 ) -> None:
     world = await build_world(runtime)
     csrf = await login(client, runtime, user_id=world.registrar.id)
-    answers = {
-        k: "yes"
-        for k in (
-            "under_18",
-            "multiple_expertises",
-            "all_life_areas",
-            "placement_threat",
-            "no_other_perspective",
-        )
-    }
+    answers = dict(ENTRY_FORM_YES)
     answers["not_a_crisis"] = "no"
     resp = await client.post(
         "/cases/new",
@@ -51,17 +42,7 @@ async def test_registration_keeps_what_was_typed_when_a_field_is_wrong(
 ) -> None:
     world = await build_world(runtime)
     csrf = await login(client, runtime, user_id=world.registrar.id)
-    answers = {
-        k: "yes"
-        for k in (
-            "under_18",
-            "multiple_expertises",
-            "all_life_areas",
-            "placement_threat",
-            "no_other_perspective",
-            "not_a_crisis",
-        )
-    }
+    answers = dict(ENTRY_FORM_YES)
     resp = await client.post(
         "/cases/new",
         data={
@@ -201,11 +182,11 @@ async def test_every_family_member_is_invited_and_only_the_chosen_experts(
     from keerpunt.triage.models import SessionParticipant
 
     world = await build_world(runtime)
-    from keerpunt.platform.demo import principal_for
+    from keerpunt.platform.principal import staff_principal
     from keerpunt.triage import service as triage
 
     # a second parent, then a second meeting with only one expert
-    async with runtime.unit_of_work(principal_for(world.registrar)) as uow:
+    async with runtime.unit_of_work(staff_principal(world.registrar)) as uow:
         cipher = await uow.vault.cipher(uow.db, world.case_id)
         uow.db.add(
             CaseMember(
@@ -214,7 +195,7 @@ async def test_every_family_member_is_invited_and_only_the_chosen_experts(
                 name_enc=cipher.encrypt("member.name", "Pa Canarie"),
             )
         )
-    async with runtime.unit_of_work(principal_for(world.coordinator)) as uow:
+    async with runtime.unit_of_work(staff_principal(world.coordinator)) as uow:
         import datetime as dt
 
         second = await triage.plan_session(
@@ -275,11 +256,11 @@ async def test_a_bad_plan_form_keeps_the_chosen_experts(
 async def test_a_closed_session_offers_no_edit_buttons(
     client: httpx.AsyncClient, runtime: Runtime
 ) -> None:
-    from keerpunt.platform.demo import principal_for
+    from keerpunt.platform.principal import staff_principal
     from keerpunt.triage import service as triage
 
     world = await build_world(runtime)
-    async with runtime.unit_of_work(principal_for(world.coordinator)) as uow:
+    async with runtime.unit_of_work(staff_principal(world.coordinator)) as uow:
         await triage.add_factor(uow, world.session_id, "school", "protective", "Juf helpt")
         await triage.add_line(
             uow, world.session_id, world.provider.id, "45A52", "ambulant", "2", None
@@ -295,17 +276,7 @@ async def test_a_second_registration_with_the_same_bsn_is_caught_by_the_keyed_ha
 ) -> None:
     world = await build_world(runtime)  # registered with BSN 111222333
     csrf = await login(client, runtime, user_id=world.registrar.id)
-    answers = {
-        k: "yes"
-        for k in (
-            "under_18",
-            "multiple_expertises",
-            "all_life_areas",
-            "placement_threat",
-            "no_other_perspective",
-            "not_a_crisis",
-        )
-    }
+    answers = dict(ENTRY_FORM_YES)
     r = await client.post(
         "/cases/new",
         data={
@@ -326,10 +297,10 @@ async def test_the_case_page_lists_invitations_for_those_who_invite_only(
     client: httpx.AsyncClient, runtime: Runtime
 ) -> None:
     from keerpunt.platform.auth import create_invitation
-    from keerpunt.platform.demo import principal_for
+    from keerpunt.platform.principal import staff_principal
 
     world = await build_world(runtime)
-    async with runtime.unit_of_work(principal_for(world.coordinator)) as uow:
+    async with runtime.unit_of_work(staff_principal(world.coordinator)) as uow:
         invite = await create_invitation(uow, world.members["jim"], days=14)
     csrf = await login(client, runtime, user_id=world.coordinator.id)
     page = (await client.get(f"/cases/{world.case_id}")).text
