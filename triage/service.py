@@ -272,7 +272,7 @@ class CaseView:
     pseudonym: str
     level: Disclosure
     youth_name: str | None
-    birth_date: str | None
+    birth_date: dt.date | None
     age_band: str
     situation: str | None
     status: str
@@ -330,6 +330,10 @@ async def _members(
     return tuple(out)
 
 
+def _as_date(iso: str | None) -> dt.date | None:
+    return dt.date.fromisoformat(iso) if iso else None
+
+
 async def case_view(uow: UnitOfWork, case_id: int) -> CaseView:
     """A case as this viewer may see it (full, or under its pseudonym); NotFound otherwise."""
     case = await _load_case(uow, case_id)
@@ -350,7 +354,7 @@ async def case_view(uow: UnitOfWork, case_id: int) -> CaseView:
         pseudonym=case.pseudonym,
         level=level,
         youth_name=_reveal(cipher, level, "case.youth_name", case.youth_name_enc),
-        birth_date=_reveal(cipher, level, "case.birth_date", case.birth_date_enc),
+        birth_date=_as_date(_reveal(cipher, level, "case.birth_date", case.birth_date_enc)),
         age_band=case.age_band,
         situation=_reveal(cipher, level, "case.situation", case.situation_enc),
         status=case.status,
