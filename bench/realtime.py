@@ -1,0 +1,427 @@
+"""Live fan-out: from one participant's save to every other participant's screen.
+
+Starts Keerpunt in its own server process (uvicorn, one process, like production without a
+worker pool) on a fresh database, opens ``--sessions`` triage sessions with
+``--participants`` people each (a real websocket per person, logged in, consent recorded),
+and lets one participant per session save a factor every ``--interval`` seconds. For every
+save it records, for each *other* participant, the time from sending the save to receiving
+the pushed fragment that contains it.
+
+Baseline, measured in the same run with the same numbers of rooms, people and saves: a bare
+websocket broadcast server (the ``websockets`` library, one process, no database, no
+rendering) that forwards each message to the other sockets of its room.
+
+    .venv/bin/python bench/realtime.py [--sessions 50] [--participants 12]
+        [--saves 10] [--interval 3] [--database URL]
+
+It prints p50 and p99 for both and the ratio. Target (issue #3): p99 under 250 ms and within
+4x of the baseline. Nothing is asserted: it is for people.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import datetime as dt
+import json
+import os
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import httpx
+from sqlalchemy import select
+from starlette.datastructures import Secret
+from websockets.asyncio.client import ClientConnection, connect
+
+from keerpunt.consent.service import Decision, Purpose, record_consent
+from keerpunt.platform.db import make_engine
+from keerpunt.platform.models import CaseMember, LoginSession, Organisation, User
+from keerpunt.platform.principal import staff_principal
+from keerpunt.platform.runtime import Runtime
+from keerpunt.platform.schema import metadata
+from keerpunt.platform.sessions import COOKIE_NAME, SessionSigner, start_session, token_hash
+from keerpunt.platform.settings import Settings
+from keerpunt.triage import service as triage
+
+YES = {key: True for key, _q, _w in triage.ENTRY_QUESTIONS}
+
+# The bare baseline server, run in its own process: rooms by path, forward to the others.
+BASELINE_SERVER = """
+import asyncio, sys
+from websockets.asyncio.server import serve
+
+rooms = {}
+
+async def handler(ws):
+    room = rooms.setdefault(ws.request.path, set())
+    room.add(ws)
+    try:
+        async for message in ws:
+            for other in list(room):
+                if other is not ws:
+                    try:
+                        await other.send(message)
+                    except Exception:
+                        pass
+    finally:
+        room.discard(ws)
+
+async def main():
+    async with serve(handler, "127.0.0.1", int(sys.argv[1]), max_queue=None):
+        print("ready", flush=True)
+        await asyncio.Future()
+
+asyncio.run(main())
+"""
+
+
+@dataclass
+class Seat:
+    cookie: str
+    csrf: str
+
+
+@dataclass
+class Table:
+    session_id: int
+    seats: list[Seat] = field(default_factory=list)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _keys() -> dict[str, str]:
+    key = base64.urlsafe_b64encode(os.urandom(32)).decode()
+    return {
+        "KEERPUNT_SECRET_KEY": secrets.token_urlsafe(40),
+        "KEERPUNT_MASTER_KEYS": f"b1:{key}",
+        "KEERPUNT_BSN_INDEX_KEY": secrets.token_urlsafe(40),
+    }
+
+
+async def seed(url: str, env: dict[str, str], sessions: int, participants: int) -> list[Table]:
+    """A fresh database with ``sessions`` planned sessions of ``participants`` staff each."""
+    engine = make_engine(url, pool=False)
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.drop_all)
+        await conn.run_sync(metadata.create_all)
+    await engine.dispose()
+    rt = Runtime.build(
+        Settings(
+            database_url=url,
+            secret_key=Secret(env["KEERPUNT_SECRET_KEY"]),
+            master_keys=Secret(env["KEERPUNT_MASTER_KEYS"]),
+            bsn_index_key=Secret(env["KEERPUNT_BSN_INDEX_KEY"]),
+        )
+    )
+    async with rt.sessionmaker() as db, db.begin():
+        team = Organisation(name="Triageteam", kind="other")
+        db.add(team)
+        await db.flush()
+        providers = [Organisation(name=f"Aanbieder {i}", kind="provider") for i in range(4)]
+        db.add_all(providers)
+        await db.flush()
+        coord = User(
+            organisation_id=team.id, display_name="Coördinator", email="c@x", roles="coordinator"
+        )
+        reg = User(
+            organisation_id=team.id, display_name="Lokaal team", email="r@x", roles="registrar"
+        )
+        experts = [
+            User(
+                organisation_id=providers[i % 4].id,
+                display_name=f"Expert {i}",
+                email=f"e{i}@x",
+                roles="triage_member",
+            )
+            for i in range(participants - 1)
+        ]
+        db.add_all([coord, reg, *experts])
+    signer = SessionSigner(env["KEERPUNT_SECRET_KEY"])
+    tables: list[Table] = []
+    for n in range(sessions):
+        async with rt.unit_of_work(staff_principal(reg)) as uow:
+            case = await triage.register_case(
+                uow,
+                triage.Registration(
+                    answers=YES,
+                    youth_name=f"Jeugdige {n}",
+                    birth_date=dt.date(2017, 5, 1),  # under 12: the parent consents
+                    bsn="",
+                    situation="",
+                    parent_names=(f"Ouder {n}",),
+                    jim_name="",
+                    municipality_id=None,
+                ),
+            )
+            parent = await uow.db.scalar(
+                select(CaseMember.id).where(
+                    CaseMember.case_id == case.id, CaseMember.role == "parent"
+                )
+            )
+            assert parent is not None
+            await record_consent(
+                uow,
+                case,
+                subject_member_id=parent,
+                purpose=Purpose.INFORMATION_EXCHANGE,
+                decision=Decision.CONSENT,
+                recipient_org_id=None,
+                recipient_role=None,
+                obtained_how="in_person",
+                explanation="Uitgelegd wie aan tafel zit en wat er gedeeld wordt.",
+                valid_until=None,
+            )
+        async with rt.unit_of_work(staff_principal(coord)) as uow:
+            planned = await triage.plan_session(
+                uow, case.id, dt.datetime.now(dt.UTC), [e.id for e in experts]
+            )
+        table = Table(planned.id)
+        for user in (coord, *experts):
+            async with rt.sessionmaker() as db, db.begin():
+                token = await start_session(db, how="bench", hours=2, user_id=user.id)
+            async with rt.sessionmaker() as db:
+                row = await db.get(LoginSession, token_hash(token))
+                assert row is not None
+                table.seats.append(Seat(signer.dumps(token), row.csrf_token))
+        tables.append(table)
+    await rt.engine.dispose()
+    return tables
+
+
+def _start(cmd: list[str], env: dict[str, str], ready: Callable[[], bool]) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server did not start:\n{proc.stdout.read() if proc.stdout else ''}")
+        if ready():
+            return proc
+        time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("server did not start within 30 s")
+
+
+def _port_open(port: int) -> Callable[[], bool]:
+    def check() -> bool:
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", port)) == 0
+
+    return check
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def _drive(
+    sockets: list[list[ClientConnection]],
+    save: Callable[[int, int, str], Awaitable[None]],
+    saves: int,
+    interval: float,
+) -> tuple[list[float], int]:
+    """Every table saves ``saves`` times; returns latencies (s) and the number of misses."""
+    sent: dict[str, float] = {}
+    latencies: list[float] = []
+    expected = 0
+    received = 0
+
+    async def listen(ws: ClientConnection, me: tuple[int, int]) -> None:
+        nonlocal received
+        async for message in ws:
+            now = time.perf_counter()
+            text = message if isinstance(message, str) else message.decode()
+            start = text.find("KPB-")
+            while start != -1:
+                end = text.find("-END", start)
+                marker = text[start : end + 4]
+                t0 = sent.get(marker)
+                if t0 is not None and not marker.startswith(f"KPB-{me[0]}-{me[1]}-"):
+                    latencies.append(now - t0)
+                    received += 1
+                start = text.find("KPB-", end)
+
+    listeners = [
+        asyncio.create_task(listen(ws, (t, s)))
+        for t, row in enumerate(sockets)
+        for s, ws in enumerate(row)
+    ]
+
+    async def table_loop(t: int) -> None:
+        nonlocal expected
+        await asyncio.sleep(interval * t / len(sockets))  # stagger the tables
+        for k in range(saves):
+            seat = k % len(sockets[t])
+            marker = f"KPB-{t}-{seat}-{k}-END"
+            sent[marker] = time.perf_counter()
+            expected += len(sockets[t]) - 1
+            await save(t, seat, marker)
+            await asyncio.sleep(interval)
+
+    await asyncio.gather(*(table_loop(t) for t in range(len(sockets))))
+    await asyncio.sleep(3)  # let the last pushes arrive
+    for task in listeners:
+        task.cancel()
+    return latencies, expected - received
+
+
+async def measure_keerpunt(
+    tables: list[Table], port: int, saves: int, interval: float
+) -> tuple[list[float], int]:
+    base = f"http://127.0.0.1:{port}"
+    sockets: list[list[ClientConnection]] = []
+    for table in tables:
+        row = []
+        for seat in table.seats:
+            ws = await connect(
+                f"ws://127.0.0.1:{port}/triage/sessions/{table.session_id}/ws",
+                additional_headers={"Cookie": f"{COOKIE_NAME}={seat.cookie}", "Origin": base},
+                max_size=None,
+            )
+            await ws.send(json.dumps({"type": "resume", "after": 0}))
+            row.append(ws)
+        sockets.append(row)
+    await asyncio.sleep(2)  # initial presence and replay settle
+    limits = httpx.Limits(max_connections=len(tables) * 2)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as http:
+
+        async def save(t: int, s: int, marker: str) -> None:
+            seat = tables[t].seats[s]
+            r = await http.post(
+                f"/triage/sessions/{tables[t].session_id}/factors",
+                data={"life_area": "school", "kind": "perpetuating", "text": marker},
+                headers={"X-CSRF-Token": seat.csrf, "HX-Request": "true", "Origin": base},
+                cookies={COOKIE_NAME: seat.cookie},
+            )
+            if r.status_code != 200:
+                raise SystemExit(f"save failed: {r.status_code} {r.text[:300]}")
+
+        result = await _drive(sockets, save, saves, interval)
+    for row in sockets:
+        for ws in row:
+            await ws.close()
+    return result
+
+
+async def measure_baseline(
+    sessions: int, participants: int, port: int, saves: int, interval: float
+) -> tuple[list[float], int]:
+    sockets = [
+        [
+            await connect(f"ws://127.0.0.1:{port}/room/{t}", max_size=None)
+            for _ in range(participants)
+        ]
+        for t in range(sessions)
+    ]
+    await asyncio.sleep(1)
+
+    async def save(t: int, s: int, marker: str) -> None:
+        await sockets[t][s].send(json.dumps({"text": marker}))
+
+    result = await _drive(sockets, save, saves, interval)
+    for row in sockets:
+        for ws in row:
+            await ws.close()
+    return result
+
+
+def _report(name: str, latencies: list[float], missed: int) -> tuple[float, float]:
+    if not latencies:
+        print(f"  {name:<34} no updates received (missed {missed})")
+        return float("nan"), float("nan")
+    p50 = _percentile(latencies, 0.50) * 1000
+    p99 = _percentile(latencies, 0.99) * 1000
+    mean = statistics.fmean(latencies) * 1000
+    print(
+        f"  {name:<34} p50 {p50:7.1f} ms   p99 {p99:7.1f} ms   mean {mean:7.1f} ms"
+        f"   updates {len(latencies)}   missed {missed}"
+    )
+    return p50, p99
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sessions", type=int, default=50)
+    parser.add_argument("--participants", type=int, default=12)
+    parser.add_argument("--saves", type=int, default=10, help="saves per session")
+    parser.add_argument("--interval", type=float, default=3.0, help="seconds between saves")
+    parser.add_argument("--database", default="", help="default: a fresh SQLite file")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        url = args.database or f"sqlite+aiosqlite:///{tmp}/bench.db"
+        keys = _keys()
+        print(
+            f"seeding {args.sessions} sessions x {args.participants} participants"
+            f" on {url.split(':')[0]} ...",
+            flush=True,
+        )
+        tables = asyncio.run(seed(url, keys, args.sessions, args.participants))
+
+        port = _free_port()
+        env = {
+            **os.environ,
+            **keys,
+            "KEERPUNT_DATABASE_URL": url,
+            "KEERPUNT_BASE_URL": f"http://127.0.0.1:{port}",
+            "KEERPUNT_DEMO": "0",
+        }
+        server = _start(
+            [
+                sys.executable,
+                "-c",
+                "from keerpunt.platform.cli import main; main()",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            env,
+            _port_open(port),
+        )
+        try:
+            app = asyncio.run(measure_keerpunt(tables, port, args.saves, args.interval))
+        finally:
+            server.terminate()
+            server.wait(10)
+
+        bport = _free_port()
+        bare = _start(
+            [sys.executable, "-c", BASELINE_SERVER, str(bport)], dict(os.environ), _port_open(bport)
+        )
+        try:
+            base = asyncio.run(
+                measure_baseline(args.sessions, args.participants, bport, args.saves, args.interval)
+            )
+        finally:
+            bare.terminate()
+            bare.wait(10)
+
+    print(
+        f"{args.sessions} sessions x {args.participants} participants,"
+        f" {args.saves} saves per session every {args.interval:g} s"
+        f" ({args.sessions / args.interval:.1f} saves/s), database {url.split(':')[0]}"
+    )
+    print("save -> every other participant's update:")
+    _, app_p99 = _report("Keerpunt (save, render, push)", *app)
+    _b50, b99 = _report("baseline (bare websocket broadcast)", *base)
+    print(f"  p99 ratio: {app_p99 / b99:.1f}x baseline   target: p99 < 250 ms and within 4x")
+
+
+if __name__ == "__main__":
+    main()
