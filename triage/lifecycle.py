@@ -248,9 +248,7 @@ def _allowed_rules(history: Sequence[Step]) -> list[Rule]:
     rules = [x for x in RULES if x.source is now]
     if now is Status.CRISIS_PAUSE:
         back = paused_from(history)
-        rules = [
-            x for x in rules if x.target in {Status.CLOSED, Status.RET} or x.target is back
-        ]
+        rules = [x for x in rules if x.target in {Status.CLOSED, Status.RET} or x.target is back]
     return rules
 
 
@@ -281,9 +279,7 @@ def check(
         if now is Status.CLOSED:
             raise IllegalTransition(N_("Deze casus is afgesloten. Er kan niets meer veranderen."))
         if now is Status.CRISIS_PAUSE and rule is not None:
-            raise IllegalTransition(
-                N_("Na een crisis gaat de casus verder waar hij was gebleven.")
-            )
+            raise IllegalTransition(N_("Na een crisis gaat de casus verder waar hij was gebleven."))
         if now is wanted:
             raise IllegalTransition(N_("De casus staat al op deze stand."))
         raise IllegalTransition(
@@ -294,7 +290,10 @@ def check(
     if rule.flow is not None:
         if flow != rule.flow:
             raise IllegalTransition(
-                N_("Deze stap gebeurt vanzelf, bij het plannen, beginnen of sluiten van een bespreking.")
+                N_(
+                    "Deze stap gebeurt vanzelf, bij het plannen, beginnen of sluiten van een "
+                    "bespreking."
+                )
             )
     elif not (rule.roles & frozenset(roles)):
         raise NotAllowed(N_("U mag deze stap niet zetten."))

@@ -32,7 +32,7 @@ ALL_ROLES = frozenset(
 
 def _path_to(status: Status) -> list[Step]:
     """A shortest legal history from registration to ``status`` (breadth-first)."""
-    seen = {S.REGISTERED: [] for _ in [0]}
+    seen: dict[Status, list[Step]] = {S.REGISTERED: []}
     queue: deque[Status] = deque([S.REGISTERED])
     while queue:
         now = queue.popleft()
