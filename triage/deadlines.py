@@ -216,10 +216,11 @@ def deadlines(
         out.append(
             Deadline(
                 "ret_tables",
-                N_("Nog geen arrangement: na 4 weken aan tafel gaat de casus naar het RET"),
+                N_("Nog geen arrangement: na %(days)s dagen aan tafel gaat de casus naar het RET"),
                 since + dt.timedelta(days=rules.ret_tables_days),
                 since,
                 warn_from=since + dt.timedelta(days=rules.ret_tables_warn_days),
+                params={"days": rules.ret_tables_days},
             )
         )
     if s is Status.ARRANGEMENT_AGREED:
@@ -227,9 +228,10 @@ def deadlines(
         out.append(
             Deadline(
                 "care_start",
-                N_("De hulp start binnen 5 werkdagen na de toewijzing"),
+                N_("De hulp start binnen %(days)s werkdagen na de toewijzing"),
                 add_working_days(since, rules.care_start_working_days, rules.holidays),
                 since,
+                params={"days": rules.care_start_working_days},
             )
         )
     if s is Status.RUNNING:
@@ -237,9 +239,10 @@ def deadlines(
         out.append(
             Deadline(
                 "review",
-                N_("Evaluatie na 9 maanden: verlengen, afschalen of afsluiten"),
+                N_("Evaluatie na %(months)s maanden: verlengen, afschalen of afsluiten"),
                 add_months(since, rules.arrangement_months),
                 since,
+                params={"months": rules.arrangement_months},
             )
         )
     if s is Status.EXTENDED:
@@ -257,9 +260,13 @@ def deadlines(
         out.append(
             Deadline(
                 "ret_crisis",
-                N_("Nog niet thuis 28 dagen na de crisisplaatsing: de casus gaat naar het RET"),
+                N_(
+                    "Nog niet thuis %(days)s dagen na de crisisplaatsing: de casus gaat naar "
+                    "het RET"
+                ),
                 since + dt.timedelta(days=rules.ret_crisis_days),
                 since,
+                params={"days": rules.ret_crisis_days},
             )
         )
     out.extend(_consent_deadlines(facts, today, rules))
