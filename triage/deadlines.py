@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 
+from keerpunt.consent.service import age_on
 from keerpunt.platform.i18n import N_
 from keerpunt.triage.lifecycle import Status
 
@@ -122,12 +123,13 @@ def add_months(day: dt.date, months: int) -> dt.date:
 
 
 def birthday(birth: dt.date, age: int) -> dt.date:
-    """The day someone turns ``age``, as consent counts age (consent.service.age_on): born on
-    29 February, one turns a year older on 1 March in a year without 29 February."""
+    """The first day on which consent counts the youth as ``age`` (``consent.service.age_on``,
+    so both agree; born on 29 February, that is 1 March in a year without 29 February)."""
     year = birth.year + age
-    if birth.month == 2 and birth.day == 29 and not calendar.isleap(year):
-        return dt.date(year, 3, 1)
-    return birth.replace(year=year)
+    day = dt.date(year, birth.month, min(birth.day, calendar.monthrange(year, birth.month)[1]))
+    while age_on(birth, day) < age:
+        day += dt.timedelta(days=1)
+    return day
 
 
 @dataclass(frozen=True)

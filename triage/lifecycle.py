@@ -83,7 +83,7 @@ _BEFORE_ARRANGEMENT = frozenset(
 )
 
 # The flows of the platform that move a case by themselves (not by a button).
-FLOWS = frozenset({"register", "plan_session", "session_start", "session_close"})
+FLOWS = frozenset({"plan_session", "session_start", "session_close"})
 
 _STAFF = frozenset({"coordinator", "registrar", "triage_member", "procesregisseur"})
 _CARE = frozenset({"coordinator", "procesregisseur"})

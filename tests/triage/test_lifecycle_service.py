@@ -143,3 +143,22 @@ async def test_a_refused_step_writes_nothing(
             )
         )
     assert n == 0
+
+
+async def test_two_people_taking_the_same_step_at_once_record_it_once(runtime: Runtime) -> None:
+    import asyncio
+
+    w = await build_world(runtime)
+    await _agree(runtime, w)
+
+    async def start() -> str:
+        try:
+            await _step(runtime, w, Status.RUNNING)
+        except IllegalTransition:
+            return "refused"
+        return "done"
+
+    outcomes = sorted(await asyncio.gather(start(), start()))
+    assert outcomes == ["done", "refused"]
+    steps = await _steps(runtime, w.case_id)
+    assert [s for s in steps if s[1] == "running"] == [("arrangement_agreed", "running", None)]
