@@ -145,3 +145,21 @@ class ArrangementLine(Base):
     author: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class CaseTransition(Base):
+    """One step of a case's lifecycle (from, to, who, why, when); see triage/lifecycle.py.
+
+    The reason may be personal ("moeder opgenomen"), so it is encrypted with the case key.
+    """
+
+    __tablename__ = "case_transition"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("case_file.id"), index=True)
+    from_status: Mapped[str] = mapped_column(String(30))
+    to_status: Mapped[str] = mapped_column(String(30))
+    actor: Mapped[str] = mapped_column(String(100))  # "user:12", "member:7"
+    flow: Mapped[str | None] = mapped_column(String(30))  # set when a platform flow took it
+    reason_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)

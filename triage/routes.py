@@ -7,13 +7,19 @@ from collections.abc import Mapping
 
 import jinja2
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from keerpunt.consent import service as consent
 from keerpunt.platform import auth
-from keerpunt.platform.errors import DomainError, InvalidInput, NotFound, StaleVersion
+from keerpunt.platform.errors import (
+    DomainError,
+    InvalidInput,
+    NotAllowed,
+    NotFound,
+    StaleVersion,
+)
 from keerpunt.platform.i18n import AMSTERDAM, N_, current_locale, gettext
 from keerpunt.platform.models import Organisation, OrgKind
 from keerpunt.platform.principal import Principal
@@ -30,7 +36,8 @@ from keerpunt.platform.web import (
     runtime,
     unit_of_work,
 )
-from keerpunt.triage import service
+from keerpunt.triage import agenda, service
+from keerpunt.triage.lifecycle import IllegalTransition
 from keerpunt.triage.realtime import TriageRenderer
 from keerpunt.triage.vocab import VOCAB
 
@@ -43,7 +50,8 @@ async def cases(request: Request) -> Response:
     who = require(request)
     async with unit_of_work(request, who) as uow:
         views = await service.list_cases(uow)
-    return render(request, "triage/cases.html", {"cases": views, "vocab": VOCAB})
+        due = {v.id: await agenda.case_deadlines(uow, v) for v in views}
+    return render(request, "triage/cases.html", {"cases": views, "vocab": VOCAB, "due": due})
 
 
 async def _municipalities(request: Request) -> list[tuple[int, str]]:
@@ -123,6 +131,7 @@ async def _render_case(
     *,
     plan_errors: dict[str, str] | None = None,
     plan_values: Mapping[str, object] | None = None,
+    step: Mapping[str, object] | None = None,
     status_code: int = 200,
 ) -> Response:
     if who.case_id is not None and who.case_id != case_id:
@@ -132,6 +141,7 @@ async def _render_case(
         consents = await consent.consent_overview_for(uow, case_id, view.level)
         invitations = await auth.invitations_for_case(uow.db, who, case_id)
         experts = await service.staff_choices(uow) if view.may_plan else []
+        life = await agenda.lifecycle_view(uow, view)
     return render(
         request,
         "triage/case.html",
@@ -143,6 +153,8 @@ async def _render_case(
             "vocab": VOCAB,
             "plan_errors": plan_errors or {},
             "plan_values": plan_values or {},
+            "life": life,
+            "step": step or {},
         },
         status_code=status_code,
     )
@@ -408,4 +420,48 @@ routes: list[BaseRoute] = [
     ),
     Route("/triage/sessions/{session_id:int}/close", close, methods=["POST"], name="triage.close"),
     WebSocketRoute("/triage/sessions/{session_id:int}/ws", session_ws, name="triage.ws"),
+]
+
+
+# -- the case lifecycle: a step by hand, the weekly agenda ------------------------------------
+
+
+async def case_step(request: Request) -> Response:
+    """A lifecycle step from the case page; a refusal shows on the page, nothing is lost."""
+    who = require(request)
+    case_id = request.path_params["case_id"]
+    data = await form(request)
+    target, reason = field(data, "target"), field(data, "reason")
+    try:
+        async with unit_of_work(request, who) as uow:
+            await agenda.request_step(uow, case_id, target, reason)
+    except (InvalidInput, IllegalTransition, NotAllowed) as exc:
+        params = {k: gettext(str(v)) for k, v in exc.params.items()}
+        step = {
+            "target": target,
+            "reason": reason,
+            "errors": exc.errors if isinstance(exc, InvalidInput) else {},
+            "message": gettext(exc.message) % params if params else gettext(exc.message),
+        }
+        return await _render_case(request, who, case_id, step=step, status_code=exc.status_code)
+    return RedirectResponse(
+        str(request.url_for("triage.case", case_id=case_id)) + "#h-lifecycle", status_code=303
+    )
+
+
+async def agenda_page(request: Request) -> Response:
+    who = require(request, "coordinator", "triage_member")
+    raw = request.query_params.get("week", "")
+    try:
+        day = dt.date.fromisoformat(raw) if raw else dt.datetime.now(AMSTERDAM).date()
+    except ValueError:
+        day = dt.datetime.now(AMSTERDAM).date()
+    async with unit_of_work(request, who) as uow:
+        view = await agenda.week_agenda(uow, day)
+    return render(request, "triage/agenda.html", {"a": view})
+
+
+routes += [
+    Route("/cases/{case_id:int}/status", case_step, methods=["POST"], name="triage.case_step"),
+    Route("/triage/agenda", agenda_page, name="triage.agenda"),
 ]

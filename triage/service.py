@@ -33,6 +33,7 @@ from keerpunt.platform.models import (
     User,
 )
 from keerpunt.platform.uow import UnitOfWork
+from keerpunt.triage import lifecycle
 from keerpunt.triage.models import (
     ArrangementLine,
     EntryCheck,
@@ -193,7 +194,7 @@ async def register_case(uow: UnitOfWork, reg: Registration) -> Case:
     assert reg.birth_date is not None
     case = Case(
         pseudonym=_new_pseudonym(),
-        status="registered",
+        status=lifecycle.Status.REGISTERED,
         municipality_id=reg.municipality_id,
         registered_by_id=who.user_id,
         age_band=_age_band(reg.birth_date, today),
@@ -411,6 +412,8 @@ async def plan_session(
     case = await _load_case(uow, case_id)
     if case.shredded_at is not None:
         raise NotAllowed(N_("Deze casus is afgesloten en vernietigd."))
+    if case.status == lifecycle.Status.CLOSED:
+        raise NotAllowed(N_("Deze casus is afgesloten. Er kan niets meer veranderen."))
     session = TriageSession(
         case_id=case.id, scheduled_at=scheduled_at, planned_by_id=uow.who.user_id
     )
@@ -441,8 +444,8 @@ async def plan_session(
     await uow.db.flush()
     for member in invited:
         uow.db.add(SessionParticipant(session_id=session.id, member_id=member.id))
-    if case.status == "registered":
-        case.status = "scheduled"
+    if case.status in {lifecycle.Status.REGISTERED, lifecycle.Status.CONSENT_PENDING}:
+        await lifecycle.transition(uow, case, lifecycle.Status.SCHEDULED, flow="plan_session")
     await uow.db.flush()
     await _record_change(uow, session, case, "session.planned", session.id, f"session={session.id}")
     return session
@@ -724,8 +727,8 @@ async def _open_session(uow: UnitOfWork, session_id: int) -> tuple[TriageSession
     level = (await consent.disclosure(uow, case, audit_read=False)).level
     if session.status == SessionStatus.PLANNED:
         session.status = SessionStatus.OPEN
-        if case.status in {"registered", "scheduled"}:
-            case.status = "in_triage"
+        if case.status == lifecycle.Status.SCHEDULED:
+            await lifecycle.transition(uow, case, lifecycle.Status.IN_TRIAGE, flow="session_start")
     return session, case, level
 
 
@@ -925,7 +928,10 @@ async def close_session(uow: UnitOfWork, session_id: int) -> TriageSession:
     session.status = SessionStatus.CLOSED
     session.closed_at = utcnow()
     session.closed_by_id = uow.who.user_id
-    case.status = "arrangement_agreed"
+    if case.status == lifecycle.Status.IN_TRIAGE:
+        await lifecycle.transition(
+            uow, case, lifecycle.Status.ARRANGEMENT_AGREED, flow="session_close"
+        )
     await uow.db.flush()
     await _record_change(uow, session, case, "session.closed", session.id, f"session={session.id}")
     return session

@@ -39,6 +39,13 @@ VOCAB: dict[str, dict[str, str]] = {
         "scheduled": N_("Gepland"),
         "in_triage": N_("In bespreking"),
         "arrangement_agreed": N_("Arrangement afgesproken"),
+        # the case lifecycle (triage/lifecycle.py STATUS_LABELS)
+        "consent_pending": N_("Wacht op toestemming"),
+        "running": N_("Hulp loopt"),
+        "extended": N_("Verlengd"),
+        "stepped_down": N_("Afgeschaald"),
+        "crisis_pause": N_("Gepauzeerd door crisis"),
+        "ret": N_("Bij het RET"),
         "planned": N_("Gepland"),
         "open": N_("Bezig"),
         "closed": N_("Gesloten"),

@@ -155,6 +155,21 @@ def upgrade() -> None:
     with op.batch_alter_table('case_member', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_case_member_case_id'), ['case_id'], unique=False)
 
+    op.create_table('case_transition',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('from_status', sa.String(length=30), nullable=False),
+    sa.Column('to_status', sa.String(length=30), nullable=False),
+    sa.Column('actor', sa.String(length=100), nullable=False),
+    sa.Column('flow', sa.String(length=30), nullable=True),
+    sa.Column('reason_enc', sa.LargeBinary(), nullable=True),
+    sa.Column('at', keerpunt.platform.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['case_id'], ['case_file.id'], name=op.f('fk_case_transition_case_id_case_file')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_case_transition'))
+    )
+    with op.batch_alter_table('case_transition', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_case_transition_case_id'), ['case_id'], unique=False)
+
     op.create_table('entry_check',
     sa.Column('case_id', sa.Integer(), nullable=False),
     sa.Column('under_18', sa.Boolean(), nullable=False),
@@ -341,6 +356,10 @@ def downgrade() -> None:
 
     op.drop_table('triage_session')
     op.drop_table('entry_check')
+    with op.batch_alter_table('case_transition', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_case_transition_case_id'))
+
+    op.drop_table('case_transition')
     with op.batch_alter_table('case_member', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_case_member_case_id'))
 
