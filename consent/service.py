@@ -7,17 +7,21 @@ this module; consent never imports triage or settlement.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
-from keerpunt.consent.models import ConsentRecord, Decision, Purpose
+from keerpunt.consent.models import ConsentRecord, Decision, Purpose, YouthAloneException
 from keerpunt.consent.rules import (
+    Consenter,
     Disclosure,
     LegalBasis,
+    Recipient,
     RecordFacts,
+    YouthAloneGround,
     age_on,
-    effective_decision,
+    decide,
     required_consenters,
 )
 from keerpunt.consent.vocab import CONSENT_VOCAB
@@ -39,7 +43,9 @@ __all__ = [
     "consent_overview",
     "consent_overview_for",
     "disclosure",
+    "end_youth_alone",
     "record_consent",
+    "record_youth_alone",
     "withdraw_consent",
 ]
 
@@ -77,18 +83,21 @@ async def disclosure(
     purpose: Purpose = Purpose.INFORMATION_EXCHANGE,
     *,
     audit_read: bool = True,
+    family_present: Collection[int] = (),
 ) -> DisclosureDecision:
     """How much of this case the acting person may see, with the records that justify it.
 
     The family sees its own case. The organisation that registered the case holds the data
     it collected. Anyone else at the table sees personal data only with an effective consent
     (or objection-free legal basis) of everyone the law requires for the youth's age today;
-    without it the case is discussed under its pseudonym (anonieme bespreking). Someone with
-    no part in the case sees nothing.
+    without it the case is discussed under its pseudonym (anonieme bespreking) — unless the
+    family itself takes part in the meeting (``family_present``: the case-member ids of the
+    family members present at the viewer's table, as the meeting knows them; see
+    :func:`keerpunt.consent.rules.decide`). Someone with no part in the case sees nothing.
     """
     who = uow.who
     roles = await _case_roles(uow, case.id, who)
-    decision = await _decide(uow, case, purpose, who, roles)
+    decision = await _decide(uow, case, purpose, who, roles, family_present)
     if audit_read and decision.level is not Disclosure.NOTHING:
         await audit.record(
             uow.db,
@@ -103,7 +112,12 @@ async def disclosure(
 
 
 async def _decide(
-    uow: UnitOfWork, case: Case, purpose: Purpose, who: Principal, roles: frozenset[str]
+    uow: UnitOfWork,
+    case: Case,
+    purpose: Purpose,
+    who: Principal,
+    roles: frozenset[str],
+    family_present: Collection[int],
 ) -> DisclosureDecision:
     if case.shredded_at is not None:
         return DisclosureDecision(
@@ -118,7 +132,13 @@ async def _decide(
     if not roles and not (who.staff_roles & _TEAM_ROLES):
         return DisclosureDecision(Disclosure.NOTHING, reason="no_part")
     return await _by_consent(
-        uow, case, purpose, who, roles | (who.staff_roles & _TEAM_ROLES), at_table=bool(roles)
+        uow,
+        case,
+        purpose,
+        who,
+        roles | (who.staff_roles & _TEAM_ROLES),
+        at_table=bool(roles),
+        family_present=family_present,
     )
 
 
@@ -130,15 +150,13 @@ async def _by_consent(
     roles: frozenset[str],
     *,
     at_table: bool,
+    family_present: Collection[int],
 ) -> DisclosureDecision:
     cipher = await uow.vault.cipher(uow.db, case.id)
     birth_raw = cipher.decrypt("case.birth_date", case.birth_date_enc)
     if birth_raw is None:
         return DisclosureDecision(Disclosure.PSEUDONYMOUS, reason="no_birth_date")
-    age = age_on(dt.date.fromisoformat(birth_raw), _today())
-    needed = required_consenters(age, LegalBasis(case.legal_basis))
-    if not needed:
-        return DisclosureDecision(Disclosure.FULL, reason=f"legal_basis:{case.legal_basis}")
+    today = _today()
     members = (
         await uow.db.scalars(
             select(CaseMember).where(
@@ -151,39 +169,53 @@ async def _by_consent(
     records = (
         await uow.db.scalars(
             select(ConsentRecord).where(
-                ConsentRecord.case_id == case.id,
-                ConsentRecord.purpose == purpose.value,
-                ConsentRecord.withdrawn_at.is_(None),
+                ConsentRecord.case_id == case.id, ConsentRecord.purpose == purpose.value
             )
         )
     ).all()
-    today = _today()
-    live = [r for r in records if r.valid_until is None or r.valid_until >= today]
-    used: list[int] = []
-    for member in members:
-        role = "parent" if member.role in {"parent", "guardian"} else member.role
-        if role not in needed:
-            continue
-        facts = [
-            RecordFacts(
-                r.id, r.decision == Decision.OBJECTION, r.recipient_org_id, r.recipient_role
-            )
-            for r in live
-            if r.subject_member_id == member.id
-        ]
-        winner = effective_decision(
-            facts, org_id=who.organisation_id, roles=roles, at_table=at_table
-        )
-        if winner is None or winner.objection:
-            reason = "objection" if winner else "no_consent"
-            return DisclosureDecision(
-                Disclosure.PSEUDONYMOUS, (winner.record_id,) if winner else (), reason
-            )
-        used.append(winner.record_id)
-    present_roles = {"parent" if m.role == "guardian" else m.role for m in members}
-    if not needed <= present_roles:
-        return DisclosureDecision(Disclosure.PSEUDONYMOUS, reason="consenter_missing")
-    return DisclosureDecision(Disclosure.FULL, tuple(sorted(used)), "consent")
+    exception = await _youth_alone(uow, case.id)
+    consenters = [Consenter(m.id, _consent_role(m.role)) for m in members]
+    outcome = decide(
+        age=age_on(dt.date.fromisoformat(birth_raw), today),
+        basis=LegalBasis(case.legal_basis),
+        consenters=consenters,
+        records=[_facts(r) for r in records],
+        recipient=Recipient(who.organisation_id, roles, at_table),
+        today=today,
+        youth_alone=exception is not None,
+        family_present=frozenset(
+            _consent_role(m.role) for m in members if m.id in set(family_present)
+        ),
+    )
+    reason = outcome.reason
+    if reason == "youth_alone" and exception is not None:
+        reason = f"youth_alone:{exception.id}"
+    return DisclosureDecision(outcome.level, outcome.record_ids, reason)
+
+
+def _consent_role(case_role: str) -> str:
+    return "parent" if case_role in {"parent", "guardian"} else case_role
+
+
+def _facts(r: ConsentRecord) -> RecordFacts:
+    return RecordFacts(
+        r.id,
+        r.decision == Decision.OBJECTION,
+        r.recipient_org_id,
+        r.recipient_role,
+        r.subject_member_id,
+        r.valid_until,
+        r.withdrawn_at is not None,
+    )
+
+
+async def _youth_alone(uow: UnitOfWork, case_id: int) -> YouthAloneException | None:
+    return await uow.db.scalar(
+        select(YouthAloneException)
+        .where(YouthAloneException.case_id == case_id, YouthAloneException.ended_at.is_(None))
+        .order_by(YouthAloneException.id.desc())
+        .limit(1)
+    )
 
 
 async def record_consent(
@@ -277,6 +309,73 @@ async def withdraw_consent(uow: UnitOfWork, record_id: int) -> ConsentRecord:
             detail=f"record={rec.id}",
         )
     return rec
+
+
+def _may_record(case: Case, who: Principal, roles: frozenset[str]) -> bool:
+    return who.is_staff and (
+        case.registered_by_id == who.user_id or "local_team" in roles or who.has("coordinator")
+    )
+
+
+async def record_youth_alone(
+    uow: UnitOfWork, case: Case, *, ground: str, reason: str
+) -> YouthAloneException:
+    """Record that, at 12 to 15, the youth's consent alone suffices (Jeugdwet 7.3.4 lid 3:
+    serious harm without the help, or the youth persists after the parents refused), with the
+    reasoning, by whom and when. Only for a youth who is 12 to 15 today."""
+    who = uow.who
+    if not _may_record(case, who, await _case_roles(uow, case.id, who)):
+        raise NotAllowed()
+    errors: dict[str, str] = {}
+    if ground not in set(YouthAloneGround):
+        errors["ground"] = N_("Kies de reden uit de wet.")
+    if len(reason.strip()) < 10:
+        errors["reason"] = N_("Schrijf op waarom deze uitzondering hier geldt.")
+    cipher = await uow.vault.cipher(uow.db, case.id)
+    birth_raw = cipher.decrypt("case.birth_date", case.birth_date_enc)
+    age = age_on(dt.date.fromisoformat(birth_raw), _today()) if birth_raw else None
+    if age is None or not 12 <= age < 16:
+        errors["ground"] = N_(
+            "Deze uitzondering geldt alleen voor een jeugdige van 12 tot en met 15 jaar."
+        )
+    if errors:
+        raise InvalidInput(errors)
+    exc = YouthAloneException(
+        case_id=case.id,
+        ground=ground,
+        reason_enc=cipher.encrypt("consent.youth_alone_reason", reason.strip()),
+        recorded_by_id=who.user_id,
+    )
+    uow.db.add(exc)
+    await uow.db.flush()
+    await audit.record(
+        uow.db,
+        who,
+        "consent.youth_alone",
+        case_id=case.id,
+        detail=f"exception={exc.id} ground={ground}",
+    )
+    return exc
+
+
+async def end_youth_alone(uow: UnitOfWork, exception_id: int) -> YouthAloneException:
+    """End a youth-alone exception (from now on the parents' consent is needed again); the
+    record stays, with who ended it and when."""
+    exc = await uow.db.get(YouthAloneException, exception_id)
+    if exc is None:
+        raise NotFound()
+    case = await uow.db.get(Case, exc.case_id)
+    assert case is not None
+    who = uow.who
+    if not _may_record(case, who, await _case_roles(uow, case.id, who)):
+        raise NotAllowed()
+    if exc.ended_at is None:
+        exc.ended_at = dt.datetime.now(dt.UTC)
+        exc.ended_by = who.actor
+        await audit.record(
+            uow.db, who, "consent.youth_alone_ended", case_id=case.id, detail=f"exception={exc.id}"
+        )
+    return exc
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 Revision ID: 92f72069acb8
 Revises: 
-Create Date: 2026-11-22 13:32:32.822710
+Create Date: 2026-11-24 20:15:35.058044
 """
 from __future__ import annotations
 
@@ -154,6 +154,22 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('case_member', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_case_member_case_id'), ['case_id'], unique=False)
+
+    op.create_table('consent_youth_alone',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('ground', sa.String(length=20), nullable=False),
+    sa.Column('reason_enc', sa.LargeBinary(), nullable=True),
+    sa.Column('recorded_by_id', sa.Integer(), nullable=False),
+    sa.Column('recorded_at', keerpunt.platform.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('ended_at', keerpunt.platform.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('ended_by', sa.String(length=100), nullable=True),
+    sa.ForeignKeyConstraint(['case_id'], ['case_file.id'], name=op.f('fk_consent_youth_alone_case_id_case_file')),
+    sa.ForeignKeyConstraint(['recorded_by_id'], ['user_account.id'], name=op.f('fk_consent_youth_alone_recorded_by_id_user_account')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_consent_youth_alone'))
+    )
+    with op.batch_alter_table('consent_youth_alone', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_consent_youth_alone_case_id'), ['case_id'], unique=False)
 
     op.create_table('entry_check',
     sa.Column('case_id', sa.Integer(), nullable=False),
@@ -341,6 +357,10 @@ def downgrade() -> None:
 
     op.drop_table('triage_session')
     op.drop_table('entry_check')
+    with op.batch_alter_table('consent_youth_alone', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_consent_youth_alone_case_id'))
+
+    op.drop_table('consent_youth_alone')
     with op.batch_alter_table('case_member', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_case_member_case_id'))
 
