@@ -331,6 +331,7 @@ records_st = st.lists(
         withdrawn=st.booleans(),
     ),
     max_size=10,
+    unique_by=lambda x: x.record_id,
 )
 recipient_st = st.builds(
     Recipient,
