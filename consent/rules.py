@@ -29,9 +29,11 @@ __all__ = [
     "RecordFacts",
     "YouthAloneGround",
     "age_on",
+    "birthday",
     "decide",
     "effective_decision",
     "family_needed_at_table",
+    "renewal_due",
     "required_consenters",
 ]
 
@@ -224,3 +226,55 @@ def decide(
     ):
         return Outcome(Disclosure.FULL, tuple(sorted(consents)), "family_at_table")
     return Outcome(Disclosure.PSEUDONYMOUS, reason="no_consent")
+
+
+def birthday(birth_date: dt.date, age: int) -> dt.date:
+    """The day the youth turns ``age`` (a 29 February child: 1 March in a common year)."""
+    year = birth_date.year + age
+    try:
+        return birth_date.replace(year=year)
+    except ValueError:  # 29 February in a common year
+        return dt.date(year, 3, 1)
+
+
+@dataclass(frozen=True)
+class Renewal:
+    """New consent is needed: the youth turned (or turns) ``age`` during the case."""
+
+    age: int  # 12 or 16
+    birthday: dt.date
+    needed: frozenset[str]  # who must now decide: "youth" and/or "parent"
+    due_by: dt.date | None  # the next session, when one is planned
+
+
+def renewal_due(
+    *,
+    birth: dt.date,
+    case_started_on: dt.date,
+    today: dt.date,
+    next_session_on: dt.date | None,
+    consenters: Sequence[Consenter],
+    decided_on: Iterable[tuple[int, dt.date]],
+    basis: LegalBasis = LegalBasis.CONSENT,
+) -> Renewal | None:
+    """A 12th or 16th birthday after the case began and no later than today or the next
+    session calls for new consent (the law's age bands change who decides). It is done when
+    everyone who must consent at the new age recorded a decision (consent or objection) on or
+    after that birthday; ``decided_on`` holds (member id, local date recorded)."""
+    if basis is not LegalBasis.CONSENT:
+        return None
+    horizon = max(today, next_session_on) if next_session_on else today
+    days = [(a, birthday(birth, a)) for a in (16, 12)]
+    hit = next(((a, d) for a, d in days if case_started_on < d <= horizon), None)
+    if hit is None:
+        return None
+    age, day = hit
+    needed = required_consenters(age)
+    decided = {member for member, on in decided_on if on >= day}
+    if all(p.member_id in decided for p in consenters if p.role in needed) and needed <= {
+        p.role for p in consenters
+    }:
+        return None
+    return Renewal(
+        age, day, needed, next_session_on if next_session_on and next_session_on >= today else None
+    )

@@ -22,13 +22,21 @@ from keerpunt.consent.rules import (
     YouthAloneGround,
     age_on,
     decide,
+    renewal_due,
     required_consenters,
 )
 from keerpunt.consent.vocab import CONSENT_VOCAB
 from keerpunt.platform import audit
 from keerpunt.platform.errors import InvalidInput, NotAllowed, NotFound
 from keerpunt.platform.i18n import AMSTERDAM, N_
-from keerpunt.platform.models import FAMILY_ROLES, Case, CaseMember, CaseRole, Organisation
+from keerpunt.platform.models import (
+    FAMILY_ROLES,
+    Case,
+    CaseMember,
+    CaseRole,
+    Organisation,
+    User,
+)
 from keerpunt.platform.principal import Principal
 from keerpunt.platform.uow import UnitOfWork
 
@@ -39,9 +47,12 @@ __all__ = [
     "Disclosure",
     "DisclosureDecision",
     "Purpose",
+    "RenewalTask",
+    "YouthAloneView",
     "age_on",
     "consent_overview",
     "consent_overview_for",
+    "consent_tasks",
     "disclosure",
     "end_youth_alone",
     "record_consent",
@@ -394,6 +405,27 @@ class ConsentLine:
 
 
 @dataclass(frozen=True)
+class RenewalTask:
+    """Ask consent again: the youth turned (or turns) 12 or 16 during the case. The birthday
+    is personal data: it is None for a viewer who sees the case under its pseudonym."""
+
+    age: int
+    birthday: dt.date | None
+    already: bool  # the birthday has come
+    due_by: dt.date | None  # the next session, when planned
+    needed: frozenset[str]  # "youth" and/or "parent"
+
+
+@dataclass(frozen=True)
+class YouthAloneView:
+    exception_id: int
+    ground: str
+    reason: str | None  # only for who may record consent, when they see the case in full
+    recorded_by: str
+    recorded_at: dt.datetime
+
+
+@dataclass(frozen=True)
 class ConsentOverview:
     case_id: int
     lines: tuple[ConsentLine, ...]
@@ -402,17 +434,73 @@ class ConsentOverview:
     organisations: tuple[tuple[int, str], ...]
     may_record: bool
     vocab: dict[str, dict[str, str]] = field(default_factory=lambda: CONSENT_VOCAB)
+    tasks: tuple[RenewalTask, ...] = ()
+    youth_alone: YouthAloneView | None = None
+    may_record_youth_alone: bool = False  # a recorder, and the youth is 12 to 15 today
 
 
-async def consent_overview_for(uow: UnitOfWork, case_id: int, level: Disclosure) -> ConsentOverview:
+async def consent_overview_for(
+    uow: UnitOfWork, case_id: int, level: Disclosure, *, next_session_on: dt.date | None = None
+) -> ConsentOverview:
     """The consent overview of a case by its id (for other domains' pages)."""
     case = await uow.db.get(Case, case_id)
     if case is None:
         raise NotFound()
-    return await consent_overview(uow, case, level)
+    return await consent_overview(uow, case, level, next_session_on=next_session_on)
 
 
-async def consent_overview(uow: UnitOfWork, case: Case, level: Disclosure) -> ConsentOverview:
+async def consent_tasks(
+    uow: UnitOfWork, case: Case, next_session_on: dt.date | None, level: Disclosure
+) -> tuple[RenewalTask, ...]:
+    """What must be done about consent before the next session: a 12th or 16th birthday
+    during the case calls for new consent (Jeugdwet 7.3.4/7.3.15, age on the day of
+    processing). Without a planned session: once the birthday has come."""
+    cipher = await uow.vault.cipher(uow.db, case.id)
+    if cipher.shredded:
+        return ()
+    birth_raw = cipher.decrypt("case.birth_date", case.birth_date_enc)
+    if birth_raw is None:
+        return ()
+    members = (
+        await uow.db.scalars(
+            select(CaseMember).where(
+                CaseMember.case_id == case.id,
+                CaseMember.removed_at.is_(None),
+                CaseMember.role.in_(["youth", "parent", "guardian"]),
+            )
+        )
+    ).all()
+    records = (
+        await uow.db.scalars(select(ConsentRecord).where(ConsentRecord.case_id == case.id))
+    ).all()
+    today = _today()
+    due = renewal_due(
+        birth=dt.date.fromisoformat(birth_raw),
+        case_started_on=case.registered_at.astimezone(AMSTERDAM).date(),
+        today=today,
+        next_session_on=next_session_on,
+        consenters=[Consenter(m.id, _consent_role(m.role)) for m in members],
+        decided_on=[
+            (r.subject_member_id, r.recorded_at.astimezone(AMSTERDAM).date()) for r in records
+        ],
+        basis=LegalBasis(case.legal_basis),
+    )
+    if due is None:
+        return ()
+    return (
+        RenewalTask(
+            age=due.age,
+            birthday=due.birthday if level is Disclosure.FULL else None,
+            already=due.birthday <= today,
+            due_by=due.due_by,
+            needed=due.needed,
+        ),
+    )
+
+
+async def consent_overview(
+    uow: UnitOfWork, case: Case, level: Disclosure, *, next_session_on: dt.date | None = None
+) -> ConsentOverview:
     """The case's consent records for its consent page, labelled for this viewer."""
     cipher = await uow.vault.cipher(uow.db, case.id)
     members = {
@@ -465,22 +553,44 @@ async def consent_overview(uow: UnitOfWork, case: Case, level: Disclosure) -> Co
     birth_raw = (
         cipher.decrypt("case.birth_date", case.birth_date_enc) if not cipher.shredded else None
     )
+    exception = await _youth_alone(uow, case.id)
+    age = age_on(dt.date.fromisoformat(birth_raw), _today()) if birth_raw else None
     needed = (
-        required_consenters(
-            age_on(dt.date.fromisoformat(birth_raw), _today()), LegalBasis(case.legal_basis)
-        )
-        if birth_raw
+        required_consenters(age, LegalBasis(case.legal_basis), youth_alone=exception is not None)
+        if age is not None
         else frozenset()
     )
     roles = await _case_roles(uow, case.id, uow.who)
-    may_record = uow.who.is_staff and (
-        case.registered_by_id == uow.who.user_id
-        or "local_team" in roles
-        or uow.who.has("coordinator")
-    )
+    may_record = _may_record(case, uow.who, roles)
+    youth_alone = None
+    if exception is not None:
+        recorder = await uow.db.get(User, exception.recorded_by_id)
+        youth_alone = YouthAloneView(
+            exception.id,
+            exception.ground,
+            cipher.decrypt("consent.youth_alone_reason", exception.reason_enc)
+            if may_record and level is Disclosure.FULL and not cipher.shredded
+            else None,
+            recorder.display_name if recorder else "?",
+            exception.recorded_at,
+        )
     subjects = tuple(
         (m.id, label(m.id))
         for m in members.values()
         if m.role in {"youth", "parent", "guardian"} and m.removed_at is None
     )
-    return ConsentOverview(case.id, lines, needed, subjects, tuple(orgs.items()), may_record)
+    return ConsentOverview(
+        case.id,
+        lines,
+        needed,
+        subjects,
+        tuple(orgs.items()),
+        may_record,
+        tasks=await consent_tasks(uow, case, next_session_on, level),
+        youth_alone=youth_alone,
+        may_record_youth_alone=may_record
+        and exception is None
+        and LegalBasis(case.legal_basis) is LegalBasis.CONSENT
+        and age is not None
+        and 12 <= age < 16,
+    )

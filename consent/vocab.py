@@ -19,4 +19,10 @@ CONSENT_VOCAB: dict[str, dict[str, str]] = {
     },
     "decision": {"consent": N_("Toestemming"), "objection": N_("Bezwaar")},
     "recipient_role": {"triage_member": N_("Het triageteam")},
+    "youth_alone_ground": {
+        "serious_harm": N_("Zonder deze hulp krijgt de jeugdige duidelijk ernstig nadeel."),
+        "youth_persists": N_(
+            "De ouders weigerden, maar de jeugdige blijft de hulp goed overwogen willen."
+        ),
+    },
 }
