@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from keerpunt.consent import service
 from keerpunt.consent.models import ConsentRecord, Decision, Purpose
-from keerpunt.platform.errors import InvalidInput, NotFound
+from keerpunt.platform.errors import InvalidInput, NotAllowed, NotFound
 from keerpunt.platform.i18n import N_
 from keerpunt.platform.models import Case
 from keerpunt.platform.principal import Principal
@@ -129,10 +129,70 @@ async def end_youth_alone(request: Request) -> Response:
     return redirect(request, "triage.case", case_id=exc.case_id)
 
 
+async def family(request: Request) -> Response:
+    """The family's own page: their consents (withdraw there) and who read their data."""
+    who = _family(request)
+    return await _family_page(request, who, withdrawn=request.query_params.get("ingetrokken"))
+
+
+async def family_withdraw(request: Request) -> Response:
+    """A family member withdraws their own consent; it counts at once and is never lost."""
+    who = _family(request)
+    data = await form(request)
+    record_id = request.path_params["record_id"]
+    if field(data, "confirm") != "yes":
+        return await _family_page(
+            request,
+            who,
+            errors={record_id: N_("Zet een vinkje om te bevestigen dat u wilt intrekken.")},
+            status_code=422,
+        )
+    async with unit_of_work(request, who) as uow:
+        await service.withdraw_consent(uow, record_id)
+    url = str(request.url_for("consent.family"))
+    return RedirectResponse(f"{url}?ingetrokken={record_id}", status_code=303)
+
+
+def _family(request: Request) -> Principal:
+    who = require(request)
+    if who.member_id is None:
+        raise NotAllowed(N_("Deze pagina is voor het gezin."))
+    return who
+
+
+async def _family_page(
+    request: Request,
+    who: Principal,
+    *,
+    withdrawn: str | None = None,
+    errors: dict[int, str] | None = None,
+    status_code: int = 200,
+) -> Response:
+    async with unit_of_work(request, who) as uow:
+        page = await service.family_page(uow)
+    return render(
+        request,
+        "consent/family.html",
+        {
+            "page": page,
+            "withdrawn": withdrawn is not None and withdrawn.isdigit(),
+            "withdraw_errors": errors or {},
+        },
+        status_code=status_code,
+    )
+
+
 routes: list[BaseRoute] = [
     Route("/cases/{case_id:int}/consents", record, methods=["POST"], name="consent.record"),
     Route(
         "/consents/{record_id:int}/withdraw", withdraw, methods=["POST"], name="consent.withdraw"
+    ),
+    Route("/mijn-toestemming", family, name="consent.family"),
+    Route(
+        "/mijn-toestemming/{record_id:int}/intrekken",
+        family_withdraw,
+        methods=["POST"],
+        name="consent.family_withdraw",
     ),
     Route(
         "/cases/{case_id:int}/consents/youth-alone",

@@ -10,7 +10,7 @@ import datetime as dt
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from keerpunt.consent.models import ConsentRecord, Decision, Purpose, YouthAloneException
 from keerpunt.consent.rules import (
@@ -31,6 +31,7 @@ from keerpunt.platform.errors import InvalidInput, NotAllowed, NotFound
 from keerpunt.platform.i18n import AMSTERDAM, N_
 from keerpunt.platform.models import (
     FAMILY_ROLES,
+    AuditEntry,
     Case,
     CaseMember,
     CaseRole,
@@ -46,7 +47,10 @@ __all__ = [
     "Decision",
     "Disclosure",
     "DisclosureDecision",
+    "FamilyConsent",
+    "FamilyPage",
     "Purpose",
+    "ReadEntry",
     "RenewalTask",
     "YouthAloneView",
     "age_on",
@@ -55,6 +59,7 @@ __all__ = [
     "consent_tasks",
     "disclosure",
     "end_youth_alone",
+    "family_page",
     "record_consent",
     "record_youth_alone",
     "withdraw_consent",
@@ -297,16 +302,24 @@ async def record_consent(
 
 
 async def withdraw_consent(uow: UnitOfWork, record_id: int) -> ConsentRecord:
-    """Withdraw a consent (intrekken); takes effect at the next read, the record stays."""
+    """Withdraw a consent (intrekken): by the family member who gave it, or by the
+    professional who registered the case. It takes effect at the next read (at once); the
+    record stays, with who withdrew it and when (audited)."""
     rec = await uow.db.get(ConsentRecord, record_id)
     if rec is None:
         raise NotFound()
     who = uow.who
     case = await uow.db.get(Case, rec.case_id)
     assert case is not None
-    family_self = who.member_id is not None and who.case_id == rec.case_id
-    roles = await _case_roles(uow, case.id, who)
-    if not (family_self or case.registered_by_id == who.user_id or "local_team" in roles):
+    if who.member_id is not None:
+        # A family member withdraws only their own consent; another case does not exist.
+        if who.case_id != rec.case_id:
+            raise NotFound()
+        if rec.subject_member_id != who.member_id or rec.decision != Decision.CONSENT:
+            raise NotAllowed(N_("U kunt alleen uw eigen toestemming intrekken."))
+    elif not (
+        case.registered_by_id == who.user_id or "local_team" in await _case_roles(uow, case.id, who)
+    ):
         raise NotAllowed()
     if rec.withdrawn_at is None:
         rec.withdrawn_at = dt.datetime.now(dt.UTC)
@@ -594,3 +607,132 @@ async def consent_overview(
         and age is not None
         and 12 <= age < 16,
     )
+
+
+@dataclass(frozen=True)
+class FamilyConsent:
+    """One of the family member's own records, as they see it on their page."""
+
+    record_id: int
+    purpose: str
+    decision: str
+    recipient_label: str  # an organisation's name, or a Dutch message id (role / everyone)
+    recipient_is_org: bool
+    explanation: str
+    obtained_how: str
+    obtained_by: str
+    recorded_at: dt.datetime
+    valid_until: dt.date | None
+    withdrawn_at: dt.datetime | None
+    in_force: bool  # not withdrawn and not expired
+    may_withdraw: bool
+
+
+@dataclass(frozen=True)
+class ReadEntry:
+    """A professional looked at the case (from the audit log)."""
+
+    at: dt.datetime
+    organisation: str | None
+    roles: tuple[str, ...]  # Dutch message ids
+    full: bool  # with names and details, or under the pseudonym
+
+
+@dataclass(frozen=True)
+class FamilyPage:
+    member_role: str
+    consents: tuple[FamilyConsent, ...]
+    reads: tuple[ReadEntry, ...]
+    reads_total: int
+    vocab: dict[str, dict[str, str]] = field(default_factory=lambda: CONSENT_VOCAB)
+
+
+_READS_SHOWN = 100
+
+
+async def family_page(uow: UnitOfWork) -> FamilyPage:
+    """For a logged-in family member or JIM: what they agreed to, with whom and until when,
+    and which professionals read the case's data when (inzage in het logboek). Only their own
+    records and only their own case."""
+    who = uow.who
+    if who.member_id is None or who.case_id is None:
+        raise NotAllowed()
+    case = await uow.db.get(Case, who.case_id)
+    if case is None:
+        raise NotFound()
+    await disclosure(uow, case)  # the family's own read is audited too
+    orgs: dict[int, str] = {
+        org_id: name
+        for org_id, name in (await uow.db.execute(select(Organisation.id, Organisation.name)))
+    }
+    mine = (
+        await uow.db.scalars(
+            select(ConsentRecord)
+            .where(
+                ConsentRecord.case_id == case.id,
+                ConsentRecord.subject_member_id == who.member_id,
+            )
+            .order_by(ConsentRecord.recorded_at.desc(), ConsentRecord.id.desc())
+        )
+    ).all()
+    recorders = {
+        u.id: u.display_name
+        for u in await uow.db.scalars(
+            select(User).where(User.id.in_({r.obtained_by_id for r in mine}))
+        )
+    }
+    today = _today()
+    consents = tuple(
+        FamilyConsent(
+            record_id=r.id,
+            purpose=r.purpose,
+            decision=r.decision,
+            recipient_label=_recipient_label(r, orgs),
+            recipient_is_org=r.recipient_org_id is not None,
+            explanation=r.explanation,
+            obtained_how=r.obtained_how,
+            obtained_by=recorders.get(r.obtained_by_id, ""),
+            recorded_at=r.recorded_at,
+            valid_until=r.valid_until,
+            withdrawn_at=r.withdrawn_at,
+            in_force=_facts(r).is_live(today),
+            may_withdraw=r.withdrawn_at is None and r.decision == Decision.CONSENT,
+        )
+        for r in mine
+    )
+    reads_where = (
+        AuditEntry.case_id == case.id,
+        AuditEntry.action == "case.read",
+        AuditEntry.actor.like("user:%"),
+    )
+    total = await uow.db.scalar(select(func.count()).select_from(AuditEntry).where(*reads_where))
+    rows = (
+        await uow.db.scalars(
+            select(AuditEntry)
+            .where(*reads_where)
+            .order_by(AuditEntry.seq.desc())
+            .limit(_READS_SHOWN)
+        )
+    ).all()
+    reads = tuple(
+        ReadEntry(
+            at=a.at,
+            organisation=orgs.get(a.organisation_id) if a.organisation_id else None,
+            roles=tuple(
+                CONSENT_VOCAB["staff_role"].get(role, N_("Medewerker"))
+                for role in a.role.split(",")
+                if role
+            ),
+            full="level=full" in a.detail.split(),
+        )
+        for a in rows
+    )
+    return FamilyPage(who.member_role or "", consents, reads, total or 0)
+
+
+def _recipient_label(r: ConsentRecord, orgs: dict[int, str]) -> str:
+    if r.recipient_org_id is not None:
+        return orgs.get(r.recipient_org_id, "?")
+    if r.recipient_role is not None:
+        return CONSENT_VOCAB["recipient_role"].get(r.recipient_role, r.recipient_role)
+    return N_("Iedereen aan tafel bij deze casus")
