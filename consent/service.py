@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
 
+from keerpunt.consent.identifying import find_identifying
 from keerpunt.consent.models import ConsentRecord, Decision, Purpose, YouthAloneException
 from keerpunt.consent.rules import (
     Consenter,
@@ -49,6 +50,7 @@ __all__ = [
     "DisclosureDecision",
     "FamilyConsent",
     "FamilyPage",
+    "IdentifyingWarning",
     "Purpose",
     "ReadEntry",
     "RenewalTask",
@@ -60,6 +62,7 @@ __all__ = [
     "disclosure",
     "end_youth_alone",
     "family_page",
+    "identifying_warning",
     "record_consent",
     "record_youth_alone",
     "withdraw_consent",
@@ -736,3 +739,63 @@ def _recipient_label(r: ConsentRecord, orgs: dict[int, str]) -> str:
     if r.recipient_role is not None:
         return CONSENT_VOCAB["recipient_role"].get(r.recipient_role, r.recipient_role)
     return N_("Iedereen aan tafel bij deze casus")
+
+
+@dataclass(frozen=True)
+class IdentifyingWarning:
+    """Text about to be saved in anonymous mode seems to hold identifying data.
+
+    ``kinds`` are Dutch message ids ("een naam", "een BSN"…) for the warning; ``spans`` are
+    (start, end) positions in the author's own text, to mark them."""
+
+    kinds: tuple[str, ...]
+    spans: tuple[tuple[int, int], ...]
+    # the sentence to show; %(what)s is the translated kinds, joined by commas
+    message: str = N_(
+        "Let op: deze tekst bevat misschien %(what)s. De casus wordt anoniem besproken."
+        " Haal dit weg, of sla toch op als het niet naar het gezin te herleiden is."
+    )
+
+
+_KIND_LABELS = {
+    "name": N_("een naam"),
+    "bsn": N_("een burgerservicenummer"),
+    "date": N_("een datum"),
+    "phone": N_("een telefoonnummer"),
+    "email": N_("een e-mailadres"),
+    "postcode": N_("een postcode"),
+    "address": N_("een adres"),
+}
+
+
+async def identifying_warning(
+    uow: UnitOfWork, case_id: int, text: str
+) -> IdentifyingWarning | None:
+    """A warning when ``text`` seems to hold identifying data (herleidbare gegevens), for a
+    case discussed anonymously; None when nothing was found.
+
+    The names of the case's people are only checked for an author who may see them: for
+    someone who sees the case under its pseudonym a warning on a name would tell them that
+    the name they typed belongs to this family."""
+    case = await uow.db.get(Case, case_id)
+    if case is None:
+        raise NotFound()
+    level = (await disclosure(uow, case, audit_read=False)).level
+    if level is Disclosure.NOTHING:
+        raise NotFound()
+    names: list[str] = []
+    cipher = await uow.vault.cipher(uow.db, case.id)
+    if level is Disclosure.FULL and not cipher.shredded:
+        members = await uow.db.scalars(
+            select(CaseMember).where(
+                CaseMember.case_id == case.id, CaseMember.role.in_([r.value for r in FAMILY_ROLES])
+            )
+        )
+        raw = [cipher.decrypt("case.youth_name", case.youth_name_enc)]
+        raw += [cipher.decrypt("member.name", m.name_enc) for m in members]
+        names = [n for n in raw if n]
+    found = find_identifying(text, names)
+    if not found:
+        return None
+    kinds = tuple(dict.fromkeys(_KIND_LABELS[f.kind] for f in found))
+    return IdentifyingWarning(kinds, tuple((f.start, f.end) for f in found))

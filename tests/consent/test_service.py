@@ -146,3 +146,30 @@ async def test_an_objection_holds_even_with_the_family_at_the_table(runtime: Run
     present = (world.members["youth"], world.members["parent"])
     decision = await _level(runtime, world, world.expert, present)
     assert (decision.level, decision.reason) == (Disclosure.PSEUDONYMOUS, "objection")
+
+
+async def _warn(
+    rt: Runtime, world: World, user: User, text: str
+) -> consent.IdentifyingWarning | None:
+    async with rt.unit_of_work(staff_principal(user)) as uow:
+        return await consent.identifying_warning(uow, world.case_id, text)
+
+
+async def test_identifying_warning_names_what_was_found(runtime: Runtime) -> None:
+    world = await build_world(runtime, consent_to_expert_org=False)
+    text = "Sem Canarie belt, 06-12345678; oom Kees komt ook."
+    warning = await _warn(runtime, world, world.registrar, text)
+    assert warning is not None
+    assert warning.kinds == ("een naam", "een telefoonnummer")
+    assert [text[a:b] for a, b in warning.spans] == ["Sem Canarie", "06-12345678", "oom Kees"]
+    assert await _warn(runtime, world, world.registrar, "Zorgen over slaap en school.") is None
+
+
+async def test_identifying_warning_is_no_oracle_for_names_to_a_pseudonymous_author(
+    runtime: Runtime,
+) -> None:
+    world = await build_world(runtime, consent_to_expert_org=False)
+    # the expert sees the pseudonym: a warning on "Sem" would confirm who this is
+    assert await _warn(runtime, world, world.expert, "Is dit Sem Canarie?") is None
+    warning = await _warn(runtime, world, world.expert, "Mail: ma@example.nl")
+    assert warning is not None and warning.kinds == ("een e-mailadres",)
