@@ -579,7 +579,7 @@ async def consent_overview(
     roles = await _case_roles(uow, case.id, uow.who)
     may_record = _may_record(case, uow.who, roles)
     youth_alone = None
-    if exception is not None:
+    if exception is not None and age is not None and 12 <= age < 16:
         recorder = await uow.db.get(User, exception.recorded_by_id)
         youth_alone = YouthAloneView(
             exception.id,
@@ -602,7 +602,8 @@ async def consent_overview(
         subjects,
         tuple(orgs.items()),
         may_record,
-        tasks=await consent_tasks(uow, case, next_session_on, level),
+        # the task is for those who ask for consent, not for the family or the experts
+        tasks=await consent_tasks(uow, case, next_session_on, level) if may_record else (),
         youth_alone=youth_alone,
         may_record_youth_alone=may_record
         and exception is None

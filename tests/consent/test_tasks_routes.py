@@ -144,3 +144,12 @@ async def test_renewal_task_before_the_next_session_and_its_end(runtime: Runtime
             valid_until=None,
         )
         assert await consent.consent_tasks(uow, case, next_session, Disclosure.FULL) == ()
+
+
+async def test_the_renewal_task_is_for_who_asks_consent_not_for_the_family(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    world = await build_world(runtime)
+    await _turned_16_yesterday(runtime, world.case_id, world.registrar.id)
+    await login(client, runtime, member_id=world.members["parent"])
+    assert "Opnieuw toestemming vragen" not in (await client.get(f"/cases/{world.case_id}")).text
