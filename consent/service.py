@@ -194,6 +194,7 @@ async def _by_consent(
     ).all()
     exception = await _youth_alone(uow, case.id)
     consenters = [Consenter(m.id, _consent_role(m.role)) for m in members]
+    present_ids = frozenset(family_present)  # ids not of this case's family count for nothing
     outcome = decide(
         age=age_on(dt.date.fromisoformat(birth_raw), today),
         basis=LegalBasis(case.legal_basis),
@@ -202,9 +203,7 @@ async def _by_consent(
         recipient=Recipient(who.organisation_id, roles, at_table),
         today=today,
         youth_alone=exception is not None,
-        family_present=frozenset(
-            _consent_role(m.role) for m in members if m.id in set(family_present)
-        ),
+        family_present=frozenset(_consent_role(m.role) for m in members if m.id in present_ids),
     )
     reason = outcome.reason
     if reason == "youth_alone" and exception is not None:
