@@ -304,9 +304,10 @@ async def record_consent(
 
 
 async def withdraw_consent(uow: UnitOfWork, record_id: int) -> ConsentRecord:
-    """Withdraw a consent (intrekken): by the family member who gave it, or by the
-    professional who registered the case. It takes effect at the next read (at once); the
-    record stays, with who withdrew it and when (audited)."""
+    """Withdraw a consent (intrekken): by the family member who gave it, or by a
+    professional who may record consent for the case (registrar, local team, coordinator).
+    It takes effect at the next read (at once); the record stays, with who withdrew it and
+    when (audited)."""
     rec = await uow.db.get(ConsentRecord, record_id)
     if rec is None:
         raise NotFound()
@@ -319,10 +320,8 @@ async def withdraw_consent(uow: UnitOfWork, record_id: int) -> ConsentRecord:
             raise NotFound()
         if rec.subject_member_id != who.member_id or rec.decision != Decision.CONSENT:
             raise NotAllowed(N_("U kunt alleen uw eigen toestemming intrekken."))
-    elif not (
-        case.registered_by_id == who.user_id or "local_team" in await _case_roles(uow, case.id, who)
-    ):
-        raise NotAllowed()
+    elif not _may_record(case, who, await _case_roles(uow, case.id, who)):
+        raise NotAllowed()  # who may record a consent may withdraw it, nobody else
     if rec.withdrawn_at is None:
         rec.withdrawn_at = dt.datetime.now(dt.UTC)
         rec.withdrawn_by = who.actor

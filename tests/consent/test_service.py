@@ -173,3 +173,18 @@ async def test_identifying_warning_is_no_oracle_for_names_to_a_pseudonymous_auth
     assert await _warn(runtime, world, world.expert, "Is dit Sem Canarie?") is None
     warning = await _warn(runtime, world, world.expert, "Mail: ma@example.nl")
     assert warning is not None and warning.kinds == ("een e-mailadres",)
+
+
+async def test_who_may_record_a_consent_may_withdraw_it_and_an_expert_may_not(
+    runtime: Runtime,
+) -> None:
+    world = await build_world(runtime, consent_to_expert_org=False)
+    first = await _record(runtime, world, "youth", Decision.CONSENT)
+    second = await _record(runtime, world, "parent", Decision.CONSENT)
+    with pytest.raises(NotAllowed):
+        async with runtime.unit_of_work(staff_principal(world.expert)) as uow:
+            await consent.withdraw_consent(uow, first)
+    for user, record_id in ((world.coordinator, first), (world.registrar, second)):
+        async with runtime.unit_of_work(staff_principal(user)) as uow:
+            rec = await consent.withdraw_consent(uow, record_id)
+            assert rec.withdrawn_by == f"user:{user.id}"
