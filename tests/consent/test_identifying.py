@@ -5,6 +5,8 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from keerpunt.consent.identifying import find_identifying, passes_elfproef
 
@@ -78,3 +80,20 @@ def test_findings_do_not_overlap_and_come_in_order() -> None:
 def test_short_name_parts_and_common_words_are_not_names() -> None:
     assert kinds("Ma is er niet, de school belt", ("Ma de Vries",)) == []
     assert kinds("Vries", ("Ma de Vries",)) == [("name", "Vries")]
+
+
+@given(st.text(max_size=300), st.lists(st.text(max_size=20), max_size=4))
+def test_findings_are_in_bounds_ordered_and_never_overlap(text: str, names: list[str]) -> None:
+    found = find_identifying(text, names)
+    assert all(0 <= f.start < f.end <= len(text) for f in found)
+    assert all(a.end <= b.start for a, b in itertools.pairwise(found))
+
+
+@given(
+    st.integers(100_000_000, 999_999_999).map(str).filter(passes_elfproef),
+    st.sampled_from(["BSN ", "nummer: ", "(", ""]),
+    st.sampled_from([" is bekend", ").", ""]),
+)
+def test_every_valid_bsn_is_found(bsn: str, before: str, after: str) -> None:
+    text = f"{before}{bsn}{after}"
+    assert [(f.kind, text[f.start : f.end]) for f in find_identifying(text)] == [("bsn", bsn)]
