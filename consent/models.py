@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 
-from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy import ForeignKey, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from keerpunt.platform.db import Base, utcnow
@@ -48,3 +48,22 @@ class ConsentRecord(Base):
     valid_until: Mapped[dt.date | None] = mapped_column()
     withdrawn_at: Mapped[dt.datetime | None] = mapped_column()
     withdrawn_by: Mapped[str | None] = mapped_column(String(100))
+
+
+class YouthAloneException(Base):
+    """A recorded legal exception (Jeugdwet 7.3.4 lid 3): for a youth of 12 to 15 the youth's
+    own consent suffices, because withholding the help would plainly cause serious harm, or
+    because the youth keeps wanting the help after the parents refused. Recorded with the
+    ground, the reasoning (encrypted: it is about the youth), by whom and when; ending it is
+    recorded, never a delete."""
+
+    __tablename__ = "consent_youth_alone"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("case_file.id"), index=True)
+    ground: Mapped[str] = mapped_column(String(20))  # rules.YouthAloneGround
+    reason_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    recorded_by_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
+    recorded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[dt.datetime | None] = mapped_column()
+    ended_by: Mapped[str | None] = mapped_column(String(100))

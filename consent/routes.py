@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from keerpunt.consent import service
 from keerpunt.consent.models import ConsentRecord, Decision, Purpose
-from keerpunt.platform.errors import InvalidInput, NotFound
+from keerpunt.platform.errors import InvalidInput, NotAllowed, NotFound
 from keerpunt.platform.i18n import N_
 from keerpunt.platform.models import Case
+from keerpunt.platform.principal import Principal
 from keerpunt.platform.uow import UnitOfWork
 from keerpunt.platform.web import date_field, field, form, redirect, render, require, unit_of_work
 
@@ -59,19 +62,34 @@ async def record(request: Request) -> Response:
                 valid_until=valid_until,
             )
     except InvalidInput as exc:
-        # Nothing saved, nothing lost: the form comes back with what was typed.
-        async with unit_of_work(request, who) as uow:
-            case = await _case(uow, case_id)
-            level = (await service.disclosure(uow, case)).level
-            overview = await service.consent_overview(uow, case, level)
-        values = {k: v for k, v in data.items() if isinstance(v, str) and k != "csrf_token"}
-        return render(
-            request,
-            "consent/_partials/consents.html",
-            {"consents": overview, "consent_errors": exc.errors, "consent_values": values},
-            status_code=422,
-        )
+        return await _form_again(request, who, case_id, data, exc, "consent")
     return redirect(request, "triage.case", case_id=case_id)
+
+
+async def _form_again(
+    request: Request,
+    who: Principal,
+    case_id: int,
+    data: Mapping[str, object],
+    exc: InvalidInput,
+    which: str,
+) -> Response:
+    """Nothing saved, nothing lost: the fragment comes back with what was typed."""
+    async with unit_of_work(request, who) as uow:
+        case = await _case(uow, case_id)
+        level = (await service.disclosure(uow, case)).level
+        overview = await service.consent_overview(uow, case, level)
+    values = {k: v for k, v in data.items() if isinstance(v, str) and k != "csrf_token"}
+    return render(
+        request,
+        "consent/_partials/consents.html",
+        {
+            "consents": overview,
+            f"{which}_errors": exc.errors,
+            f"{which}_values": values,
+        },
+        status_code=422,
+    )
 
 
 async def _case(uow: UnitOfWork, case_id: int) -> Case:
@@ -88,9 +106,104 @@ async def withdraw(request: Request) -> Response:
     return redirect(request, "triage.case", case_id=rec.case_id)
 
 
+async def youth_alone(request: Request) -> Response:
+    """Record the legal exception: at 12 to 15 the youth's consent alone suffices."""
+    who = require(request)
+    data = await form(request)
+    case_id = request.path_params["case_id"]
+    try:
+        async with unit_of_work(request, who) as uow:
+            case = await _case(uow, case_id)
+            await service.record_youth_alone(
+                uow, case, ground=field(data, "ground"), reason=field(data, "reason")
+            )
+    except InvalidInput as exc:
+        return await _form_again(request, who, case_id, data, exc, "youth_alone")
+    return redirect(request, "triage.case", case_id=case_id)
+
+
+async def end_youth_alone(request: Request) -> Response:
+    who = require(request)
+    async with unit_of_work(request, who) as uow:
+        exc = await service.end_youth_alone(uow, request.path_params["exception_id"])
+    return redirect(request, "triage.case", case_id=exc.case_id)
+
+
+async def family(request: Request) -> Response:
+    """The family's own page: their consents (withdraw there) and who read their data."""
+    who = _family(request)
+    return await _family_page(request, who, withdrawn=request.query_params.get("ingetrokken"))
+
+
+async def family_withdraw(request: Request) -> Response:
+    """A family member withdraws their own consent; it counts at once and is never lost."""
+    who = _family(request)
+    data = await form(request)
+    record_id = request.path_params["record_id"]
+    if field(data, "confirm") != "yes":
+        return await _family_page(
+            request,
+            who,
+            errors={record_id: N_("Zet een vinkje om te bevestigen dat u wilt intrekken.")},
+            status_code=422,
+        )
+    async with unit_of_work(request, who) as uow:
+        await service.withdraw_consent(uow, record_id)
+    url = str(request.url_for("consent.family"))
+    return RedirectResponse(f"{url}?ingetrokken={record_id}", status_code=303)
+
+
+def _family(request: Request) -> Principal:
+    who = require(request)
+    if who.member_id is None:
+        raise NotAllowed(N_("Deze pagina is voor het gezin."))
+    return who
+
+
+async def _family_page(
+    request: Request,
+    who: Principal,
+    *,
+    withdrawn: str | None = None,
+    errors: dict[int, str] | None = None,
+    status_code: int = 200,
+) -> Response:
+    async with unit_of_work(request, who) as uow:
+        page = await service.family_page(uow)
+    return render(
+        request,
+        "consent/family.html",
+        {
+            "page": page,
+            "withdrawn": withdrawn is not None and withdrawn.isdigit(),
+            "withdraw_errors": errors or {},
+        },
+        status_code=status_code,
+    )
+
+
 routes: list[BaseRoute] = [
     Route("/cases/{case_id:int}/consents", record, methods=["POST"], name="consent.record"),
     Route(
         "/consents/{record_id:int}/withdraw", withdraw, methods=["POST"], name="consent.withdraw"
+    ),
+    Route("/mijn-toestemming", family, name="consent.family"),
+    Route(
+        "/mijn-toestemming/{record_id:int}/intrekken",
+        family_withdraw,
+        methods=["POST"],
+        name="consent.family_withdraw",
+    ),
+    Route(
+        "/cases/{case_id:int}/consents/youth-alone",
+        youth_alone,
+        methods=["POST"],
+        name="consent.youth_alone",
+    ),
+    Route(
+        "/consent-exceptions/{exception_id:int}/end",
+        end_youth_alone,
+        methods=["POST"],
+        name="consent.youth_alone_end",
     ),
 ]

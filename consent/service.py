@@ -7,24 +7,38 @@ this module; consent never imports triage or settlement.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from keerpunt.consent.models import ConsentRecord, Decision, Purpose
+from keerpunt.consent.identifying import find_identifying
+from keerpunt.consent.models import ConsentRecord, Decision, Purpose, YouthAloneException
 from keerpunt.consent.rules import (
+    Consenter,
     Disclosure,
     LegalBasis,
+    Recipient,
     RecordFacts,
+    YouthAloneGround,
     age_on,
-    effective_decision,
+    decide,
+    renewal_due,
     required_consenters,
 )
 from keerpunt.consent.vocab import CONSENT_VOCAB
 from keerpunt.platform import audit
 from keerpunt.platform.errors import InvalidInput, NotAllowed, NotFound
 from keerpunt.platform.i18n import AMSTERDAM, N_
-from keerpunt.platform.models import FAMILY_ROLES, Case, CaseMember, CaseRole, Organisation
+from keerpunt.platform.models import (
+    FAMILY_ROLES,
+    AuditEntry,
+    Case,
+    CaseMember,
+    CaseRole,
+    Organisation,
+    User,
+)
 from keerpunt.platform.principal import Principal
 from keerpunt.platform.uow import UnitOfWork
 
@@ -34,12 +48,23 @@ __all__ = [
     "Decision",
     "Disclosure",
     "DisclosureDecision",
+    "FamilyConsent",
+    "FamilyPage",
+    "IdentifyingWarning",
     "Purpose",
+    "ReadEntry",
+    "RenewalTask",
+    "YouthAloneView",
     "age_on",
     "consent_overview",
     "consent_overview_for",
+    "consent_tasks",
     "disclosure",
+    "end_youth_alone",
+    "family_page",
+    "identifying_warning",
     "record_consent",
+    "record_youth_alone",
     "withdraw_consent",
 ]
 
@@ -77,18 +102,21 @@ async def disclosure(
     purpose: Purpose = Purpose.INFORMATION_EXCHANGE,
     *,
     audit_read: bool = True,
+    family_present: Collection[int] = (),
 ) -> DisclosureDecision:
     """How much of this case the acting person may see, with the records that justify it.
 
     The family sees its own case. The organisation that registered the case holds the data
     it collected. Anyone else at the table sees personal data only with an effective consent
     (or objection-free legal basis) of everyone the law requires for the youth's age today;
-    without it the case is discussed under its pseudonym (anonieme bespreking). Someone with
-    no part in the case sees nothing.
+    without it the case is discussed under its pseudonym (anonieme bespreking) — unless the
+    family itself takes part in the meeting (``family_present``: the case-member ids of the
+    family members present at the viewer's table, as the meeting knows them; see
+    :func:`keerpunt.consent.rules.decide`). Someone with no part in the case sees nothing.
     """
     who = uow.who
     roles = await _case_roles(uow, case.id, who)
-    decision = await _decide(uow, case, purpose, who, roles)
+    decision = await _decide(uow, case, purpose, who, roles, family_present)
     if audit_read and decision.level is not Disclosure.NOTHING:
         await audit.record(
             uow.db,
@@ -103,7 +131,12 @@ async def disclosure(
 
 
 async def _decide(
-    uow: UnitOfWork, case: Case, purpose: Purpose, who: Principal, roles: frozenset[str]
+    uow: UnitOfWork,
+    case: Case,
+    purpose: Purpose,
+    who: Principal,
+    roles: frozenset[str],
+    family_present: Collection[int],
 ) -> DisclosureDecision:
     if case.shredded_at is not None:
         return DisclosureDecision(
@@ -118,7 +151,13 @@ async def _decide(
     if not roles and not (who.staff_roles & _TEAM_ROLES):
         return DisclosureDecision(Disclosure.NOTHING, reason="no_part")
     return await _by_consent(
-        uow, case, purpose, who, roles | (who.staff_roles & _TEAM_ROLES), at_table=bool(roles)
+        uow,
+        case,
+        purpose,
+        who,
+        roles | (who.staff_roles & _TEAM_ROLES),
+        at_table=bool(roles),
+        family_present=family_present,
     )
 
 
@@ -130,15 +169,13 @@ async def _by_consent(
     roles: frozenset[str],
     *,
     at_table: bool,
+    family_present: Collection[int],
 ) -> DisclosureDecision:
     cipher = await uow.vault.cipher(uow.db, case.id)
     birth_raw = cipher.decrypt("case.birth_date", case.birth_date_enc)
     if birth_raw is None:
         return DisclosureDecision(Disclosure.PSEUDONYMOUS, reason="no_birth_date")
-    age = age_on(dt.date.fromisoformat(birth_raw), _today())
-    needed = required_consenters(age, LegalBasis(case.legal_basis))
-    if not needed:
-        return DisclosureDecision(Disclosure.FULL, reason=f"legal_basis:{case.legal_basis}")
+    today = _today()
     members = (
         await uow.db.scalars(
             select(CaseMember).where(
@@ -151,39 +188,52 @@ async def _by_consent(
     records = (
         await uow.db.scalars(
             select(ConsentRecord).where(
-                ConsentRecord.case_id == case.id,
-                ConsentRecord.purpose == purpose.value,
-                ConsentRecord.withdrawn_at.is_(None),
+                ConsentRecord.case_id == case.id, ConsentRecord.purpose == purpose.value
             )
         )
     ).all()
-    today = _today()
-    live = [r for r in records if r.valid_until is None or r.valid_until >= today]
-    used: list[int] = []
-    for member in members:
-        role = "parent" if member.role in {"parent", "guardian"} else member.role
-        if role not in needed:
-            continue
-        facts = [
-            RecordFacts(
-                r.id, r.decision == Decision.OBJECTION, r.recipient_org_id, r.recipient_role
-            )
-            for r in live
-            if r.subject_member_id == member.id
-        ]
-        winner = effective_decision(
-            facts, org_id=who.organisation_id, roles=roles, at_table=at_table
-        )
-        if winner is None or winner.objection:
-            reason = "objection" if winner else "no_consent"
-            return DisclosureDecision(
-                Disclosure.PSEUDONYMOUS, (winner.record_id,) if winner else (), reason
-            )
-        used.append(winner.record_id)
-    present_roles = {"parent" if m.role == "guardian" else m.role for m in members}
-    if not needed <= present_roles:
-        return DisclosureDecision(Disclosure.PSEUDONYMOUS, reason="consenter_missing")
-    return DisclosureDecision(Disclosure.FULL, tuple(sorted(used)), "consent")
+    exception = await _youth_alone(uow, case.id)
+    consenters = [Consenter(m.id, _consent_role(m.role)) for m in members]
+    present_ids = frozenset(family_present)  # ids not of this case's family count for nothing
+    outcome = decide(
+        age=age_on(dt.date.fromisoformat(birth_raw), today),
+        basis=LegalBasis(case.legal_basis),
+        consenters=consenters,
+        records=[_facts(r) for r in records],
+        recipient=Recipient(who.organisation_id, roles, at_table),
+        today=today,
+        youth_alone=exception is not None,
+        family_present=frozenset(_consent_role(m.role) for m in members if m.id in present_ids),
+    )
+    reason = outcome.reason
+    if reason == "youth_alone" and exception is not None:
+        reason = f"youth_alone:{exception.id}"
+    return DisclosureDecision(outcome.level, outcome.record_ids, reason)
+
+
+def _consent_role(case_role: str) -> str:
+    return "parent" if case_role in {"parent", "guardian"} else case_role
+
+
+def _facts(r: ConsentRecord) -> RecordFacts:
+    return RecordFacts(
+        r.id,
+        r.decision == Decision.OBJECTION,
+        r.recipient_org_id,
+        r.recipient_role,
+        r.subject_member_id,
+        r.valid_until,
+        r.withdrawn_at is not None,
+    )
+
+
+async def _youth_alone(uow: UnitOfWork, case_id: int) -> YouthAloneException | None:
+    return await uow.db.scalar(
+        select(YouthAloneException)
+        .where(YouthAloneException.case_id == case_id, YouthAloneException.ended_at.is_(None))
+        .order_by(YouthAloneException.id.desc())
+        .limit(1)
+    )
 
 
 async def record_consent(
@@ -254,17 +304,24 @@ async def record_consent(
 
 
 async def withdraw_consent(uow: UnitOfWork, record_id: int) -> ConsentRecord:
-    """Withdraw a consent (intrekken); takes effect at the next read, the record stays."""
+    """Withdraw a consent (intrekken): by the family member who gave it, or by a
+    professional who may record consent for the case (registrar, local team, coordinator).
+    It takes effect at the next read (at once); the record stays, with who withdrew it and
+    when (audited)."""
     rec = await uow.db.get(ConsentRecord, record_id)
     if rec is None:
         raise NotFound()
     who = uow.who
     case = await uow.db.get(Case, rec.case_id)
     assert case is not None
-    family_self = who.member_id is not None and who.case_id == rec.case_id
-    roles = await _case_roles(uow, case.id, who)
-    if not (family_self or case.registered_by_id == who.user_id or "local_team" in roles):
-        raise NotAllowed()
+    if who.member_id is not None:
+        # A family member withdraws only their own consent; another case does not exist.
+        if who.case_id != rec.case_id:
+            raise NotFound()
+        if rec.subject_member_id != who.member_id or rec.decision != Decision.CONSENT:
+            raise NotAllowed(N_("U kunt alleen uw eigen toestemming intrekken."))
+    elif not _may_record(case, who, await _case_roles(uow, case.id, who)):
+        raise NotAllowed()  # who may record a consent may withdraw it, nobody else
     if rec.withdrawn_at is None:
         rec.withdrawn_at = dt.datetime.now(dt.UTC)
         rec.withdrawn_by = who.actor
@@ -277,6 +334,73 @@ async def withdraw_consent(uow: UnitOfWork, record_id: int) -> ConsentRecord:
             detail=f"record={rec.id}",
         )
     return rec
+
+
+def _may_record(case: Case, who: Principal, roles: frozenset[str]) -> bool:
+    return who.is_staff and (
+        case.registered_by_id == who.user_id or "local_team" in roles or who.has("coordinator")
+    )
+
+
+async def record_youth_alone(
+    uow: UnitOfWork, case: Case, *, ground: str, reason: str
+) -> YouthAloneException:
+    """Record that, at 12 to 15, the youth's consent alone suffices (Jeugdwet 7.3.4 lid 3:
+    serious harm without the help, or the youth persists after the parents refused), with the
+    reasoning, by whom and when. Only for a youth who is 12 to 15 today."""
+    who = uow.who
+    if not _may_record(case, who, await _case_roles(uow, case.id, who)):
+        raise NotAllowed()
+    errors: dict[str, str] = {}
+    if ground not in set(YouthAloneGround):
+        errors["ground"] = N_("Kies de reden uit de wet.")
+    if len(reason.strip()) < 10:
+        errors["reason"] = N_("Schrijf op waarom deze uitzondering hier geldt.")
+    cipher = await uow.vault.cipher(uow.db, case.id)
+    birth_raw = cipher.decrypt("case.birth_date", case.birth_date_enc)
+    age = age_on(dt.date.fromisoformat(birth_raw), _today()) if birth_raw else None
+    if age is None or not 12 <= age < 16:
+        errors["ground"] = N_(
+            "Deze uitzondering geldt alleen voor een jeugdige van 12 tot en met 15 jaar."
+        )
+    if errors:
+        raise InvalidInput(errors)
+    exc = YouthAloneException(
+        case_id=case.id,
+        ground=ground,
+        reason_enc=cipher.encrypt("consent.youth_alone_reason", reason.strip()),
+        recorded_by_id=who.user_id,
+    )
+    uow.db.add(exc)
+    await uow.db.flush()
+    await audit.record(
+        uow.db,
+        who,
+        "consent.youth_alone",
+        case_id=case.id,
+        detail=f"exception={exc.id} ground={ground}",
+    )
+    return exc
+
+
+async def end_youth_alone(uow: UnitOfWork, exception_id: int) -> YouthAloneException:
+    """End a youth-alone exception (from now on the parents' consent is needed again); the
+    record stays, with who ended it and when."""
+    exc = await uow.db.get(YouthAloneException, exception_id)
+    if exc is None:
+        raise NotFound()
+    case = await uow.db.get(Case, exc.case_id)
+    assert case is not None
+    who = uow.who
+    if not _may_record(case, who, await _case_roles(uow, case.id, who)):
+        raise NotAllowed()
+    if exc.ended_at is None:
+        exc.ended_at = dt.datetime.now(dt.UTC)
+        exc.ended_by = who.actor
+        await audit.record(
+            uow.db, who, "consent.youth_alone_ended", case_id=case.id, detail=f"exception={exc.id}"
+        )
+    return exc
 
 
 @dataclass(frozen=True)
@@ -295,6 +419,27 @@ class ConsentLine:
 
 
 @dataclass(frozen=True)
+class RenewalTask:
+    """Ask consent again: the youth turned (or turns) 12 or 16 during the case. The birthday
+    is personal data: it is None for a viewer who sees the case under its pseudonym."""
+
+    age: int
+    birthday: dt.date | None
+    already: bool  # the birthday has come
+    due_by: dt.date | None  # the next session, when planned
+    needed: frozenset[str]  # "youth" and/or "parent"
+
+
+@dataclass(frozen=True)
+class YouthAloneView:
+    exception_id: int
+    ground: str
+    reason: str | None  # only for who may record consent, when they see the case in full
+    recorded_by: str
+    recorded_at: dt.datetime
+
+
+@dataclass(frozen=True)
 class ConsentOverview:
     case_id: int
     lines: tuple[ConsentLine, ...]
@@ -303,17 +448,73 @@ class ConsentOverview:
     organisations: tuple[tuple[int, str], ...]
     may_record: bool
     vocab: dict[str, dict[str, str]] = field(default_factory=lambda: CONSENT_VOCAB)
+    tasks: tuple[RenewalTask, ...] = ()
+    youth_alone: YouthAloneView | None = None
+    may_record_youth_alone: bool = False  # a recorder, and the youth is 12 to 15 today
 
 
-async def consent_overview_for(uow: UnitOfWork, case_id: int, level: Disclosure) -> ConsentOverview:
+async def consent_overview_for(
+    uow: UnitOfWork, case_id: int, level: Disclosure, *, next_session_on: dt.date | None = None
+) -> ConsentOverview:
     """The consent overview of a case by its id (for other domains' pages)."""
     case = await uow.db.get(Case, case_id)
     if case is None:
         raise NotFound()
-    return await consent_overview(uow, case, level)
+    return await consent_overview(uow, case, level, next_session_on=next_session_on)
 
 
-async def consent_overview(uow: UnitOfWork, case: Case, level: Disclosure) -> ConsentOverview:
+async def consent_tasks(
+    uow: UnitOfWork, case: Case, next_session_on: dt.date | None, level: Disclosure
+) -> tuple[RenewalTask, ...]:
+    """What must be done about consent before the next session: a 12th or 16th birthday
+    during the case calls for new consent (Jeugdwet 7.3.4/7.3.15, age on the day of
+    processing). Without a planned session: once the birthday has come."""
+    cipher = await uow.vault.cipher(uow.db, case.id)
+    if cipher.shredded:
+        return ()
+    birth_raw = cipher.decrypt("case.birth_date", case.birth_date_enc)
+    if birth_raw is None:
+        return ()
+    members = (
+        await uow.db.scalars(
+            select(CaseMember).where(
+                CaseMember.case_id == case.id,
+                CaseMember.removed_at.is_(None),
+                CaseMember.role.in_(["youth", "parent", "guardian"]),
+            )
+        )
+    ).all()
+    records = (
+        await uow.db.scalars(select(ConsentRecord).where(ConsentRecord.case_id == case.id))
+    ).all()
+    today = _today()
+    due = renewal_due(
+        birth=dt.date.fromisoformat(birth_raw),
+        case_started_on=case.registered_at.astimezone(AMSTERDAM).date(),
+        today=today,
+        next_session_on=next_session_on,
+        consenters=[Consenter(m.id, _consent_role(m.role)) for m in members],
+        decided_on=[
+            (r.subject_member_id, r.recorded_at.astimezone(AMSTERDAM).date()) for r in records
+        ],
+        basis=LegalBasis(case.legal_basis),
+    )
+    if due is None:
+        return ()
+    return (
+        RenewalTask(
+            age=due.age,
+            birthday=due.birthday if level is Disclosure.FULL else None,
+            already=due.birthday <= today,
+            due_by=due.due_by,
+            needed=due.needed,
+        ),
+    )
+
+
+async def consent_overview(
+    uow: UnitOfWork, case: Case, level: Disclosure, *, next_session_on: dt.date | None = None
+) -> ConsentOverview:
     """The case's consent records for its consent page, labelled for this viewer."""
     cipher = await uow.vault.cipher(uow.db, case.id)
     members = {
@@ -366,22 +567,234 @@ async def consent_overview(uow: UnitOfWork, case: Case, level: Disclosure) -> Co
     birth_raw = (
         cipher.decrypt("case.birth_date", case.birth_date_enc) if not cipher.shredded else None
     )
+    exception = await _youth_alone(uow, case.id)
+    age = age_on(dt.date.fromisoformat(birth_raw), _today()) if birth_raw else None
     needed = (
-        required_consenters(
-            age_on(dt.date.fromisoformat(birth_raw), _today()), LegalBasis(case.legal_basis)
-        )
-        if birth_raw
+        required_consenters(age, LegalBasis(case.legal_basis), youth_alone=exception is not None)
+        if age is not None
         else frozenset()
     )
     roles = await _case_roles(uow, case.id, uow.who)
-    may_record = uow.who.is_staff and (
-        case.registered_by_id == uow.who.user_id
-        or "local_team" in roles
-        or uow.who.has("coordinator")
-    )
+    may_record = _may_record(case, uow.who, roles)
+    youth_alone = None
+    if exception is not None and age is not None and 12 <= age < 16:
+        recorder = await uow.db.get(User, exception.recorded_by_id)
+        youth_alone = YouthAloneView(
+            exception.id,
+            exception.ground,
+            cipher.decrypt("consent.youth_alone_reason", exception.reason_enc)
+            if may_record and level is Disclosure.FULL and not cipher.shredded
+            else None,
+            recorder.display_name if recorder else "?",
+            exception.recorded_at,
+        )
     subjects = tuple(
         (m.id, label(m.id))
         for m in members.values()
         if m.role in {"youth", "parent", "guardian"} and m.removed_at is None
     )
-    return ConsentOverview(case.id, lines, needed, subjects, tuple(orgs.items()), may_record)
+    return ConsentOverview(
+        case.id,
+        lines,
+        needed,
+        subjects,
+        tuple(orgs.items()),
+        may_record,
+        # the task is for those who ask for consent, not for the family or the experts
+        tasks=await consent_tasks(uow, case, next_session_on, level) if may_record else (),
+        youth_alone=youth_alone,
+        may_record_youth_alone=may_record
+        and exception is None
+        and LegalBasis(case.legal_basis) is LegalBasis.CONSENT
+        and age is not None
+        and 12 <= age < 16,
+    )
+
+
+@dataclass(frozen=True)
+class FamilyConsent:
+    """One of the family member's own records, as they see it on their page."""
+
+    record_id: int
+    purpose: str
+    decision: str
+    recipient_label: str  # an organisation's name, or a Dutch message id (role / everyone)
+    recipient_is_org: bool
+    explanation: str
+    obtained_how: str
+    obtained_by: str
+    recorded_at: dt.datetime
+    valid_until: dt.date | None
+    withdrawn_at: dt.datetime | None
+    in_force: bool  # not withdrawn and not expired
+    may_withdraw: bool
+
+
+@dataclass(frozen=True)
+class ReadEntry:
+    """A professional looked at the case (from the audit log)."""
+
+    at: dt.datetime
+    organisation: str | None
+    roles: tuple[str, ...]  # Dutch message ids
+    full: bool  # with names and details, or under the pseudonym
+
+
+@dataclass(frozen=True)
+class FamilyPage:
+    member_role: str
+    consents: tuple[FamilyConsent, ...]
+    reads: tuple[ReadEntry, ...]
+    reads_total: int
+    vocab: dict[str, dict[str, str]] = field(default_factory=lambda: CONSENT_VOCAB)
+
+
+_READS_SHOWN = 100
+
+
+async def family_page(uow: UnitOfWork) -> FamilyPage:
+    """For a logged-in family member or JIM: what they agreed to, with whom and until when,
+    and which professionals read the case's data when (inzage in het logboek). Only their own
+    records and only their own case."""
+    who = uow.who
+    if who.member_id is None or who.case_id is None:
+        raise NotAllowed()
+    case = await uow.db.get(Case, who.case_id)
+    if case is None:
+        raise NotFound()
+    await disclosure(uow, case)  # the family's own read is audited too
+    orgs: dict[int, str] = {
+        org_id: name
+        for org_id, name in (await uow.db.execute(select(Organisation.id, Organisation.name)))
+    }
+    mine = (
+        await uow.db.scalars(
+            select(ConsentRecord)
+            .where(
+                ConsentRecord.case_id == case.id,
+                ConsentRecord.subject_member_id == who.member_id,
+            )
+            .order_by(ConsentRecord.recorded_at.desc(), ConsentRecord.id.desc())
+        )
+    ).all()
+    recorders = {
+        u.id: u.display_name
+        for u in await uow.db.scalars(
+            select(User).where(User.id.in_({r.obtained_by_id for r in mine}))
+        )
+    }
+    today = _today()
+    consents = tuple(
+        FamilyConsent(
+            record_id=r.id,
+            purpose=r.purpose,
+            decision=r.decision,
+            recipient_label=_recipient_label(r, orgs),
+            recipient_is_org=r.recipient_org_id is not None,
+            explanation=r.explanation,
+            obtained_how=r.obtained_how,
+            obtained_by=recorders.get(r.obtained_by_id, ""),
+            recorded_at=r.recorded_at,
+            valid_until=r.valid_until,
+            withdrawn_at=r.withdrawn_at,
+            in_force=_facts(r).is_live(today),
+            may_withdraw=r.withdrawn_at is None and r.decision == Decision.CONSENT,
+        )
+        for r in mine
+    )
+    reads_where = (
+        AuditEntry.case_id == case.id,
+        AuditEntry.action == "case.read",
+        AuditEntry.actor.like("user:%"),
+    )
+    total = await uow.db.scalar(select(func.count()).select_from(AuditEntry).where(*reads_where))
+    rows = (
+        await uow.db.scalars(
+            select(AuditEntry)
+            .where(*reads_where)
+            .order_by(AuditEntry.seq.desc())
+            .limit(_READS_SHOWN)
+        )
+    ).all()
+    reads = tuple(
+        ReadEntry(
+            at=a.at,
+            organisation=orgs.get(a.organisation_id) if a.organisation_id else None,
+            roles=tuple(
+                CONSENT_VOCAB["staff_role"].get(role, N_("Medewerker"))
+                for role in a.role.split(",")
+                if role
+            ),
+            full="level=full" in a.detail.split(),
+        )
+        for a in rows
+    )
+    return FamilyPage(who.member_role or "", consents, reads, total or 0)
+
+
+def _recipient_label(r: ConsentRecord, orgs: dict[int, str]) -> str:
+    if r.recipient_org_id is not None:
+        return orgs.get(r.recipient_org_id, "?")
+    if r.recipient_role is not None:
+        return CONSENT_VOCAB["recipient_role"].get(r.recipient_role, r.recipient_role)
+    return N_("Iedereen aan tafel bij deze casus")
+
+
+@dataclass(frozen=True)
+class IdentifyingWarning:
+    """Text about to be saved in anonymous mode seems to hold identifying data.
+
+    ``kinds`` are Dutch message ids ("een naam", "een BSN"…) for the warning; ``spans`` are
+    (start, end) positions in the author's own text, to mark them."""
+
+    kinds: tuple[str, ...]
+    spans: tuple[tuple[int, int], ...]
+    # the sentence to show; %(what)s is the translated kinds, joined by commas
+    message: str = N_(
+        "Let op: deze tekst bevat misschien %(what)s. De casus wordt anoniem besproken."
+        " Haal dit weg, of sla toch op als het niet naar het gezin te herleiden is."
+    )
+
+
+_KIND_LABELS = {
+    "name": N_("een naam"),
+    "bsn": N_("een burgerservicenummer"),
+    "date": N_("een datum"),
+    "phone": N_("een telefoonnummer"),
+    "email": N_("een e-mailadres"),
+    "postcode": N_("een postcode"),
+    "address": N_("een adres"),
+}
+
+
+async def identifying_warning(
+    uow: UnitOfWork, case_id: int, text: str
+) -> IdentifyingWarning | None:
+    """A warning when ``text`` seems to hold identifying data (herleidbare gegevens), for a
+    case discussed anonymously; None when nothing was found.
+
+    The names of the case's people are only checked for an author who may see them: for
+    someone who sees the case under its pseudonym a warning on a name would tell them that
+    the name they typed belongs to this family."""
+    case = await uow.db.get(Case, case_id)
+    if case is None:
+        raise NotFound()
+    level = (await disclosure(uow, case, audit_read=False)).level
+    if level is Disclosure.NOTHING:
+        raise NotFound()
+    names: list[str] = []
+    cipher = await uow.vault.cipher(uow.db, case.id)
+    if level is Disclosure.FULL and not cipher.shredded:
+        members = await uow.db.scalars(
+            select(CaseMember).where(
+                CaseMember.case_id == case.id, CaseMember.role.in_([r.value for r in FAMILY_ROLES])
+            )
+        )
+        raw = [cipher.decrypt("case.youth_name", case.youth_name_enc)]
+        raw += [cipher.decrypt("member.name", m.name_enc) for m in members]
+        names = [n for n in raw if n]
+    found = find_identifying(text, names)
+    if not found:
+        return None
+    kinds = tuple(dict.fromkeys(_KIND_LABELS[f.kind] for f in found))
+    return IdentifyingWarning(kinds, tuple((f.start, f.end) for f in found))

@@ -19,4 +19,17 @@ CONSENT_VOCAB: dict[str, dict[str, str]] = {
     },
     "decision": {"consent": N_("Toestemming"), "objection": N_("Bezwaar")},
     "recipient_role": {"triage_member": N_("Het triageteam")},
+    "staff_role": {
+        "registrar": N_("Aanmelder"),
+        "coordinator": N_("Coördinator"),
+        "triage_member": N_("Triageteam"),
+        "finance": N_("Financiële administratie"),
+        "allocation_manager": N_("Zorgbemiddeling"),
+    },
+    "youth_alone_ground": {
+        "serious_harm": N_("Zonder deze hulp krijgt de jeugdige duidelijk ernstig nadeel."),
+        "youth_persists": N_(
+            "De ouders weigerden, maar de jeugdige blijft de hulp goed overwogen willen."
+        ),
+    },
 }
