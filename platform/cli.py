@@ -1,15 +1,21 @@
-"""The ``keerpunt`` command: serve, db upgrade, demo load, audit verify, keys rotate."""
+"""The ``keerpunt`` command: serve, db upgrade, demo load, audit verify, keys rotate,
+retention run."""
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import sys
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import click
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keerpunt.platform.settings import ConfigurationError, Settings
+
+if TYPE_CHECKING:
+    from keerpunt.consent.retention import CaseActivity
 
 
 def _settings() -> Settings:
@@ -251,3 +257,68 @@ def keys_rotate() -> None:
             await rt.engine.dispose()
 
     click.echo(f"{asyncio.run(run())} case keys re-wrapped.")
+
+
+@main.group()
+def retention() -> None:
+    """Retention: destroy personal data on schedule (bewaartermijnen)."""
+
+
+@retention.command("run")
+@click.option("--dry-run", is_flag=True, help="Only report what would happen; change nothing.")
+@click.option(
+    "--lang",
+    type=click.Choice(["nl", "en"]),
+    help="Language of the report (default: KEERPUNT_LOCALE, Dutch).",
+)
+def retention_run(dry_run: bool, lang: str | None) -> None:
+    """Shred the personal data of cases past their retention and of all cases after the pilot;
+    keep non-personal KPI data, and delete that too when its term is over."""
+    from keerpunt.consent import retention as rules
+    from keerpunt.platform import i18n
+    from keerpunt.platform.runtime import Runtime
+
+    settings = _settings()
+    policy = rules.RetentionPolicy.from_settings(settings)
+    today = dt.datetime.now(i18n.AMSTERDAM).date()
+
+    async def run() -> rules.RetentionReport:
+        rt = Runtime.build(settings, pool=False)
+        try:
+            return await rules.run(
+                rt, policy, today=today, dry_run=dry_run, activity=_triage_activity
+            )
+        finally:
+            await rt.engine.dispose()
+
+    report = asyncio.run(run())
+    i18n.current_locale.set(lang or settings.default_locale)
+    for line in rules.report_lines(report, policy):
+        click.echo(line)
+
+
+async def _triage_activity(db: AsyncSession, case_id: int) -> CaseActivity:
+    """What the KPI record keeps of a case's triage: its fixed arrangement (non-personal by
+    design), read through triage's public service (consent itself imports no other domain)."""
+    from keerpunt.consent.retention import ActivityLine, CaseActivity
+    from keerpunt.triage import service as triage
+
+    lines = [
+        ln
+        for ln in await triage.fixed_arrangement_lines(db, dt.date.min, dt.date.max)
+        if ln.case_id == case_id
+    ]
+    return CaseActivity(
+        sessions=len({ln.session_id for ln in lines}),
+        lines=tuple(
+            ActivityLine(
+                ln.provider_id,
+                ln.help_form,
+                ln.product_code,
+                ln.minutes_per_week,
+                ln.start_date,
+                ln.end_date,
+            )
+            for ln in lines
+        ),
+    )

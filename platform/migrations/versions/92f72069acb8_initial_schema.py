@@ -2,7 +2,7 @@
 
 Revision ID: 92f72069acb8
 Revises: 
-Create Date: 2026-11-22 13:32:32.822710
+Create Date: 2026-11-24 20:20:04.289100
 """
 from __future__ import annotations
 
@@ -73,6 +73,26 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_room_event')),
     sa.UniqueConstraint('room', 'seq', name=op.f('uq_room_event_room'))
     )
+    op.create_table('kpi_record',
+    sa.Column('id', sa.String(length=32), nullable=False),
+    sa.Column('age_band', sa.String(length=10), nullable=False),
+    sa.Column('municipality_id', sa.Integer(), nullable=True),
+    sa.Column('referrer_org_id', sa.Integer(), nullable=True),
+    sa.Column('legal_basis', sa.String(length=30), nullable=False),
+    sa.Column('final_status', sa.String(length=30), nullable=False),
+    sa.Column('registered_month', sa.Date(), nullable=False),
+    sa.Column('closed_month', sa.Date(), nullable=True),
+    sa.Column('arrangement_start_month', sa.Date(), nullable=True),
+    sa.Column('sessions', sa.Integer(), nullable=False),
+    sa.Column('reason', sa.String(length=20), nullable=False),
+    sa.Column('keep_until', sa.Date(), nullable=False),
+    sa.ForeignKeyConstraint(['municipality_id'], ['organisation.id'], name=op.f('fk_kpi_record_municipality_id_organisation')),
+    sa.ForeignKeyConstraint(['referrer_org_id'], ['organisation.id'], name=op.f('fk_kpi_record_referrer_org_id_organisation')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_kpi_record'))
+    )
+    with op.batch_alter_table('kpi_record', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_kpi_record_keep_until'), ['keep_until'], unique=False)
+
     op.create_table('user_account',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('organisation_id', sa.Integer(), nullable=False),
@@ -101,6 +121,7 @@ def upgrade() -> None:
     sa.Column('bsn_enc', sa.LargeBinary(), nullable=True),
     sa.Column('bsn_hash', sa.String(length=64), nullable=True),
     sa.Column('situation_enc', sa.LargeBinary(), nullable=True),
+    sa.Column('closed_at', keerpunt.platform.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('shredded_at', keerpunt.platform.db.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['municipality_id'], ['organisation.id'], name=op.f('fk_case_file_municipality_id_organisation')),
     sa.ForeignKeyConstraint(['registered_by_id'], ['user_account.id'], name=op.f('fk_case_file_registered_by_id_user_account')),
@@ -131,6 +152,21 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('contract', schema=None) as batch_op:
         batch_op.create_index('ix_contract_provider_product', ['provider_id', 'product_code', 'valid_from'], unique=False)
+
+    op.create_table('kpi_arrangement_line',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('kpi_id', sa.String(length=32), nullable=False),
+    sa.Column('provider_id', sa.Integer(), nullable=False),
+    sa.Column('help_form', sa.String(length=20), nullable=False),
+    sa.Column('product_code', sa.String(length=10), nullable=False),
+    sa.Column('minutes_per_week', sa.Integer(), nullable=False),
+    sa.Column('days', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['kpi_id'], ['kpi_record.id'], name=op.f('fk_kpi_arrangement_line_kpi_id_kpi_record'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['provider_id'], ['organisation.id'], name=op.f('fk_kpi_arrangement_line_provider_id_organisation')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_kpi_arrangement_line'))
+    )
+    with op.batch_alter_table('kpi_arrangement_line', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_kpi_arrangement_line_kpi_id'), ['kpi_id'], unique=False)
 
     op.create_table('case_key',
     sa.Column('case_id', sa.Integer(), nullable=False),
@@ -213,7 +249,7 @@ def upgrade() -> None:
     sa.Column('recipient_role', sa.String(length=30), nullable=True),
     sa.Column('obtained_how', sa.String(length=20), nullable=False),
     sa.Column('obtained_by_id', sa.Integer(), nullable=False),
-    sa.Column('explanation', sa.Text(), nullable=False),
+    sa.Column('explanation_enc', sa.LargeBinary(), nullable=True),
     sa.Column('recorded_at', keerpunt.platform.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('valid_until', sa.Date(), nullable=True),
     sa.Column('withdrawn_at', keerpunt.platform.db.UTCDateTime(timezone=True), nullable=True),
@@ -346,6 +382,10 @@ def downgrade() -> None:
 
     op.drop_table('case_member')
     op.drop_table('case_key')
+    with op.batch_alter_table('kpi_arrangement_line', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_kpi_arrangement_line_kpi_id'))
+
+    op.drop_table('kpi_arrangement_line')
     with op.batch_alter_table('contract', schema=None) as batch_op:
         batch_op.drop_index('ix_contract_provider_product')
 
@@ -355,6 +395,10 @@ def downgrade() -> None:
 
     op.drop_table('case_file')
     op.drop_table('user_account')
+    with op.batch_alter_table('kpi_record', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_kpi_record_keep_until'))
+
+    op.drop_table('kpi_record')
     op.drop_table('room_event')
     op.drop_table('room_counter')
     op.drop_table('organisation')
