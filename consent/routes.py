@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from keerpunt.consent import service
+from keerpunt.consent import fhir, service
 from keerpunt.consent.models import ConsentRecord, Decision, Purpose
 from keerpunt.platform.errors import InvalidInput, NotFound
 from keerpunt.platform.i18n import N_
@@ -88,9 +90,24 @@ async def withdraw(request: Request) -> Response:
     return redirect(request, "triage.case", case_id=rec.case_id)
 
 
+async def export_fhir(request: Request) -> Response:
+    """Download a case's consents as a FHIR R4 Bundle (for the registrar, local team and
+    coordinator; audited)."""
+    who = require(request)
+    async with unit_of_work(request, who) as uow:
+        bundle = await fhir.case_consent_bundle(uow, request.path_params["case_id"])
+    name = f"toestemmingen-casus-{request.path_params['case_id']}.fhir.json"
+    return Response(
+        json.dumps(bundle, ensure_ascii=False, indent=2),
+        media_type="application/fhir+json",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
 routes: list[BaseRoute] = [
     Route("/cases/{case_id:int}/consents", record, methods=["POST"], name="consent.record"),
     Route(
         "/consents/{record_id:int}/withdraw", withdraw, methods=["POST"], name="consent.withdraw"
     ),
+    Route("/cases/{case_id:int}/consents.fhir.json", export_fhir, name="consent.export_fhir"),
 ]

@@ -7,7 +7,7 @@ import asyncio
 import datetime as dt
 import sys
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 import click
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -322,3 +322,47 @@ async def _triage_activity(db: AsyncSession, case_id: int) -> CaseActivity:
             for ln in lines
         ),
     )
+
+
+@main.group()
+def consent() -> None:
+    """Consent commands."""
+
+
+@consent.command("export-fhir")
+@click.argument("case_id", type=int)
+@click.option("--output", type=click.File("w", encoding="utf-8"), default="-", show_default=True)
+def consent_export_fhir(case_id: int, output: TextIO) -> None:
+    """Write a case's consents as a FHIR R4 Bundle of Consent resources (pseudonymous)."""
+    import json
+
+    from keerpunt.consent import fhir
+    from keerpunt.platform import audit as audit_log
+    from keerpunt.platform.models import Case
+    from keerpunt.platform.principal import SYSTEM
+    from keerpunt.platform.runtime import Runtime
+
+    async def run() -> dict[str, object] | None:
+        rt = Runtime.build(_settings(), pool=False)
+        try:
+            async with rt.unit_of_work(SYSTEM) as uow:
+                case = await uow.db.get(Case, case_id)
+                if case is None:
+                    return None
+                bundle = await fhir.consent_bundle(uow, case)
+                await audit_log.record(
+                    uow.db,
+                    None,
+                    "consent.exported",
+                    case_id=case.id,
+                    purpose="consent_export",
+                    detail=f"format=fhir-r4 records={bundle['total']} via=cli",
+                )
+                return bundle
+        finally:
+            await rt.engine.dispose()
+
+    bundle = asyncio.run(run())
+    if bundle is None:
+        raise click.ClickException(f"There is no case {case_id}.")
+    output.write(json.dumps(bundle, ensure_ascii=False, indent=2) + "\n")
