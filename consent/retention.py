@@ -229,7 +229,6 @@ async def _shred_case(
         return False
     case = await db.get(Case, line.case_id)
     assert case is not None
-    await db.refresh(case)
     facts = await activity(db, case.id)
     referrer_org = await db.scalar(
         select(User.organisation_id).where(User.id == case.registered_by_id)

@@ -41,6 +41,7 @@ from keerpunt.platform.schema import metadata
 from keerpunt.platform.sessions import start_session
 from keerpunt.platform.vault import case_rows, personal_columns
 from keerpunt.triage import service as triage
+from keerpunt.triage.models import TriageSession
 from tests.helpers import login, make_org, make_user
 from tests.triage.factories import YES
 
@@ -333,6 +334,13 @@ async def test_retention_run_leaves_no_trace_of_a_shredded_case(
     page = await client.get(f"/cases/{gone.case_id}")
     assert page.status_code == 200
     assert not any(c in page.text for c in gone.canaries.values())
+    async with rt.sessionmaker() as db:
+        session_id = await db.scalar(
+            select(TriageSession.id).where(TriageSession.case_id == gone.case_id)
+        )
+    page = await client.get(f"/triage/sessions/{session_id}")
+    assert page.status_code == 200
+    assert not any(c in page.text for c in gone.canaries.values())
 
 
 async def test_the_pilot_end_shreds_open_cases_too(runtime: Runtime) -> None:
@@ -409,9 +417,45 @@ async def test_kpi_records_expire_after_their_term(runtime: Runtime) -> None:
         assert expired == ["deleted=1"]
 
 
+def test_free_text_of_a_case_is_stored_only_encrypted() -> None:
+    """Free text about a family goes in an encrypted ``*_enc`` column, never in a plain text
+    column of a table that belongs to a case (as the consent explanation once did)."""
+    from sqlalchemy import Text
+
+    for table in metadata.sorted_tables:
+        if case_rows(table, 1) is None:
+            continue
+        plain = [c.name for c in table.columns if isinstance(c.type, Text)]
+        assert not plain, f"{table.name}: {plain} hold free text in clear"
+
+
 def test_every_personal_column_can_be_traced_to_its_case() -> None:
     """Shredding finds a case's rows by foreign keys: a new ``*_enc`` column anywhere must be
     reachable from ``case_file``, or it would survive the shredding."""
     for table in metadata.sorted_tables:
         if personal_columns(table):
             assert case_rows(table, 1) is not None, table.name
+
+
+def test_pilot_end_and_terms_come_from_the_environment() -> None:
+    from keerpunt.platform.settings import ConfigurationError, Settings
+
+    s = Settings.from_env(
+        {
+            "KEERPUNT_DEMO": "1",
+            "KEERPUNT_PILOT_END": "2024-12-31",
+            "KEERPUNT_RETENTION_DAYS": "30",
+            "KEERPUNT_KPI_RETENTION_MONTHS": "36",
+        }
+    )
+    assert retention.RetentionPolicy.from_settings(s) == retention.RetentionPolicy(
+        30, dt.date(2024, 12, 31), 36
+    )
+    defaults = Settings.from_env({"KEERPUNT_DEMO": "1"})
+    assert retention.RetentionPolicy.from_settings(defaults) == retention.RetentionPolicy(
+        90, None, 24
+    )
+    with pytest.raises(ConfigurationError, match="KEERPUNT_PILOT_END"):
+        Settings.from_env({"KEERPUNT_DEMO": "1", "KEERPUNT_PILOT_END": "31-12-2024"})
+    with pytest.raises(ConfigurationError, match="KEERPUNT_RETENTION_DAYS"):
+        Settings.from_env({"KEERPUNT_DEMO": "1", "KEERPUNT_RETENTION_DAYS": "-1"})
