@@ -26,10 +26,8 @@ from keerpunt.platform.uow import UnitOfWork
 
 __all__ = ["case_consent_bundle", "consent_bundle", "may_export"]
 
-KEERPUNT = "https://keerpunt.nl/fhir"
-PSEUDONYM_SYSTEM = f"{KEERPUNT}/NamingSystem/case-pseudonym"
-PURPOSE_SYSTEM = f"{KEERPUNT}/CodeSystem/consent-purpose"
-RECIPIENT_SYSTEM = f"{KEERPUNT}/CodeSystem/case-role"
+# Keerpunt's own identifier systems, code systems and extensions live under the installation's
+# own address (KEERPUNT_BASE_URL + /fhir): a URI the region controls, as FHIR asks.
 AGB_SYSTEM = "http://fhir.nl/fhir/NamingSystem/agb-z"  # Dutch provider register (AGB code)
 JEUGDWET = "https://wetten.overheid.nl/BWBR0034925/"
 AVG = "https://eur-lex.europa.eu/eli/reg/2016/679/oj"
@@ -80,7 +78,7 @@ def _org_reference(org: Organisation | None) -> dict[str, Any]:
     return ref
 
 
-def _actor(rec: ConsentRecord, orgs: dict[int, Organisation]) -> dict[str, Any]:
+def _actor(rec: ConsentRecord, orgs: dict[int, Organisation], base: str) -> dict[str, Any]:
     """The recipient (ontvanger): an organisation, a role at the table, or everyone at it."""
     if rec.recipient_org_id is not None:
         reference = _org_reference(orgs.get(rec.recipient_org_id))
@@ -89,7 +87,7 @@ def _actor(rec: ConsentRecord, orgs: dict[int, Organisation]) -> dict[str, Any]:
         label = CONSENT_VOCAB["recipient_role"].get(role, "Iedereen aan tafel bij deze casus")
         reference = {
             "type": "CareTeam",
-            "identifier": {"system": RECIPIENT_SYSTEM, "value": role},
+            "identifier": {"system": f"{base}/CodeSystem/case-role", "value": role},
             "display": label,
         }
     return {
@@ -111,11 +109,12 @@ def consent_resource(
     custodian: Organisation | None,
     orgs: dict[int, Organisation],
     today: dt.date,
+    base: str,
 ) -> dict[str, Any]:
     """One consent record (toestemming or bezwaar) as an R4 Consent."""
     patient = {
         "type": "Patient",
-        "identifier": {"system": PSEUDONYM_SYSTEM, "value": pseudonym},
+        "identifier": {"system": f"{base}/NamingSystem/case-pseudonym", "value": pseudonym},
         "display": pseudonym,
     }
     performer_type, performer_label = _PERFORMER.get(subject_role, ("RelatedPerson", "Ouder"))
@@ -129,7 +128,7 @@ def consent_resource(
     resource: dict[str, Any] = {
         "resourceType": "Consent",
         "id": f"keerpunt-consent-{rec.id}",
-        "identifier": [{"system": f"{KEERPUNT}/NamingSystem/consent", "value": str(rec.id)}],
+        "identifier": [{"system": f"{base}/NamingSystem/consent", "value": str(rec.id)}],
         "status": _status(rec, today),
         "scope": _coding(
             "http://terminology.hl7.org/CodeSystem/consentscope",
@@ -153,10 +152,10 @@ def consent_resource(
         "provision": {
             "type": "deny" if objection else "permit",
             "period": _period(rec),
-            "actor": [_actor(rec, orgs)],
+            "actor": [_actor(rec, orgs, base)],
             "purpose": [
                 {
-                    "system": PURPOSE_SYSTEM,
+                    "system": f"{base}/CodeSystem/consent-purpose",
                     "code": purpose.value,
                     "display": CONSENT_VOCAB["purpose"][purpose.value],
                 }
@@ -166,14 +165,15 @@ def consent_resource(
     # Keerpunt's own facts, as extensions: how the consent was obtained, and the legal basis
     # of the help (an order under the Jeugdwet needs no consent; it is recorded instead).
     resource["extension"] = [
-        {"url": f"{KEERPUNT}/StructureDefinition/obtained-how", "valueCode": rec.obtained_how},
-        {"url": f"{KEERPUNT}/StructureDefinition/legal-basis", "valueCode": legal_basis},
+        {"url": f"{base}/StructureDefinition/obtained-how", "valueCode": rec.obtained_how},
+        {"url": f"{base}/StructureDefinition/legal-basis", "valueCode": legal_basis},
     ]
     return resource
 
 
-async def consent_bundle(uow: UnitOfWork, case: Case) -> dict[str, Any]:
+async def consent_bundle(uow: UnitOfWork, case: Case, *, base_url: str) -> dict[str, Any]:
     """All consent records of a case, oldest first, as a FHIR ``collection`` Bundle."""
+    base = base_url.rstrip("/") + "/fhir"
     db = uow.db
     records = (
         await db.scalars(
@@ -208,6 +208,7 @@ async def consent_bundle(uow: UnitOfWork, case: Case) -> dict[str, Any]:
             custodian=orgs.get(custodians.get(rec.obtained_by_id, -1)),
             orgs=orgs,
             today=today,
+            base=base,
         )
         entries.append({"fullUrl": f"urn:uuid:{uuid.uuid4()}", "resource": resource})
     return {
@@ -239,14 +240,14 @@ async def may_export(uow: UnitOfWork, case: Case) -> bool:
     return local is not None
 
 
-async def case_consent_bundle(uow: UnitOfWork, case_id: int) -> dict[str, Any]:
+async def case_consent_bundle(uow: UnitOfWork, case_id: int, *, base_url: str) -> dict[str, Any]:
     """Export a case's consents as FHIR (audited); only for those who may record them."""
     case = await uow.db.get(Case, case_id)
     if case is None:
         raise NotFound()
     if not await may_export(uow, case):
         raise NotAllowed()
-    bundle = await consent_bundle(uow, case)
+    bundle = await consent_bundle(uow, case, base_url=base_url)
     await audit.record(
         uow.db,
         uow.who,

@@ -14,7 +14,16 @@ from keerpunt.platform.errors import InvalidInput, NotFound
 from keerpunt.platform.i18n import N_
 from keerpunt.platform.models import Case
 from keerpunt.platform.uow import UnitOfWork
-from keerpunt.platform.web import date_field, field, form, redirect, render, require, unit_of_work
+from keerpunt.platform.web import (
+    date_field,
+    field,
+    form,
+    redirect,
+    render,
+    require,
+    runtime,
+    unit_of_work,
+)
 
 
 async def record(request: Request) -> Response:
@@ -95,7 +104,9 @@ async def export_fhir(request: Request) -> Response:
     coordinator; audited)."""
     who = require(request)
     async with unit_of_work(request, who) as uow:
-        bundle = await fhir.case_consent_bundle(uow, request.path_params["case_id"])
+        bundle = await fhir.case_consent_bundle(
+            uow, request.path_params["case_id"], base_url=runtime(request).settings.base_url
+        )
     name = f"toestemmingen-casus-{request.path_params['case_id']}.fhir.json"
     return Response(
         json.dumps(bundle, ensure_ascii=False, indent=2),

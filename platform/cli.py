@@ -342,14 +342,16 @@ def consent_export_fhir(case_id: int, output: TextIO) -> None:
     from keerpunt.platform.principal import SYSTEM
     from keerpunt.platform.runtime import Runtime
 
+    settings = _settings()
+
     async def run() -> dict[str, object] | None:
-        rt = Runtime.build(_settings(), pool=False)
+        rt = Runtime.build(settings, pool=False)
         try:
             async with rt.unit_of_work(SYSTEM) as uow:
                 case = await uow.db.get(Case, case_id)
                 if case is None:
                     return None
-                bundle = await fhir.consent_bundle(uow, case)
+                bundle = await fhir.consent_bundle(uow, case, base_url=settings.base_url)
                 await audit_log.record(
                     uow.db,
                     None,

@@ -98,6 +98,10 @@ async def test_the_registrar_downloads_valid_fhir_r4_consents(
     first = resources[min(resources)]
     assert first["patient"]["identifier"]["value"] == case.pseudonym
     assert first["patient"]["display"] == case.pseudonym
+    # Keerpunt's own systems live under the installation's address.
+    assert first["patient"]["identifier"]["system"] == (
+        "http://testserver/fhir/NamingSystem/case-pseudonym"
+    )
 
     # The mapping: decision, status, recipient, purpose, period.
     assert first["status"] == "active"
