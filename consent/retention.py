@@ -162,6 +162,8 @@ class RetentionReport:
     today: dt.date
     cases: tuple[ShredLine, ...]
     kpis: tuple[KpiExpiry, ...]
+    # Closed (status) without a closing moment: their term cannot start; the operator is told.
+    no_end_date: tuple[tuple[int, str], ...] = ()
 
 
 def _local_day(moment: dt.datetime | None) -> dt.date | None:
@@ -182,11 +184,18 @@ async def run(
     async with sessionmaker() as db:
         rows = (
             await db.execute(
-                select(Case.id, Case.pseudonym, Case.closed_at).where(Case.shredded_at.is_(None))
+                select(Case.id, Case.pseudonym, Case.closed_at, Case.status).where(
+                    Case.shredded_at.is_(None)
+                )
             )
         ).all()
     due: list[ShredLine] = []
-    for case_id, pseudonym, closed_at in rows:
+    no_end_date = tuple(
+        (case_id, pseudonym)
+        for case_id, pseudonym, closed_at, status in rows
+        if status == "closed" and closed_at is None
+    )
+    for case_id, pseudonym, closed_at, _status in rows:
         closed_on = _local_day(closed_at)
         reason = shred_due(closed_on=closed_on, shredded=False, today=today, policy=policy)
         if reason is None:
@@ -205,7 +214,7 @@ async def run(
     kpis = await _expire_kpis(sessionmaker, today, dry_run)
     if not dry_run and done:
         await _checkpoint(rt.engine)
-    return RetentionReport(dry_run, today, tuple(done), kpis)
+    return RetentionReport(dry_run, today, tuple(done), kpis, no_end_date)
 
 
 async def _shred_case(
@@ -365,6 +374,16 @@ def report_lines(report: RetentionReport, policy: RetentionPolicy) -> list[str]:
                 else N_("Casus %(id)s (%(pseudonym)s): persoonsgegevens vernietigd, want %(why)s.")
             )
             % {"id": c.case_id, "pseudonym": c.pseudonym, "why": why}
+        )
+    for case_id, pseudonym in report.no_end_date:
+        lines.append(
+            gettext(
+                N_(
+                    "Let op: casus %(id)s (%(pseudonym)s) is afgesloten maar heeft geen "
+                    "einddatum, dus de bewaartermijn kan niet ingaan."
+                )
+            )
+            % {"id": case_id, "pseudonym": pseudonym}
         )
     if not report.kpis:
         lines.append(gettext(N_("Geen KPI-gegevens waarvan de bewaartermijn voorbij is.")))

@@ -362,6 +362,20 @@ async def test_the_pilot_end_shreds_open_cases_too(runtime: Runtime) -> None:
     assert kpi.keep_until == retention.kpi_keep_until(today, ended)
 
 
+async def test_a_closed_case_without_an_end_date_is_reported_not_kept_silently(
+    runtime: Runtime,
+) -> None:
+    staff = await _staff(runtime)
+    seeded = await _seed(runtime, staff, "Zonder", 50505050, dt.date(2012, 9, 9))
+    async with runtime.sessionmaker() as db, db.begin():
+        await db.execute(update(Case).where(Case.id == seeded.case_id).values(status="closed"))
+    policy = retention.RetentionPolicy(90, None, 24)
+    report = await retention.run(runtime, policy, today=dt.datetime.now(AMSTERDAM).date())
+    assert report.cases == ()
+    lines = retention.report_lines(report, policy)
+    assert any(f"casus {seeded.case_id} " in line and "geen einddatum" in line for line in lines)
+
+
 async def test_two_runs_at_once_shred_each_case_once(runtime: Runtime) -> None:
     staff = await _staff(runtime)
     seeded = [
