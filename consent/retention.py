@@ -170,6 +170,18 @@ def _local_day(moment: dt.datetime | None) -> dt.date | None:
     return None if moment is None else moment.astimezone(AMSTERDAM).date()
 
 
+def _shred_line(
+    case_id: int,
+    pseudonym: str,
+    reason: ShredReason,
+    closed_on: dt.date | None,
+    policy: RetentionPolicy,
+) -> ShredLine:
+    since = closed_on if reason is ShredReason.CASE_CLOSED else policy.pilot_end
+    assert since is not None  # shred_due gives CASE_CLOSED only with a closing day
+    return ShredLine(case_id, pseudonym, reason, since)
+
+
 async def run(
     rt: Runtime,
     policy: RetentionPolicy,
@@ -200,17 +212,16 @@ async def run(
         reason = shred_due(closed_on=closed_on, shredded=False, today=today, policy=policy)
         if reason is None:
             continue
-        since = closed_on if reason is ShredReason.CASE_CLOSED else policy.pilot_end
-        assert since is not None
-        due.append(ShredLine(case_id, pseudonym, reason, since))
+        due.append(_shred_line(case_id, pseudonym, reason, closed_on, policy))
     done: list[ShredLine] = []
     for line in due:
         if dry_run:
             done.append(line)
             continue
         async with sessionmaker() as db, db.begin():
-            if await _shred_case(db, rt.vault, line, policy, today, activity):
-                done.append(line)
+            shredded = await _shred_case(db, rt.vault, line, policy, today, activity)
+        if shredded is not None:
+            done.append(shredded)
     kpis = await _expire_kpis(sessionmaker, today, dry_run)
     if not dry_run and done:
         await _checkpoint(rt.engine)
@@ -224,20 +235,23 @@ async def _shred_case(
     policy: RetentionPolicy,
     today: dt.date,
     activity: ActivitySource,
-) -> bool:
+) -> ShredLine | None:
     await _wipe_freed_space(db)
-    # The claim: only one run gets the row; a concurrent second run waits for the lock and
-    # then matches nothing (PostgreSQL row lock; SQLite's BEGIN IMMEDIATE serialises anyway).
-    claimed = await db.scalar(
-        update(Case)
-        .where(Case.id == line.case_id, Case.shredded_at.is_(None))
-        .values(shredded_at=utcnow())
-        .returning(Case.id)
+    # Lock the case and decide again on what is stored now: a concurrent second run waits for
+    # the lock and then finds it shredded (PostgreSQL row lock; SQLite's BEGIN IMMEDIATE
+    # serialises writers anyway); a case reopened meanwhile is kept.
+    case = await db.scalar(select(Case).where(Case.id == line.case_id).with_for_update())
+    if case is None:
+        return None
+    reason = shred_due(
+        closed_on=_local_day(case.closed_at),
+        shredded=case.shredded_at is not None,
+        today=today,
+        policy=policy,
     )
-    if claimed is None:
-        return False
-    case = await db.get(Case, line.case_id)
-    assert case is not None
+    if reason is None:
+        return None
+    line = _shred_line(case.id, case.pseudonym, reason, _local_day(case.closed_at), policy)
     facts = await activity(db, case.id)
     referrer_org = await db.scalar(
         select(User.organisation_id).where(User.id == case.registered_by_id)
@@ -292,7 +306,7 @@ async def _shred_case(
         purpose="retention",
         detail=f"reason={line.reason}",
     )
-    return True
+    return line
 
 
 async def _expire_kpis(
