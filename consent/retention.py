@@ -46,12 +46,15 @@ __all__ = [
     "report_lines",
     "run",
     "shred_due",
+    "shred_line_text",
+    "shred_on_request",
 ]
 
 
 class ShredReason(enum.StrEnum):
     CASE_CLOSED = "case_closed"  # afgesloten en de bewaartermijn is voorbij
     PILOT_ENDED = "pilot_ended"  # de pilot is voorbij
+    REQUESTED = "requested"  # op verzoek van de jeugdige of ouders (recht op vernietiging)
 
 
 REASON_LABELS = {
@@ -59,6 +62,7 @@ REASON_LABELS = {
         "afgesloten op %(date)s; de bewaartermijn van %(days)s dagen is voorbij"
     ),
     ShredReason.PILOT_ENDED: N_("de pilot is geëindigd op %(date)s"),
+    ShredReason.REQUESTED: N_("het gezin heeft op %(date)s gevraagd de gegevens te vernietigen"),
 }
 
 
@@ -235,6 +239,8 @@ async def _shred_case(
     policy: RetentionPolicy,
     today: dt.date,
     activity: ActivitySource,
+    *,
+    requested: bool = False,
 ) -> ShredLine | None:
     await _wipe_freed_space(db)
     # Lock the case and decide again on what is stored now: a concurrent second run waits for
@@ -249,9 +255,12 @@ async def _shred_case(
         today=today,
         policy=policy,
     )
-    if reason is None:
+    if requested and case.shredded_at is None:
+        line = ShredLine(case.id, case.pseudonym, ShredReason.REQUESTED, today)
+    elif reason is None:
         return None
-    line = _shred_line(case.id, case.pseudonym, reason, _local_day(case.closed_at), policy)
+    else:
+        line = _shred_line(case.id, case.pseudonym, reason, _local_day(case.closed_at), policy)
     facts = await activity(db, case.id)
     referrer_org = await db.scalar(
         select(User.organisation_id).where(User.id == case.registered_by_id)
@@ -306,6 +315,27 @@ async def _shred_case(
         purpose="retention",
         detail=f"reason={line.reason}",
     )
+    return line
+
+
+async def shred_on_request(
+    rt: Runtime,
+    policy: RetentionPolicy,
+    case_id: int,
+    *,
+    today: dt.date,
+    activity: ActivitySource = _no_activity,
+) -> ShredLine | None:
+    """Destroy one case's personal data now, at the family's request (vernietigen op verzoek),
+    the same way as on schedule; None when it was already shredded or does not exist."""
+    async with rt.sessionmaker() as db, db.begin():
+        pseudonym = await db.scalar(select(Case.pseudonym).where(Case.id == case_id))
+        if pseudonym is None:
+            return None
+        placeholder = ShredLine(case_id, pseudonym, ShredReason.REQUESTED, today)
+        line = await _shred_case(db, rt.vault, placeholder, policy, today, activity, requested=True)
+    if line is not None:
+        await _checkpoint(rt.engine)
     return line
 
 
@@ -364,6 +394,19 @@ async def _checkpoint(engine: AsyncEngine) -> None:
 # -- the report -----------------------------------------------------------------------------------
 
 
+def shred_line_text(c: ShredLine, policy: RetentionPolicy, *, dry_run: bool = False) -> str:
+    """One shredded (or, in a dry run, to be shredded) case, and why."""
+    why = gettext(REASON_LABELS[c.reason]) % {
+        "date": c.since.isoformat(),
+        "days": policy.days_after_close,
+    }
+    return gettext(
+        N_("Casus %(id)s (%(pseudonym)s): persoonsgegevens gaan weg, want %(why)s.")
+        if dry_run
+        else N_("Casus %(id)s (%(pseudonym)s): persoonsgegevens vernietigd, want %(why)s.")
+    ) % {"id": c.case_id, "pseudonym": c.pseudonym, "why": why}
+
+
 def report_lines(report: RetentionReport, policy: RetentionPolicy) -> list[str]:
     """The report of a run, in the current language (Dutch unless English was asked for)."""
     lines = [
@@ -376,19 +419,7 @@ def report_lines(report: RetentionReport, policy: RetentionPolicy) -> list[str]:
     ]
     if not report.cases:
         lines.append(gettext(N_("Geen casussen waarvan de persoonsgegevens weg moeten.")))
-    for c in report.cases:
-        why = gettext(REASON_LABELS[c.reason]) % {
-            "date": c.since.isoformat(),
-            "days": policy.days_after_close,
-        }
-        lines.append(
-            gettext(
-                N_("Casus %(id)s (%(pseudonym)s): persoonsgegevens gaan weg, want %(why)s.")
-                if report.dry_run
-                else N_("Casus %(id)s (%(pseudonym)s): persoonsgegevens vernietigd, want %(why)s.")
-            )
-            % {"id": c.case_id, "pseudonym": c.pseudonym, "why": why}
-        )
+    lines.extend(shred_line_text(c, policy, dry_run=report.dry_run) for c in report.cases)
     for case_id, pseudonym in report.no_end_date:
         lines.append(
             gettext(

@@ -297,6 +297,38 @@ def retention_run(dry_run: bool, lang: str | None) -> None:
         click.echo(line)
 
 
+@retention.command("shred")
+@click.argument("case_id", type=int)
+@click.option("--lang", type=click.Choice(["nl", "en"]), help="Language of the report.")
+@click.confirmation_option(
+    prompt="Destroy this case's personal data now, for good? It cannot be undone."
+)
+def retention_shred(case_id: int, lang: str | None) -> None:
+    """Destroy one case's personal data now, at the family's request (vernietigen op verzoek)."""
+    from keerpunt.consent import retention as rules
+    from keerpunt.platform import i18n
+    from keerpunt.platform.runtime import Runtime
+
+    settings = _settings()
+    policy = rules.RetentionPolicy.from_settings(settings)
+    today = dt.datetime.now(i18n.AMSTERDAM).date()
+
+    async def run() -> rules.ShredLine | None:
+        rt = Runtime.build(settings, pool=False)
+        try:
+            return await rules.shred_on_request(
+                rt, policy, case_id, today=today, activity=_triage_activity
+            )
+        finally:
+            await rt.engine.dispose()
+
+    line = asyncio.run(run())
+    if line is None:
+        raise click.ClickException(f"Case {case_id} does not exist or was already shredded.")
+    i18n.current_locale.set(lang or settings.default_locale)
+    click.echo(rules.shred_line_text(line, policy))
+
+
 async def _triage_activity(db: AsyncSession, case_id: int) -> CaseActivity:
     """What the KPI record keeps of a case's triage: its fixed arrangement (non-personal by
     design), read through triage's public service (consent itself imports no other domain)."""

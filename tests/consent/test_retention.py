@@ -203,9 +203,9 @@ def _env(rt: Runtime) -> dict[str, str]:
     }
 
 
-def _keerpunt(rt: Runtime, *args: str) -> str:
+def _keerpunt(rt: Runtime, *args: str, command: str = "run") -> str:
     out = subprocess.run(
-        [KEERPUNT, "retention", "run", *args],
+        [KEERPUNT, "retention", command, *args],
         env=_env(rt),
         capture_output=True,
         text=True,
@@ -374,6 +374,34 @@ async def test_a_closed_case_without_an_end_date_is_reported_not_kept_silently(
     assert report.cases == ()
     lines = retention.report_lines(report, policy)
     assert any(f"casus {seeded.case_id} " in line and "geen einddatum" in line for line in lines)
+
+
+async def test_the_family_can_have_an_open_case_destroyed_on_request(runtime: Runtime) -> None:
+    staff = await _staff(runtime)
+    asked = await _seed(runtime, staff, "Verzoek", 60606060, dt.date(2010, 3, 3))
+    other = await _seed(runtime, staff, "Ander", 70707070, dt.date(2010, 4, 4))
+    out = await asyncio.to_thread(
+        _keerpunt, runtime, str(asked.case_id), "--yes", "--lang", "en", command="shred"
+    )
+    assert f"Case {asked.case_id} " in out and "the family asked" in out
+    assert await _readable(runtime, asked.case_id) == set()
+    assert other.canaries["youth_name"] in await _readable(runtime, other.case_id)
+    again = await asyncio.to_thread(
+        subprocess.run,
+        [KEERPUNT, "retention", "shred", str(asked.case_id), "--yes"],
+        env=_env(runtime),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert again.returncode != 0 and "already shredded" in again.stderr
+    async with runtime.sessionmaker() as db:
+        kpi = (await db.scalars(select(KpiRecord))).one()
+        details = (
+            await db.scalars(select(AuditEntry.detail).where(AuditEntry.action == "case.shredded"))
+        ).all()
+    assert kpi.reason == "requested" and kpi.sessions == 1
+    assert details == ["reason=requested"]
 
 
 async def test_two_runs_at_once_shred_each_case_once(runtime: Runtime) -> None:
