@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 
-from sqlalchemy import ForeignKey, LargeBinary, String, Text
+from sqlalchemy import Date, ForeignKey, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from keerpunt.platform.db import Base, utcnow
@@ -43,7 +43,9 @@ class ConsentRecord(Base):
     recipient_role: Mapped[str | None] = mapped_column(String(30))
     obtained_how: Mapped[str] = mapped_column(String(20))  # in_person | phone | written
     obtained_by_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
-    explanation: Mapped[str] = mapped_column(Text)  # what was explained (transparency)
+    # What was explained to the family (transparency): free text, so personal data, encrypted
+    # with the case key like every other family text.
+    explanation_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     recorded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     valid_until: Mapped[dt.date | None] = mapped_column()
     withdrawn_at: Mapped[dt.datetime | None] = mapped_column()
@@ -67,3 +69,41 @@ class YouthAloneException(Base):
     recorded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     ended_at: Mapped[dt.datetime | None] = mapped_column()
     ended_by: Mapped[str | None] = mapped_column(String(100))
+
+
+class KpiRecord(Base):
+    """What remains of a shredded case for the monitor (KPI's, seed 003 §4.1 and §5.4).
+
+    Non-personal by construction: no case id, no pseudonym, no names or free text; dates only
+    to the month and a random id, so a row cannot be traced back to the case it came from.
+    Deleted itself once ``keep_until`` has passed (two years by default).
+    """
+
+    __tablename__ = "kpi_record"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # random, not in case order
+    age_band: Mapped[str] = mapped_column(String(10))
+    municipality_id: Mapped[int | None] = mapped_column(ForeignKey("organisation.id"))
+    referrer_org_id: Mapped[int | None] = mapped_column(ForeignKey("organisation.id"))
+    legal_basis: Mapped[str] = mapped_column(String(30))
+    final_status: Mapped[str] = mapped_column(String(30))
+    registered_month: Mapped[dt.date] = mapped_column(Date)  # first day of the month
+    closed_month: Mapped[dt.date | None] = mapped_column(Date)
+    arrangement_start_month: Mapped[dt.date | None] = mapped_column(Date)
+    sessions: Mapped[int] = mapped_column(Integer, default=0)
+    reason: Mapped[str] = mapped_column(String(20))  # case_closed | pilot_ended
+    keep_until: Mapped[dt.date] = mapped_column(Date, index=True)
+
+
+class KpiArrangementLine(Base):
+    """One line of help of a KPI record: provider, form, product, intensity and duration."""
+
+    __tablename__ = "kpi_arrangement_line"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kpi_id: Mapped[str] = mapped_column(ForeignKey("kpi_record.id", ondelete="CASCADE"), index=True)
+    provider_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"))
+    help_form: Mapped[str] = mapped_column(String(20))
+    product_code: Mapped[str] = mapped_column(String(10))
+    minutes_per_week: Mapped[int] = mapped_column(Integer)
+    days: Mapped[int] = mapped_column(Integer)  # planned duration, start to end inclusive

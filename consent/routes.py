@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from keerpunt.consent import service
+from keerpunt.consent import fhir, service
 from keerpunt.consent.models import ConsentRecord, Decision, Purpose
 from keerpunt.platform.errors import InvalidInput, NotAllowed, NotFound
 from keerpunt.platform.i18n import N_
 from keerpunt.platform.models import Case
 from keerpunt.platform.principal import Principal
 from keerpunt.platform.uow import UnitOfWork
-from keerpunt.platform.web import date_field, field, form, redirect, render, require, unit_of_work
+from keerpunt.platform.web import (
+    date_field,
+    field,
+    form,
+    redirect,
+    render,
+    require,
+    runtime,
+    unit_of_work,
+)
 
 
 async def record(request: Request) -> Response:
@@ -179,6 +189,21 @@ async def _family_page(
             "withdraw_errors": errors or {},
         },
         status_code=status_code,
+
+
+async def export_fhir(request: Request) -> Response:
+    """Download a case's consents as a FHIR R4 Bundle (for the registrar, local team and
+    coordinator; audited)."""
+    who = require(request)
+    async with unit_of_work(request, who) as uow:
+        bundle = await fhir.case_consent_bundle(
+            uow, request.path_params["case_id"], base_url=runtime(request).settings.base_url
+        )
+    name = f"toestemmingen-casus-{request.path_params['case_id']}.fhir.json"
+    return Response(
+        json.dumps(bundle, ensure_ascii=False, indent=2),
+        media_type="application/fhir+json",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
 
 
@@ -206,4 +231,7 @@ routes: list[BaseRoute] = [
         methods=["POST"],
         name="consent.youth_alone_end",
     ),
+
+
+    Route("/cases/{case_id:int}/consents.fhir.json", export_fhir, name="consent.export_fhir"),
 ]

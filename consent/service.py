@@ -278,6 +278,9 @@ async def record_consent(
         errors["valid_until"] = N_("De einddatum ligt in het verleden.")
     if errors:
         raise InvalidInput(errors)
+    cipher = await uow.vault.cipher(uow.db, case.id)
+    if cipher.shredded:  # retention destroyed this case's personal data: nothing to consent to
+        raise NotAllowed()
     rec = ConsentRecord(
         case_id=case.id,
         subject_member_id=subject_member_id,
@@ -287,7 +290,7 @@ async def record_consent(
         recipient_role=recipient_role,
         obtained_how=obtained_how,
         obtained_by_id=who.user_id,
-        explanation=explanation.strip(),
+        explanation_enc=cipher.encrypt("consent.explanation", explanation.strip()),
         valid_until=valid_until,
     )
     uow.db.add(rec)
@@ -412,7 +415,7 @@ class ConsentLine:
     recipient_label: str
     recipient_is_org: bool
     obtained_how: str
-    explanation: str
+    explanation: str | None  # personal free text: only for a viewer who sees the case in full
     recorded_at: dt.datetime
     valid_until: dt.date | None
     withdrawn_at: dt.datetime | None
@@ -557,7 +560,11 @@ async def consent_overview(
             ),
             recipient_is_org=r.recipient_org_id is not None,
             obtained_how=r.obtained_how,
-            explanation=r.explanation,
+            explanation=(
+                cipher.decrypt("consent.explanation", r.explanation_enc)
+                if level is Disclosure.FULL and not cipher.shredded
+                else None
+            ),
             recorded_at=r.recorded_at,
             valid_until=r.valid_until,
             withdrawn_at=r.withdrawn_at,

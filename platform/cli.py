@@ -1,15 +1,21 @@
-"""The ``keerpunt`` command: serve, db upgrade, demo load, audit verify, keys rotate."""
+"""The ``keerpunt`` command: serve, db upgrade, demo load, audit verify, keys rotate,
+retention run."""
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import sys
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TextIO
 
 import click
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keerpunt.platform.settings import ConfigurationError, Settings
+
+if TYPE_CHECKING:
+    from keerpunt.consent.retention import CaseActivity
 
 
 def _settings() -> Settings:
@@ -251,3 +257,146 @@ def keys_rotate() -> None:
             await rt.engine.dispose()
 
     click.echo(f"{asyncio.run(run())} case keys re-wrapped.")
+
+
+@main.group()
+def retention() -> None:
+    """Retention: destroy personal data on schedule (bewaartermijnen)."""
+
+
+@retention.command("run")
+@click.option("--dry-run", is_flag=True, help="Only report what would happen; change nothing.")
+@click.option(
+    "--lang",
+    type=click.Choice(["nl", "en"]),
+    help="Language of the report (default: KEERPUNT_LOCALE, Dutch).",
+)
+def retention_run(dry_run: bool, lang: str | None) -> None:
+    """Shred the personal data of cases past their retention and of all cases after the pilot;
+    keep non-personal KPI data, and delete that too when its term is over."""
+    from keerpunt.consent import retention as rules
+    from keerpunt.platform import i18n
+    from keerpunt.platform.runtime import Runtime
+
+    settings = _settings()
+    policy = rules.RetentionPolicy.from_settings(settings)
+    today = dt.datetime.now(i18n.AMSTERDAM).date()
+
+    async def run() -> rules.RetentionReport:
+        rt = Runtime.build(settings, pool=False)
+        try:
+            return await rules.run(
+                rt, policy, today=today, dry_run=dry_run, activity=_triage_activity
+            )
+        finally:
+            await rt.engine.dispose()
+
+    report = asyncio.run(run())
+    i18n.current_locale.set(lang or settings.default_locale)
+    for line in rules.report_lines(report, policy):
+        click.echo(line)
+
+
+@retention.command("shred")
+@click.argument("case_id", type=int)
+@click.option("--lang", type=click.Choice(["nl", "en"]), help="Language of the report.")
+@click.confirmation_option(
+    prompt="Destroy this case's personal data now, for good? It cannot be undone."
+)
+def retention_shred(case_id: int, lang: str | None) -> None:
+    """Destroy one case's personal data now, at the family's request (vernietigen op verzoek)."""
+    from keerpunt.consent import retention as rules
+    from keerpunt.platform import i18n
+    from keerpunt.platform.runtime import Runtime
+
+    settings = _settings()
+    policy = rules.RetentionPolicy.from_settings(settings)
+    today = dt.datetime.now(i18n.AMSTERDAM).date()
+
+    async def run() -> rules.ShredLine | None:
+        rt = Runtime.build(settings, pool=False)
+        try:
+            return await rules.shred_on_request(
+                rt, policy, case_id, today=today, activity=_triage_activity
+            )
+        finally:
+            await rt.engine.dispose()
+
+    line = asyncio.run(run())
+    if line is None:
+        raise click.ClickException(f"Case {case_id} does not exist or was already shredded.")
+    i18n.current_locale.set(lang or settings.default_locale)
+    click.echo(rules.shred_line_text(line, policy))
+
+
+async def _triage_activity(db: AsyncSession, case_id: int) -> CaseActivity:
+    """What the KPI record keeps of a case's triage: its fixed arrangement (non-personal by
+    design), read through triage's public service (consent itself imports no other domain)."""
+    from keerpunt.consent.retention import ActivityLine, CaseActivity
+    from keerpunt.triage import service as triage
+
+    lines = [
+        ln
+        for ln in await triage.fixed_arrangement_lines(db, dt.date.min, dt.date.max)
+        if ln.case_id == case_id
+    ]
+    return CaseActivity(
+        sessions=len({ln.session_id for ln in lines}),
+        lines=tuple(
+            ActivityLine(
+                ln.provider_id,
+                ln.help_form,
+                ln.product_code,
+                ln.minutes_per_week,
+                ln.start_date,
+                ln.end_date,
+            )
+            for ln in lines
+        ),
+    )
+
+
+@main.group()
+def consent() -> None:
+    """Consent commands."""
+
+
+@consent.command("export-fhir")
+@click.argument("case_id", type=int)
+@click.option("--output", type=click.File("w", encoding="utf-8"), default="-", show_default=True)
+def consent_export_fhir(case_id: int, output: TextIO) -> None:
+    """Write a case's consents as a FHIR R4 Bundle of Consent resources (pseudonymous)."""
+    import json
+
+    from keerpunt.consent import fhir
+    from keerpunt.platform import audit as audit_log
+    from keerpunt.platform.models import Case
+    from keerpunt.platform.principal import SYSTEM
+    from keerpunt.platform.runtime import Runtime
+
+    settings = _settings()
+
+    async def run() -> dict[str, object] | None:
+        rt = Runtime.build(settings, pool=False)
+        try:
+            async with rt.unit_of_work(SYSTEM) as uow:
+                case = await uow.db.get(Case, case_id)
+                if case is None:
+                    return None
+                bundle = await fhir.consent_bundle(uow, case, base_url=settings.base_url)
+                await audit_log.record(
+                    uow.db,
+                    None,
+                    "consent.exported",
+                    case_id=case.id,
+                    purpose="consent_export",
+                    detail=f"format=fhir-r4 records={bundle['total']} via=cli",
+                )
+                return bundle
+        finally:
+            await rt.engine.dispose()
+
+    bundle = asyncio.run(run())
+    if bundle is None:
+        raise click.ClickException(f"There is no case {case_id}.")
+    output.write(json.dumps(bundle, ensure_ascii=False, indent=2) + "\n")

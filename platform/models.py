@@ -110,6 +110,8 @@ class Case(Base):
     bsn_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     bsn_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     situation_enc: Mapped[bytes | None] = mapped_column(LargeBinary)  # free text about the family
+    # When the case ended (afgesloten): the retention period runs from here (consent.retention).
+    closed_at: Mapped[dt.datetime | None] = mapped_column()
     shredded_at: Mapped[dt.datetime | None] = mapped_column()
 
 

@@ -7,6 +7,7 @@ line or a traceback by accident. Outside demo mode a missing or placeholder secr
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -53,6 +54,12 @@ class Settings:
     # Per-organisation OIDC client secrets come from the environment, never the database:
     # KEERPUNT_OIDC_SECRET_<ORG_ID>. Kept as a mapping org id -> Secret.
     oidc_client_secrets: Mapping[int, Secret] = field(default_factory=dict)
+    # Retention (seed 003 §5.4): personal data no longer than the pilot; a closed case keeps
+    # it for one monitoring quarter, then it is shredded; the non-personal KPI rows stay two
+    # years. pilot_end is the pilot's last day (Europe/Amsterdam); None: not yet decided.
+    pilot_end: dt.date | None = None
+    retention_days_after_close: int = 90
+    kpi_retention_months: int = 24
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -73,6 +80,9 @@ class Settings:
             behind_tls=env.get("KEERPUNT_BEHIND_TLS", "0").lower() in {"1", "true", "yes"},
             default_locale=env.get("KEERPUNT_LOCALE", "nl"),
             oidc_client_secrets=secrets,
+            pilot_end=_date_setting(env, "KEERPUNT_PILOT_END"),
+            retention_days_after_close=_int_setting(env, "KEERPUNT_RETENTION_DAYS", 90),
+            kpi_retention_months=_int_setting(env, "KEERPUNT_KPI_RETENTION_MONTHS", 24),
         )
         settings.check()
         return settings
@@ -97,3 +107,22 @@ class Settings:
                 + "; ".join(problems)
                 + ". Set them in the environment, or set KEERPUNT_DEMO=1 for a demo."
             )
+
+
+def _date_setting(env: Mapping[str, str], name: str) -> dt.date | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        return dt.date.fromisoformat(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a date like 2024-12-31, not {raw!r}") from None
+
+
+def _int_setting(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit():
+        raise ConfigurationError(f"{name} must be a whole number of zero or more, not {raw!r}")
+    return int(raw)

@@ -2,14 +2,43 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from typing import Any
+
+from sqlalchemy import ColumnElement, Table, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keerpunt.platform.crypto import CaseCipher, KeyRing, bsn_index, new_data_key
 from keerpunt.platform.db import utcnow
 from keerpunt.platform.models import Case, CaseKey
 
-__all__ = ["Vault"]
+__all__ = ["Vault", "case_rows", "personal_columns"]
+
+CASE_TABLE = "case_file"
+
+
+def personal_columns(table: Table) -> list[str]:
+    """The columns of a table that hold family data: by convention every ``*_enc`` column."""
+    return [c.name for c in table.columns if c.name.endswith("_enc")]
+
+
+def case_rows(table: Table, case_id: int, _seen: frozenset[str] = frozenset()) -> Any:
+    """A condition selecting the rows of ``table`` that belong to one case, found by following
+    foreign keys to ``case_file`` (directly, or through e.g. a session or a case member).
+    None when the table has no path to a case."""
+    if table.name == CASE_TABLE:
+        return table.c.id == case_id
+    seen = _seen | {table.name}
+    for fk in table.foreign_keys:
+        if fk.column.table.name == CASE_TABLE:
+            return fk.parent == case_id
+    for fk in table.foreign_keys:
+        target = fk.column.table
+        if not isinstance(target, Table) or target.name in seen:
+            continue
+        inner: ColumnElement[bool] | None = case_rows(target, case_id, seen)
+        if inner is not None:
+            return fk.parent.in_(select(fk.column).where(inner))
+    return None
 
 
 class Vault:
@@ -34,10 +63,24 @@ class Vault:
         )
 
     async def shred(self, db: AsyncSession, case_id: int) -> None:
-        """Crypto-shredding: delete the case key; its encrypted personal data is unreadable."""
+        """Crypto-shredding: delete the case key, so its encrypted personal data is unreadable,
+        and empty every ``*_enc`` column of the case's rows in every table too, so not even the
+        ciphertext stays behind (defence in depth against a leaked old key or backup)."""
         key = await db.get(CaseKey, case_id)
         if key is not None:
             await db.delete(key)
+            await db.flush()
+        from keerpunt.platform.schema import metadata  # every domain's tables, not just loaded ones
+
+        for table in metadata.sorted_tables:
+            columns = personal_columns(table)
+            where = case_rows(table, case_id) if columns else None
+            if where is None:
+                continue
+            # Nullable columns become NULL; a required one gets the empty value, which no
+            # cipher accepts, so readers see "shredded" rather than a text.
+            values = {c: None if table.c[c].nullable else b"" for c in columns}
+            await db.execute(update(table).where(where).values(**values))
         await db.execute(
             update(Case).where(Case.id == case_id).values(shredded_at=utcnow(), bsn_hash=None)
         )
