@@ -189,6 +189,7 @@ async def _family_page(
             "withdraw_errors": errors or {},
         },
         status_code=status_code,
+    )
 
 
 async def export_fhir(request: Request) -> Response:
@@ -231,7 +232,5 @@ routes: list[BaseRoute] = [
         methods=["POST"],
         name="consent.youth_alone_end",
     ),
-
-
     Route("/cases/{case_id:int}/consents.fhir.json", export_fhir, name="consent.export_fhir"),
 ]

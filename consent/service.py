@@ -691,6 +691,7 @@ async def family_page(uow: UnitOfWork) -> FamilyPage:
         )
     }
     today = _today()
+    cipher = await uow.vault.cipher(uow.db, case.id)
     consents = tuple(
         FamilyConsent(
             record_id=r.id,
@@ -698,7 +699,7 @@ async def family_page(uow: UnitOfWork) -> FamilyPage:
             decision=r.decision,
             recipient_label=_recipient_label(r, orgs),
             recipient_is_org=r.recipient_org_id is not None,
-            explanation=r.explanation,
+            explanation=cipher.decrypt("consent.explanation", r.explanation_enc) or "",
             obtained_how=r.obtained_how,
             obtained_by=recorders.get(r.obtained_by_id, ""),
             recorded_at=r.recorded_at,
