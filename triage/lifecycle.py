@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from keerpunt.platform import audit
+from keerpunt.platform.db import utcnow
 from keerpunt.platform.errors import DomainError, InvalidInput, NotAllowed
 from keerpunt.platform.i18n import N_
 from keerpunt.platform.models import Case, CaseMember
@@ -376,6 +377,8 @@ async def transition(
     )
     uow.db.add(row)
     case.status = rule.target.value
+    if rule.target is Status.CLOSED:
+        case.closed_at = row.at = utcnow()  # the retention term counts from here
     await uow.db.flush()
     await audit.record(
         uow.db,

@@ -82,6 +82,11 @@ async def test_care_runs_is_extended_with_an_encrypted_reason_and_closes(
         assert case is not None
         steps = await lifecycle.history(uow, case)
         assert lifecycle.replay(steps) is Status.CLOSED == case.status
+        # the retention term (consent.retention) counts from the closing step
+        closing = await uow.db.scalar(
+            select(CaseTransition.at).where(CaseTransition.to_status == "closed")
+        )
+        assert case.closed_at is not None and case.closed_at == closing
         raw = (
             await uow.db.scalars(
                 select(CaseTransition.reason_enc).where(CaseTransition.to_status == "extended")
