@@ -36,6 +36,8 @@ from keerpunt.platform.i18n import N_
 
 __all__ = [
     "DOMAIN_LABELS",
+    "LADDER",
+    "LADDER_LABELS",
     "TRIGGER_RULES",
     "Basis",
     "CandidateCheck",
@@ -43,16 +45,20 @@ __all__ = [
     "Check",
     "Decision",
     "Domain",
+    "HalfYear",
     "Involvement",
+    "LadderStep",
     "OverrideWithoutReason",
     "Proposal",
     "ProviderOffer",
     "Rotation",
+    "TopOfLadder",
     "TriggerKind",
     "TriggerNotDue",
     "TriggerRule",
     "check_trigger",
     "decide",
+    "next_step",
     "propose",
     "queue",
     "trigger_date",
@@ -422,3 +428,81 @@ def decide(proposal: Proposal, rotation: Rotation, provider_id: int, reason: str
         rotation=after,
         next_after=_head(after, lot),
     )
+
+
+# -- the escalation ladder (escalatieladder) --------------------------------------------------
+
+
+class LadderStep(enum.StrEnum):
+    """The steps of a dispute, in order. The allocation stands on every step."""
+
+    PROVIDER_MANAGER = "provider_manager"  # the provider's manager objects
+    ALLOCATION_MANAGER = "allocation_manager"  # talks with the manager zorgbemiddeling
+    CONTRACT_MANAGER = "contract_manager"  # meeting with the contract manager of the GRJR
+    BOARDS = "boards"  # the provider's board with the GRJR's contract manager and/or board
+
+
+LADDER: tuple[LadderStep, ...] = tuple(LadderStep)
+
+LADDER_LABELS: dict[str, str] = {
+    LadderStep.PROVIDER_MANAGER: N_("Manager van de aanbieder maakt bezwaar"),
+    LadderStep.ALLOCATION_MANAGER: N_("Gesprek met de manager zorgbemiddeling"),
+    LadderStep.CONTRACT_MANAGER: N_(
+        "Gesprek met aanbieder, manager zorgbemiddeling en contractmanager GRJR"
+    ),
+    LadderStep.BOARDS: N_("Directie van de aanbieder met contractmanager en/of directie GRJR"),
+}
+
+
+class TopOfLadder(DomainError):
+    status_code = 409
+    message = N_("Dit geschil is al bij de hoogste stap: de directies.")
+
+
+def next_step(step: LadderStep) -> LadderStep:
+    """The next step up the ladder; the boards are the last."""
+    i = LADDER.index(step)
+    if i + 1 == len(LADDER):
+        raise TopOfLadder()
+    return LADDER[i + 1]
+
+
+# -- monitoring: allocations per half year (evaluatie elke zes maanden) -----------------------
+
+
+@dataclass(frozen=True, order=True)
+class HalfYear:
+    year: int
+    half: int  # 1: January-June, 2: July-December
+
+    @classmethod
+    def of(cls, day: dt.date) -> HalfYear:
+        return cls(day.year, 1 if day.month <= 6 else 2)
+
+    @classmethod
+    def parse(cls, raw: str) -> HalfYear:
+        """``2026H1`` / ``2026H2``; ValueError otherwise."""
+        year, sep, half = raw.upper().partition("H")
+        if not sep or not year.isdigit() or half not in {"1", "2"}:
+            raise ValueError(raw)
+        return cls(int(year), int(half))
+
+    @property
+    def first_day(self) -> dt.date:
+        return dt.date(self.year, 1 if self.half == 1 else 7, 1)
+
+    @property
+    def end(self) -> dt.date:
+        """The first day after this half year."""
+        return dt.date(self.year, 7, 1) if self.half == 1 else dt.date(self.year + 1, 1, 1)
+
+    @property
+    def previous(self) -> HalfYear:
+        return HalfYear(self.year, 1) if self.half == 2 else HalfYear(self.year - 1, 2)
+
+    @property
+    def next(self) -> HalfYear:
+        return HalfYear(self.year, 2) if self.half == 1 else HalfYear(self.year + 1, 1)
+
+    def __str__(self) -> str:
+        return f"{self.year}H{self.half}"

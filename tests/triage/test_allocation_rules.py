@@ -340,3 +340,33 @@ def test_compare_and_set_under_any_interleaving_never_skips_or_repeats(
     assert given_turns == list(range(1, len(given_turns) + 1))
     spread = [counts[o.provider_id] for o in providers]
     assert max(spread) - min(spread) <= 1
+
+
+# ---- the escalation ladder and the half year ----
+
+
+def test_the_ladder_goes_up_one_step_at_a_time_and_ends_at_the_boards() -> None:
+    from keerpunt.triage.allocation import LADDER, LadderStep, TopOfLadder, next_step
+
+    assert LADDER[0] is LadderStep.PROVIDER_MANAGER
+    step = LADDER[0]
+    seen = [step]
+    while step is not LadderStep.BOARDS:
+        step = next_step(step)
+        seen.append(step)
+    assert seen == list(LADDER) and len(seen) == 4
+    with pytest.raises(TopOfLadder):
+        next_step(LadderStep.BOARDS)
+
+
+def test_half_years() -> None:
+    from keerpunt.triage.allocation import HalfYear
+
+    assert HalfYear.of(D(2026, 6, 30)) == HalfYear(2026, 1)
+    assert HalfYear.of(D(2026, 7, 1)) == HalfYear(2026, 2)
+    assert HalfYear.parse("2026h2").end == D(2027, 1, 1)
+    assert HalfYear(2026, 1).previous == HalfYear(2025, 2)
+    assert str(HalfYear(2025, 2).next) == "2026H1"
+    for bad in ("2026", "2026H3", "H1", "abcdH1"):
+        with pytest.raises(ValueError):
+            HalfYear.parse(bad)
