@@ -36,6 +36,7 @@ from keerpunt.platform.i18n import N_
 
 __all__ = [
     "DOMAIN_LABELS",
+    "DOMAIN_SHORT",
     "LADDER",
     "LADDER_LABELS",
     "TRIGGER_RULES",
@@ -78,6 +79,9 @@ DOMAIN_LABELS: dict[str, str] = {
     Domain.GGZ: N_("Geestelijke gezondheid (GGZ)"),
     Domain.LVB: N_("Licht verstandelijke beperking (LVB)"),
 }
+
+
+DOMAIN_SHORT: dict[str, str] = {Domain.JO: "J&O", Domain.GGZ: "GGZ", Domain.LVB: "LVB"}
 
 
 class TriggerKind(enum.StrEnum):
@@ -300,7 +304,7 @@ def _checks(needs: CaseNeeds, o: ProviderOffer) -> tuple[Check, ...]:
             "domain",
             False,
             N_("Werkt in een ander domein: %(domain)s."),
-            {"domain": DOMAIN_LABELS[o.domain]},
+            {"domain": DOMAIN_SHORT[o.domain]},
         ),
         Check("expertise", True, N_("Heeft de expertise die nodig is."))
         if not missing

@@ -80,11 +80,14 @@ __all__ = [
     "StaleVersion",
     "TurnMoved",
     "allocation_view",
+    "case_for_pseudonym",
     "decide_allocation",
     "escalate_dispute",
+    "lots",
     "open_dispute",
     "overview",
     "proposal_view",
+    "provider_choices",
     "provider_list",
     "request_allocation",
     "resolve_dispute",
@@ -389,6 +392,25 @@ async def request_allocation(uow: UnitOfWork, case_id: int, d: RequestDraft) -> 
         detail=f"request={req.id} trigger={d.trigger} domain={d.domain}",
     )
     return req
+
+
+async def case_for_pseudonym(uow: UnitOfWork, pseudonym: str) -> int:
+    """The case behind a pseudonym as read out at the table (the manager zorgbemiddeling
+    does not see names)."""
+    _require_manager(uow)
+    wanted = pseudonym.strip().upper()
+    case_id = await uow.db.scalar(
+        select(Case.id).where(Case.pseudonym == wanted, Case.shredded_at.is_(None))
+    )
+    if case_id is None:
+        raise InvalidInput({"pseudonym": N_("Er is geen casus met dit pseudoniem.")})
+    return case_id
+
+
+async def lots(uow: UnitOfWork) -> list[str]:
+    """The contract lots that have providers."""
+    rows = await uow.db.scalars(select(AllocationProvider.lot).distinct())
+    return sorted(rows.all()) or [DEFAULT_LOT]
 
 
 def _needs(req: AllocationRequest) -> CaseNeeds:
