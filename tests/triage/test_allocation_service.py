@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import itertools
 from collections import Counter
 from dataclasses import dataclass, replace
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from keerpunt.platform.audit import verify
@@ -490,3 +493,108 @@ async def _org_id(rt: Runtime, name: str) -> int:
         oid = await db.scalar(select(Organisation.id).where(Organisation.name == name))
         assert oid is not None
         return oid
+
+
+async def test_the_same_request_decided_twice_at_once_allocates_once(runtime: Runtime) -> None:
+    ret = await build_ret(runtime)
+    rid = await request(runtime, ret, ret.case_ids[0])
+    enver = ret.providers["Enver"]
+
+    async def click() -> str:
+        try:
+            async with runtime.unit_of_work(ret.who) as uow:
+                await alloc.decide_allocation(uow, rid, alloc.Choice(enver, "", 0))
+            return "ok"
+        except (InvalidInput, alloc.TurnMoved):
+            return "refused"
+
+    outcomes = await asyncio.gather(click(), click(), click())
+    assert sorted(outcomes) == ["ok", "refused", "refused"]
+    async with runtime.sessionmaker() as db:
+        assert await db.scalar(select(func.count()).select_from(Allocation)) == 1
+
+
+_lots = itertools.count()
+
+
+@settings(
+    max_examples=8,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    workers=st.integers(min_value=2, max_value=9),
+    overrides=st.lists(st.sampled_from([None, "Enver", "Ihub", "Timon", "Prokino"]), max_size=9),
+)
+async def test_property_concurrent_turns_never_skip_or_repeat(
+    runtime: Runtime, workers: int, overrides: list[str | None]
+) -> None:
+    """Hypothesis picks how many allocations run at once and which of them override the
+    proposal; on the real database every turn is given exactly once, in order, and without
+    overrides the J&O providers' counts differ by at most one."""
+    ret = await _shared_ret(runtime)
+    lot = f"Perceel {next(_lots)}"
+    async with runtime.unit_of_work(ret.who) as uow:
+        for name, domain, pos, expertise, ages, locations, milieus in RIJNMOND[:4]:
+            await alloc.save_provider(
+                uow,
+                alloc.ProviderDraft(
+                    organisation_id=ret.providers[name],
+                    lot=lot,
+                    domain=domain,
+                    position=str(pos),
+                    expertise=expertise,
+                    min_age=str(ages[0]),
+                    max_age=str(ages[1]),
+                    locations=locations,
+                    milieus=tuple(milieus),
+                    contract_active=True,
+                ),
+            )
+    case_ids = [await register(runtime, ret.registrar) for _ in range(workers)]
+    rids = [await request(runtime, ret, cid, lot=lot) for cid in case_ids]
+    plan = (overrides + [None] * workers)[:workers]
+
+    async def allocate(rid: int, target: str | None) -> None:
+        while True:
+            async with runtime.unit_of_work(ret.who) as uow:
+                view = await alloc.proposal_view(uow, rid)
+            e = view.explanation
+            assert e.proposed_id is not None
+            chosen = ret.providers[target] if target else e.proposed_id
+            reason = "Andere keuze." if chosen != e.proposed_id else ""
+            try:
+                async with runtime.unit_of_work(ret.who) as uow:
+                    await alloc.decide_allocation(
+                        uow, rid, alloc.Choice(chosen, reason, e.turn_before)
+                    )
+                return
+            except alloc.TurnMoved:
+                await asyncio.sleep(0)
+
+    await asyncio.gather(*(allocate(rid, t) for rid, t in zip(rids, plan, strict=True)))
+    async with runtime.sessionmaker() as db:
+        rows = (
+            await db.execute(
+                select(Allocation.turn, Allocation.provider_id).where(Allocation.lot == lot)
+            )
+        ).all()
+    assert sorted(t for t, _ in rows) == list(range(1, workers + 1))
+    if not any(plan):
+        counts = Counter(p for _, p in rows)
+        jo = [counts[ret.providers[n]] for n in ("Enver", "Ihub", "Timon", "Prokino")]
+        assert max(jo) - min(jo) <= 1
+
+
+_shared: list[Ret] = []
+
+
+async def _shared_ret(rt: Runtime) -> Ret:
+    """One set of organisations and people for all examples of a hypothesis test (they run in
+    one test, on one database); built again once the database was emptied."""
+    if _shared:
+        async with rt.sessionmaker() as db:
+            if await db.get(User, _shared[0].manager.id) is not None:
+                return _shared[0]
+    _shared[:] = [await build_ret(rt, cases=0)]
+    return _shared[0]
