@@ -166,6 +166,8 @@ async def _request_page(
     values: dict[str, Any] | None = None,
     message: str | None = None,
     status_code: int = 200,
+    request_id: int | None = None,
+    case_pseudonym: str = "",
 ) -> Response:
     values = values or {}
     async with unit_of_work(request, who) as uow:
@@ -186,6 +188,8 @@ async def _request_page(
             "values": values,
             "message": message,
             "today": dt.datetime.now(AMSTERDAM).date(),
+            "request_id": request_id,
+            "case_pseudonym": case_pseudonym,
             **_vocab(),
         },
         status_code=status_code,
@@ -198,10 +202,7 @@ async def request_form(request: Request) -> Response:
     return await _request_page(request, who, values=values)
 
 
-async def request_submit(request: Request) -> Response:
-    who = require(request, MANAGER)
-    data = await form(request)
-    errors: dict[str, str] = {}
+def _request_draft(data: FormData, errors: dict[str, str]) -> svc.RequestDraft:
     since = date_field(data, "since", errors)
     past: dict[str, set[int]] = {"continue": set(), "not_again": set()}
     for key in data:
@@ -209,7 +210,7 @@ async def request_submit(request: Request) -> Response:
             choice = field(data, key)
             if choice in past:
                 past[choice].add(int(key[5:]))
-    draft = svc.RequestDraft(
+    return svc.RequestDraft(
         lot=field(data, "lot"),
         trigger=field(data, "trigger"),
         since=since,
@@ -221,6 +222,19 @@ async def request_submit(request: Request) -> Response:
         continue_ids=frozenset(past["continue"]),
         not_again_ids=frozenset(past["not_again"]),
     )
+
+
+def _too_early(exc: TriggerNotDue) -> dict[str, str]:
+    fires_on = exc.params["fires_on"]
+    assert isinstance(fires_on, dt.date)
+    return {"since": gettext(exc.message) % {"fires_on": local_date(fires_on)}}
+
+
+async def request_submit(request: Request) -> Response:
+    who = require(request, MANAGER)
+    data = await form(request)
+    errors: dict[str, str] = {}
+    draft = _request_draft(data, errors)
     values = _values(data)
     try:
         if errors:
@@ -234,13 +248,48 @@ async def request_submit(request: Request) -> Response:
             request, who, errors={**errors, **exc.errors}, values=values, status_code=422
         )
     except TriggerNotDue as exc:
-        fires_on = exc.params["fires_on"]
-        assert isinstance(fires_on, dt.date)
-        text = gettext(exc.message) % {"fires_on": local_date(fires_on)}
         return await _request_page(
-            request, who, errors={"since": text}, values=values, status_code=422
+            request, who, errors=_too_early(exc), values=values, status_code=422
         )
     return redirect(request, "triage.allocation_proposal", request_id=request_id)
+
+
+async def needs_form(request: Request) -> Response:
+    who = require(request, MANAGER)
+    rid = request.path_params["request_id"]
+    async with unit_of_work(request, who) as uow:
+        pseudonym, values = await svc.request_draft(uow, rid)
+    return await _request_page(
+        request, who, values=values, request_id=rid, case_pseudonym=pseudonym
+    )
+
+
+async def needs_save(request: Request) -> Response:
+    who = require(request, MANAGER)
+    rid = request.path_params["request_id"]
+    data = await form(request)
+    errors: dict[str, str] = {}
+    draft = _request_draft(data, errors)
+    values = _values(data)
+    try:
+        if errors:
+            raise InvalidInput(errors)
+        async with unit_of_work(request, who) as uow:
+            await svc.complete_request(uow, rid, draft)
+    except (InvalidInput, TriggerNotDue) as exc:
+        async with unit_of_work(request, who) as uow:
+            pseudonym, _saved = await svc.request_draft(uow, rid)
+        found = exc.errors if isinstance(exc, InvalidInput) else _too_early(exc)
+        return await _request_page(
+            request,
+            who,
+            errors={**errors, **found},
+            values=values,
+            request_id=rid,
+            case_pseudonym=pseudonym,
+            status_code=422,
+        )
+    return redirect(request, "triage.allocation_proposal", request_id=rid)
 
 
 # -- the proposal and the decision -------------------------------------------------------------
@@ -256,8 +305,11 @@ async def _proposal_page(
     message: str | None = None,
     status_code: int = 200,
 ) -> Response:
-    async with unit_of_work(request, who) as uow:
-        view = await svc.proposal_view(uow, request_id)
+    try:
+        async with unit_of_work(request, who) as uow:
+            view = await svc.proposal_view(uow, request_id)
+    except svc.NeedsIncomplete:
+        return redirect(request, "triage.allocation_needs", request_id=request_id)
     if view.allocation_id is not None and status_code == 200:
         return redirect(request, "triage.allocation_show", allocation_id=view.allocation_id)
     return render(
@@ -428,6 +480,17 @@ routes: list[BaseRoute] = [
         "/allocation/requests/{request_id:int}",
         proposal,
         name="triage.allocation_proposal",
+    ),
+    Route(
+        "/allocation/requests/{request_id:int}/needs",
+        needs_form,
+        name="triage.allocation_needs",
+    ),
+    Route(
+        "/allocation/requests/{request_id:int}/needs",
+        needs_save,
+        methods=["POST"],
+        name="triage.allocation_needs_save",
     ),
     Route(
         "/allocation/requests/{request_id:int}/decide",

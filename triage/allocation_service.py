@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from keerpunt.platform import audit
 from keerpunt.platform.db import utcnow
-from keerpunt.platform.errors import InvalidInput, NotAllowed, NotFound, StaleVersion
+from keerpunt.platform.errors import DomainError, InvalidInput, NotAllowed, NotFound, StaleVersion
 from keerpunt.platform.i18n import AMSTERDAM, N_
 from keerpunt.platform.models import Case, Organisation, OrgKind, User
 from keerpunt.platform.principal import SYSTEM
@@ -72,6 +72,7 @@ __all__ = [
     "AllocationView",
     "Choice",
     "Explanation",
+    "NeedsIncomplete",
     "Overview",
     "ProposalView",
     "ProviderDraft",
@@ -81,6 +82,7 @@ __all__ = [
     "TurnMoved",
     "allocation_view",
     "case_for_pseudonym",
+    "complete_request",
     "decide_allocation",
     "escalate_dispute",
     "lots",
@@ -90,8 +92,10 @@ __all__ = [
     "provider_choices",
     "provider_list",
     "request_allocation",
+    "request_draft",
     "resolve_dispute",
     "save_provider",
+    "trigger_fired",
     "worklist",
 ]
 
@@ -320,19 +324,35 @@ class RequestDraft:
     not_again_ids: frozenset[int]  # providers whose past involvement did not work
 
 
-async def request_allocation(uow: UnitOfWork, case_id: int, d: RequestDraft) -> AllocationRequest:
-    """Hand a case to the manager zorgbemiddeling because a trigger fired (mandaatregeling):
-    3-4 weeks at the tables without a place, or 28 days after a crisis placement. Refused
-    before the trigger date; one open request per case."""
+def _may_request(uow: UnitOfWork) -> None:
     who = uow.who
     if not (who.has(MANAGER) or who.has("coordinator") or who is SYSTEM):
         raise NotAllowed(
             N_("Alleen de manager zorgbemiddeling of de coördinator vraagt een toewijzing aan.")
         )
+
+
+async def _open_case(uow: UnitOfWork, case_id: int) -> Case:
     case = await uow.db.get(Case, case_id)
     if case is None or case.shredded_at is not None:
         raise NotFound()
-    errors: dict[str, str] = {}
+    return case
+
+
+async def _no_open_request(uow: UnitOfWork, case_id: int, errors: dict[str, str]) -> None:
+    open_request = await uow.db.scalar(
+        select(AllocationRequest.id).where(
+            AllocationRequest.case_id == case_id, AllocationRequest.status == "open"
+        )
+    )
+    if open_request is not None:
+        errors["case"] = N_("Voor deze casus loopt al een toewijzing.")
+
+
+async def _apply(
+    uow: UnitOfWork, req: AllocationRequest, d: RequestDraft, errors: dict[str, str]
+) -> None:
+    """Validate the whole draft (every field at once) and write it into the request."""
     if d.trigger not in set(TriggerKind):
         errors["trigger"] = N_("Kies waarom de casus nu wordt toegewezen.")
     if d.since is None:
@@ -356,42 +376,130 @@ async def request_allocation(uow: UnitOfWork, case_id: int, d: RequestDraft) -> 
     known = {r.organisation_id for r in lot_rows}
     if not (d.continue_ids | d.not_again_ids) <= known or d.continue_ids & d.not_again_ids:
         errors["past"] = N_("Kies per aanbieder één keuze uit dit perceel.")
-    open_request = await uow.db.scalar(
-        select(AllocationRequest.id).where(
-            AllocationRequest.case_id == case.id, AllocationRequest.status == "open"
-        )
-    )
-    if open_request is not None:
-        errors["case"] = N_("Voor deze casus loopt al een toewijzing.")
     if errors:
         raise InvalidInput(errors)
-    assert d.since is not None and age is not None
+    assert d.since is not None
     check_trigger(TriggerKind(d.trigger), d.since, _today())
-    req = AllocationRequest(
-        case_id=case.id,
-        lot=d.lot,
-        trigger_kind=d.trigger,
-        trigger_since=d.since,
-        domain=d.domain,
-        age=age,
-        location=location,
-        milieu=milieu,
-        expertise=",".join(sorted({e.strip() for e in d.expertise if e.strip()})),
-        continue_ids=",".join(str(i) for i in sorted(d.continue_ids)),
-        not_again_ids=",".join(str(i) for i in sorted(d.not_again_ids)),
-        requested_by_id=who.user_id,
-    )
+    req.lot = d.lot
+    req.trigger_kind = d.trigger
+    req.trigger_since = d.since
+    req.domain = d.domain
+    req.age = age
+    req.location = location
+    req.milieu = milieu
+    req.expertise = ",".join(sorted({e.strip() for e in d.expertise if e.strip()}))
+    req.continue_ids = ",".join(str(i) for i in sorted(d.continue_ids))
+    req.not_again_ids = ",".join(str(i) for i in sorted(d.not_again_ids))
+
+
+async def request_allocation(uow: UnitOfWork, case_id: int, d: RequestDraft) -> AllocationRequest:
+    """Hand a case to the manager zorgbemiddeling because a trigger fired (mandaatregeling):
+    3-4 weeks at the tables without a place, or 28 days after a crisis placement, with what
+    the case needs. Refused before the trigger date; one open request per case."""
+    _may_request(uow)
+    case = await _open_case(uow, case_id)
+    errors: dict[str, str] = {}
+    await _no_open_request(uow, case.id, errors)
+    req = AllocationRequest(case_id=case.id, requested_by_id=uow.who.user_id)
+    await _apply(uow, req, d, errors)
     uow.db.add(req)
     await uow.db.flush()
     await audit.record(
         uow.db,
-        who,
+        uow.who,
         "allocation.requested",
         case_id=case.id,
         purpose="allocation",
         detail=f"request={req.id} trigger={d.trigger} domain={d.domain}",
     )
     return req
+
+
+async def trigger_fired(
+    uow: UnitOfWork,
+    case_id: int,
+    trigger: TriggerKind,
+    since: dt.date,
+    domain: Domain,
+    lot: str = DEFAULT_LOT,
+) -> AllocationRequest:
+    """The narrow interface for the case lifecycle: a trigger fired for this case (since
+    ``since``, problems weighing most in ``domain``). The request waits on the manager
+    zorgbemiddeling's work list until the needs are filled in (:func:`complete_request`)."""
+    _may_request(uow)
+    case = await _open_case(uow, case_id)
+    errors: dict[str, str] = {}
+    await _no_open_request(uow, case.id, errors)
+    if errors:
+        raise InvalidInput(errors)
+    check_trigger(trigger, since, _today())
+    req = AllocationRequest(
+        case_id=case.id,
+        lot=lot,
+        trigger_kind=trigger.value,
+        trigger_since=since,
+        domain=domain.value,
+        age=None,
+        location="",
+        requested_by_id=uow.who.user_id,
+    )
+    uow.db.add(req)
+    await uow.db.flush()
+    await audit.record(
+        uow.db,
+        uow.who,
+        "allocation.requested",
+        case_id=case.id,
+        purpose="allocation",
+        detail=f"request={req.id} trigger={trigger.value} domain={domain.value} needs=open",
+    )
+    return req
+
+
+async def complete_request(uow: UnitOfWork, request_id: int, d: RequestDraft) -> None:
+    """The manager fills in or corrects what the case needs, before allocating."""
+    _require_manager(uow)
+    req = await uow.db.get(AllocationRequest, request_id)
+    if req is None:
+        raise NotFound()
+    if req.status != "open":
+        raise InvalidInput({"case": N_("Deze casus is al toegewezen.")})
+    await _apply(uow, req, d, {})
+    await uow.db.flush()
+    await audit.record(
+        uow.db,
+        uow.who,
+        "allocation.needs_saved",
+        case_id=req.case_id,
+        purpose="allocation",
+        detail=f"request={req.id} domain={d.domain}",
+    )
+
+
+async def request_draft(uow: UnitOfWork, request_id: int) -> tuple[str, dict[str, Any]]:
+    """The request as form values (to complete or correct it), with the case's pseudonym."""
+    _require_manager(uow)
+    req, case = await _request(uow, request_id)
+    values: dict[str, Any] = {
+        "lot": req.lot,
+        "trigger": req.trigger_kind,
+        "since": req.trigger_since.isoformat(),
+        "domain": req.domain,
+        "age": "" if req.age is None else str(req.age),
+        "location": req.location,
+        "milieu": "" if req.milieu is None else str(req.milieu),
+        "expertise": list(_csv(req.expertise)),
+    }
+    for i in _ids(req.continue_ids):
+        values[f"past-{i}"] = "continue"
+    for i in _ids(req.not_again_ids):
+        values[f"past-{i}"] = "not_again"
+    return case.pseudonym, values
+
+
+class NeedsIncomplete(DomainError):
+    status_code = 409
+    message = N_("Vul eerst in wat de jongere nodig heeft.")
 
 
 async def case_for_pseudonym(uow: UnitOfWork, pseudonym: str) -> int:
@@ -414,6 +522,7 @@ async def lots(uow: UnitOfWork) -> list[str]:
 
 
 def _needs(req: AllocationRequest) -> CaseNeeds:
+    assert req.age is not None
     past = {i: Involvement.CONTINUE for i in _ids(req.continue_ids)}
     past.update({i: Involvement.NOT_AGAIN for i in _ids(req.not_again_ids)})
     return CaseNeeds(
@@ -612,6 +721,8 @@ async def proposal_view(uow: UnitOfWork, request_id: int) -> ProposalView:
     """The request with Keerpunt's proposal and its explanation, as of now."""
     _require_manager(uow)
     req, case = await _request(uow, request_id)
+    if req.age is None:
+        raise NeedsIncomplete()
     rows = await _provider_rows(uow.db, req.lot)
     rotation = await _rotation(
         uow.db, req.lot, req.domain, await _current_turn(uow.db, req.lot, req.domain)
@@ -691,6 +802,8 @@ async def decide_allocation(uow: UnitOfWork, request_id: int, c: Choice) -> Allo
         raise NotFound()
     if req.status != "open":
         raise InvalidInput({"provider_id": N_("Deze casus is al toegewezen.")})
+    if req.age is None:
+        raise NeedsIncomplete()
     rows = await _provider_rows(uow.db, req.lot)
     by_id = {r.organisation_id: r for r in rows}
     errors: dict[str, str] = {}
@@ -1030,6 +1143,7 @@ class RequestLine:
     domain_label: str
     trigger_label: str
     requested_at: dt.datetime
+    complete: bool  # the needs are filled in: a proposal can be made
 
 
 @dataclass(frozen=True)
@@ -1085,6 +1199,7 @@ async def worklist(uow: UnitOfWork, limit: int = 50) -> Worklist:
                 DOMAIN_LABELS[r.domain],
                 TRIGGER_RULES[TriggerKind(r.trigger_kind)].label,
                 r.requested_at,
+                r.age is not None,
             )
             for r, p in reqs
         ),

@@ -200,7 +200,7 @@ class AllocationRequest(Base):
     trigger_kind: Mapped[str] = mapped_column(String(30))  # allocation.TriggerKind
     trigger_since: Mapped[dt.date] = mapped_column(Date)
     domain: Mapped[str] = mapped_column(String(10))  # predominant domain
-    age: Mapped[int] = mapped_column(Integer)
+    age: Mapped[int | None] = mapped_column(Integer)  # None: needs not filled in yet
     location: Mapped[str] = mapped_column(String(100))
     milieu: Mapped[int | None] = mapped_column(Integer)
     expertise: Mapped[str] = mapped_column(String(500), default="")  # comma-separated

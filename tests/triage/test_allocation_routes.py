@@ -286,3 +286,35 @@ async def test_state_changes_need_the_csrf_token(
     assert r.status_code == 403
     async with runtime.sessionmaker() as db:
         assert await db.scalar(select(func.count()).select_from(Allocation)) == 0
+
+
+async def test_a_fired_trigger_waits_until_the_needs_are_filled_in(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    from keerpunt.platform.principal import SYSTEM
+    from keerpunt.triage import allocation_service as alloc
+    from keerpunt.triage.allocation import Domain, TriggerKind
+
+    ret, csrf = await as_manager(client, runtime)
+    async with runtime.unit_of_work(SYSTEM) as uow:
+        req = await alloc.trigger_fired(
+            uow, ret.case_ids[0], TriggerKind.TABLES_TIMEOUT, LONG_AGO, Domain.JO
+        )
+        rid = req.id
+    page = text_of((await client.get("/allocation")).text)
+    assert "eerst invullen wat de jongere nodig heeft" in page
+    r = await client.get(f"/allocation/requests/{rid}")
+    assert r.status_code == 303 and r.headers["location"].endswith(f"/requests/{rid}/needs")
+    r = await client.get(f"/allocation/requests/{rid}/needs")
+    name = await pseudonym(runtime, ret.case_ids[0])
+    assert f"Wat heeft {name} nodig?" in text_of(r.text)
+    assert 'value="jo" required checked' in r.text  # the domain the lifecycle reported
+    form = {k: v for k, v in REQUEST_FORM.items()}
+    r = await client.post(
+        f"/allocation/requests/{rid}/needs", data={**form, "age": "", "csrf_token": csrf}
+    )
+    assert r.status_code == 422 and 'id="age-error"' in r.text
+    r = await client.post(f"/allocation/requests/{rid}/needs", data={**form, "csrf_token": csrf})
+    assert r.status_code == 303
+    page = text_of((await client.get(r.headers["location"])).text)
+    assert "Voorstel: Enver." in page

@@ -598,3 +598,53 @@ async def _shared_ret(rt: Runtime) -> Ret:
                 return _shared[0]
     _shared[:] = [await build_ret(rt, cases=0)]
     return _shared[0]
+
+
+async def test_the_lifecycle_reports_a_trigger_and_the_manager_fills_in_the_needs(
+    runtime: Runtime,
+) -> None:
+    from keerpunt.platform.principal import SYSTEM
+    from keerpunt.triage.allocation import Domain, TriggerKind
+
+    ret = await build_ret(runtime)
+    cid = ret.case_ids[0]
+    with pytest.raises(TriggerNotDue):
+        async with runtime.unit_of_work(SYSTEM) as uow:
+            await alloc.trigger_fired(
+                uow, cid, TriggerKind.CRISIS_28_DAYS, TODAY - dt.timedelta(days=27), Domain.GGZ
+            )
+    async with runtime.unit_of_work(SYSTEM) as uow:
+        req = await alloc.trigger_fired(
+            uow, cid, TriggerKind.CRISIS_28_DAYS, TODAY - dt.timedelta(days=28), Domain.GGZ
+        )
+        rid = req.id
+    async with runtime.unit_of_work(ret.who) as uow:
+        (line,) = (await alloc.worklist(uow)).open_requests
+        assert line.request_id == rid and not line.complete
+        with pytest.raises(alloc.NeedsIncomplete):
+            await alloc.proposal_view(uow, rid)
+        name, values = await alloc.request_draft(uow, rid)
+    assert values["domain"] == "ggz" and values["trigger"] == "crisis_28_days"
+    assert values["age"] == "" and name.startswith("K-")
+    with pytest.raises(alloc.NeedsIncomplete):
+        async with runtime.unit_of_work(ret.who) as uow:
+            await alloc.decide_allocation(uow, rid, alloc.Choice(ret.providers["Yulius"], "", 0))
+    with pytest.raises(InvalidInput) as exc:
+        async with runtime.unit_of_work(ret.who) as uow:
+            await alloc.complete_request(uow, rid, draft(domain="ggz", age="", location=""))
+    assert set(exc.value.errors) == {"age", "location"}
+    async with runtime.unit_of_work(ret.who) as uow:
+        await alloc.complete_request(
+            uow,
+            rid,
+            draft(
+                domain="ggz",
+                trigger="crisis_28_days",
+                since=TODAY - dt.timedelta(days=28),
+                expertise=frozenset({"angst"}),
+            ),
+        )
+    async with runtime.unit_of_work(ret.who) as uow:
+        view = await alloc.proposal_view(uow, rid)
+    assert view.explanation.proposed == "Yulius"  # both GGZ providers fit: Yulius is first
+    assert view.explanation.basis == "turn"

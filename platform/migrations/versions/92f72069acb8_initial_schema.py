@@ -165,7 +165,7 @@ def upgrade() -> None:
     sa.Column('trigger_kind', sa.String(length=30), nullable=False),
     sa.Column('trigger_since', sa.Date(), nullable=False),
     sa.Column('domain', sa.String(length=10), nullable=False),
-    sa.Column('age', sa.Integer(), nullable=False),
+    sa.Column('age', sa.Integer(), nullable=True),
     sa.Column('location', sa.String(length=100), nullable=False),
     sa.Column('milieu', sa.Integer(), nullable=True),
     sa.Column('expertise', sa.String(length=500), nullable=False),
