@@ -7,13 +7,15 @@ import pytest
 from playwright.async_api import Browser
 from sqlalchemy import select
 
+from keerpunt.platform.principal import SYSTEM
 from keerpunt.platform.runtime import Runtime
 from keerpunt.triage import allocation_service as alloc
+from keerpunt.triage.allocation import Domain, TriggerKind
 from keerpunt.triage.models import Allocation
 from tests.browser.conftest import browser, logged_in_context  # noqa: F401 (fixture)
 from tests.browser.test_accessibility import axe_violations
 from tests.conftest import LiveServer
-from tests.triage.test_allocation_service import accept, build_ret, request
+from tests.triage.test_allocation_service import LONG_AGO, accept, build_ret, register, request
 
 pytestmark = [pytest.mark.anyio, pytest.mark.browser]
 
@@ -34,6 +36,11 @@ async def test_allocation_pages_have_no_axe_violations(
     assert aid is not None
     async with runtime.unit_of_work(ret.who) as uow:
         await alloc.open_dispute(uow, aid, ret.providers["Enver"], "Piet", "Geen plek.")
+    third = await register(runtime, ret.registrar, "Derde")
+    async with runtime.unit_of_work(SYSTEM) as uow:
+        fired = await alloc.trigger_fired(
+            uow, third, TriggerKind.TABLES_TIMEOUT, LONG_AGO, Domain.LVB
+        )
     ctx = await logged_in_context(
         browser, runtime, live_server, user_id=ret.manager.id, width=width
     )
@@ -57,6 +64,7 @@ async def test_allocation_pages_have_no_axe_violations(
         f"/allocation/{aid}",
         "/allocation/overview",
         "/allocation/providers",
+        f"/allocation/requests/{fired.id}/needs",
     ):
         await page.goto(live_server.url + path)
         await check(path)

@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from keerpunt.platform.audit import verify
 from keerpunt.platform.errors import InvalidInput, NotAllowed
 from keerpunt.platform.i18n import AMSTERDAM
-from keerpunt.platform.models import AuditEntry, Organisation, User
+from keerpunt.platform.models import AuditEntry, User
 from keerpunt.platform.principal import Principal, staff_principal
 from keerpunt.platform.runtime import Runtime
 from keerpunt.triage import allocation_service as alloc
@@ -486,13 +486,6 @@ async def test_overview_counts_allocations_per_provider_per_half_year(runtime: R
     with pytest.raises(NotAllowed):
         async with runtime.unit_of_work(staff_principal(ret.registrar)) as uow:
             await alloc.overview(uow, HalfYear(2020, 1))
-
-
-async def _org_id(rt: Runtime, name: str) -> int:
-    async with rt.sessionmaker() as db:
-        oid = await db.scalar(select(Organisation.id).where(Organisation.name == name))
-        assert oid is not None
-        return oid
 
 
 async def test_the_same_request_decided_twice_at_once_allocates_once(runtime: Runtime) -> None:
