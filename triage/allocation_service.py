@@ -850,7 +850,7 @@ async def decide_allocation(uow: UnitOfWork, request_id: int, c: Choice) -> Allo
         reason_enc=cipher.encrypt("allocation.reason", reason) if reason else None,
         second_provider_id=c.second_provider_id,
         share_percent=share,
-        explanation=_with_decision(Explanation.of(proposal), decision.next_after),
+        explanation=_with_decision(Explanation.of(proposal), decision.turn, decision.next_after),
         decided_by_id=uow.who.user_id,
     )
     uow.db.add(allocation)
@@ -868,8 +868,11 @@ async def decide_allocation(uow: UnitOfWork, request_id: int, c: Choice) -> Allo
     return allocation
 
 
-def _with_decision(e: Explanation, next_after: str | None) -> str:
+def _with_decision(e: Explanation, turn: int, next_after: str | None) -> str:
+    """The explanation as shown, with the turn the decision actually took (an override when
+    nobody fitted takes a turn the proposal could not name)."""
     data = json.loads(e.to_json())
+    data["turn_after"] = turn
     data["decided_next_after"] = next_after
     return json.dumps(data, ensure_ascii=False)
 

@@ -641,3 +641,26 @@ async def test_the_lifecycle_reports_a_trigger_and_the_manager_fills_in_the_need
         view = await alloc.proposal_view(uow, rid)
     assert view.explanation.proposed == "Yulius"  # both GGZ providers fit: Yulius is first
     assert view.explanation.basis == "turn"
+
+
+async def test_when_nobody_fits_the_manager_chooses_with_a_reason_and_a_turn_is_given(
+    runtime: Runtime,
+) -> None:
+    ret = await build_ret(runtime)
+    rid = await request(runtime, ret, ret.case_ids[0], location="Vlaardingen")
+    async with runtime.unit_of_work(ret.who) as uow:
+        view = await alloc.proposal_view(uow, rid)
+    assert view.explanation.proposed is None and view.explanation.basis == "none_suitable"
+    assert all(not c.suitable for c in view.explanation.candidates)
+    with pytest.raises(InvalidInput):
+        async with runtime.unit_of_work(ret.who) as uow:
+            await alloc.decide_allocation(uow, rid, alloc.Choice(ret.providers["Ihub"], "", 0))
+    async with runtime.unit_of_work(ret.who) as uow:
+        a = await alloc.decide_allocation(
+            uow, rid, alloc.Choice(ret.providers["Ihub"], "Ihub opent daar een locatie.", 0)
+        )
+        aid = a.id
+    async with runtime.unit_of_work(ret.who) as uow:
+        shown = await alloc.allocation_view(uow, aid)
+    assert shown.overridden and shown.proposed is None and shown.turn == 1
+    assert shown.explanation.turn_after == 1 and shown.explanation.next_after == "Enver"
