@@ -337,12 +337,14 @@ async def decide(request: Request) -> Response:
     rid = request.path_params["request_id"]
     data = await form(request)
     turn = field(data, "expected_turn")
+    seen = field(data, "seen_proposal")
     choice = svc.Choice(
         provider_id=_id(data, "provider_id") or 0,
         reason=field(data, "reason"),
         expected_turn=int(turn) if turn.isdigit() else -1,
         second_provider_id=_id(data, "second_provider_id"),
         share_percent=field(data, "share_percent"),
+        seen_proposal_id=int(seen) if seen.isdigit() else None,
     )
     values = _values(data)
     try:

@@ -74,6 +74,7 @@ __all__ = [
     "Explanation",
     "NeedsIncomplete",
     "Overview",
+    "ProposalChanged",
     "ProposalView",
     "ProviderDraft",
     "ProviderRow",
@@ -111,6 +112,15 @@ class TurnMoved(StaleVersion):
     message = N_(
         "Intussen is er een andere toewijzing gedaan in dit domein. Het voorstel is opnieuw "
         "berekend. Kijk het na en kies opnieuw. Er is niets opgeslagen."
+    )
+
+
+class ProposalChanged(TurnMoved):
+    """Same turn, but the proposal differs from the one shown (a provider's offer changed)."""
+
+    message = N_(
+        "Het voorstel is intussen veranderd, omdat het aanbod van een aanbieder is aangepast. "
+        "Kijk het na en kies opnieuw. Er is niets opgeslagen."
     )
 
 
@@ -768,6 +778,7 @@ class Choice:
     expected_turn: int
     second_provider_id: int | None = None
     share_percent: str = ""  # the first provider's share when there are two
+    seen_proposal_id: int | None = None  # the proposal shown (0: none); None: not checked
 
 
 async def _lock_rotation(db: AsyncSession, lot: str, domain: str) -> AllocationRotation:
@@ -827,6 +838,9 @@ async def decide_allocation(uow: UnitOfWork, request_id: int, c: Choice) -> Allo
         raise TurnMoved()
     rotation = await _rotation(uow.db, req.lot, req.domain, rotation_row.turn)
     proposal = propose(_needs(req), [_offer(r) for r in rows], rotation)
+    now_proposed = proposal.chosen.provider_id if proposal.chosen else 0
+    if c.seen_proposal_id is not None and c.seen_proposal_id != now_proposed:
+        raise ProposalChanged()
     decision = decide(proposal, rotation, c.provider_id, c.reason)  # OverrideWithoutReason
     moved = await uow.db.execute(
         update(AllocationRotation)

@@ -72,9 +72,16 @@ async def test_request_then_proposal_then_accept(
     assert "Werkt in een ander domein: J&amp;O." not in page  # J&O cases: no J&O elsewhere
     assert "Jongere" not in page  # no names: the pseudonym only
     rid = int(r.url.path.rsplit("/", 1)[1])
+    enver = str(ret.providers["Enver"])
+    assert f'name="seen_proposal" value="{enver}"' in r.text
     r = await client.post(
         f"/allocation/requests/{rid}/decide",
-        data={"provider_id": str(ret.providers["Enver"]), "expected_turn": "0", "csrf_token": csrf},
+        data={
+            "provider_id": enver,
+            "expected_turn": "0",
+            "seen_proposal": enver,
+            "csrf_token": csrf,
+        },
     )
     assert r.status_code == 303
     r = await client.get(r.headers["location"])

@@ -664,3 +664,40 @@ async def test_when_nobody_fits_the_manager_chooses_with_a_reason_and_a_turn_is_
         shown = await alloc.allocation_view(uow, aid)
     assert shown.overridden and shown.proposed is None and shown.turn == 1
     assert shown.explanation.turn_after == 1 and shown.explanation.next_after == "Enver"
+
+
+async def test_accepting_a_proposal_that_changed_meanwhile_is_refused(runtime: Runtime) -> None:
+    ret = await build_ret(runtime)
+    rid = await request(runtime, ret, ret.case_ids[0])
+    async with runtime.unit_of_work(ret.who) as uow:
+        seen = (await alloc.proposal_view(uow, rid)).explanation
+        enver = next(r for r in await alloc.provider_list(uow) if r.name == "Enver")
+    assert seen.proposed == "Enver"
+    async with runtime.unit_of_work(ret.who) as uow:  # Enver's contract ends meanwhile
+        await alloc.save_provider(
+            uow,
+            alloc.ProviderDraft(
+                organisation_id=enver.organisation_id,
+                lot=LOT,
+                domain="jo",
+                position="1",
+                expertise="gezin,trauma",
+                min_age="0",
+                max_age="17",
+                locations="Rotterdam,Schiedam",
+                milieus=("2", "3"),
+                contract_active=False,
+                version=enver.version,
+            ),
+        )
+    with pytest.raises(alloc.ProposalChanged):
+        async with runtime.unit_of_work(ret.who) as uow:
+            await alloc.decide_allocation(
+                uow,
+                rid,
+                alloc.Choice(
+                    ret.providers["Enver"], "", seen.turn_before, seen_proposal_id=seen.proposed_id
+                ),
+            )
+    async with runtime.unit_of_work(ret.who) as uow:
+        assert (await alloc.proposal_view(uow, rid)).explanation.proposed == "Ihub"
