@@ -74,6 +74,7 @@ async def server_error(request: Request, exc: Exception) -> Response:
 def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Starlette:
     from keerpunt.consent import routes as consent_routes
     from keerpunt.settlement import routes as settlement_routes
+    from keerpunt.triage import allocation_routes
     from keerpunt.triage import routes as triage_routes
 
     rt = runtime or Runtime.build(settings)
@@ -89,6 +90,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Starlet
         Mount("/static", StaticFiles(directory=str(settings.static_dir)), name="static"),
         *auth_routes.routes,
         *triage_routes.routes,
+        *allocation_routes.routes,
         *consent_routes.routes,
         *settlement_routes.routes,
     ]

@@ -182,6 +182,7 @@ async def load(rt: Runtime) -> bool:
                 uow, past.id, provider_id, "45A52", "ambulant", hours, held.date()
             )
         await triage.close_session(uow, past.id)
+    await load_allocation(rt, case_ids)
     return True
 
 
@@ -201,3 +202,107 @@ async def who_is_who(rt: Runtime) -> list[str]:
             name = cipher.decrypt("member.name", m.name_enc) or "?"
             lines.append(f"  {name:<22} {'family, case ' + str(m.case_id):<26} {m.role}")
     return lines
+
+
+# -- RET Rijnmond allocation (seed 000) ---------------------------------------------------------
+# The offers below are illustrative, not the providers' real ones; the domains and the order
+# of turns follow seed 000.
+
+RIJNMOND_OFFERS = [  # (name, domain, place in the rotation, expertise, ages, places, milieus)
+    ("Enver", "jo", 1, "gezin, opvoeding, trauma, zwerfjongeren", (12, 23),
+     "Rotterdam, Schiedam, Vlaardingen, Capelle aan den IJssel", ("2", "3")),
+    ("Ihub", "jo", 2, "gezin, opvoeding, trauma, veiligheid", (0, 17),
+     "Rotterdam, Capelle aan den IJssel, Ridderkerk, Barendrecht", ("2", "3")),
+    ("Timon", "jo", 3, "gezin, jonge moeders, opvoeding", (12, 23),
+     "Rotterdam, Spijkenisse", ("2",)),
+    ("Prokino", "jo", 4, "gezin, opvoeding, trauma", (4, 17),
+     "Rotterdam, Schiedam, Maassluis, Spijkenisse", ("2", "3")),
+    ("Yulius", "ggz", 1, "angst, autisme, eetstoornis, trauma", (0, 17),
+     "Rotterdam, Dordrecht, Barendrecht", ("3",)),
+    ("Youz", "ggz", 2, "angst, psychose, trauma, verslaving", (12, 23),
+     "Rotterdam, Capelle aan den IJssel", ("2", "3")),
+    ("Pameijer", "lvb", 1, "autisme, gezin, lvb", (0, 23),
+     "Rotterdam, Schiedam, Vlaardingen, Spijkenisse", ("2", "3")),
+]  # fmt: skip
+
+
+async def load_allocation(rt: Runtime, case_ids: tuple[int, int]) -> None:
+    """The manager zorgbemiddeling of Rijnmond, the providers' offers per domain, one case
+    allocated by turn and one waiting for allocation."""
+    from keerpunt.triage import allocation_service as alloc
+
+    async with rt.sessionmaker() as db, db.begin():
+        ret = Organisation(name="Zorgbemiddeling Rijnmond", kind=OrgKind.OTHER, region="Rijnmond")
+        db.add(ret)
+        await db.flush()
+        manager = User(
+            organisation_id=ret.id,
+            display_name="Mira Manager",
+            email="mira@zorgbemiddeling-rijnmond.demo.keerpunt.nl",
+            roles="allocation_manager",
+        )
+        db.add(manager)
+        await db.flush()
+        ids = {
+            o.name: o.id
+            for o in await db.scalars(select(Organisation).where(Organisation.name.in_(RIJNMOND)))
+        }
+        who = staff_principal(manager)
+    today = dt.datetime.now(AMSTERDAM).date()
+    async with rt.unit_of_work(who) as uow:
+        for name, domain, place, expertise, ages, places, milieus in RIJNMOND_OFFERS:
+            await alloc.save_provider(
+                uow,
+                alloc.ProviderDraft(
+                    organisation_id=ids[name],
+                    lot=alloc.DEFAULT_LOT,
+                    domain=domain,
+                    position=str(place),
+                    expertise=expertise,
+                    min_age=str(ages[0]),
+                    max_age=str(ages[1]),
+                    locations=places,
+                    milieus=milieus,
+                    contract_active=True,
+                ),
+            )
+        done = await alloc.request_allocation(
+            uow,
+            case_ids[0],
+            alloc.RequestDraft(
+                lot=alloc.DEFAULT_LOT,
+                trigger="tables_timeout",
+                since=today - dt.timedelta(days=25),
+                domain="jo",
+                age="14",
+                location="Rotterdam",
+                milieu="2",
+                expertise=frozenset({"gezin"}),
+                continue_ids=frozenset(),
+                not_again_ids=frozenset(),
+            ),
+        )
+        await alloc.request_allocation(
+            uow,
+            case_ids[1],
+            alloc.RequestDraft(
+                lot=alloc.DEFAULT_LOT,
+                trigger="crisis_28_days",
+                since=today - dt.timedelta(days=30),
+                domain="ggz",
+                age="9",
+                location="Rotterdam",
+                milieu="3",
+                expertise=frozenset({"angst"}),
+                continue_ids=frozenset(),
+                not_again_ids=frozenset(),
+            ),
+        )
+    async with rt.unit_of_work(who) as uow:
+        proposal = await alloc.proposal_view(uow, done.id)
+        assert proposal.explanation.proposed_id is not None
+        await alloc.decide_allocation(
+            uow,
+            done.id,
+            alloc.Choice(proposal.explanation.proposed_id, "", proposal.explanation.turn_before),
+        )

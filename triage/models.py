@@ -162,4 +162,121 @@ class CaseTransition(Base):
     actor: Mapped[str] = mapped_column(String(100))  # "user:12", "member:7"
     flow: Mapped[str | None] = mapped_column(String(30))  # set when a platform flow took it
     reason_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+
+# -- allocation when the tables don't agree (RET Rijnmond, seed 000) -------------------------
+# Non-personal by design: providers, domains, turns and counts. The case appears by its id
+# (shown as its pseudonym); free-text reasons are encrypted with the case key, so shredding
+# the case removes them too.
+
+
+class AllocationProvider(Base):
+    """A contracted system provider in a contract lot (perceel): its domain, place in the
+    rotation, expertise and offer. Data kept by the manager zorgbemiddeling."""
+
+    __tablename__ = "allocation_provider"
+    __table_args__ = (UniqueConstraint("lot", "organisation_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"))
+    lot: Mapped[str] = mapped_column(String(100))
+    domain: Mapped[str] = mapped_column(String(10))  # allocation.Domain
+    position: Mapped[int] = mapped_column(Integer)  # place in the domain's rotation
+    expertise: Mapped[str] = mapped_column(String(500), default="")  # comma-separated
+    min_age: Mapped[int] = mapped_column(Integer)
+    max_age: Mapped[int] = mapped_column(Integer)
+    locations: Mapped[str] = mapped_column(String(500), default="")  # comma-separated
+    milieus: Mapped[str] = mapped_column(String(10), default="")  # "2", "3", "2,3" or ""
+    contract_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class AllocationRotation(Base):
+    """The turn counter of one domain in one lot: the row that is locked (SELECT ... FOR
+    UPDATE, and BEGIN IMMEDIATE on SQLite) while a turn is given."""
+
+    __tablename__ = "allocation_rotation"
+    __table_args__ = (UniqueConstraint("lot", "domain"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lot: Mapped[str] = mapped_column(String(100))
+    domain: Mapped[str] = mapped_column(String(10))
+    turn: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class AllocationRequest(Base):
+    """A case handed to the manager zorgbemiddeling because a trigger fired (mandaatregeling),
+    with what the case needs (no names: age, place, milieu, expertise, domain)."""
+
+    __tablename__ = "allocation_request"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("case_file.id"), index=True)
+    lot: Mapped[str] = mapped_column(String(100))
+    trigger_kind: Mapped[str] = mapped_column(String(30))  # allocation.TriggerKind
+    trigger_since: Mapped[dt.date] = mapped_column(Date)
+    domain: Mapped[str] = mapped_column(String(10))  # predominant domain
+    age: Mapped[int | None] = mapped_column(Integer)  # None: needs not filled in yet
+    location: Mapped[str] = mapped_column(String(100))
+    milieu: Mapped[int | None] = mapped_column(Integer)
+    expertise: Mapped[str] = mapped_column(String(500), default="")  # comma-separated
+    continue_ids: Mapped[str] = mapped_column(String(200), default="")  # good past involvement
+    not_again_ids: Mapped[str] = mapped_column(String(200), default="")
+    status: Mapped[str] = mapped_column(String(20), default="open")  # open | allocated
+    requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    requested_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Allocation(Base):
+    """The decision (toewijzing): the provider, the turn it took, whether the proposal was
+    overridden and why, and the explanation as it was shown. A turn is given only once."""
+
+    __tablename__ = "allocation"
+    __table_args__ = (UniqueConstraint("lot", "domain", "turn"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("allocation_request.id"), unique=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("case_file.id"), index=True)
+    lot: Mapped[str] = mapped_column(String(100))
+    domain: Mapped[str] = mapped_column(String(10))
+    turn: Mapped[int] = mapped_column(Integer)
+    provider_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"))
+    proposed_provider_id: Mapped[int | None] = mapped_column(ForeignKey("organisation.id"))
+    overridden: Mapped[bool] = mapped_column(Boolean, default=False)
+    reason_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    second_provider_id: Mapped[int | None] = mapped_column(ForeignKey("organisation.id"))
+    share_percent: Mapped[int] = mapped_column(Integer, default=100)  # binding split of effort
+    explanation: Mapped[str] = mapped_column(String)  # JSON, non-personal
+    decided_by_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
+    decided_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class AllocationDispute(Base):
+    """A provider disagrees with an allocation: the escalation ladder. The allocation stands
+    while it runs."""
+
+    __tablename__ = "allocation_dispute"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    allocation_id: Mapped[int] = mapped_column(ForeignKey("allocation.id"), index=True)
+    provider_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"))
+    level: Mapped[str] = mapped_column(String(30))  # allocation.LadderStep
+    status: Mapped[str] = mapped_column(String(20), default="open")  # open | resolved
+    opened_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    resolved_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+class DisputeStep(Base):
+    """One step on the ladder: who recorded it, with whom it was discussed, why, when."""
+
+    __tablename__ = "allocation_dispute_step"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dispute_id: Mapped[int] = mapped_column(ForeignKey("allocation_dispute.id"), index=True)
+    level: Mapped[str] = mapped_column(String(30))
+    action: Mapped[str] = mapped_column(String(20))  # opened | escalated | resolved
+    spoke_with: Mapped[str] = mapped_column(String(300), default="")  # professionals' names
+    note_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    by_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
     at: Mapped[dt.datetime] = mapped_column(default=utcnow)
