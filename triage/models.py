@@ -162,6 +162,7 @@ class CaseTransition(Base):
     actor: Mapped[str] = mapped_column(String(100))  # "user:12", "member:7"
     flow: Mapped[str | None] = mapped_column(String(30))  # set when a platform flow took it
     reason_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 # -- allocation when the tables don't agree (RET Rijnmond, seed 000) -------------------------

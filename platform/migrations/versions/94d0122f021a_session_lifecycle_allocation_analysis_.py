@@ -1,8 +1,8 @@
 """session lifecycle allocation analysis plan report consent retention settlement
 
-Revision ID: 0f1cfd4f6000
+Revision ID: 94d0122f021a
 Revises: 92f72069acb8
-Create Date: 2026-11-24 20:58:33.157926
+Create Date: 2026-11-24 21:03:04.940549
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import op
 
 import keerpunt.platform.db
 
-revision = "0f1cfd4f6000"
+revision = "94d0122f021a"
 down_revision = "92f72069acb8"
 branch_labels = None
 depends_on = None
@@ -149,6 +149,7 @@ def upgrade() -> None:
         sa.Column("actor", sa.String(length=100), nullable=False),
         sa.Column("flow", sa.String(length=30), nullable=True),
         sa.Column("reason_enc", sa.LargeBinary(), nullable=True),
+        sa.Column("at", keerpunt.platform.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["case_id"], ["case_file.id"], name=op.f("fk_case_transition_case_id_case_file")
         ),
