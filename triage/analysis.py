@@ -222,28 +222,27 @@ def quality_hints(
 ) -> dict[str, list[tuple[str, str]]]:
     """Hints per quality, as (message key, detail) pairs, for the team to weigh.
 
-    - complete: life areas without any factor, and the absence of protective factors;
-    - simple: factors too long to read aloud at the table;
-    - coherent: drafts not yet structured, and factors that keep things going
-      (in stand houdend) without a link to what they keep going.
+    - complete: the life areas without any factor ("school,home"), and the absence of
+      protective factors;
+    - simple: how many factors are too long to read aloud at the table;
+    - coherent: how many drafts are not yet structured, and how many factors that keep
+      things going (in stand houdend) have no link to what they keep going.
     Testable is left to the team: whether a factor can be checked is not visible in data.
     """
     hints: dict[str, list[tuple[str, str]]] = {q: [] for q in QUALITIES}
     structured = [f for f in factors if not f.draft]
     covered = {f.life_area for f in structured}
-    for area in LIFE_AREAS:
-        if area not in covered:
-            hints["complete"].append(("area_empty", area))
+    empty = [area for area in LIFE_AREAS if area not in covered]
+    if empty:
+        hints["complete"].append(("areas_empty", ",".join(empty)))
     if structured and not any(f.kind == "protective" for f in structured):
         hints["complete"].append(("no_protective", ""))
-    for f in factors:
-        if f.length > LONG_TEXT:
-            hints["simple"].append(("too_long", str(f.id)))
-    drafts = sum(1 for f in factors if f.draft)
-    if drafts:
+    if long := sum(1 for f in factors if f.length > LONG_TEXT):
+        hints["simple"].append(("too_long", str(long)))
+    if drafts := sum(1 for f in factors if f.draft):
         hints["coherent"].append(("drafts_left", str(drafts)))
     sources = {source for source, _target in links}
-    for f in structured:
-        if f.kind == "perpetuating" and f.id not in sources:
-            hints["coherent"].append(("unlinked", str(f.id)))
+    unlinked = sum(1 for f in structured if f.kind == "perpetuating" and f.id not in sources)
+    if unlinked:
+        hints["coherent"].append(("unlinked", str(unlinked)))
     return hints

@@ -2,7 +2,7 @@
 
 Revision ID: 92f72069acb8
 Revises: 
-Create Date: 2026-11-22 13:32:32.822710
+Create Date: 2026-11-24 20:16:38.371470
 """
 from __future__ import annotations
 
@@ -232,12 +232,16 @@ def upgrade() -> None:
     sa.Column('session_id', sa.Integer(), nullable=False),
     sa.Column('life_area', sa.String(length=20), nullable=False),
     sa.Column('kind', sa.String(length=20), nullable=False),
+    sa.Column('bound_to', sa.String(length=20), nullable=False),
+    sa.Column('draft', sa.Boolean(), nullable=False),
+    sa.Column('private_to_member_id', sa.Integer(), nullable=True),
     sa.Column('text_enc', sa.LargeBinary(), nullable=False),
     sa.Column('anonymous', sa.Boolean(), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('author', sa.String(length=100), nullable=False),
     sa.Column('created_at', keerpunt.platform.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', keerpunt.platform.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['private_to_member_id'], ['case_member.id'], name=op.f('fk_factor_private_to_member_id_case_member')),
     sa.ForeignKeyConstraint(['session_id'], ['triage_session.id'], name=op.f('fk_factor_session_id_triage_session')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_factor'))
     )
@@ -248,11 +252,15 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('session_id', sa.Integer(), nullable=False),
     sa.Column('text_enc', sa.LargeBinary(), nullable=False),
+    sa.Column('measure_enc', sa.LargeBinary(), nullable=True),
+    sa.Column('target_date', sa.Date(), nullable=True),
+    sa.Column('private_to_member_id', sa.Integer(), nullable=True),
     sa.Column('anonymous', sa.Boolean(), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('author', sa.String(length=100), nullable=False),
     sa.Column('created_at', keerpunt.platform.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', keerpunt.platform.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['private_to_member_id'], ['case_member.id'], name=op.f('fk_goal_private_to_member_id_case_member')),
     sa.ForeignKeyConstraint(['session_id'], ['triage_session.id'], name=op.f('fk_goal_session_id_triage_session')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_goal'))
     )
@@ -278,6 +286,16 @@ def upgrade() -> None:
     with op.batch_alter_table('invitation', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_invitation_member_id'), ['member_id'], unique=False)
 
+    op.create_table('session_board',
+    sa.Column('session_id', sa.Integer(), nullable=False),
+    sa.Column('on_screen_step', sa.Integer(), nullable=False),
+    sa.Column('perspective_enc', sa.LargeBinary(), nullable=True),
+    sa.Column('perspective_version', sa.Integer(), nullable=False),
+    sa.Column('perspective_anonymous', sa.Boolean(), nullable=False),
+    sa.Column('qualities', sa.String(length=60), nullable=False),
+    sa.ForeignKeyConstraint(['session_id'], ['triage_session.id'], name=op.f('fk_session_board_session_id_triage_session')),
+    sa.PrimaryKeyConstraint('session_id', name=op.f('pk_session_board'))
+    )
     op.create_table('session_participant',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('session_id', sa.Integer(), nullable=False),
@@ -290,6 +308,47 @@ def upgrade() -> None:
     with op.batch_alter_table('session_participant', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_session_participant_session_id'), ['session_id'], unique=False)
 
+    op.create_table('step_note',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('session_id', sa.Integer(), nullable=False),
+    sa.Column('step', sa.Integer(), nullable=False),
+    sa.Column('text_enc', sa.LargeBinary(), nullable=False),
+    sa.Column('anonymous', sa.Boolean(), nullable=False),
+    sa.Column('private_to_member_id', sa.Integer(), nullable=True),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('author', sa.String(length=100), nullable=False),
+    sa.Column('created_at', keerpunt.platform.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', keerpunt.platform.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['private_to_member_id'], ['case_member.id'], name=op.f('fk_step_note_private_to_member_id_case_member')),
+    sa.ForeignKeyConstraint(['session_id'], ['triage_session.id'], name=op.f('fk_step_note_session_id_triage_session')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_step_note'))
+    )
+    with op.batch_alter_table('step_note', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_step_note_session_id'), ['session_id'], unique=False)
+
+    op.create_table('factor_link',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('session_id', sa.Integer(), nullable=False),
+    sa.Column('source_id', sa.Integer(), nullable=False),
+    sa.Column('target_id', sa.Integer(), nullable=False),
+    sa.Column('author', sa.String(length=100), nullable=False),
+    sa.Column('created_at', keerpunt.platform.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['session_id'], ['triage_session.id'], name=op.f('fk_factor_link_session_id_triage_session')),
+    sa.ForeignKeyConstraint(['source_id'], ['factor.id'], name=op.f('fk_factor_link_source_id_factor')),
+    sa.ForeignKeyConstraint(['target_id'], ['factor.id'], name=op.f('fk_factor_link_target_id_factor')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_factor_link')),
+    sa.UniqueConstraint('source_id', 'target_id', name=op.f('uq_factor_link_source_id'))
+    )
+    with op.batch_alter_table('factor_link', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_factor_link_session_id'), ['session_id'], unique=False)
+
+    op.create_table('goal_factor',
+    sa.Column('goal_id', sa.Integer(), nullable=False),
+    sa.Column('factor_id', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['factor_id'], ['factor.id'], name=op.f('fk_goal_factor_factor_id_factor')),
+    sa.ForeignKeyConstraint(['goal_id'], ['goal.id'], name=op.f('fk_goal_factor_goal_id_goal')),
+    sa.PrimaryKeyConstraint('goal_id', 'factor_id', name=op.f('pk_goal_factor'))
+    )
     op.create_table('login_session',
     sa.Column('id', sa.String(length=64), nullable=False),
     sa.Column('user_id', sa.Integer(), nullable=True),
@@ -312,10 +371,20 @@ def upgrade() -> None:
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
     op.drop_table('login_session')
+    op.drop_table('goal_factor')
+    with op.batch_alter_table('factor_link', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_factor_link_session_id'))
+
+    op.drop_table('factor_link')
+    with op.batch_alter_table('step_note', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_step_note_session_id'))
+
+    op.drop_table('step_note')
     with op.batch_alter_table('session_participant', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_session_participant_session_id'))
 
     op.drop_table('session_participant')
+    op.drop_table('session_board')
     with op.batch_alter_table('invitation', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_invitation_member_id'))
 
