@@ -1184,13 +1184,20 @@ def _clean_measure(measure: str) -> str | None:
     return measure or None
 
 
-async def _set_goal_factors(
-    uow: UnitOfWork, session: TriageSession, goal: Goal, factor_ids: Sequence[int]
-) -> None:
+async def _check_factors(
+    uow: UnitOfWork, session: TriageSession, factor_ids: Sequence[int]
+) -> set[int]:
     wanted = set(factor_ids)
     found = {f.id for f in await _rows_of(uow, Factor, session.id, wanted)}
     if found != wanted:
         raise InvalidInput({"factor_ids": N_("Kies factoren uit deze analyse.")})
+    return wanted
+
+
+async def _set_goal_factors(
+    uow: UnitOfWork, session: TriageSession, goal: Goal, factor_ids: Sequence[int]
+) -> None:
+    wanted = await _check_factors(uow, session, factor_ids)
     current = set(
         (
             await uow.db.scalars(select(GoalFactor.factor_id).where(GoalFactor.goal_id == goal.id))
@@ -1217,6 +1224,7 @@ async def add_goal(
     clean = _clean_text(text)
     clean_measure = _clean_measure(measure)
     session, case, level = await _open_session(uow, session_id)
+    await _check_factors(uow, session, factor_ids)  # before anything is written
     cipher = await uow.vault.cipher(uow.db, case.id)
     goal = Goal(
         session_id=session.id,
@@ -1330,6 +1338,8 @@ async def update_goal(
     if session is None:
         raise NotFound()
     case_cipher.append(await uow.vault.cipher(uow.db, session.case_id))
+    if factor_ids is not None:
+        await _check_factors(uow, session, factor_ids)  # before anything is written
     session, row = await _save_text(uow, "goal", Goal, session_id, goal_id, text, version, details)
     if factor_ids is not None:
         await _set_goal_factors(uow, session, row, factor_ids)
