@@ -524,6 +524,7 @@ async def item_update(request: Request) -> Response:
     version_raw = field(data, "version")
     version = int(version_raw) if version_raw.isdigit() else -1
     errors: dict[str, str] = {}
+    before = await _item_ctx(request, who, sid, kind, item_id)
     try:
         async with unit_of_work(request, who) as uow:
             if kind == "factor":
@@ -568,6 +569,10 @@ async def item_update(request: Request) -> Response:
     if not is_htmx(request):
         return redirect(request, "triage.session", session_id=sid)
     ctx = await _item_ctx(request, who, sid, kind, item_id)
+    old_view, new_view = before["item"], ctx["item"]
+    assert isinstance(old_view, service.ItemView) and isinstance(new_view, service.ItemView)
+    if old_view.list_id != new_view.list_id:
+        return render(request, "triage/_partials/item_moved.html", ctx)
     return render(request, "triage/_partials/item.html", {**ctx, "open": True})
 
 

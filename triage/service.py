@@ -1026,17 +1026,18 @@ async def table_changes(
     board = None
     choices: tuple[tuple[int, str], ...] = ()
     if wanted.get("board") or wanted["factor"]:
-        # The checklist hints follow the factors; link choices follow their texts.
+        # The checklist hints follow the factors.
         board = await _board_view(uow, session, reader)
-        if wanted["factor"]:
-            all_factors = (
-                await uow.db.scalars(
-                    select(Factor).where(Factor.session_id == session.id).order_by(Factor.id)
-                )
-            ).all()
-            choices = tuple(
-                (f.id, text) for f in all_factors if (text := reader.text("factor.text", f))
+    if wanted["factor"] or wanted["goal"]:
+        # Goals name the factors they address; new factors become choices in the forms.
+        all_factors = (
+            await uow.db.scalars(
+                select(Factor).where(Factor.session_id == session.id).order_by(Factor.id)
             )
+        ).all()
+        choices = tuple(
+            (f.id, text) for f in all_factors if (text := reader.text("factor.text", f))
+        )
     return TableChanges(session.id, items, lines, reader.labels, board, choices)
 
 
