@@ -138,9 +138,9 @@ class TriageRenderer:
     ) -> str:
         """Who is typing where ("Ma typt bij stap 2"): names only as consent allows."""
         session_id = int(room.split(":", 1)[1])
-        changes = await service.table_changes(uow, session_id, [])
+        labels = await service.table_labels(uow, session_id)
         entries = [
-            (changes.present.get(p.actor) or service.PersonLabel(None, p.display_name), where)
+            (labels.get(p.actor) or service.PersonLabel(None, p.display_name), where)
             for p, where in typing
             if p.actor != uow.who.actor
         ]

@@ -89,6 +89,7 @@ __all__ = [
     "set_not_without_me",
     "set_perspective",
     "table_changes",
+    "table_labels",
     "tick_quality",
     "unlink_factors",
     "update_factor",
@@ -1039,6 +1040,19 @@ async def table_changes(
             (f.id, text) for f in all_factors if (text := reader.text("factor.text", f))
         )
     return TableChanges(session.id, items, lines, reader.labels, board, choices)
+
+
+async def table_labels(uow: UnitOfWork, session_id: int) -> dict[str, PersonLabel]:
+    """The labels of the people at the table for this viewer, for the typing signal.
+
+    Not audited as a read: it names only the people the presence list (audited) already
+    named on this connection, and it runs for every typing signal."""
+    _session, case = await _session_for(uow, session_id)
+    level = (await consent.disclosure(uow, case, audit_read=False)).level
+    if level is Disclosure.NOTHING:
+        raise NotFound()
+    cipher = await uow.vault.cipher(uow.db, case.id)
+    return await _labels(uow, case.id, cipher, level)
 
 
 async def _open_session(uow: UnitOfWork, session_id: int) -> tuple[TriageSession, Case, Disclosure]:
