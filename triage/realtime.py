@@ -19,8 +19,8 @@ from keerpunt.triage.models import Factor, Goal, StepNote
 from keerpunt.triage.vocab import VOCAB
 
 ITEM_KINDS = frozenset({"factor", "goal", "note"})
-# factor.linked / factor.unlinked / *.flagged re-render the item in place, like an update.
-_REPLACE_ACTIONS = frozenset({"updated", "flagged", "linked", "unlinked", "moved"})
+# Item events: created (added to its list), moved (to another list: a factor structured
+# into a life area), and updated / flagged / linked / unlinked (re-rendered in place).
 
 
 class TriageRenderer:
@@ -54,14 +54,21 @@ class TriageRenderer:
             return ""
         changes = await service.table_changes(uow, session_id, refs, present)
         parts: list[str] = []
-        done: set[tuple[str, int]] = set()
+        # One fragment per item, for what happened to it in this batch (a replay may hold
+        # several events of one item): added beats moved beats changed in place.
+        actions: dict[tuple[str, int], str] = {}
         for e in events:
             kind, _, action = e.kind.partition(".")
+            key = (kind, e.subject_id or 0)
+            if key in changes.items:
+                before = actions.get(key)
+                if before != "created" and (before != "moved" or action == "created"):
+                    actions[key] = action
+        for e in events:
+            kind, _, _action = e.kind.partition(".")
             subject = e.subject_id or 0
-            if (kind, subject) in changes.items:
-                if (kind, subject) in done and action != "created":
-                    continue
-                done.add((kind, subject))
+            action = actions.pop((kind, subject), None)
+            if action is not None:
                 parts.append(
                     self._render(
                         "triage/_partials/item_oob.html",

@@ -1182,10 +1182,13 @@ async def link_factors(
 
 async def unlink_factors(uow: UnitOfWork, session_id: int, link_id: int) -> None:
     """Remove a "keeps going" link that turned out wrong."""
-    session, case, _level = await _open_session(uow, session_id)
+    session, case, level = await _open_session(uow, session_id)
     link = await uow.db.get(FactorLink, link_id)
     if link is None or link.session_id != session.id:
         raise NotFound()
+    ends = await _rows_of(uow, Factor, session.id, {link.source_id, link.target_id})
+    if any(not (f.anonymous or level is Disclosure.FULL) for f in ends):
+        raise NotAllowed()  # not for someone who cannot read what it links
     source = link.source_id
     await uow.db.delete(link)
     await uow.db.flush()

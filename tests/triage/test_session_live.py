@@ -102,3 +102,25 @@ async def test_an_item_held_back_shows_while_its_person_is_connected(
     gone = await _until(expert, f'id="factor-{factor.id}"')
     assert "Mijn depressie" not in gone
     await ec.__aexit__(None, None, None)
+
+
+async def test_a_replay_shows_each_item_once_where_it_is_now(
+    runtime: Runtime, live_server: LiveServer
+) -> None:
+    from keerpunt.platform.principal import staff_principal
+
+    world = await build_world(runtime)
+    sid = world.session_id
+    async with runtime.unit_of_work(staff_principal(world.expert)) as uow:
+        (draft,) = await triage.import_analysis(uow, sid, "Slaapt slecht")
+    async with runtime.unit_of_work(staff_principal(world.expert)) as uow:
+        await triage.update_factor(
+            uow, sid, draft.id, "Slaapt slecht", 1, ("health", "perpetuating", "child")
+        )
+    async with runtime.unit_of_work(staff_principal(world.expert)) as uow:
+        await triage.update_factor(uow, sid, draft.id, "Slaapt erg slecht", 2)
+    expert, ec = await _socket(runtime, live_server, sid, user_id=world.expert.id)
+    replay = await _until(expert, "Slaapt erg slecht")  # a phone back after all of that
+    assert replay.count(f'id="factor-{draft.id}"') == 1
+    assert 'beforeend:#factor-list-health"' in replay and "delete:" not in replay
+    await ec.__aexit__(None, None, None)
