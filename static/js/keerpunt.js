@@ -302,6 +302,10 @@
     var follow = document.getElementById('kp-follow');
     if (!nav) return;
     var step = nav.getAttribute('data-on-screen');
+    var sections = document.querySelectorAll('[data-step]');
+    for (var i = 0; i < sections.length; i++) {
+      sections[i].classList.toggle('is-on-screen', sections[i].getAttribute('data-step') === step);
+    }
     if (shownStep === null || step === shownStep) {
       shownStep = step;
       return;

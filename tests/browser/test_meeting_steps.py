@@ -4,6 +4,8 @@ and the chair in separate browsers work on one table, live, including a conflict
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.async_api import Browser, Page, expect
 
@@ -58,6 +60,7 @@ async def test_expert_parent_and_jim_work_through_steps_one_to_three_live(
         await expect(page.locator('#kp-steps a[aria-current="step"]')).to_have_attribute(
             "href", "#step-2", timeout=LIVE
         )
+        await expect(page.locator("#step-2")).to_have_class(re.compile("is-on-screen"))
 
     # Step 2: the parent starts typing; the expert sees where.
     await parent.locator("#step-2").get_by_label("Wat is er aan de hand?").fill("Mijn dep")
