@@ -67,15 +67,15 @@ class TriageRenderer:
         for e in events:
             kind, _, _action = e.kind.partition(".")
             subject = e.subject_id or 0
-            action = actions.pop((kind, subject), None)
-            if action is not None:
+            chosen = actions.pop((kind, subject), None)
+            if chosen is not None:
                 parts.append(
                     self._render(
                         "triage/_partials/item_oob.html",
                         item=changes.items[(kind, subject)],
                         session_id=session_id,
-                        created=action == "created",
-                        moved=action == "moved",
+                        created=chosen == "created",
+                        moved=chosen == "moved",
                         choices=changes.factor_choices,
                     )
                 )
