@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import re
+import time
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -37,6 +40,9 @@ __all__ = ["Hub", "RoomRenderer"]
 log = logging.getLogger(__name__)
 RESUME_WAIT_SECONDS = 5.0
 STOP_WAIT_SECONDS = 5.0
+TYPING_EVERY_SECONDS = 1.0  # at most one typing signal per connection per second
+TYPING_SHOWN_SECONDS = 6.0  # a typing signal is shown this long after the last keystroke
+_TYPING_WHERE = re.compile(r"[a-z0-9-]{1,20}")
 
 
 class RoomRenderer(Protocol):
@@ -46,6 +52,14 @@ class RoomRenderer(Protocol):
 
     async def render_presence(
         self, uow: UnitOfWork, room: str, present: list[Principal]
+    ) -> str: ...
+
+
+class TypingRenderer(Protocol):
+    """Optional: renders who is typing where (a light signal, never stored)."""
+
+    async def render_typing(
+        self, uow: UnitOfWork, room: str, typing: list[tuple[Principal, str]]
     ) -> str: ...
 
 
@@ -60,6 +74,7 @@ class Connection:
     room: str
     last_seq: int = 0
     queue: asyncio.Queue[str | list[RoomEvent] | None] = field(default_factory=asyncio.Queue)
+    typed_at: float = 0.0
 
 
 class Hub:
@@ -68,6 +83,8 @@ class Hub:
         self._vault = vault
         self._rooms: dict[str, set[Connection]] = defaultdict(set)
         self._renderers: dict[str, RoomRenderer] = {}
+        # room -> actor -> (where, when): who typed where lately (memory only, never saved)
+        self._typing: dict[str, dict[str, tuple[Principal, str, float]]] = defaultdict(dict)
 
     def register(self, prefix: str, renderer: RoomRenderer) -> None:
         self._renderers[prefix] = renderer
@@ -104,6 +121,8 @@ class Hub:
                 message = await websocket.receive()
                 if message["type"] == "websocket.disconnect":
                     break
+                if message.get("text"):
+                    self._client_message(conn, message["text"])
         except WebSocketDisconnect:
             pass
         finally:
@@ -117,7 +136,36 @@ class Hub:
             self._rooms[room].discard(conn)
             if not self._rooms[room]:
                 del self._rooms[room]
+                self._typing.pop(room, None)
             self._announce_presence(room)
+
+    def _client_message(self, conn: Connection, text: str) -> None:
+        """A light signal from the client; today only {"type": "typing", "where": "step-2"}."""
+        try:
+            msg = json.loads(text)
+        except ValueError:
+            return
+        if not isinstance(msg, dict) or msg.get("type") != "typing":
+            return
+        where = msg.get("where")
+        now = time.monotonic()
+        if not isinstance(where, str) or not _TYPING_WHERE.fullmatch(where):
+            return
+        if now - conn.typed_at < TYPING_EVERY_SECONDS:
+            return  # throttled: a fast typist does not flood the room
+        conn.typed_at = now
+        self._typing[conn.room][conn.viewer.actor] = (conn.viewer, where, now)
+        for other in list(self._rooms.get(conn.room, ())):
+            if other.viewer.actor != conn.viewer.actor:
+                other.queue.put_nowait("typing")
+
+    def typing(self, room: str) -> list[tuple[Principal, str]]:
+        """Who typed where in the last few seconds."""
+        now = time.monotonic()
+        recent = self._typing.get(room, {})
+        for actor in [a for a, (_p, _w, at) in recent.items() if now - at > TYPING_SHOWN_SECONDS]:
+            del recent[actor]
+        return [(p, where) for p, where, _at in recent.values()]
 
     def _announce_presence(self, room: str) -> None:
         for conn in list(self._rooms.get(room, ())):
@@ -168,6 +216,11 @@ class Hub:
             if login is None or login.revoked_at is not None or login.expires_at <= utcnow():
                 raise LoginEnded()
             uow = UnitOfWork(db=db, vault=self._vault, who=conn.viewer)
+            if item == "typing":
+                if not hasattr(renderer, "render_typing"):
+                    return ""
+                typing: TypingRenderer = renderer  # type: ignore[assignment]
+                return await typing.render_typing(uow, conn.room, self.typing(conn.room))
             if isinstance(item, str):  # "presence"
                 return await renderer.render_presence(uow, conn.room, self.present(conn.room))
             events = [e for e in item if e.seq > conn.last_seq]

@@ -81,8 +81,20 @@ class FactorKind(enum.StrEnum):
     PROTECTIVE = "protective"  # beschermend
 
 
+class BoundTo(enum.StrEnum):
+    """Where a factor sits: in the child, in the family, or in the environment."""
+
+    CHILD = "child"  # kindgebonden
+    FAMILY = "family"  # gezinsgebonden
+    ENVIRONMENT = "environment"  # omgevingsgebonden
+
+
 class Factor(Base):
-    """A factor of the explanatory analysis, in one life area."""
+    """A factor of the explanatory analysis, in one life area.
+
+    A factor imported from an earlier analysis starts as a draft (``draft``): its life area
+    and kind may still be empty ("") until someone at the table structures it.
+    """
 
     __tablename__ = "factor"
 
@@ -90,6 +102,11 @@ class Factor(Base):
     session_id: Mapped[int] = mapped_column(ForeignKey("triage_session.id"), index=True)
     life_area: Mapped[str] = mapped_column(String(20))
     kind: Mapped[str] = mapped_column(String(20))
+    bound_to: Mapped[str] = mapped_column(String(20), default="")
+    draft: Mapped[bool] = mapped_column(Boolean, default=False)
+    # "Niet over mij zonder mij": the family member who asked that this is only shown while
+    # they are at the table (None: no such wish).
+    private_to_member_id: Mapped[int | None] = mapped_column(ForeignKey("case_member.id"))
     text_enc: Mapped[bytes] = mapped_column(LargeBinary)
     # Entered while the author saw the case only under its pseudonym (anonymous discussion):
     # then it is non-identifying by agreement and everyone at the table may read it.
@@ -101,16 +118,76 @@ class Factor(Base):
 
 
 class Goal(Base):
-    """A goal, in the youth's own words."""
+    """A goal, in the youth's own words, tied to the desired perspective; SMART details
+    (how we notice it works, by when) are optional."""
 
     __tablename__ = "goal"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     session_id: Mapped[int] = mapped_column(ForeignKey("triage_session.id"), index=True)
     text_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    measure_enc: Mapped[bytes | None] = mapped_column(LargeBinary)  # meetbaar: how we notice
+    target_date: Mapped[dt.date | None] = mapped_column(Date)  # tijdgebonden
+    private_to_member_id: Mapped[int | None] = mapped_column(ForeignKey("case_member.id"))
     # Entered while the author saw the case only under its pseudonym (anonymous discussion):
     # then it is non-identifying by agreement and everyone at the table may read it.
     anonymous: Mapped[bool] = mapped_column(Boolean, default=False)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    author: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class FactorLink(Base):
+    """Factor ``source`` keeps factor ``target`` going (houdt in stand)."""
+
+    __tablename__ = "factor_link"
+    __table_args__ = (UniqueConstraint("source_id", "target_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("triage_session.id"), index=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("factor.id"))
+    target_id: Mapped[int] = mapped_column(ForeignKey("factor.id"))
+    author: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class GoalFactor(Base):
+    """A goal addresses a factor of the analysis."""
+
+    __tablename__ = "goal_factor"
+
+    goal_id: Mapped[int] = mapped_column(ForeignKey("goal.id"), primary_key=True)
+    factor_id: Mapped[int] = mapped_column(ForeignKey("factor.id"), primary_key=True)
+
+
+class SessionBoard(Base):
+    """What the table shares besides its items: the step the chair has on screen, the
+    desired perspective of the youth, and the four qualities of the analysis (a good
+    verklarende analyse is volledig, eenvoudig, samenhangend en toetsbaar)."""
+
+    __tablename__ = "session_board"
+
+    session_id: Mapped[int] = mapped_column(ForeignKey("triage_session.id"), primary_key=True)
+    on_screen_step: Mapped[int] = mapped_column(Integer, default=1)
+    perspective_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    perspective_version: Mapped[int] = mapped_column(Integer, default=0)
+    perspective_anonymous: Mapped[bool] = mapped_column(Boolean, default=False)
+    # comma-separated ticked qualities: complete,simple,coherent,testable
+    qualities: Mapped[str] = mapped_column(String(60), default="")
+
+
+class StepNote(Base):
+    """The family's own view on one step of the meeting (eigen inbreng), marked as theirs."""
+
+    __tablename__ = "step_note"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("triage_session.id"), index=True)
+    step: Mapped[int] = mapped_column(Integer)
+    text_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    anonymous: Mapped[bool] = mapped_column(Boolean, default=False)
+    private_to_member_id: Mapped[int | None] = mapped_column(ForeignKey("case_member.id"))
     version: Mapped[int] = mapped_column(Integer, default=1)
     author: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -1,65 +1,154 @@
 """Renders triage-room events as htmx out-of-band fragments, per viewer.
 
-Each viewer gets the item as *they* may see it: consent decides, at every push.
+Each viewer gets the item as *they* may see it: consent decides, at every push, and so does
+"niet over mij zonder mij" (who is connected to the meeting right now).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import jinja2
+from sqlalchemy import select
 
 from keerpunt.platform.models import RoomEvent
 from keerpunt.platform.principal import Principal
 from keerpunt.platform.uow import UnitOfWork
 from keerpunt.triage import service
+from keerpunt.triage.models import Factor, Goal, StepNote
 from keerpunt.triage.vocab import VOCAB
+
+ITEM_KINDS = frozenset({"factor", "goal", "note"})
+# Item events: created (added to its list), moved (to another list: a factor structured
+# into a life area), and updated / flagged / linked / unlinked (re-rendered in place).
 
 
 class TriageRenderer:
-    def __init__(self, jinja: jinja2.Environment) -> None:
+    def __init__(
+        self, jinja: jinja2.Environment, present: Callable[[str], list[Principal]] | None = None
+    ) -> None:
         self._jinja = jinja  # the application's own environment: same filters, same i18n
+        self._present = present or (lambda _room: [])
 
     def _render(self, template: str, **ctx: object) -> str:
         return self._jinja.get_template(template).render(vocab=VOCAB, **ctx)
 
+    def _actors(self, room: str, present: list[Principal] | None = None) -> frozenset[str]:
+        return frozenset(p.actor for p in (present if present is not None else self._present(room)))
+
     async def render_events(self, uow: UnitOfWork, room: str, events: list[RoomEvent]) -> str:
         session_id = int(room.split(":", 1)[1])
+        present = self._actors(room)
         if any(e.kind == "session.closed" for e in events):
             # Rare and changes everything on screen: render the whole table once.
-            view = await service.session_view(uow, session_id)
+            view = await service.session_view(uow, session_id, present)
             return self._render("triage/_partials/closed_oob.html", s=view)
-        refs = [
-            (kind, e.subject_id)
-            for e in events
-            if (kind := e.kind.partition(".")[0]) in {"factor", "goal", "line"}
-            and e.subject_id is not None
-        ]
+        refs: list[tuple[str, int]] = []
+        for e in events:
+            kind = e.kind.partition(".")[0]
+            if kind in ITEM_KINDS | {"line"} and e.subject_id is not None:
+                refs.append((kind, e.subject_id))
+            elif kind == "board":
+                refs.append(("board", 0))
         if not refs:
             return ""
-        changes = await service.table_changes(uow, session_id, refs)
+        changes = await service.table_changes(uow, session_id, refs, present)
         parts: list[str] = []
+        # One fragment per item, for what happened to it in this batch (a replay may hold
+        # several events of one item): added beats moved beats changed in place.
+        actions: dict[tuple[str, int], str] = {}
         for e in events:
             kind, _, action = e.kind.partition(".")
+            key = (kind, e.subject_id or 0)
+            if key in changes.items:
+                before = actions.get(key)
+                if before != "created" and (before != "moved" or action == "created"):
+                    actions[key] = action
+        for e in events:
+            kind, _, _action = e.kind.partition(".")
             subject = e.subject_id or 0
-            if (kind, subject) in changes.items:
+            chosen = actions.pop((kind, subject), None)
+            if chosen is not None:
                 parts.append(
                     self._render(
                         "triage/_partials/item_oob.html",
                         item=changes.items[(kind, subject)],
                         session_id=session_id,
-                        created=action == "created",
+                        created=chosen == "created",
+                        moved=chosen == "moved",
+                        choices=changes.factor_choices,
                     )
                 )
             elif kind == "line" and subject in changes.lines:
                 parts.append(
                     self._render("triage/_partials/line_oob.html", line=changes.lines[subject])
                 )
+        board = changes.board
+        if board is not None:
+            kinds = {e.kind for e in events}
+            if "board.screen" in kinds:
+                parts.append(self._render("triage/_partials/steps_nav.html", b=board, oob=True))
+            if "board.perspective" in kinds:
+                parts.append(
+                    self._render(
+                        "triage/_partials/perspective.html",
+                        b=board,
+                        session_id=session_id,
+                        open=True,
+                        oob=True,
+                    )
+                )
+            # The checklist follows its ticks and, through the hints, the factors.
+            if kinds & {"board.quality"} or any(k.startswith("factor.") for k in kinds):
+                parts.append(
+                    self._render(
+                        "triage/_partials/quality.html", b=board, session_id=session_id, oob=True
+                    )
+                )
         return "".join(parts)
 
     async def render_presence(self, uow: UnitOfWork, room: str, present: list[Principal]) -> str:
         session_id = int(room.split(":", 1)[1])
-        changes = await service.table_changes(uow, session_id, [])
+        actors = self._actors(room, present)
+        # Items someone asked to keep for when they are at the table: shown or held back
+        # again now that people come and go.
+        flagged: list[tuple[str, int]] = []
+        for kind, model in (("factor", Factor), ("goal", Goal), ("note", StepNote)):
+            ids = await uow.db.scalars(
+                select(model.id).where(
+                    model.session_id == session_id,
+                    model.private_to_member_id.is_not(None),
+                )
+            )
+            flagged.extend((kind, i) for i in ids)
+        changes = await service.table_changes(uow, session_id, flagged, actors)
         labels = [
             changes.present.get(p.actor) or service.PersonLabel(None, p.display_name)
             for p in present
         ]
-        return self._render("triage/_partials/presence.html", present=labels, oob=True)
+        parts = [self._render("triage/_partials/presence.html", present=labels, oob=True)]
+        for item in changes.items.values():
+            parts.append(
+                self._render(
+                    "triage/_partials/item_oob.html",
+                    item=item,
+                    session_id=session_id,
+                    created=False,
+                    moved=False,
+                    choices=(),
+                )
+            )
+        return "".join(parts)
+
+    async def render_typing(
+        self, uow: UnitOfWork, room: str, typing: list[tuple[Principal, str]]
+    ) -> str:
+        """Who is typing where ("Ma typt bij stap 2"): names only as consent allows."""
+        session_id = int(room.split(":", 1)[1])
+        labels = await service.table_labels(uow, session_id)
+        entries = [
+            (labels.get(p.actor) or service.PersonLabel(None, p.display_name), where)
+            for p, where in typing
+            if p.actor != uow.who.actor
+        ]
+        return self._render("triage/_partials/typing.html", typing=entries)

@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Mapping
 
 import jinja2
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
@@ -43,7 +44,12 @@ from keerpunt.triage.vocab import VOCAB
 
 
 def register_realtime(hub: Hub, jinja: jinja2.Environment) -> None:
-    hub.register("triage", TriageRenderer(jinja))
+    hub.register("triage", TriageRenderer(jinja, hub.present))
+
+
+def _present(request: Request, session_id: int) -> frozenset[str]:
+    """Who is connected to this meeting now ("niet over mij zonder mij" depends on it)."""
+    return frozenset(p.actor for p in runtime(request).hub.present(f"triage:{session_id}"))
 
 
 async def cases(request: Request) -> Response:
@@ -185,8 +191,9 @@ async def plan(request: Request) -> Response:
 
 async def session_page(request: Request) -> Response:
     who = require(request)
+    sid = request.path_params["session_id"]
     async with unit_of_work(request, who) as uow:
-        view = await service.session_view(uow, request.path_params["session_id"])
+        view = await service.session_view(uow, sid, _present(request, sid))
     return render(request, "triage/session.html", {"s": view, "vocab": VOCAB})
 
 
@@ -197,6 +204,16 @@ async def _after_add(request: Request, session_id: int, template: str, **ctx: ob
     return redirect(request, "triage.session", session_id=session_id)
 
 
+async def _form_view(request: Request, who: Principal, sid: int) -> service.SessionView:
+    async with unit_of_work(request, who) as uow:
+        return await service.session_view(uow, sid, _present(request, sid))
+
+
+def _ids(data: FormData) -> list[int]:
+    """The factor ids ticked in a goal form."""
+    return [int(v) for v in data.getlist("factor_ids") if isinstance(v, str) and v.isdigit()]
+
+
 async def factor_add(request: Request) -> Response:
     who = require(request)
     sid = request.path_params["session_id"]
@@ -204,7 +221,12 @@ async def factor_add(request: Request) -> Response:
     try:
         async with unit_of_work(request, who) as uow:
             await service.add_factor(
-                uow, sid, field(data, "life_area"), field(data, "kind"), field(data, "text")
+                uow,
+                sid,
+                field(data, "life_area"),
+                field(data, "kind"),
+                field(data, "text"),
+                field(data, "bound_to"),
             )
     except InvalidInput as exc:
         return render(
@@ -216,21 +238,210 @@ async def factor_add(request: Request) -> Response:
     return await _after_add(request, sid, "triage/_partials/factor_add.html", errors={}, values={})
 
 
-async def goal_add(request: Request) -> Response:
+async def factor_import(request: Request) -> Response:
     who = require(request)
     sid = request.path_params["session_id"]
     data = await form(request)
     try:
         async with unit_of_work(request, who) as uow:
-            await service.add_goal(uow, sid, field(data, "text"))
+            await service.import_analysis(uow, sid, field(data, "analysis"))
     except InvalidInput as exc:
         return render(
             request,
-            "triage/_partials/goal_add.html",
+            "triage/_partials/factor_import.html",
             {"session_id": sid, "errors": exc.errors, "values": dict(data)},
             status_code=422,
         )
-    return await _after_add(request, sid, "triage/_partials/goal_add.html", errors={}, values={})
+    return await _after_add(
+        request, sid, "triage/_partials/factor_import.html", errors={}, values={}
+    )
+
+
+async def link_add(request: Request) -> Response:
+    who = require(request)
+    sid = request.path_params["session_id"]
+    data = await form(request)
+    source, target = field(data, "source_id"), field(data, "target_id")
+    try:
+        async with unit_of_work(request, who) as uow:
+            await service.link_factors(
+                uow,
+                sid,
+                int(source) if source.isdigit() else 0,
+                int(target) if target.isdigit() else 0,
+            )
+    except InvalidInput as exc:
+        view = await _form_view(request, who, sid)
+        return render(
+            request,
+            "triage/_partials/link_add.html",
+            {"s": view, "errors": exc.errors, "values": dict(data)},
+            status_code=422,
+        )
+    view = await _form_view(request, who, sid)
+    return await _after_add(
+        request, sid, "triage/_partials/link_add.html", s=view, errors={}, values={}
+    )
+
+
+async def link_delete(request: Request) -> Response:
+    who = require(request)
+    sid = request.path_params["session_id"]
+    async with unit_of_work(request, who) as uow:
+        await service.unlink_factors(uow, sid, request.path_params["link_id"])
+    if is_htmx(request):
+        return Response(status_code=204)
+    return redirect(request, "triage.session", session_id=sid)
+
+
+async def goal_add(request: Request) -> Response:
+    who = require(request)
+    sid = request.path_params["session_id"]
+    data = await form(request)
+    errors: dict[str, str] = {}
+    target = date_field(data, "target_date", errors)
+    try:
+        if errors:
+            raise InvalidInput(errors)
+        async with unit_of_work(request, who) as uow:
+            await service.add_goal(
+                uow,
+                sid,
+                field(data, "text"),
+                _ids(data),
+                field(data, "measure"),
+                target,
+            )
+    except InvalidInput as exc:
+        view = await _form_view(request, who, sid)
+        values: dict[str, object] = dict(data)
+        values["factor_ids"] = _ids(data)
+        return render(
+            request,
+            "triage/_partials/goal_add.html",
+            {"s": view, "session_id": sid, "errors": exc.errors, "values": values},
+            status_code=422,
+        )
+    view = await _form_view(request, who, sid)
+    return await _after_add(
+        request, sid, "triage/_partials/goal_add.html", s=view, errors={}, values={}
+    )
+
+
+async def note_add(request: Request) -> Response:
+    who = require(request)
+    sid = request.path_params["session_id"]
+    data = await form(request)
+    step_raw = field(data, "step")
+    step = int(step_raw) if step_raw.isdigit() else 0
+    try:
+        async with unit_of_work(request, who) as uow:
+            await service.add_note(uow, sid, step, field(data, "text"))
+    except InvalidInput as exc:
+        return render(
+            request,
+            "triage/_partials/note_add.html",
+            {"session_id": sid, "step": step, "errors": exc.errors, "values": dict(data)},
+            status_code=422,
+        )
+    return await _after_add(
+        request, sid, "triage/_partials/note_add.html", step=step, errors={}, values={}
+    )
+
+
+async def screen(request: Request) -> Response:
+    """The chair puts a step on screen."""
+    who = require(request, "coordinator")
+    sid = request.path_params["session_id"]
+    data = await form(request)
+    step = field(data, "step")
+    async with unit_of_work(request, who) as uow:
+        await service.put_on_screen(uow, sid, int(step) if step.isdigit() else 0)
+    if is_htmx(request):
+        return Response(status_code=204)  # everyone, the chair included, gets it live
+    return redirect(request, "triage.session", session_id=sid)
+
+
+async def quality(request: Request) -> Response:
+    who = require(request)
+    sid = request.path_params["session_id"]
+    data = await form(request)
+    async with unit_of_work(request, who) as uow:
+        await service.tick_quality(uow, sid, field(data, "quality"), field(data, "ticked") == "1")
+    if is_htmx(request):
+        return Response(status_code=204)
+    return redirect(request, "triage.session", session_id=sid)
+
+
+async def _board(request: Request, who: Principal, sid: int) -> service.BoardView:
+    async with unit_of_work(request, who) as uow:
+        return await service.board_view(uow, sid, _present(request, sid))
+
+
+async def perspective(request: Request) -> Response:
+    """The perspective as shown (also: cancel editing)."""
+    who = require(request)
+    sid = request.path_params["session_id"]
+    board = await _board(request, who, sid)
+    return render(
+        request,
+        "triage/_partials/perspective.html",
+        {"b": board, "session_id": sid, "open": True, "oob": False},
+    )
+
+
+async def perspective_edit(request: Request) -> Response:
+    who = require(request)
+    sid = request.path_params["session_id"]
+    board = await _board(request, who, sid)
+    if board.perspective_hidden:
+        raise NotFound()
+    return render(
+        request,
+        "triage/_partials/perspective_edit.html",
+        {
+            "b": board,
+            "session_id": sid,
+            "draft": board.perspective or "",
+            "stale": False,
+            "errors": {},
+        },
+    )
+
+
+async def perspective_save(request: Request) -> Response:
+    who = require(request)
+    sid = request.path_params["session_id"]
+    data = await form(request)
+    draft = field(data, "perspective")
+    version_raw = field(data, "version")
+    try:
+        async with unit_of_work(request, who) as uow:
+            await service.set_perspective(
+                uow, sid, draft, int(version_raw) if version_raw.isdigit() else -1
+            )
+    except (StaleVersion, InvalidInput) as exc:
+        board = await _board(request, who, sid)
+        return render(
+            request,
+            "triage/_partials/perspective_edit.html",
+            {
+                "b": board,
+                "session_id": sid,
+                "draft": draft,
+                "stale": isinstance(exc, StaleVersion),
+                "errors": exc.errors if isinstance(exc, InvalidInput) else {},
+            },
+            status_code=exc.status_code,
+        )
+    if not is_htmx(request):
+        return redirect(request, "triage.session", session_id=sid)
+    board = await _board(request, who, sid)
+    return render(
+        request,
+        "triage/_partials/perspective.html",
+        {"b": board, "session_id": sid, "open": True, "oob": False},
+    )
 
 
 async def line_add(request: Request) -> Response:
@@ -271,44 +482,47 @@ async def line_add(request: Request) -> Response:
 
 def _item_kind(request: Request) -> str:
     kind: str = request.path_params["kind"]
-    if kind not in {"factor", "goal"}:
+    if kind not in {"factor", "goal", "note"}:
         raise NotFound()
     return kind
 
 
+async def _item_ctx(
+    request: Request, who: Principal, sid: int, kind: str, item_id: int
+) -> dict[str, object]:
+    async with unit_of_work(request, who) as uow:
+        present = _present(request, sid)
+        view = await service.item_view(uow, sid, kind, item_id, present)
+        choices = (
+            (await service.session_view(uow, sid, present)).factor_choices
+            if kind in {"goal", "factor"}
+            else ()
+        )
+    return {"item": view, "session_id": sid, "vocab": VOCAB, "choices": choices}
+
+
 async def item(request: Request) -> Response:
-    """One factor or goal, as shown (also: cancel editing)."""
+    """One factor, goal or note, as shown (also: cancel editing)."""
     who = require(request)
     kind = _item_kind(request)
     sid = request.path_params["session_id"]
-    async with unit_of_work(request, who) as uow:
-        view = await service.item_view(uow, sid, kind, request.path_params["item_id"])
-    return render(
-        request,
-        "triage/_partials/item.html",
-        {"item": view, "session_id": sid, "vocab": VOCAB, "open": True},
-    )
+    ctx = await _item_ctx(request, who, sid, kind, request.path_params["item_id"])
+    return render(request, "triage/_partials/item.html", {**ctx, "open": True})
 
 
 async def item_edit(request: Request) -> Response:
     who = require(request)
     kind = _item_kind(request)
     sid = request.path_params["session_id"]
-    async with unit_of_work(request, who) as uow:
-        view = await service.item_view(uow, sid, kind, request.path_params["item_id"])
+    ctx = await _item_ctx(request, who, sid, kind, request.path_params["item_id"])
+    view = ctx["item"]
+    assert isinstance(view, service.ItemView)
     if view.text is None:
         raise NotFound()
     return render(
         request,
         "triage/_partials/item_edit.html",
-        {
-            "item": view,
-            "session_id": sid,
-            "draft": view.text,
-            "stale": False,
-            "errors": {},
-            "vocab": VOCAB,
-        },
+        {**ctx, "draft": view.text, "stale": False, "errors": {}, "values": {}},
     )
 
 
@@ -320,39 +534,73 @@ async def item_update(request: Request) -> Response:
     data = await form(request)
     draft = field(data, "text")
     version_raw = field(data, "version")
-    update = service.update_factor if kind == "factor" else service.update_goal
+    version = int(version_raw) if version_raw.isdigit() else -1
+    errors: dict[str, str] = {}
+    before = await _item_ctx(request, who, sid, kind, item_id)
     try:
         async with unit_of_work(request, who) as uow:
-            await update(
-                uow, sid, item_id, draft, int(version_raw) if version_raw.isdigit() else -1
-            )
+            if kind == "factor":
+                place = (field(data, "life_area"), field(data, "kind"), field(data, "bound_to"))
+                # A draft whose place is not chosen yet may have its text tidied first.
+                structure = place if place[0] or place[1] else None
+                await service.update_factor(uow, sid, item_id, draft, version, structure)
+            elif kind == "goal":
+                target = date_field(data, "target_date", errors)
+                if errors:
+                    raise InvalidInput(errors)
+                await service.update_goal(
+                    uow,
+                    sid,
+                    item_id,
+                    draft,
+                    version,
+                    _ids(data) if "goal_form" in data else None,
+                    field(data, "measure") if "goal_form" in data else None,
+                    target,
+                )
+            else:
+                await service.update_note(uow, sid, item_id, draft, version)
     except (StaleVersion, InvalidInput) as exc:
         # Nothing is lost: show the current text next to the user's own draft.
-        async with unit_of_work(request, who) as uow:
-            view = await service.item_view(uow, sid, kind, item_id)
+        ctx = await _item_ctx(request, who, sid, kind, item_id)
+        values: dict[str, object] = dict(data)
+        values["factor_ids"] = _ids(data)
         return render(
             request,
             "triage/_partials/item_edit.html",
             {
-                "item": view,
-                "session_id": sid,
+                **ctx,
                 "draft": draft,
                 "stale": isinstance(exc, StaleVersion),
                 "errors": exc.errors if isinstance(exc, InvalidInput) else {},
                 "message": gettext(exc.message),
-                "vocab": VOCAB,
+                "values": values,
             },
             status_code=exc.status_code,
         )
-    async with unit_of_work(request, who) as uow:
-        view = await service.item_view(uow, sid, kind, item_id)
     if not is_htmx(request):
         return redirect(request, "triage.session", session_id=sid)
-    return render(
-        request,
-        "triage/_partials/item.html",
-        {"item": view, "session_id": sid, "vocab": VOCAB, "open": True},
-    )
+    ctx = await _item_ctx(request, who, sid, kind, item_id)
+    old_view, new_view = before["item"], ctx["item"]
+    assert isinstance(old_view, service.ItemView) and isinstance(new_view, service.ItemView)
+    if old_view.list_id != new_view.list_id:
+        return render(request, "triage/_partials/item_moved.html", ctx)
+    return render(request, "triage/_partials/item.html", {**ctx, "open": True})
+
+
+async def item_private(request: Request) -> Response:
+    """ "Niet over mij zonder mij": set or lift the wish on one item."""
+    who = require(request)
+    kind = _item_kind(request)
+    sid = request.path_params["session_id"]
+    item_id = request.path_params["item_id"]
+    data = await form(request)
+    async with unit_of_work(request, who) as uow:
+        await service.set_not_without_me(uow, sid, kind, item_id, field(data, "on") == "1")
+    if not is_htmx(request):
+        return redirect(request, "triage.session", session_id=sid)
+    ctx = await _item_ctx(request, who, sid, kind, item_id)
+    return render(request, "triage/_partials/item.html", {**ctx, "open": True})
 
 
 async def close(request: Request) -> Response:
@@ -373,7 +621,7 @@ async def session_ws(websocket: WebSocket) -> None:
     rt = runtime(websocket)
     try:
         async with rt.unit_of_work(who) as uow:
-            view = await service.session_view(uow, sid)
+            view = await service.session_view(uow, sid, frozenset())
     except DomainError:
         await websocket.close(code=4403)
         return
@@ -395,10 +643,62 @@ routes: list[BaseRoute] = [
         name="triage.factor_add",
     ),
     Route(
+        "/triage/sessions/{session_id:int}/factors/import",
+        factor_import,
+        methods=["POST"],
+        name="triage.factor_import",
+    ),
+    Route(
+        "/triage/sessions/{session_id:int}/links",
+        link_add,
+        methods=["POST"],
+        name="triage.link_add",
+    ),
+    Route(
+        "/triage/sessions/{session_id:int}/links/{link_id:int}/delete",
+        link_delete,
+        methods=["POST"],
+        name="triage.link_delete",
+    ),
+    Route(
         "/triage/sessions/{session_id:int}/goals",
         goal_add,
         methods=["POST"],
         name="triage.goal_add",
+    ),
+    Route(
+        "/triage/sessions/{session_id:int}/notes",
+        note_add,
+        methods=["POST"],
+        name="triage.note_add",
+    ),
+    Route(
+        "/triage/sessions/{session_id:int}/screen",
+        screen,
+        methods=["POST"],
+        name="triage.screen",
+    ),
+    Route(
+        "/triage/sessions/{session_id:int}/quality",
+        quality,
+        methods=["POST"],
+        name="triage.quality",
+    ),
+    Route(
+        "/triage/sessions/{session_id:int}/perspective",
+        perspective,
+        name="triage.perspective",
+    ),
+    Route(
+        "/triage/sessions/{session_id:int}/perspective/edit",
+        perspective_edit,
+        name="triage.perspective_edit",
+    ),
+    Route(
+        "/triage/sessions/{session_id:int}/perspective",
+        perspective_save,
+        methods=["POST"],
+        name="triage.perspective_save",
     ),
     Route(
         "/triage/sessions/{session_id:int}/lines",
@@ -417,6 +717,12 @@ routes: list[BaseRoute] = [
         item_update,
         methods=["POST"],
         name="triage.item_update",
+    ),
+    Route(
+        "/triage/sessions/{session_id:int}/{kind}/{item_id:int}/private",
+        item_private,
+        methods=["POST"],
+        name="triage.item_private",
     ),
     Route("/triage/sessions/{session_id:int}/close", close, methods=["POST"], name="triage.close"),
     WebSocketRoute("/triage/sessions/{session_id:int}/ws", session_ws, name="triage.ws"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import TypeVar
@@ -25,35 +25,46 @@ from keerpunt.platform.db import utcnow
 from keerpunt.platform.errors import DomainError, InvalidInput, NotAllowed, NotFound, StaleVersion
 from keerpunt.platform.i18n import AMSTERDAM, N_
 from keerpunt.platform.models import (
+    FAMILY_ROLES,
     Case,
     CaseMember,
     CaseRole,
+    Invitation,
     Organisation,
     OrgKind,
     User,
 )
 from keerpunt.platform.uow import UnitOfWork
-from keerpunt.triage import lifecycle
+from keerpunt.triage import analysis, lifecycle
 from keerpunt.triage.models import (
     ArrangementLine,
+    BoundTo,
     EntryCheck,
     Factor,
     FactorKind,
+    FactorLink,
     Goal,
+    GoalFactor,
     HelpForm,
     LifeArea,
+    SessionBoard,
     SessionParticipant,
     SessionStatus,
+    StepNote,
     TriageSession,
 )
 
 __all__ = [
     "ENTRY_QUESTIONS",
+    "STEPS",
+    "BoardView",
     "CaseView",
     "EntryCheckFailed",
     "FixedArrangementLine",
     "ItemView",
+    "JimView",
     "LineView",
+    "LinkView",
     "PersonLabel",
     "Registration",
     "SessionView",
@@ -61,20 +72,30 @@ __all__ = [
     "add_factor",
     "add_goal",
     "add_line",
+    "add_note",
+    "board_view",
     "case_view",
     "close_session",
     "fixed_arrangement_lines",
+    "import_analysis",
+    "item_view",
+    "link_factors",
     "list_cases",
     "parse_hours",
     "plan_session",
+    "put_on_screen",
     "register_case",
     "session_view",
+    "set_not_without_me",
+    "set_perspective",
     "table_changes",
+    "table_labels",
+    "tick_quality",
+    "unlink_factors",
     "update_factor",
     "update_goal",
+    "update_note",
 ]
-
-_TextItem = TypeVar("_TextItem", Factor, Goal)
 
 ARRANGEMENT_MONTHS = 9  # default duration of an arrangement (DOMAIN.md)
 
@@ -463,22 +484,60 @@ async def _record_change(
     await audit.record(uow.db, uow.who, kind, case_id=case.id, purpose="triage", detail=detail)
 
 
+STEPS = (1, 2, 3, 4, 5)  # the stappenplan: JIM, analysis, goals, arrangement, plan
+QUALITY_KEYS = analysis.QUALITIES
+FAMILY_ROLE_NAMES = frozenset(r.value for r in FAMILY_ROLES)
+
+
 @dataclass(frozen=True)
-class ItemView:
-    """A factor or a goal as this viewer may see it."""
+class LinkView:
+    """Factor ``source_id`` keeps factor ``target_id`` going (houdt in stand)."""
 
     id: int
-    kind: str  # "factor" | "goal"
-    text: str | None  # None: hidden for this viewer (no consent)
+    source_id: int
+    target_id: int
+    target_text: str | None  # None: hidden for this viewer
+
+
+@dataclass(frozen=True)
+class ItemView:
+    """A factor, a goal or a family note as this viewer may see it."""
+
+    id: int
+    kind: str  # "factor" | "goal" | "note"
+    text: str | None  # None: hidden for this viewer (no consent, or held back)
     version: int
     author: PersonLabel
     life_area: str = ""
     factor_kind: str = ""
     anonymous: bool = False
+    bound_to: str = ""
+    draft: bool = False
+    own_view: bool = False  # written by the youth, a parent or the JIM: their own view
+    step: int = 0  # notes: the step they belong to
+    # "Niet over mij zonder mij": whose wish it is, and whether it holds the text back now.
+    private_to: PersonLabel | None = None
+    held_back: bool = False
+    may_flag: bool = False  # this viewer may set or lift the wish
+    flag_is_mine: bool = False
+    by_viewer: bool = False  # this viewer wrote it
+    links: tuple[LinkView, ...] = ()  # factors: what this one keeps going
+    factor_ids: tuple[int, ...] = ()  # goals: the factors it addresses
+    measure: str | None = None  # goals, optional SMART: how we notice it works
+    target_date: dt.date | None = None  # goals, optional SMART: by when
 
     @property
     def dom_id(self) -> str:
         return f"{self.kind}-{self.id}"
+
+    @property
+    def list_id(self) -> str:
+        """The list a new item of this kind is added to on screen."""
+        if self.kind == "factor":
+            return f"factor-list-{self.life_area if not self.draft and self.life_area else 'draft'}"
+        if self.kind == "note":
+            return f"note-list-{self.step}"
+        return f"{self.kind}-list"
 
 
 @dataclass(frozen=True)
@@ -494,6 +553,31 @@ class LineView:
 
 
 @dataclass(frozen=True)
+class JimView:
+    """Step 1: a JIM of the case, whether they are asked to this meeting and here now."""
+
+    member: MemberView
+    invited: bool
+    joined: bool  # used their invitation at least once
+    present: bool
+
+
+@dataclass(frozen=True)
+class BoardView:
+    """The shared board: the step on screen, the perspective and the four qualities."""
+
+    session_id: int
+    on_screen_step: int
+    perspective: str | None
+    perspective_version: int
+    perspective_hidden: bool  # there is one, but this viewer may not read it
+    qualities: frozenset[str]
+    hints: dict[str, list[tuple[str, str]]]
+    may_chair: bool
+    may_tick: bool
+
+
+@dataclass(frozen=True)
 class SessionView:
     id: int
     room: str
@@ -502,12 +586,16 @@ class SessionView:
     scheduled_at: dt.datetime
     factors: tuple[ItemView, ...]
     goals: tuple[ItemView, ...]
+    notes: tuple[ItemView, ...]
     lines: tuple[LineView, ...]
     providers: tuple[tuple[int, str], ...]
     invited: tuple[PersonLabel, ...]  # who was asked to the table, as this viewer may see them
+    jims: tuple[JimView, ...]
+    board: BoardView
     last_seq: int
     may_close: bool
     may_arrange: bool  # providers state their share: professionals at the table add lines
+    viewer_is_family: bool
 
     @property
     def is_open(self) -> bool:
@@ -516,6 +604,20 @@ class SessionView:
     @property
     def anonymous_mode(self) -> bool:
         return not self.case.full
+
+    def factors_in(self, area: str) -> tuple[ItemView, ...]:
+        """Structured factors of one life area ("draft": those still to be structured)."""
+        if area == "draft":
+            return tuple(f for f in self.factors if f.draft or not f.life_area)
+        return tuple(f for f in self.factors if not f.draft and f.life_area == area)
+
+    def notes_for(self, step: int) -> tuple[ItemView, ...]:
+        return tuple(n for n in self.notes if n.step == step)
+
+    @property
+    def factor_choices(self) -> tuple[tuple[int, str], ...]:
+        """Factors this viewer can read, to link a goal or another factor to."""
+        return tuple((f.id, f.text) for f in self.factors if f.text is not None)
 
 
 async def _session_for(uow: UnitOfWork, session_id: int) -> tuple[TriageSession, Case]:
@@ -567,26 +669,91 @@ async def _labels(
 
 
 _NOBODY = PersonLabel(None, None)
+_TextItem = TypeVar("_TextItem", Factor, Goal, StepNote)
+
+
+@dataclass
+class _Reader:
+    """Decides, for one viewer, what of the table they may read.
+
+    Consent first (``level``; items written under the pseudonym are readable by all at the
+    table). Then "niet over mij zonder mij" (transparantiebeginsel, seed 003 §5.2: talk *with*
+    the family, not about them): an item a family member marked so is shown only to them and
+    to others while that person is at the table (connected to this meeting); anywhere else,
+    e.g. a report read later, it stays held back until they lift the wish.
+    """
+
+    cipher: CaseCipher
+    level: Disclosure
+    labels: dict[str, PersonLabel]
+    viewer: str  # actor of the viewer
+    viewer_member_id: int | None
+    present: frozenset[str]
+
+    def consent_allows(self, anonymous: bool) -> bool:
+        return (anonymous or self.level is Disclosure.FULL) and not self.cipher.shredded
+
+    def held_back(self, private_to: int | None) -> bool:
+        return (
+            private_to is not None
+            and private_to != self.viewer_member_id
+            and f"member:{private_to}" not in self.present
+        )
+
+    def text(self, field: str, row: Factor | Goal | StepNote) -> str | None:
+        if not self.consent_allows(row.anonymous) or self.held_back(row.private_to_member_id):
+            return None
+        return self.cipher.decrypt(field, row.text_enc)
+
+    def is_family(self, actor: str) -> bool:
+        label = self.labels.get(actor)
+        return actor.startswith("member:") and label is not None and label.role is not None
 
 
 def _item(
     kind: str,
-    row: Factor | Goal,
-    cipher: CaseCipher,
-    level: Disclosure,
-    labels: dict[str, PersonLabel],
+    row: Factor | Goal | StepNote,
+    reader: _Reader,
+    *,
+    links: tuple[LinkView, ...] = (),
+    factor_ids: tuple[int, ...] = (),
 ) -> ItemView:
-    visible = row.anonymous or level is Disclosure.FULL
-    text = cipher.decrypt(f"{kind}.text", row.text_enc) if visible and not cipher.shredded else None
-    extra = {"life_area": row.life_area, "factor_kind": row.kind} if isinstance(row, Factor) else {}
+    text = reader.text(f"{kind}.text", row)
+    flagger = row.private_to_member_id
+    mine = flagger is not None and flagger == reader.viewer_member_id
+    extra: dict[str, object] = {}
+    if isinstance(row, Factor):
+        extra = {
+            "life_area": row.life_area,
+            "factor_kind": row.kind,
+            "bound_to": row.bound_to,
+            "draft": row.draft,
+            "links": links,
+        }
+    elif isinstance(row, Goal):
+        extra = {
+            "factor_ids": factor_ids,
+            "measure": reader.cipher.decrypt("goal.measure", row.measure_enc)
+            if text is not None
+            else None,
+            "target_date": row.target_date if text is not None else None,
+        }
+    else:
+        extra = {"step": row.step}
     return ItemView(
         id=row.id,
         kind=kind,
         text=text,
         version=row.version,
-        author=labels.get(row.author, _NOBODY),
+        author=reader.labels.get(row.author, _NOBODY),
         anonymous=row.anonymous,
-        **extra,
+        own_view=reader.is_family(row.author),
+        private_to=reader.labels.get(f"member:{flagger}", _NOBODY) if flagger else None,
+        held_back=reader.held_back(flagger),
+        may_flag=reader.viewer_member_id is not None and (flagger is None or mine),
+        flag_is_mine=mine,
+        by_viewer=row.author == reader.viewer,
+        **extra,  # type: ignore[arg-type]
     )
 
 
@@ -594,12 +761,137 @@ def _hours(minutes: int) -> str:
     return str((Decimal(minutes) / 60).quantize(Decimal("0.01")).normalize())
 
 
-async def session_view(uow: UnitOfWork, session_id: int) -> SessionView:
-    """The whole shared table for this viewer, redacted by consent."""
+async def _reader(
+    uow: UnitOfWork, case: Case, level: Disclosure, present: frozenset[str]
+) -> _Reader:
+    cipher = await uow.vault.cipher(uow.db, case.id)
+    labels = await _labels(uow, case.id, cipher, level)
+    return _Reader(
+        cipher, level, labels, uow.who.actor, uow.who.member_id, present | {uow.who.actor}
+    )
+
+
+async def _links(
+    uow: UnitOfWork, session_id: int, sources: set[int] | None = None
+) -> list[FactorLink]:
+    q = select(FactorLink).where(FactorLink.session_id == session_id)
+    if sources is not None:
+        q = q.where(FactorLink.source_id.in_(sources))
+    return list((await uow.db.scalars(q.order_by(FactorLink.id))).all())
+
+
+async def _factor_items(
+    uow: UnitOfWork, session_id: int, rows: Sequence[Factor], reader: _Reader
+) -> list[ItemView]:
+    links = await _links(uow, session_id, {f.id for f in rows})
+    targets = {
+        f.id: f for f in await _rows_of(uow, Factor, session_id, {ln.target_id for ln in links})
+    }
+    by_source: dict[int, list[LinkView]] = {}
+    for ln in links:
+        target = targets.get(ln.target_id)
+        text = reader.text("factor.text", target) if target is not None else None
+        by_source.setdefault(ln.source_id, []).append(
+            LinkView(ln.id, ln.source_id, ln.target_id, text)
+        )
+    return [_item("factor", f, reader, links=tuple(by_source.get(f.id, ()))) for f in rows]
+
+
+async def _goal_items(uow: UnitOfWork, rows: Sequence[Goal], reader: _Reader) -> list[ItemView]:
+    ids = {g.id for g in rows}
+    pairs: Sequence[GoalFactor] = (
+        (await uow.db.scalars(select(GoalFactor).where(GoalFactor.goal_id.in_(ids)))).all()
+        if ids
+        else ()
+    )
+    by_goal: dict[int, list[int]] = {}
+    for p in pairs:
+        by_goal.setdefault(p.goal_id, []).append(p.factor_id)
+    return [_item("goal", g, reader, factor_ids=tuple(sorted(by_goal.get(g.id, ())))) for g in rows]
+
+
+async def _board_row(uow: UnitOfWork, session_id: int, *, lock: bool = False) -> SessionBoard:
+    board = await uow.db.get(SessionBoard, session_id, with_for_update=lock)
+    if board is None:
+        board = SessionBoard(session_id=session_id, on_screen_step=1, perspective_version=0)
+        uow.db.add(board)
+        await uow.db.flush()
+    return board
+
+
+_CIPHER_OVERHEAD = 29  # format byte, nonce, tag: the text's length without decrypting it
+
+
+async def _board_view(uow: UnitOfWork, session: TriageSession, reader: _Reader) -> BoardView:
+    board = await uow.db.get(SessionBoard, session.id)
+    facts = [
+        analysis.FactorFacts(
+            f.id, f.life_area, f.kind, f.draft, max(0, len(f.text_enc) - _CIPHER_OVERHEAD)
+        )
+        for f in (await uow.db.scalars(select(Factor).where(Factor.session_id == session.id))).all()
+    ]
+    links = [(ln.source_id, ln.target_id) for ln in await _links(uow, session.id)]
+    perspective = None
+    hidden = False
+    if board is not None and board.perspective_enc is not None:
+        if reader.consent_allows(board.perspective_anonymous):
+            perspective = reader.cipher.decrypt("board.perspective", board.perspective_enc)
+        else:
+            hidden = True
+    return BoardView(
+        session_id=session.id,
+        on_screen_step=board.on_screen_step if board else 1,
+        perspective=perspective,
+        perspective_version=board.perspective_version if board else 0,
+        perspective_hidden=hidden,
+        qualities=frozenset(q for q in (board.qualities if board else "").split(",") if q),
+        hints=analysis.quality_hints(facts, links),
+        may_chair=uow.who.has("coordinator"),
+        may_tick=_may_arrange(uow),
+    )
+
+
+async def _jims(
+    uow: UnitOfWork, case: Case, session: TriageSession, reader: _Reader
+) -> tuple[JimView, ...]:
+    members = await _members(uow, case, reader.cipher, reader.level)
+    jims = [m for m in members if m.role == CaseRole.JIM]
+    if not jims:
+        return ()
+    ids = [m.id for m in jims]
+    invited = set(
+        (
+            await uow.db.scalars(
+                select(SessionParticipant.member_id).where(
+                    SessionParticipant.session_id == session.id,
+                    SessionParticipant.member_id.in_(ids),
+                )
+            )
+        ).all()
+    )
+    joined = set(
+        (
+            await uow.db.scalars(
+                select(Invitation.member_id).where(
+                    Invitation.member_id.in_(ids), Invitation.used_at.is_not(None)
+                )
+            )
+        ).all()
+    )
+    return tuple(
+        JimView(m, m.id in invited, m.id in joined, f"member:{m.id}" in reader.present)
+        for m in jims
+    )
+
+
+async def session_view(
+    uow: UnitOfWork, session_id: int, present: frozenset[str] = frozenset()
+) -> SessionView:
+    """The whole shared table for this viewer, redacted by consent and by "niet over mij
+    zonder mij" (``present``: the actors connected to the meeting now)."""
     session, case = await _session_for(uow, session_id)
     cv = await case_view(uow, case.id)
-    cipher = await uow.vault.cipher(uow.db, case.id)
-    labels = await _labels(uow, case.id, cipher, cv.level)
+    reader = await _reader(uow, case, cv.level, present)
     factors = (
         await uow.db.scalars(
             select(Factor).where(Factor.session_id == session.id).order_by(Factor.id)
@@ -607,6 +899,11 @@ async def session_view(uow: UnitOfWork, session_id: int) -> SessionView:
     ).all()
     goals = (
         await uow.db.scalars(select(Goal).where(Goal.session_id == session.id).order_by(Goal.id))
+    ).all()
+    notes = (
+        await uow.db.scalars(
+            select(StepNote).where(StepNote.session_id == session.id).order_by(StepNote.id)
+        )
     ).all()
     orgs = await _providers(uow)
     invited_ids = (
@@ -630,17 +927,21 @@ async def session_view(uow: UnitOfWork, session_id: int) -> SessionView:
         case=cv,
         status=session.status,
         scheduled_at=session.scheduled_at,
-        factors=tuple(_item("factor", f, cipher, cv.level, labels) for f in factors),
-        goals=tuple(_item("goal", g, cipher, cv.level, labels) for g in goals),
-        lines=tuple(_line(ln, orgs, labels) for ln in lines),
+        factors=tuple(await _factor_items(uow, session.id, factors, reader)),
+        goals=tuple(await _goal_items(uow, goals, reader)),
+        notes=tuple(_item("note", n, reader) for n in notes),
+        lines=tuple(_line(ln, orgs, reader.labels) for ln in lines),
         providers=tuple(orgs.items()),
         invited=tuple(
-            labels.get(f"user:{m.user_id}" if m.user_id else f"member:{m.id}", _NOBODY)
+            reader.labels.get(f"user:{m.user_id}" if m.user_id else f"member:{m.id}", _NOBODY)
             for m in invited_ids
         ),
+        jims=await _jims(uow, case, session, reader),
+        board=await _board_view(uow, session, reader),
         last_seq=await uow.last_seq(session.room),
         may_close=uow.who.has("coordinator") and session.status != SessionStatus.CLOSED,
         may_arrange=_may_arrange(uow),
+        viewer_is_family=(uow.who.member_role or "") in FAMILY_ROLE_NAMES,
     )
 
 
@@ -672,6 +973,8 @@ class TableChanges:
     items: dict[tuple[str, int], ItemView]
     lines: dict[int, LineView]
     present: dict[str, PersonLabel]
+    board: BoardView | None = None
+    factor_choices: tuple[tuple[int, str], ...] = ()
 
 
 async def _rows_of(
@@ -684,27 +987,33 @@ async def _rows_of(
 
 
 async def table_changes(
-    uow: UnitOfWork, session_id: int, refs: list[tuple[str, int]]
+    uow: UnitOfWork,
+    session_id: int,
+    refs: list[tuple[str, int]],
+    present: frozenset[str] = frozenset(),
 ) -> TableChanges:
-    """The factors, goals and lines named by ``refs`` ((kind, id) pairs) and the labels of
-    the people at the table, for this viewer. One consent decision (audited), then only the
-    named rows: what a live push needs, instead of the whole table."""
+    """The factors, goals, notes and lines named by ``refs`` ((kind, id) pairs; ("board", 0)
+    for the shared board) and the labels of the people at the table, for this viewer. One
+    consent decision (audited), then only the named rows: what a live push needs, instead
+    of the whole table."""
     session, case = await _session_for(uow, session_id)
     level = (await consent.disclosure(uow, case)).level
     if level is Disclosure.NOTHING:
         raise NotFound()
-    cipher = await uow.vault.cipher(uow.db, case.id)
-    labels = await _labels(uow, case.id, cipher, level)
-    wanted: dict[str, set[int]] = {"factor": set(), "goal": set(), "line": set()}
+    reader = await _reader(uow, case, level, present)
+    wanted: dict[str, set[int]] = {"factor": set(), "goal": set(), "note": set(), "line": set()}
     for kind, item_id in refs:
         wanted.setdefault(kind, set()).add(item_id)
     items: dict[tuple[str, int], ItemView] = {}
-    for kind, text_rows in (
-        ("factor", await _rows_of(uow, Factor, session.id, wanted["factor"])),
-        ("goal", await _rows_of(uow, Goal, session.id, wanted["goal"])),
+    factor_rows = await _rows_of(uow, Factor, session.id, wanted["factor"])
+    for view in await _factor_items(uow, session.id, factor_rows, reader):
+        items[("factor", view.id)] = view
+    for view in await _goal_items(
+        uow, await _rows_of(uow, Goal, session.id, wanted["goal"]), reader
     ):
-        for row in text_rows:
-            items[(kind, row.id)] = _item(kind, row, cipher, level, labels)
+        items[("goal", view.id)] = view
+    for note in await _rows_of(uow, StepNote, session.id, wanted["note"]):
+        items[("note", note.id)] = _item("note", note, reader)
     lines: dict[int, LineView] = {}
     if wanted["line"]:
         rows_l = (
@@ -716,8 +1025,36 @@ async def table_changes(
             )
         ).all()
         orgs = await _providers(uow, {ln.provider_id for ln in rows_l})
-        lines = {ln.id: _line(ln, orgs, labels) for ln in rows_l}
-    return TableChanges(session.id, items, lines, labels)
+        lines = {ln.id: _line(ln, orgs, reader.labels) for ln in rows_l}
+    board = None
+    choices: tuple[tuple[int, str], ...] = ()
+    if wanted.get("board") or wanted["factor"]:
+        # The checklist hints follow the factors.
+        board = await _board_view(uow, session, reader)
+    if wanted["factor"] or wanted["goal"]:
+        # Goals name the factors they address; new factors become choices in the forms.
+        all_factors = (
+            await uow.db.scalars(
+                select(Factor).where(Factor.session_id == session.id).order_by(Factor.id)
+            )
+        ).all()
+        choices = tuple(
+            (f.id, text) for f in all_factors if (text := reader.text("factor.text", f))
+        )
+    return TableChanges(session.id, items, lines, reader.labels, board, choices)
+
+
+async def table_labels(uow: UnitOfWork, session_id: int) -> dict[str, PersonLabel]:
+    """The labels of the people at the table for this viewer, for the typing signal.
+
+    Not audited as a read: it names only the people the presence list (audited) already
+    named on this connection, and it runs for every typing signal."""
+    _session, case = await _session_for(uow, session_id)
+    level = (await consent.disclosure(uow, case, audit_read=False)).level
+    if level is Disclosure.NOTHING:
+        raise NotFound()
+    cipher = await uow.vault.cipher(uow.db, case.id)
+    return await _labels(uow, case.id, cipher, level)
 
 
 async def _open_session(uow: UnitOfWork, session_id: int) -> tuple[TriageSession, Case, Disclosure]:
@@ -741,23 +1078,31 @@ def _clean_text(text: str, field: str = "text") -> str:
     return text
 
 
-async def add_factor(
-    uow: UnitOfWork, session_id: int, life_area: str, kind: str, text: str
-) -> Factor:
-    """Add a factor of the explanatory analysis (verklarende analyse)."""
+def _check_structure(life_area: str, kind: str, bound_to: str) -> None:
     errors = {}
     if life_area not in LifeArea.__members__.values():
         errors["life_area"] = N_("Kies een leefgebied.")
     if kind not in FactorKind.__members__.values():
         errors["kind"] = N_("Kies wat voor factor het is.")
+    if bound_to and bound_to not in BoundTo.__members__.values():
+        errors["bound_to"] = N_("Kies bij wie de factor hoort: kind, gezin of omgeving.")
     if errors:
         raise InvalidInput(errors)
+
+
+async def add_factor(
+    uow: UnitOfWork, session_id: int, life_area: str, kind: str, text: str, bound_to: str = ""
+) -> Factor:
+    """Add a factor of the explanatory analysis (verklarende analyse): a life area, one of
+    the four kinds, and optionally whether it sits in the child, the family or around them."""
+    _check_structure(life_area, kind, bound_to)
     session, case, level = await _open_session(uow, session_id)
     cipher = await uow.vault.cipher(uow.db, case.id)
     factor = Factor(
         session_id=session.id,
         life_area=life_area,
         kind=kind,
+        bound_to=bound_to,
         text_enc=cipher.encrypt("factor.text", _clean_text(text)),
         anonymous=level is not Disclosure.FULL,
         author=uow.who.actor,
@@ -768,23 +1113,172 @@ async def add_factor(
     return factor
 
 
-async def add_goal(uow: UnitOfWork, session_id: int, text: str) -> Goal:
-    """Add a goal, in the youth's own words."""
+async def import_analysis(uow: UnitOfWork, session_id: int, text: str) -> list[Factor]:
+    """An existing analysis, pasted as text, becomes draft factors the table then structures
+    (soms is er al een verklarende analyse). Nothing is saved when nothing is found."""
+    if len(text) > 100_000:
+        raise InvalidInput({"analysis": N_("Dit is te lang om in één keer over te nemen.")})
+    drafts = analysis.split_analysis(text)
+    if not drafts:
+        raise InvalidInput({"analysis": N_("Plak de tekst van de analyse in het vak.")})
     session, case, level = await _open_session(uow, session_id)
+    cipher = await uow.vault.cipher(uow.db, case.id)
+    rows = [
+        Factor(
+            session_id=session.id,
+            life_area=d.life_area,
+            kind=d.kind,
+            bound_to=d.bound_to,
+            draft=True,
+            text_enc=cipher.encrypt("factor.text", d.text),
+            anonymous=level is not Disclosure.FULL,
+            author=uow.who.actor,
+        )
+        for d in drafts
+    ]
+    uow.db.add_all(rows)
+    await uow.db.flush()
+    for row in rows:
+        await uow.emit(session.room, "factor.created", row.id)
+    await audit.record(
+        uow.db,
+        uow.who,
+        "factor.imported",
+        case_id=case.id,
+        purpose="triage",
+        detail=f"factors={len(rows)}",
+    )
+    return rows
+
+
+async def link_factors(
+    uow: UnitOfWork, session_id: int, source_id: int, target_id: int
+) -> FactorLink:
+    """Record that one factor keeps another going (houdt in stand); a link once is enough."""
+    session, case, level = await _open_session(uow, session_id)
+    if source_id == target_id:
+        raise InvalidInput({"target_id": N_("Kies twee verschillende factoren.")})
+    rows = await _rows_of(uow, Factor, session.id, {source_id, target_id})
+    if len(rows) != 2:
+        raise InvalidInput({"target_id": N_("Kies twee factoren uit deze analyse.")})
+    if any(not (r.anonymous or level is Disclosure.FULL) for r in rows):
+        raise NotAllowed()
+    existing = await uow.db.scalar(
+        select(FactorLink).where(
+            FactorLink.source_id == source_id, FactorLink.target_id == target_id
+        )
+    )
+    if existing is not None:
+        return existing
+    link = FactorLink(
+        session_id=session.id, source_id=source_id, target_id=target_id, author=uow.who.actor
+    )
+    uow.db.add(link)
+    await uow.db.flush()
+    # The source factor shows what it keeps going: it is re-rendered for everyone.
+    await _record_change(
+        uow, session, case, "factor.linked", source_id, f"link={source_id}->{target_id}"
+    )
+    return link
+
+
+async def unlink_factors(uow: UnitOfWork, session_id: int, link_id: int) -> None:
+    """Remove a "keeps going" link that turned out wrong."""
+    session, case, level = await _open_session(uow, session_id)
+    link = await uow.db.get(FactorLink, link_id)
+    if link is None or link.session_id != session.id:
+        raise NotFound()
+    ends = await _rows_of(uow, Factor, session.id, {link.source_id, link.target_id})
+    if any(not (f.anonymous or level is Disclosure.FULL) for f in ends):
+        raise NotAllowed()  # not for someone who cannot read what it links
+    source = link.source_id
+    await uow.db.delete(link)
+    await uow.db.flush()
+    await _record_change(uow, session, case, "factor.unlinked", source, f"link={link_id}")
+
+
+def _clean_measure(measure: str) -> str | None:
+    measure = measure.strip()
+    if len(measure) > 1000:
+        raise InvalidInput({"measure": N_("Dit is te lang. Maak het korter dan 1000 tekens.")})
+    return measure or None
+
+
+async def _check_factors(
+    uow: UnitOfWork, session: TriageSession, factor_ids: Sequence[int]
+) -> set[int]:
+    wanted = set(factor_ids)
+    found = {f.id for f in await _rows_of(uow, Factor, session.id, wanted)}
+    if found != wanted:
+        raise InvalidInput({"factor_ids": N_("Kies factoren uit deze analyse.")})
+    return wanted
+
+
+async def _set_goal_factors(
+    uow: UnitOfWork, session: TriageSession, goal: Goal, factor_ids: Sequence[int]
+) -> None:
+    wanted = await _check_factors(uow, session, factor_ids)
+    current = set(
+        (
+            await uow.db.scalars(select(GoalFactor.factor_id).where(GoalFactor.goal_id == goal.id))
+        ).all()
+    )
+    for fid in current - wanted:
+        row = await uow.db.get(GoalFactor, (goal.id, fid))
+        if row is not None:
+            await uow.db.delete(row)
+    uow.db.add_all(GoalFactor(goal_id=goal.id, factor_id=fid) for fid in wanted - current)
+    await uow.db.flush()
+
+
+async def add_goal(
+    uow: UnitOfWork,
+    session_id: int,
+    text: str,
+    factor_ids: Sequence[int] = (),
+    measure: str = "",
+    target_date: dt.date | None = None,
+) -> Goal:
+    """Add a goal, in the youth's own words, with the factors it addresses; how we notice it
+    works and by when (SMART) are optional."""
+    clean = _clean_text(text)
+    clean_measure = _clean_measure(measure)
+    session, case, level = await _open_session(uow, session_id)
+    await _check_factors(uow, session, factor_ids)  # before anything is written
     cipher = await uow.vault.cipher(uow.db, case.id)
     goal = Goal(
         session_id=session.id,
-        text_enc=cipher.encrypt("goal.text", _clean_text(text)),
+        text_enc=cipher.encrypt("goal.text", clean),
+        measure_enc=cipher.encrypt("goal.measure", clean_measure),
+        target_date=target_date,
         anonymous=level is not Disclosure.FULL,
         author=uow.who.actor,
     )
     uow.db.add(goal)
     await uow.db.flush()
+    await _set_goal_factors(uow, session, goal, factor_ids)
     await _record_change(uow, session, case, "goal.created", goal.id, f"goal={goal.id}")
     return goal
 
 
-async def _update_text(
+async def _locked_item(
+    uow: UnitOfWork, model: type[_TextItem], session_id: int, item_id: int, version: int
+) -> tuple[TriageSession, Case, Disclosure, _TextItem]:
+    session, case, level = await _open_session(uow, session_id)
+    row = await uow.db.get(model, item_id, with_for_update=True)
+    if row is None or row.session_id != session.id:
+        raise NotFound()
+    if not (row.anonymous or level is Disclosure.FULL):
+        raise NotAllowed()
+    if row.private_to_member_id not in (None, uow.who.member_id):
+        # Held back for this person: they cannot change what they may not read.
+        raise NotAllowed(N_("Dit wordt alleen besproken als de persoon zelf erbij is."))
+    if row.version != version:
+        raise StaleVersion()
+    return session, case, level, row
+
+
+async def _save_text(
     uow: UnitOfWork,
     kind: str,
     model: type[_TextItem],
@@ -792,45 +1286,226 @@ async def _update_text(
     item_id: int,
     text: str,
     version: int,
-) -> _TextItem:
-    session, case, level = await _open_session(uow, session_id)
-    row = await uow.db.get(model, item_id, with_for_update=True)
-    if row is None or row.session_id != session.id:
-        raise NotFound()
-    if not (row.anonymous or level is Disclosure.FULL):
-        raise NotAllowed()
-    if row.version != version:
-        raise StaleVersion()
+    change: Callable[[_TextItem], str | None] | None = None,
+) -> tuple[TriageSession, _TextItem]:
+    clean = _clean_text(text)
+    session, case, _level, row = await _locked_item(uow, model, session_id, item_id, version)
     cipher = await uow.vault.cipher(uow.db, case.id)
-    encrypted = cipher.encrypt(f"{kind}.text", _clean_text(text))
+    encrypted = cipher.encrypt(f"{kind}.text", clean)
     assert encrypted is not None
     row.text_enc = encrypted
+    action = (change(row) if change is not None else None) or "updated"
     row.version += 1
     row.updated_at = utcnow()
     await uow.db.flush()
     await _record_change(
-        uow, session, case, f"{kind}.updated", row.id, f"{kind}={row.id} version={row.version}"
+        uow, session, case, f"{kind}.{action}", row.id, f"{kind}={row.id} version={row.version}"
+    )
+    return session, row
+
+
+async def update_factor(
+    uow: UnitOfWork,
+    session_id: int,
+    factor_id: int,
+    text: str,
+    version: int,
+    structure: tuple[str, str, str] | None = None,
+) -> Factor:
+    """Change a factor's text and, with ``structure`` (life area, kind, bound to), its place
+    in the analysis (a draft becomes a structured factor); refused (StaleVersion) if someone
+    changed it meanwhile."""
+    if structure is not None:
+        _check_structure(*structure)
+
+    def place(row: Factor) -> str | None:
+        if structure is None:
+            return None
+        before = (row.life_area, row.draft)
+        row.life_area, row.kind, row.bound_to = structure
+        row.draft = False
+        # Another life area (or out of the drafts): it moves to another list on screen.
+        return "moved" if before != (row.life_area, row.draft) else None
+
+    _session, row = await _save_text(
+        uow, "factor", Factor, session_id, factor_id, text, version, place
     )
     return row
 
 
-async def update_factor(
-    uow: UnitOfWork, session_id: int, factor_id: int, text: str, version: int
-) -> Factor:
-    """Change a factor's text; refused (StaleVersion) if someone changed it meanwhile."""
-    return await _update_text(uow, "factor", Factor, session_id, factor_id, text, version)
-
-
 async def update_goal(
-    uow: UnitOfWork, session_id: int, goal_id: int, text: str, version: int
+    uow: UnitOfWork,
+    session_id: int,
+    goal_id: int,
+    text: str,
+    version: int,
+    factor_ids: Sequence[int] | None = None,
+    measure: str | None = None,
+    target_date: dt.date | None = None,
 ) -> Goal:
-    """Change a goal's text; refused (StaleVersion) if someone changed it meanwhile."""
-    return await _update_text(uow, "goal", Goal, session_id, goal_id, text, version)
+    """Change a goal (text, and when given its factors and SMART details); refused
+    (StaleVersion) if someone changed it meanwhile."""
+    clean_measure = _clean_measure(measure) if measure is not None else None
+    case_cipher: list[CaseCipher] = []
+
+    def details(row: Goal) -> str | None:
+        if measure is not None:
+            row.measure_enc = case_cipher[0].encrypt("goal.measure", clean_measure)
+            row.target_date = target_date
+        return None
+
+    session = await uow.db.get(TriageSession, session_id)
+    if session is None:
+        raise NotFound()
+    case_cipher.append(await uow.vault.cipher(uow.db, session.case_id))
+    if factor_ids is not None:
+        await _check_factors(uow, session, factor_ids)  # before anything is written
+    session, row = await _save_text(uow, "goal", Goal, session_id, goal_id, text, version, details)
+    if factor_ids is not None:
+        await _set_goal_factors(uow, session, row, factor_ids)
+    return row
 
 
-async def item_view(uow: UnitOfWork, session_id: int, kind: str, item_id: int) -> ItemView:
-    """One factor or goal as this viewer may see it."""
-    changes = await table_changes(uow, session_id, [(kind, item_id)])
+async def add_note(uow: UnitOfWork, session_id: int, step: int, text: str) -> StepNote:
+    """The youth, a parent or the JIM adds their own view to a step (eigen inbreng); it is
+    marked as theirs."""
+    if (uow.who.member_role or "") not in FAMILY_ROLE_NAMES:
+        raise NotAllowed(N_("Hier schrijven de jeugdige, de ouders en de JIM hun eigen kijk."))
+    if step not in STEPS:
+        raise InvalidInput({"step": N_("Kies een stap van 1 tot en met 5.")})
+    clean = _clean_text(text)
+    session, case, level = await _open_session(uow, session_id)
+    cipher = await uow.vault.cipher(uow.db, case.id)
+    note = StepNote(
+        session_id=session.id,
+        step=step,
+        text_enc=cipher.encrypt("note.text", clean),
+        anonymous=level is not Disclosure.FULL,
+        author=uow.who.actor,
+    )
+    uow.db.add(note)
+    await uow.db.flush()
+    await _record_change(uow, session, case, "note.created", note.id, f"note={note.id}")
+    return note
+
+
+async def update_note(
+    uow: UnitOfWork, session_id: int, note_id: int, text: str, version: int
+) -> StepNote:
+    """Change a family note; only its author may, and not over someone else's change."""
+    note = await uow.db.get(StepNote, note_id)
+    if note is not None and note.author != uow.who.actor:
+        raise NotAllowed(N_("Alleen wie dit schreef kan het aanpassen."))
+    _session, row = await _save_text(uow, "note", StepNote, session_id, note_id, text, version)
+    return row
+
+
+_FLAGGABLE: dict[str, type[Factor] | type[Goal] | type[StepNote]] = {
+    "factor": Factor,
+    "goal": Goal,
+    "note": StepNote,
+}
+
+
+async def set_not_without_me(
+    uow: UnitOfWork, session_id: int, kind: str, item_id: int, on: bool
+) -> None:
+    """ "Niet over mij zonder mij": the youth, a parent or the JIM asks that an item is only
+    shown while they are at the table (and held back elsewhere, e.g. in a report), or lifts
+    that wish again. One person's wish per item; only they can lift it."""
+    if (uow.who.member_role or "") not in FAMILY_ROLE_NAMES or uow.who.member_id is None:
+        raise NotAllowed(N_("Dit kunnen alleen de jeugdige, de ouders en de JIM aangeven."))
+    model = _FLAGGABLE.get(kind)
+    if model is None:
+        raise NotFound()
+    session, case, level = await _open_session(uow, session_id)
+    row: Factor | Goal | StepNote | None = await uow.db.get(model, item_id, with_for_update=True)
+    if row is None or row.session_id != session.id:
+        raise NotFound()
+    if not (row.anonymous or level is Disclosure.FULL):
+        raise NotAllowed()
+    if row.private_to_member_id not in (None, uow.who.member_id):
+        raise NotAllowed(
+            N_("Iemand anders heeft dit al gevraagd. Alleen die persoon kan het weer vrijgeven.")
+        )
+    row.private_to_member_id = uow.who.member_id if on else None
+    await uow.db.flush()
+    await _record_change(
+        uow, session, case, f"{kind}.flagged", row.id, f"{kind}={row.id} private={on}"
+    )
+
+
+async def put_on_screen(uow: UnitOfWork, session_id: int, step: int) -> None:
+    """The chair (coordinator) puts a step on the shared screen; everyone sees which."""
+    if not uow.who.has("coordinator"):
+        raise NotAllowed(N_("Alleen de voorzitter kiest wat op het scherm staat."))
+    if step not in STEPS:
+        raise InvalidInput({"step": N_("Kies een stap van 1 tot en met 5.")})
+    session, case, _level = await _open_session(uow, session_id)
+    board = await _board_row(uow, session.id, lock=True)
+    board.on_screen_step = step
+    await uow.db.flush()
+    await _record_change(uow, session, case, "board.screen", session.id, f"step={step}")
+
+
+async def set_perspective(uow: UnitOfWork, session_id: int, text: str, version: int) -> None:
+    """The desired perspective of the youth (gewenst perspectief), which the goals serve;
+    refused (StaleVersion) if someone changed it meanwhile."""
+    clean = _clean_text(text, "perspective")
+    session, case, level = await _open_session(uow, session_id)
+    board = await _board_row(uow, session.id, lock=True)
+    if board.perspective_version != version:
+        raise StaleVersion()
+    if board.perspective_enc is not None and not (
+        board.perspective_anonymous or level is Disclosure.FULL
+    ):
+        raise NotAllowed()
+    cipher = await uow.vault.cipher(uow.db, case.id)
+    board.perspective_enc = cipher.encrypt("board.perspective", clean)
+    board.perspective_anonymous = level is not Disclosure.FULL
+    board.perspective_version += 1
+    await uow.db.flush()
+    await _record_change(
+        uow, session, case, "board.perspective", session.id, f"version={board.perspective_version}"
+    )
+
+
+async def tick_quality(uow: UnitOfWork, session_id: int, quality: str, ticked: bool) -> None:
+    """The team ticks off a quality of the analysis: complete, simple, coherent, testable
+    (volledig, eenvoudig, samenhangend, toetsbaar)."""
+    if not _may_arrange(uow):
+        raise NotAllowed(N_("Het triageteam vinkt de kwaliteiten van de analyse af."))
+    if quality not in QUALITY_KEYS:
+        raise InvalidInput({"quality": N_("Kies een van de vier kwaliteiten.")})
+    session, case, _level = await _open_session(uow, session_id)
+    board = await _board_row(uow, session.id, lock=True)
+    ticked_now = {q for q in board.qualities.split(",") if q}
+    ticked_now = ticked_now | {quality} if ticked else ticked_now - {quality}
+    board.qualities = ",".join(q for q in QUALITY_KEYS if q in ticked_now)
+    await uow.db.flush()
+    await _record_change(
+        uow, session, case, "board.quality", session.id, f"{quality}={'yes' if ticked else 'no'}"
+    )
+
+
+async def board_view(
+    uow: UnitOfWork, session_id: int, present: frozenset[str] = frozenset()
+) -> BoardView:
+    """The shared board as this viewer may see it."""
+    changes = await table_changes(uow, session_id, [("board", 0)], present)
+    assert changes.board is not None
+    return changes.board
+
+
+async def item_view(
+    uow: UnitOfWork,
+    session_id: int,
+    kind: str,
+    item_id: int,
+    present: frozenset[str] = frozenset(),
+) -> ItemView:
+    """One factor, goal or note as this viewer may see it."""
+    changes = await table_changes(uow, session_id, [(kind, item_id)], present)
     try:
         return changes.items[(kind, item_id)]
     except KeyError:

@@ -28,6 +28,24 @@ VOCAB: dict[str, dict[str, str]] = {
         "perpetuating": N_("In stand houdend (houdt het in gang)"),
         "protective": N_("Beschermend (helpt)"),
     },
+    "bound_to": {
+        "child": N_("Bij het kind"),
+        "family": N_("In het gezin"),
+        "environment": N_("In de omgeving"),
+    },
+    "step": {
+        "1": N_("De JIM"),
+        "2": N_("Verklarende analyse"),
+        "3": N_("Perspectief en doelen"),
+        "4": N_("Arrangement en procesregisseur"),
+        "5": N_("Plan van aanpak"),
+    },
+    "quality": {
+        "complete": N_("Volledig: alle leefgebieden en wat helpt staan erin"),
+        "simple": N_("Eenvoudig: iedereen aan tafel begrijpt het"),
+        "coherent": N_("Samenhangend: we zien wat wat in stand houdt"),
+        "testable": N_("Toetsbaar: we kunnen nagaan of het klopt"),
+    },
     "help_form": {
         "ambulant": N_("Ambulant"),
         "day_treatment": N_("Dagbehandeling (stoel)"),

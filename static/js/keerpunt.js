@@ -216,6 +216,21 @@
       return;
     }
 
+    // An item that moved to another list (beforeend into the new one) while it is being
+    // edited here: keep the form where it is, say it changed.
+    var frag = detail.fragment;
+    if (frag && frag.nodeType === 1 && frag.querySelectorAll) {
+      var arriving = frag.querySelectorAll('[id]');
+      for (var a = 0; a < arriving.length; a++) {
+        var live = document.getElementById(arriving[a].id);
+        if (live && live.classList.contains('is-editing')) {
+          detail.shouldSwap = false;
+          markChangedElsewhere(live);
+          return;
+        }
+      }
+    }
+
     // A container holding an item being edited is the target.
     var inside = target.querySelectorAll('.is-editing');
     if (!inside.length) return;
@@ -237,6 +252,78 @@
     }
   });
 
+  /* ---- f. who is typing where: a light signal over the open socket, throttled ---- */
+
+  var TYPING_EVERY_MS = 3000;
+  var TYPING_SHOWN_MS = 6000;
+  var lastTyped = {};
+
+  function openSocket() {
+    for (var i = 0; i < known.length; i++) {
+      if (known[i].open && known[i].elt.isConnected) return known[i].wrapper;
+    }
+    return null;
+  }
+
+  document.addEventListener('input', function (evt) {
+    var t = evt.target;
+    if (!t || !t.closest || !t.matches('textarea, input[type="text"], input:not([type])')) return;
+    var step = t.closest('[data-step]');
+    if (!step) return;
+    var where = 'step-' + step.getAttribute('data-step');
+    var now = Date.now();
+    if (lastTyped[where] && now - lastTyped[where] < TYPING_EVERY_MS) return;
+    var socket = openSocket();
+    if (!socket) return;
+    lastTyped[where] = now;
+    socket.send(JSON.stringify({ type: 'typing', where: where }));
+  });
+
+  function expireTyping() {
+    var list = document.getElementById('kp-typing');
+    if (!list) return;
+    var now = Date.now();
+    var items = list.querySelectorAll('li');
+    for (var i = 0; i < items.length; i++) {
+      var seen = toSeq(items[i].getAttribute('data-seen'));
+      if (!seen) items[i].setAttribute('data-seen', String(now));
+      else if (now - seen > TYPING_SHOWN_MS) items[i].remove();
+    }
+  }
+
+  setInterval(expireTyping, 1000);
+
+  /* ---- g. follow the step the chair put on screen (unless busy typing) ---- */
+
+  var shownStep = null;
+
+  function followChair() {
+    var nav = document.getElementById('kp-steps');
+    var follow = document.getElementById('kp-follow');
+    if (!nav) return;
+    var step = nav.getAttribute('data-on-screen');
+    var sections = document.querySelectorAll('[data-step]');
+    for (var i = 0; i < sections.length; i++) {
+      sections[i].classList.toggle('is-on-screen', sections[i].getAttribute('data-step') === step);
+    }
+    if (shownStep === null || step === shownStep) {
+      shownStep = step;
+      return;
+    }
+    shownStep = step;
+    if (!follow || !follow.checked) return;
+    var active = document.activeElement;
+    if (active && active.closest && active.closest('form') && active.matches('textarea, input, select')) {
+      return; // never pull someone away from what they are writing
+    }
+    var section = document.getElementById('step-' + step);
+    if (!section) return;
+    var reduce = window.matchMedia && window.matchMedia('(prefers-reduced-motion: reduce)').matches;
+    section.scrollIntoView({ behavior: reduce ? 'auto' : 'smooth', block: 'start' });
+  }
+
+  document.addEventListener('DOMContentLoaded', followChair);
+
   /* ---- b. highest seq seen, e. announcements by others ---- */
 
   document.addEventListener('htmx:wsAfterMessage', function (evt) {
@@ -254,6 +341,9 @@
       if (inMessage) seq = Math.max(seq, toSeq(inMessage.getAttribute('data-seq')));
       if (seq > last) elt.setAttribute('data-last-seq', String(seq));
     }
+
+    expireTyping();
+    followChair();
 
     var speakers = message.querySelectorAll('[data-kp-announce]');
     for (var i = 0; i < speakers.length; i++) {

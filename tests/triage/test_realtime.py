@@ -73,7 +73,7 @@ async def test_push_replay_and_presence(runtime: Runtime, live_server: LiveServe
             assert "Ruud Regie" in presence
         await add("Opa helpt elke woensdag")
         pushed = await _recv_until(ws, "Opa helpt elke woensdag")
-        assert 'hx-swap-oob="beforeend:#factor-list"' in pushed
+        assert 'hx-swap-oob="beforeend:#factor-list-home"' in pushed  # its life area
         seq = int(pushed.split('data-seq="')[1].split('"')[0])
 
     await add("Gemist terwijl offline")  # while the phone was disconnected

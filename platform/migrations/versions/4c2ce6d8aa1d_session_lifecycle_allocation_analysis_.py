@@ -1,8 +1,8 @@
 """session lifecycle allocation analysis plan report consent retention settlement
 
-Revision ID: 94d0122f021a
+Revision ID: 4c2ce6d8aa1d
 Revises: 92f72069acb8
-Create Date: 2026-11-24 21:03:04.940549
+Create Date: 2026-11-24 21:04:13.860114
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import op
 
 import keerpunt.platform.db
 
-revision = "94d0122f021a"
+revision = "4c2ce6d8aa1d"
 down_revision = "92f72069acb8"
 branch_labels = None
 depends_on = None
@@ -236,6 +236,48 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_allocation_case_id"), ["case_id"], unique=False)
 
     op.create_table(
+        "session_board",
+        sa.Column("session_id", sa.Integer(), nullable=False),
+        sa.Column("on_screen_step", sa.Integer(), nullable=False),
+        sa.Column("perspective_enc", sa.LargeBinary(), nullable=True),
+        sa.Column("perspective_version", sa.Integer(), nullable=False),
+        sa.Column("perspective_anonymous", sa.Boolean(), nullable=False),
+        sa.Column("qualities", sa.String(length=60), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["session_id"],
+            ["triage_session.id"],
+            name=op.f("fk_session_board_session_id_triage_session"),
+        ),
+        sa.PrimaryKeyConstraint("session_id", name=op.f("pk_session_board")),
+    )
+    op.create_table(
+        "step_note",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("session_id", sa.Integer(), nullable=False),
+        sa.Column("step", sa.Integer(), nullable=False),
+        sa.Column("text_enc", sa.LargeBinary(), nullable=False),
+        sa.Column("anonymous", sa.Boolean(), nullable=False),
+        sa.Column("private_to_member_id", sa.Integer(), nullable=True),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("author", sa.String(length=100), nullable=False),
+        sa.Column("created_at", keerpunt.platform.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", keerpunt.platform.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["private_to_member_id"],
+            ["case_member.id"],
+            name=op.f("fk_step_note_private_to_member_id_case_member"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["session_id"],
+            ["triage_session.id"],
+            name=op.f("fk_step_note_session_id_triage_session"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_step_note")),
+    )
+    with op.batch_alter_table("step_note", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_step_note_session_id"), ["session_id"], unique=False)
+
+    op.create_table(
         "allocation_dispute",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("allocation_id", sa.Integer(), nullable=False),
@@ -261,6 +303,41 @@ def upgrade() -> None:
             batch_op.f("ix_allocation_dispute_allocation_id"), ["allocation_id"], unique=False
         )
 
+    op.create_table(
+        "factor_link",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("session_id", sa.Integer(), nullable=False),
+        sa.Column("source_id", sa.Integer(), nullable=False),
+        sa.Column("target_id", sa.Integer(), nullable=False),
+        sa.Column("author", sa.String(length=100), nullable=False),
+        sa.Column("created_at", keerpunt.platform.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["session_id"],
+            ["triage_session.id"],
+            name=op.f("fk_factor_link_session_id_triage_session"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["source_id"], ["factor.id"], name=op.f("fk_factor_link_source_id_factor")
+        ),
+        sa.ForeignKeyConstraint(
+            ["target_id"], ["factor.id"], name=op.f("fk_factor_link_target_id_factor")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_factor_link")),
+        sa.UniqueConstraint("source_id", "target_id", name=op.f("uq_factor_link_source_id")),
+    )
+    with op.batch_alter_table("factor_link", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_factor_link_session_id"), ["session_id"], unique=False)
+
+    op.create_table(
+        "goal_factor",
+        sa.Column("goal_id", sa.Integer(), nullable=False),
+        sa.Column("factor_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["factor_id"], ["factor.id"], name=op.f("fk_goal_factor_factor_id_factor")
+        ),
+        sa.ForeignKeyConstraint(["goal_id"], ["goal.id"], name=op.f("fk_goal_factor_goal_id_goal")),
+        sa.PrimaryKeyConstraint("goal_id", "factor_id", name=op.f("pk_goal_factor")),
+    )
     op.create_table(
         "allocation_dispute_step",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -297,11 +374,49 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("explanation_enc", sa.LargeBinary(), nullable=True))
         batch_op.drop_column("explanation")
 
+    with op.batch_alter_table("factor", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("bound_to", sa.String(length=20), nullable=False))
+        batch_op.add_column(sa.Column("draft", sa.Boolean(), nullable=False))
+        batch_op.add_column(sa.Column("private_to_member_id", sa.Integer(), nullable=True))
+        batch_op.create_foreign_key(
+            batch_op.f("fk_factor_private_to_member_id_case_member"),
+            "case_member",
+            ["private_to_member_id"],
+            ["id"],
+        )
+
+    with op.batch_alter_table("goal", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("measure_enc", sa.LargeBinary(), nullable=True))
+        batch_op.add_column(sa.Column("target_date", sa.Date(), nullable=True))
+        batch_op.add_column(sa.Column("private_to_member_id", sa.Integer(), nullable=True))
+        batch_op.create_foreign_key(
+            batch_op.f("fk_goal_private_to_member_id_case_member"),
+            "case_member",
+            ["private_to_member_id"],
+            ["id"],
+        )
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table("goal", schema=None) as batch_op:
+        batch_op.drop_constraint(
+            batch_op.f("fk_goal_private_to_member_id_case_member"), type_="foreignkey"
+        )
+        batch_op.drop_column("private_to_member_id")
+        batch_op.drop_column("target_date")
+        batch_op.drop_column("measure_enc")
+
+    with op.batch_alter_table("factor", schema=None) as batch_op:
+        batch_op.drop_constraint(
+            batch_op.f("fk_factor_private_to_member_id_case_member"), type_="foreignkey"
+        )
+        batch_op.drop_column("private_to_member_id")
+        batch_op.drop_column("draft")
+        batch_op.drop_column("bound_to")
+
     with op.batch_alter_table("consent_record", schema=None) as batch_op:
         batch_op.add_column(sa.Column("explanation", sa.TEXT(), nullable=False))
         batch_op.drop_column("explanation_enc")
@@ -313,10 +428,20 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_allocation_dispute_step_dispute_id"))
 
     op.drop_table("allocation_dispute_step")
+    op.drop_table("goal_factor")
+    with op.batch_alter_table("factor_link", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_factor_link_session_id"))
+
+    op.drop_table("factor_link")
     with op.batch_alter_table("allocation_dispute", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_allocation_dispute_allocation_id"))
 
     op.drop_table("allocation_dispute")
+    with op.batch_alter_table("step_note", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_step_note_session_id"))
+
+    op.drop_table("step_note")
+    op.drop_table("session_board")
     with op.batch_alter_table("allocation", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_allocation_case_id"))
 
