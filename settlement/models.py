@@ -14,9 +14,7 @@ from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from keerpunt.platform.db import Base, utcnow
-
-# iJw unit codes (codelijst WMO757 "Eenheid"); the rules behind them live in service.UNITS.
-UNIT_CODES = ("01", "04", "14", "16", "82", "83", "84")
+from keerpunt.settlement.rules import UNIT_CODES
 
 
 class Contract(Base):
