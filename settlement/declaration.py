@@ -1,0 +1,595 @@
+"""Pure rules for declaring delivered care (declareren): allocations, deliveries, acceptance
+and corrections. No database, no HTTP.
+
+A delivery line (geleverde zorg) is accepted only when every rule holds; a rejected line carries
+one reason in words a finance clerk understands (a Dutch message id with its parameters).
+Rules that add up over lines (volume per frequency, budget) are applied in one canonical order,
+so the outcome never depends on the order in which lines arrived.
+
+Money is integer cents; a line's amount is volume × tariff, rounded half away from zero once
+(:func:`~keerpunt.settlement.rules.round_half_away_from_zero`); totals are sums of lines.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import enum
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
+
+from keerpunt.platform.i18n import N_, gettext
+from keerpunt.settlement.rules import (
+    UNITS,
+    ContractTerms,
+    DateRange,
+    round_half_away_from_zero,
+)
+
+__all__ = [
+    "Accepted",
+    "Allocation",
+    "Delivery",
+    "Direction",
+    "Frequency",
+    "Margin",
+    "MarginKind",
+    "OutLine",
+    "PreviousLine",
+    "RejectReason",
+    "Rejection",
+    "Settlement",
+    "SubProviderAgreement",
+    "Variant",
+    "accept_lines",
+    "outstanding",
+    "settle",
+    "within_one_month",
+]
+
+
+class Variant(enum.StrEnum):
+    """The iJw allocation variant (toewijzingsvariant)."""
+
+    SPECIFIC = "specific"  # inspanningsgericht specifiek: category, code, volume, unit, frequency
+    ASPECIFIC = "aspecific"  # inspanningsgericht aspecifiek: category only, budget optional
+    GENERIC = "generic"  # generiek: no category, budget optional
+    OUTPUT = "output"  # outputgericht: product code, pieces (82) or euros (83)
+
+
+class Frequency(enum.StrEnum):
+    """iJw frequency (codelijst WMO756): the period the allocated volume is per."""
+
+    DAY = "1"
+    WEEK = "2"
+    MONTH = "4"
+    TOTAL = "6"  # totaal binnen geldigheidsduur toewijzing
+
+
+class MarginKind(enum.StrEnum):
+    PERCENT = "percent"  # ``value`` in hundredths of a percent: 660 = 6,60 %
+    FIXED = "fixed"  # ``value`` in cents per delivered unit
+
+
+@dataclass(frozen=True)
+class Margin:
+    """What the kassier keeps of a sub-provider's line (opslag hoofdaannemer)."""
+
+    kind: MarginKind
+    value: int
+
+    def of(self, amount_cents: int, volume: int) -> int:
+        """The kassier's share of a line, in cents, rounded half away from zero once. A credit
+        line (negative amount) gives exactly the negative share, so a credit undoes a debit.
+        A fixed margin never exceeds the line itself."""
+        if self.kind is MarginKind.PERCENT:
+            return round_half_away_from_zero(Fraction(amount_cents * self.value, 10_000))
+        share = min(abs(volume) * self.value, abs(amount_cents))
+        return share if amount_cents >= 0 else -share
+
+
+@dataclass(frozen=True)
+class SubProviderAgreement:
+    """A provider registered with a kassier to deliver under the kassier's allocations
+    (onderaannemer), with the margin the kassier keeps; ``valid_to`` inclusive or open."""
+
+    kassier_id: int
+    provider_id: int
+    margin: Margin
+    valid_from: dt.date
+    valid_to: dt.date | None = None
+
+    def covers(self, period: DateRange) -> bool:
+        return self.valid_from <= period.start and (
+            self.valid_to is None or period.end <= self.valid_to
+        )
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """A toewijzing issued by a municipality to ``provider_id`` (in the kassier model: the
+    kassier). ``end`` is inclusive. Which fields are filled depends on ``variant``."""
+
+    number: str
+    case_id: int
+    provider_id: int
+    municipality_id: int
+    variant: Variant
+    start: dt.date
+    end: dt.date
+    product_category: str | None = None
+    product_code: str | None = None
+    volume: int | None = None
+    unit: str | None = None
+    frequency: Frequency | None = None
+    budget_cents: int | None = None
+
+    @property
+    def period(self) -> DateRange:
+        return DateRange(self.start, self.end)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One line of delivered care (geleverde zorg): ``volume`` in the contract's unit over a
+    product period ``start``..``end`` (inclusive) within one calendar month.
+
+    ``id`` is the delivery's lasting identity: a changed delivery keeps it, which is how a
+    later run knows to credit what was declared before."""
+
+    id: int
+    provider_id: int
+    allocation_number: str
+    product_category: str
+    product_code: str
+    start: dt.date
+    end: dt.date
+    volume: int
+
+    @property
+    def order_key(self) -> tuple[str, dt.date, dt.date, int, str, int, int]:
+        return (
+            self.allocation_number,
+            self.start,
+            self.end,
+            self.provider_id,
+            self.product_code,
+            self.volume,
+            self.id,
+        )
+
+
+class RejectReason(enum.StrEnum):
+    BAD_PERIOD = "bad_period"
+    NOT_ONE_MONTH = "not_one_month"
+    BAD_VOLUME = "bad_volume"
+    NO_ALLOCATION = "no_allocation"
+    NOT_ALLOWED = "not_allowed"
+    OUTSIDE_ALLOCATION = "outside_allocation"
+    OTHER_PRODUCT = "other_product"
+    NO_TARIFF = "no_tariff"
+    TARIFF_CHANGES = "tariff_changes"
+    OTHER_UNIT = "other_unit"
+    OVER_VOLUME = "over_volume"
+    OVER_BUDGET = "over_budget"
+
+
+_REASONS: Mapping[RejectReason, str] = {
+    RejectReason.BAD_PERIOD: N_("De einddatum ligt vóór de begindatum."),
+    RejectReason.NOT_ONE_MONTH: N_(
+        "De periode loopt over meer dan één maand. Maak per kalendermaand een aparte regel."
+    ),
+    RejectReason.BAD_VOLUME: N_("Het aantal moet een heel getal groter dan 0 zijn."),
+    RejectReason.NO_ALLOCATION: N_("Er is geen toewijzing met nummer %(number)s."),
+    RejectReason.NOT_ALLOWED: N_(
+        "Deze aanbieder heeft geen toewijzing %(number)s en is op die datum niet aangemeld als "
+        "onderaannemer bij de kassier die de toewijzing heeft."
+    ),
+    RejectReason.OUTSIDE_ALLOCATION: N_(
+        "De periode valt (deels) buiten de toewijzing. De toewijzing loopt van %(start)s tot "
+        "en met %(end)s."
+    ),
+    RejectReason.OTHER_PRODUCT: N_(
+        "Dit product past niet bij de toewijzing. De toewijzing is voor %(allowed)s."
+    ),
+    RejectReason.NO_TARIFF: N_(
+        "Er is geen contracttarief voor product %(product)s op %(day)s. Vraag de penvoerder "
+        "het contract aan te vullen."
+    ),
+    RejectReason.TARIFF_CHANGES: N_(
+        "Het tarief verandert op %(day)s, midden in deze periode. Maak een regel tot die datum "
+        "en een regel vanaf die datum."
+    ),
+    RejectReason.OTHER_UNIT: N_(
+        "Het contract rekent in een andere eenheid (%(contract_unit)s) dan de toewijzing "
+        "(%(allocation_unit)s)."
+    ),
+    RejectReason.OVER_VOLUME: N_(
+        "Hiermee gaat het aantal boven de toewijzing: toegestaan %(allowed)s %(unit)s "
+        "%(per)s, al goedgekeurd %(used)s, deze regel %(volume)s."
+    ),
+    RejectReason.OVER_BUDGET: N_(
+        "Hiermee gaat het bedrag boven het budget van de toewijzing: budget %(budget)s, "
+        "al goedgekeurd %(used)s, deze regel %(amount)s."
+    ),
+}
+
+_PER = {
+    Frequency.DAY: N_("per dag"),
+    Frequency.WEEK: N_("per week"),
+    Frequency.MONTH: N_("per maand"),
+    Frequency.TOTAL: N_("in totaal"),
+}
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """Why a delivery line is not accepted (afgewezen), in words for a finance clerk."""
+
+    delivery: Delivery
+    reason: RejectReason
+    params: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def message(self) -> str:
+        """The Dutch message id; use :meth:`text` to show it."""
+        return _REASONS[self.reason]
+
+    def text(self) -> str:
+        """The reason in the current language, with its details filled in."""
+        params = {k: gettext(v) if k in _WORDS else v for k, v in self.params.items()}
+        return gettext(self.message) % params
+
+
+# Parameters that are message ids themselves (translated before they are filled in).
+_WORDS = frozenset({"per", "unit", "contract_unit", "allocation_unit"})
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """An accepted delivery line, priced: ``holder_id`` declares it to the municipality."""
+
+    delivery: Delivery
+    allocation: Allocation
+    holder_id: int  # who holds the allocation and declares (the provider or the kassier)
+    unit: str
+    tariff_cents: int
+    amount_cents: int
+
+
+def within_one_month(start: dt.date, end: dt.date) -> bool:
+    return (start.year, start.month) == (end.year, end.month) and start <= end
+
+
+def _euros(cents: int) -> str:
+    sign = "-" if cents < 0 else ""
+    whole, rest = divmod(abs(cents), 100)
+    return f"{sign}€ {whole:,}".replace(",", ".") + f",{rest:02d}"
+
+
+def _day(day: dt.date) -> str:
+    return f"{day.day}-{day.month}-{day.year}"
+
+
+def _volume(value: Fraction | int) -> str:
+    value = Fraction(value)
+    if value.denominator == 1:
+        return str(value.numerator)
+    return f"{float(value):.2f}".replace(".", ",")
+
+
+def _allowed_products(a: Allocation) -> str:
+    if a.variant in (Variant.SPECIFIC, Variant.OUTPUT):
+        return f"product {a.product_code}"
+    return f"productcategorie {a.product_category}"
+
+
+def _product_fits(a: Allocation, d: Delivery) -> bool:
+    if a.variant is Variant.GENERIC:
+        return True
+    if a.variant is Variant.ASPECIFIC:
+        return d.product_category == a.product_category
+    return d.product_code == a.product_code and (
+        a.product_category is None or d.product_category == a.product_category
+    )
+
+
+def _tariff(
+    contracts: Sequence[ContractTerms], holder_id: int, d: Delivery
+) -> tuple[ContractTerms | None, RejectReason | None, dt.date]:
+    """The holder's tariff covering the whole period, or why there is none."""
+    mine = [c for c in contracts if c.provider_id == holder_id and c.product_code == d.product_code]
+    at_start = next((c for c in mine if c.period.clip(DateRange(d.start, d.start))), None)
+    if at_start is None:
+        return None, RejectReason.NO_TARIFF, d.start
+    if at_start.valid_to is not None and at_start.valid_to < d.end:
+        following = at_start.valid_to + dt.timedelta(days=1)
+        has_next = any(c.period.clip(DateRange(following, following)) for c in mine)
+        return (
+            None,
+            (RejectReason.TARIFF_CHANGES if has_next else RejectReason.NO_TARIFF),
+            (following),
+        )
+    return at_start, None, d.start
+
+
+def _month_days(a: Allocation, year: int, month: int) -> int:
+    first = dt.date(year, month, 1)
+    last = dt.date(year, month, calendar.monthrange(year, month)[1])
+    shared = a.period.clip(DateRange(first, last))
+    return shared.days if shared else 0
+
+
+def _volume_cap(a: Allocation, d: Delivery) -> tuple[object, Fraction]:
+    """The bucket a line's volume counts in, and the volume allowed in that bucket.
+
+    Day and week frequencies are pro rata over the allocation's days in the month (a week is
+    7 days); a month allows the volume once per calendar month; total once per allocation."""
+    assert a.volume is not None and a.frequency is not None
+    if a.frequency is Frequency.TOTAL:
+        return ("total",), Fraction(a.volume)
+    bucket = (d.start.year, d.start.month)
+    if a.frequency is Frequency.MONTH:
+        return bucket, Fraction(a.volume)
+    days = _month_days(a, d.start.year, d.start.month)
+    per_day = Fraction(a.volume) if a.frequency is Frequency.DAY else Fraction(a.volume, 7)
+    return bucket, per_day * days
+
+
+def accept_lines(
+    deliveries: Iterable[Delivery],
+    allocations: Iterable[Allocation],
+    contracts: Sequence[ContractTerms],
+    agreements: Iterable[SubProviderAgreement] = (),
+) -> tuple[tuple[Accepted, ...], tuple[Rejection, ...]]:
+    """Check every delivery line against its allocation, the contract tariff, the period and
+    the volume or budget; return the accepted lines (priced) and the rejected ones (with why).
+
+    Lines are taken in one canonical order (allocation, period, provider, product, volume,
+    id), so which line goes over a limit does not depend on the order they arrived in."""
+    by_number = {a.number: a for a in allocations}
+    agreements = tuple(agreements)
+    used_volume: dict[tuple[str, object], Fraction] = defaultdict(Fraction)
+    used_budget: dict[str, int] = defaultdict(int)
+    accepted: list[Accepted] = []
+    rejected: list[Rejection] = []
+
+    def reject(d: Delivery, reason: RejectReason, **params: str) -> None:
+        rejected.append(Rejection(d, reason, params))
+
+    for d in sorted(deliveries, key=lambda x: x.order_key):
+        if d.end < d.start:
+            reject(d, RejectReason.BAD_PERIOD)
+            continue
+        if not within_one_month(d.start, d.end):
+            reject(d, RejectReason.NOT_ONE_MONTH)
+            continue
+        if d.volume <= 0:
+            reject(d, RejectReason.BAD_VOLUME)
+            continue
+        a = by_number.get(d.allocation_number)
+        if a is None:
+            reject(d, RejectReason.NO_ALLOCATION, number=d.allocation_number)
+            continue
+        period = DateRange(d.start, d.end)
+        own = d.provider_id == a.provider_id
+        registered = any(
+            g.kassier_id == a.provider_id and g.provider_id == d.provider_id and g.covers(period)
+            for g in agreements
+        )
+        if not own and not registered:
+            reject(d, RejectReason.NOT_ALLOWED, number=a.number)
+            continue
+        if not (a.start <= d.start and d.end <= a.end):
+            reject(d, RejectReason.OUTSIDE_ALLOCATION, start=_day(a.start), end=_day(a.end))
+            continue
+        if not _product_fits(a, d):
+            reject(d, RejectReason.OTHER_PRODUCT, allowed=_allowed_products(a))
+            continue
+        contract, why, day = _tariff(contracts, a.provider_id, d)
+        if contract is None:
+            assert why is not None
+            reject(d, why, product=d.product_code, day=_day(day))
+            continue
+        if a.unit is not None and contract.unit != a.unit:
+            reject(
+                d,
+                RejectReason.OTHER_UNIT,
+                contract_unit=UNITS[contract.unit].label,
+                allocation_unit=UNITS[a.unit].label if a.unit in UNITS else a.unit,
+            )
+            continue
+        amount = round_half_away_from_zero(Fraction(d.volume * contract.tariff_cents))
+        if a.volume is not None and a.frequency is not None:
+            bucket, cap = _volume_cap(a, d)
+            used = used_volume[(a.number, bucket)]
+            if used + d.volume > cap:
+                reject(
+                    d,
+                    RejectReason.OVER_VOLUME,
+                    allowed=_volume(cap),
+                    unit=UNITS[contract.unit].label,
+                    per=_PER[a.frequency],
+                    used=_volume(used),
+                    volume=_volume(d.volume),
+                )
+                continue
+            used_volume[(a.number, bucket)] = used + d.volume
+        if a.budget_cents is not None:
+            spent = used_budget[a.number]
+            if spent + amount > a.budget_cents:
+                reject(
+                    d,
+                    RejectReason.OVER_BUDGET,
+                    budget=_euros(a.budget_cents),
+                    used=_euros(spent),
+                    amount=_euros(amount),
+                )
+                continue
+            used_budget[a.number] = spent + amount
+        accepted.append(Accepted(d, a, a.provider_id, contract.unit, contract.tariff_cents, amount))
+    return tuple(accepted), tuple(rejected)
+
+
+# ---- corrections and the lines of a run ----
+
+
+class Direction(enum.StrEnum):
+    """Debet/credit indicator of a declaration line (iJw DebetCredit: D or C)."""
+
+    DEBIT = "D"
+    CREDIT = "C"
+
+
+@dataclass(frozen=True)
+class OutLine:
+    """A line as it goes out in a run: a debit for accepted care, or a credit that takes back,
+    in full, a line declared in an earlier (closed) run. ``amount_cents`` is never negative;
+    :attr:`signed_cents` carries the direction."""
+
+    delivery_id: int
+    allocation_number: str
+    holder_id: int
+    provider_id: int
+    municipality_id: int
+    product_category: str
+    product_code: str
+    start: dt.date
+    end: dt.date
+    volume: int
+    unit: str
+    tariff_cents: int
+    amount_cents: int
+    direction: Direction
+
+    @property
+    def signed_cents(self) -> int:
+        return self.amount_cents if self.direction is Direction.DEBIT else -self.amount_cents
+
+    @property
+    def sort_key(self) -> tuple[int, str, dt.date, int, str, str]:
+        # Credits before debits of the same delivery: a line is credited before it is corrected.
+        return (
+            self.holder_id,
+            self.allocation_number,
+            self.start,
+            self.delivery_id,
+            "0" if self.direction is Direction.CREDIT else "1",
+            self.product_code,
+        )
+
+    def same_claim(self, other: OutLine) -> bool:
+        """Whether two debits claim exactly the same thing (nothing to correct)."""
+        return (
+            self.allocation_number,
+            self.holder_id,
+            self.provider_id,
+            self.product_code,
+            self.start,
+            self.end,
+            self.volume,
+            self.unit,
+            self.tariff_cents,
+            self.amount_cents,
+        ) == (
+            other.allocation_number,
+            other.holder_id,
+            other.provider_id,
+            other.product_code,
+            other.start,
+            other.end,
+            other.volume,
+            other.unit,
+            other.tariff_cents,
+            other.amount_cents,
+        )
+
+    def credit(self) -> OutLine:
+        assert self.direction is Direction.DEBIT
+        return replace(self, direction=Direction.CREDIT)
+
+
+# An earlier run's line, as stored with that run.
+PreviousLine = OutLine
+
+
+def _debit(x: Accepted) -> OutLine:
+    d = x.delivery
+    return OutLine(
+        delivery_id=d.id,
+        allocation_number=d.allocation_number,
+        holder_id=x.holder_id,
+        provider_id=d.provider_id,
+        municipality_id=x.allocation.municipality_id,
+        product_category=d.product_category,
+        product_code=d.product_code,
+        start=d.start,
+        end=d.end,
+        volume=d.volume,
+        unit=x.unit,
+        tariff_cents=x.tariff_cents,
+        amount_cents=x.amount_cents,
+        direction=Direction.DEBIT,
+    )
+
+
+def outstanding(previous: Iterable[OutLine]) -> dict[int, OutLine]:
+    """Per delivery, the debit of earlier runs that still stands (not yet credited)."""
+    standing: dict[int, OutLine] = {}
+    for line in previous:
+        if line.direction is Direction.DEBIT:
+            standing[line.delivery_id] = line
+        else:
+            standing.pop(line.delivery_id, None)
+    return standing
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """The outcome of a run: lines out (credits and debits, in declaration order), the
+    accepted and rejected delivery lines, and per holder the total (sum of its lines)."""
+
+    lines: tuple[OutLine, ...]
+    accepted: tuple[Accepted, ...]
+    rejected: tuple[Rejection, ...]
+
+    @property
+    def totals(self) -> dict[int, int]:
+        totals: dict[int, int] = defaultdict(int)
+        for line in self.lines:
+            totals[line.holder_id] += line.signed_cents
+        return dict(sorted(totals.items()))
+
+    @property
+    def total_cents(self) -> int:
+        return sum(line.signed_cents for line in self.lines)
+
+
+def settle(
+    deliveries: Iterable[Delivery],
+    allocations: Iterable[Allocation],
+    contracts: Sequence[ContractTerms],
+    agreements: Iterable[SubProviderAgreement] = (),
+    previous: Iterable[OutLine] = (),
+) -> Settlement:
+    """Settle a run: accept or reject every delivery, then compare with what earlier, closed
+    runs declared (``previous``, in the order they went out). A line already declared and
+    unchanged goes out no more; a changed one is first credited in full and then declared
+    anew; one no longer accepted (changed into a rejection or removed) is credited. Earlier
+    runs are never rewritten: every correction is a new line in this run."""
+    accepted, rejected = accept_lines(deliveries, allocations, contracts, agreements)
+    standing = outstanding(previous)
+    out: list[OutLine] = []
+    for x in accepted:
+        debit = _debit(x)
+        before = standing.pop(debit.delivery_id, None)
+        if before is not None and before.same_claim(debit):
+            continue
+        if before is not None:
+            out.append(before.credit())
+        out.append(debit)
+    out.extend(before.credit() for before in standing.values())
+    out.sort(key=lambda line: line.sort_key)
+    return Settlement(tuple(out), accepted, rejected)
