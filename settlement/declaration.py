@@ -15,7 +15,7 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import enum
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
@@ -463,6 +463,18 @@ class OutLine:
     tariff_cents: int
     amount_cents: int
     direction: Direction
+    revision: int = 1  # the n-th time this delivery is declared; its credit keeps the number
+
+    @property
+    def reference(self) -> str:
+        """The line's own reference (ReferentieNummer): unique per delivery, revision and
+        direction; a credit's :attr:`previous_reference` names the debit it takes back."""
+        suffix = "C" if self.direction is Direction.CREDIT else ""
+        return f"{self.delivery_id}-{self.revision}{suffix}"
+
+    @property
+    def previous_reference(self) -> str | None:
+        return f"{self.delivery_id}-{self.revision}" if self.direction is Direction.CREDIT else None
 
     @property
     def signed_cents(self) -> int:
@@ -515,7 +527,7 @@ class OutLine:
 PreviousLine = OutLine
 
 
-def _debit(x: Accepted) -> OutLine:
+def _debit(x: Accepted, revision: int) -> OutLine:
     d = x.delivery
     return OutLine(
         delivery_id=d.id,
@@ -532,6 +544,7 @@ def _debit(x: Accepted) -> OutLine:
         tariff_cents=x.tariff_cents,
         amount_cents=x.amount_cents,
         direction=Direction.DEBIT,
+        revision=revision,
     )
 
 
@@ -580,10 +593,12 @@ def settle(
     anew; one no longer accepted (changed into a rejection or removed) is credited. Earlier
     runs are never rewritten: every correction is a new line in this run."""
     accepted, rejected = accept_lines(deliveries, allocations, contracts, agreements)
+    previous = tuple(previous)
     standing = outstanding(previous)
+    declared = Counter(p.delivery_id for p in previous if p.direction is Direction.DEBIT)
     out: list[OutLine] = []
     for x in accepted:
-        debit = _debit(x)
+        debit = _debit(x, declared[x.delivery.id] + 1)
         before = standing.pop(debit.delivery_id, None)
         if before is not None and before.same_claim(debit):
             continue

@@ -395,3 +395,13 @@ def test_settlement_does_not_depend_on_the_order_lines_arrive_in(
     assert {r.delivery.id: r.reason for r in one.rejected} == {
         r.delivery.id: r.reason for r in two.rejected
     }
+
+
+def test_references_tie_a_credit_to_the_debit_it_takes_back() -> None:
+    first = settle([delivery(volume=10)], [allocation()], [contract()])
+    second = settle([delivery(volume=8)], [allocation()], [contract()], previous=first.lines)
+    assert [x.reference for x in first.lines] == ["1-1"]
+    assert [(x.reference, x.previous_reference) for x in second.lines] == [
+        ("1-1C", "1-1"),
+        ("1-2", None),
+    ]
