@@ -112,7 +112,8 @@ class DeclarationFile:
             _text(p, "BerekendBedrag", str(line.amount_cents))
             _amount(p, "DeclaratieBedrag", line.signed_cents)
         ET.indent(root, space="  ")
-        return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
+        data: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+        return data + b"\n"
 
 
 def _text(parent: ET.Element, tag: str, value: str) -> None:
