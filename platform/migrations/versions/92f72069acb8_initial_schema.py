@@ -132,6 +132,62 @@ def upgrade() -> None:
     with op.batch_alter_table('contract', schema=None) as batch_op:
         batch_op.create_index('ix_contract_provider_product', ['provider_id', 'product_code', 'valid_from'], unique=False)
 
+    op.create_table('sub_provider_agreement',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('kassier_id', sa.Integer(), nullable=False),
+    sa.Column('provider_id', sa.Integer(), nullable=False),
+    sa.Column('margin_kind', sa.String(length=10), nullable=False),
+    sa.Column('margin_value', sa.Integer(), nullable=False),
+    sa.Column('valid_from', sa.Date(), nullable=False),
+    sa.Column('valid_to', sa.Date(), nullable=True),
+    sa.Column('created_by_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', keerpunt.platform.db.UTCDateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("margin_kind <> 'percent' OR margin_value <= 10000", name=op.f('ck_sub_provider_agreement_percent_at_most_100')),
+    sa.CheckConstraint("margin_kind IN ('percent', 'fixed')", name=op.f('ck_sub_provider_agreement_margin_kind_known')),
+    sa.CheckConstraint('margin_value >= 0', name=op.f('ck_sub_provider_agreement_margin_not_negative')),
+    sa.CheckConstraint('valid_to IS NULL OR valid_to >= valid_from', name=op.f('ck_sub_provider_agreement_period_order')),
+    sa.ForeignKeyConstraint(['created_by_id'], ['user_account.id'], name=op.f('fk_sub_provider_agreement_created_by_id_user_account')),
+    sa.ForeignKeyConstraint(['kassier_id'], ['organisation.id'], name=op.f('fk_sub_provider_agreement_kassier_id_organisation')),
+    sa.ForeignKeyConstraint(['provider_id'], ['organisation.id'], name=op.f('fk_sub_provider_agreement_provider_id_organisation')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_sub_provider_agreement'))
+    )
+    with op.batch_alter_table('sub_provider_agreement', schema=None) as batch_op:
+        batch_op.create_index('ix_sub_provider_agreement_pair', ['kassier_id', 'provider_id', 'valid_from'], unique=False)
+
+    op.create_table('allocation',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('number', sa.String(length=20), nullable=False),
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('provider_id', sa.Integer(), nullable=False),
+    sa.Column('municipality_id', sa.Integer(), nullable=False),
+    sa.Column('variant', sa.String(length=12), nullable=False),
+    sa.Column('product_category', sa.String(length=2), nullable=True),
+    sa.Column('product_code', sa.String(length=5), nullable=True),
+    sa.Column('volume', sa.Integer(), nullable=True),
+    sa.Column('unit', sa.String(length=2), nullable=True),
+    sa.Column('frequency', sa.String(length=1), nullable=True),
+    sa.Column('budget_cents', sa.BigInteger(), nullable=True),
+    sa.Column('start_date', sa.Date(), nullable=False),
+    sa.Column('end_date', sa.Date(), nullable=False),
+    sa.Column('created_by_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', keerpunt.platform.db.UTCDateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("frequency IS NULL OR frequency IN ('1', '2', '4', '6')", name=op.f('ck_allocation_frequency_known')),
+    sa.CheckConstraint("unit IS NULL OR unit IN ('01', '04', '14', '16', '82', '83', '84')", name=op.f('ck_allocation_unit_known')),
+    sa.CheckConstraint("variant IN ('specific', 'aspecific', 'generic', 'output')", name=op.f('ck_allocation_variant_known')),
+    sa.CheckConstraint('budget_cents IS NULL OR budget_cents >= 0', name=op.f('ck_allocation_budget_not_negative')),
+    sa.CheckConstraint('end_date >= start_date', name=op.f('ck_allocation_period_order')),
+    sa.CheckConstraint('volume IS NULL OR volume > 0', name=op.f('ck_allocation_volume_positive')),
+    sa.ForeignKeyConstraint(['case_id'], ['case_file.id'], name=op.f('fk_allocation_case_id_case_file')),
+    sa.ForeignKeyConstraint(['created_by_id'], ['user_account.id'], name=op.f('fk_allocation_created_by_id_user_account')),
+    sa.ForeignKeyConstraint(['municipality_id'], ['organisation.id'], name=op.f('fk_allocation_municipality_id_organisation')),
+    sa.ForeignKeyConstraint(['provider_id'], ['organisation.id'], name=op.f('fk_allocation_provider_id_organisation')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_allocation')),
+    sa.UniqueConstraint('number', name=op.f('uq_allocation_number'))
+    )
+    with op.batch_alter_table('allocation', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_allocation_case_id'), ['case_id'], unique=False)
+        batch_op.create_index('ix_allocation_provider', ['provider_id', 'start_date'], unique=False)
+
     op.create_table('case_key',
     sa.Column('case_id', sa.Integer(), nullable=False),
     sa.Column('kek_version', sa.String(length=20), nullable=False),
@@ -226,6 +282,29 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('consent_record', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_consent_record_case_id'), ['case_id'], unique=False)
+
+    op.create_table('delivery',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('provider_id', sa.Integer(), nullable=False),
+    sa.Column('allocation_id', sa.Integer(), nullable=False),
+    sa.Column('product_category', sa.String(length=2), nullable=False),
+    sa.Column('product_code', sa.String(length=5), nullable=False),
+    sa.Column('start_date', sa.Date(), nullable=False),
+    sa.Column('end_date', sa.Date(), nullable=False),
+    sa.Column('volume', sa.Integer(), nullable=False),
+    sa.Column('created_by_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', keerpunt.platform.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', keerpunt.platform.db.UTCDateTime(timezone=True), nullable=False),
+    sa.CheckConstraint('end_date >= start_date', name=op.f('ck_delivery_period_order')),
+    sa.CheckConstraint('volume > 0', name=op.f('ck_delivery_volume_positive')),
+    sa.ForeignKeyConstraint(['allocation_id'], ['allocation.id'], name=op.f('fk_delivery_allocation_id_allocation')),
+    sa.ForeignKeyConstraint(['created_by_id'], ['user_account.id'], name=op.f('fk_delivery_created_by_id_user_account')),
+    sa.ForeignKeyConstraint(['provider_id'], ['organisation.id'], name=op.f('fk_delivery_provider_id_organisation')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_delivery'))
+    )
+    with op.batch_alter_table('delivery', schema=None) as batch_op:
+        batch_op.create_index('ix_delivery_allocation', ['allocation_id', 'start_date'], unique=False)
+        batch_op.create_index('ix_delivery_provider', ['provider_id', 'start_date'], unique=False)
 
     op.create_table('factor',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -328,6 +407,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_factor_session_id'))
 
     op.drop_table('factor')
+    with op.batch_alter_table('delivery', schema=None) as batch_op:
+        batch_op.drop_index('ix_delivery_provider')
+        batch_op.drop_index('ix_delivery_allocation')
+
+    op.drop_table('delivery')
     with op.batch_alter_table('consent_record', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_consent_record_case_id'))
 
@@ -346,6 +430,15 @@ def downgrade() -> None:
 
     op.drop_table('case_member')
     op.drop_table('case_key')
+    with op.batch_alter_table('allocation', schema=None) as batch_op:
+        batch_op.drop_index('ix_allocation_provider')
+        batch_op.drop_index(batch_op.f('ix_allocation_case_id'))
+
+    op.drop_table('allocation')
+    with op.batch_alter_table('sub_provider_agreement', schema=None) as batch_op:
+        batch_op.drop_index('ix_sub_provider_agreement_pair')
+
+    op.drop_table('sub_provider_agreement')
     with op.batch_alter_table('contract', schema=None) as batch_op:
         batch_op.drop_index('ix_contract_provider_product')
 
