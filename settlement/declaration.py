@@ -15,6 +15,7 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import enum
+import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -44,6 +45,8 @@ __all__ = [
     "SubProviderAgreement",
     "Variant",
     "accept_lines",
+    "check_allocation",
+    "check_delivery_draft",
     "outstanding",
     "settle",
     "within_one_month",
@@ -261,6 +264,70 @@ class Accepted:
 
 def within_one_month(start: dt.date, end: dt.date) -> bool:
     return (start.year, start.month) == (end.year, end.month) and start <= end
+
+
+_NUMBER = re.compile(r"[0-9A-Za-z][0-9A-Za-z-]{0,19}", re.ASCII)
+_CATEGORY = re.compile(r"\d{2}", re.ASCII)
+_CODE = re.compile(r"[0-9A-Z]{5}", re.ASCII)
+_MUST_BE_EMPTY = N_("Laat dit leeg bij deze soort toewijzing.")
+
+
+def check_allocation(a: Allocation) -> dict[str, str]:
+    """Field errors (Dutch message ids) of an allocation; empty when its fields fit its
+    variant: specific needs category, code, volume, unit and frequency; aspecific only the
+    category; generic none of them; output a code in pieces (82) or euros (83)."""
+    errors: dict[str, str] = {}
+    if not _NUMBER.fullmatch(a.number):
+        errors["number"] = N_("Vul het toewijzingsnummer in (letters, cijfers en -).")
+    if a.end < a.start:
+        errors["end"] = N_("De einddatum ligt vóór de begindatum.")
+    needs = {
+        Variant.SPECIFIC: {"product_category", "product_code", "volume", "unit", "frequency"},
+        Variant.ASPECIFIC: {"product_category"},
+        Variant.GENERIC: set(),
+        Variant.OUTPUT: {"product_code", "unit"},
+    }[a.variant]
+    may = {
+        Variant.SPECIFIC: needs,
+        Variant.ASPECIFIC: needs,
+        Variant.GENERIC: needs,
+        Variant.OUTPUT: needs | {"product_category", "volume", "frequency"},
+    }[a.variant]
+    for name in ("product_category", "product_code", "volume", "unit", "frequency"):
+        value = getattr(a, name)
+        if value is None and name in needs:
+            errors[name] = N_("Vul dit in bij deze soort toewijzing.")
+        elif value is not None and name not in may:
+            errors[name] = _MUST_BE_EMPTY
+    if a.product_category is not None and not _CATEGORY.fullmatch(a.product_category):
+        errors.setdefault(
+            "product_category", N_("Vul een productcategorie van 2 cijfers in, zoals 45.")
+        )
+    if a.product_code is not None and not _CODE.fullmatch(a.product_code):
+        errors.setdefault("product_code", N_("Vul een productcode van 5 tekens in, zoals 45A52."))
+    if a.unit is not None and a.unit not in UNITS:
+        errors.setdefault("unit", N_("Kies een eenheid."))
+    if a.variant is Variant.OUTPUT and a.unit not in (None, "82", "83"):
+        errors.setdefault("unit", N_("Een outputgerichte toewijzing telt in stuks of euro's."))
+    if (a.volume is None) != (a.frequency is None):
+        errors.setdefault("frequency", N_("Vul het aantal en de frequentie allebei in."))
+    if a.volume is not None and a.volume <= 0:
+        errors.setdefault("volume", N_("Het aantal moet een heel getal groter dan 0 zijn."))
+    if a.budget_cents is not None and a.budget_cents < 0:
+        errors["budget_cents"] = N_("Het budget kan niet negatief zijn.")
+    return errors
+
+
+def check_delivery_draft(start: dt.date, end: dt.date, volume: int) -> dict[str, str]:
+    """Field errors of delivered care before any allocation is looked at."""
+    errors: dict[str, str] = {}
+    if end < start:
+        errors["end"] = _REASONS[RejectReason.BAD_PERIOD]
+    elif not within_one_month(start, end):
+        errors["end"] = _REASONS[RejectReason.NOT_ONE_MONTH]
+    if volume <= 0:
+        errors["volume"] = _REASONS[RejectReason.BAD_VOLUME]
+    return errors
 
 
 def _euros(cents: int) -> str:

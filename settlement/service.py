@@ -1,8 +1,10 @@
 """Settlement (afrekening): the public service of the settlement domain.
 
-The rules themselves are pure and live in :mod:`keerpunt.settlement.rules` (re-exported here
-for other domains and the routes); this module reads and writes the database inside the
-caller's unit of work and never commits.
+The rules themselves are pure and live in :mod:`keerpunt.settlement.rules` and
+:mod:`~keerpunt.settlement.declaration` (re-exported here for other domains and the routes);
+allocations, agreements and deliveries are kept by :mod:`~keerpunt.settlement.records`. This
+module keeps the contract tariffs and the quarter overview, inside the caller's unit of work; it
+never commits.
 """
 
 from __future__ import annotations
@@ -13,11 +15,23 @@ from dataclasses import dataclass
 from sqlalchemy import or_, select
 
 from keerpunt.platform import audit
-from keerpunt.platform.errors import InvalidInput, NotAllowed, NotFound
+from keerpunt.platform.errors import InvalidInput, NotFound
 from keerpunt.platform.i18n import N_
-from keerpunt.platform.models import Organisation, OrgKind, StaffRole
+from keerpunt.platform.models import Organisation, OrgKind
 from keerpunt.platform.uow import UnitOfWork
+from keerpunt.settlement.access import check_finance_access
 from keerpunt.settlement.models import Contract
+from keerpunt.settlement.records import (
+    AllocationView,
+    DeliveryDraft,
+    DeliveryRefused,
+    DeliveryView,
+    add_agreement,
+    add_allocation,
+    check_quarter,
+    record_delivery,
+    visible_allocations,
+)
 from keerpunt.settlement.rules import (
     BAD_DATE,
     CONTRACT_FIELDS,
@@ -59,10 +73,14 @@ __all__ = [
     "CONTRACT_FIELDS",
     "MAX_TARIFF_CENTS",
     "UNITS",
+    "AllocationView",
     "ContractDraft",
     "ContractRow",
     "ContractTerms",
     "DateRange",
+    "DeliveryDraft",
+    "DeliveryRefused",
+    "DeliveryView",
     "InvalidAmount",
     "InvalidQuarter",
     "LinePrice",
@@ -78,10 +96,13 @@ __all__ = [
     "SourceLine",
     "UnitInfo",
     "UnpriceableUnit",
+    "add_agreement",
+    "add_allocation",
     "add_contract",
     "assemble_overview",
     "check_contract_draft",
     "check_finance_access",
+    "check_quarter",
     "end_contract",
     "find_overlap",
     "list_contracts",
@@ -93,7 +114,9 @@ __all__ = [
     "quarter_of",
     "quarter_overview",
     "read_contract_form",
+    "record_delivery",
     "round_half_away_from_zero",
+    "visible_allocations",
 ]
 
 # ---- with the database ----
@@ -111,17 +134,6 @@ class ContractRow:
     tariff_cents: int
     valid_from: dt.date
     valid_to: dt.date | None
-
-
-async def check_finance_access(uow: UnitOfWork) -> Organisation:
-    """Only finance staff of the penvoerder (lead contractor) see or change settlement."""
-    who = uow.who
-    if not who.has(StaffRole.FINANCE) or who.organisation_id is None:
-        raise NotAllowed()
-    org = await uow.db.get(Organisation, who.organisation_id)
-    if org is None or not org.is_penvoerder:
-        raise NotAllowed()
-    return org
 
 
 def _terms(c: Contract) -> ContractTerms:

@@ -21,6 +21,8 @@ from keerpunt.settlement.declaration import (
     SubProviderAgreement,
     Variant,
     accept_lines,
+    check_allocation,
+    check_delivery_draft,
     settle,
 )
 from keerpunt.settlement.rules import ContractTerms
@@ -405,3 +407,63 @@ def test_references_tie_a_credit_to_the_debit_it_takes_back() -> None:
         ("1-1C", "1-1"),
         ("1-2", None),
     ]
+
+
+# ---- an allocation's fields fit its variant ----
+
+_EMPTY: dict[str, object] = {
+    "product_category": None,
+    "product_code": None,
+    "volume": None,
+    "unit": None,
+    "frequency": None,
+}
+
+
+@pytest.mark.parametrize(
+    ("changes", "errors"),
+    [
+        ({}, set()),
+        ({"variant": Variant.ASPECIFIC, **_EMPTY, "product_category": "45"}, set()),
+        ({"variant": Variant.ASPECIFIC, **_EMPTY, "product_category": "45",
+          "budget_cents": 500_000}, set()),
+        ({"variant": Variant.GENERIC, **_EMPTY}, set()),
+        ({"variant": Variant.OUTPUT, **_EMPTY, "product_code": "45A52", "unit": "82"}, set()),
+        ({"product_code": None}, {"product_code"}),
+        ({"frequency": None}, {"frequency"}),
+        ({"variant": Variant.ASPECIFIC}, {"product_code", "volume", "unit", "frequency"}),
+        ({"variant": Variant.GENERIC, **_EMPTY, "product_category": "45"}, {"product_category"}),
+        ({"variant": Variant.OUTPUT, **_EMPTY, "product_code": "45A52", "unit": "04"}, {"unit"}),
+        ({"number": "T 1"}, {"number"}),
+        ({"product_category": "4"}, {"product_category"}),
+        ({"product_code": "45a5"}, {"product_code"}),
+        ({"unit": "99"}, {"unit"}),
+        ({"volume": 0}, {"volume"}),
+        ({"budget_cents": -1}, {"budget_cents"}),
+        ({"end": D(2025, 12, 31)}, {"end"}),
+    ],
+)  # fmt: skip
+def test_allocation_fields_fit_the_variant(changes: dict[str, object], errors: set[str]) -> None:
+    assert set(check_allocation(allocation(**changes))) == errors
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "volume", "errors"),
+    [
+        (D(2026, 3, 1), D(2026, 3, 31), 1, set()),
+        (D(2026, 3, 2), D(2026, 3, 1), 1, {"end"}),
+        (D(2026, 3, 31), D(2026, 4, 1), 1, {"end"}),
+        (D(2026, 12, 1), D(2027, 12, 31), 1, {"end"}),  # same month, another year
+        (D(2026, 3, 1), D(2026, 3, 1), 0, {"volume"}),
+    ],
+)
+def test_delivery_draft(start: dt.date, end: dt.date, volume: int, errors: set[str]) -> None:
+    assert set(check_delivery_draft(start, end, volume)) == errors
+
+
+def test_model_codes_match_the_rules() -> None:
+    from keerpunt.settlement import models
+
+    assert models.VARIANTS == tuple(Variant)
+    assert models.FREQUENCIES == tuple(Frequency)
+    assert models.MARGIN_KINDS == tuple(MarginKind)
