@@ -21,18 +21,24 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
+from keerpunt.platform.errors import InvalidInput
 from keerpunt.platform.i18n import N_, gettext
 from keerpunt.settlement.rules import (
+    BAD_DATE,
     UNITS,
     ContractTerms,
     DateRange,
+    parse_date,
     round_half_away_from_zero,
 )
 
 __all__ = [
+    "DELIVERY_FIELDS",
+    "VARIANT_LABELS",
     "Accepted",
     "Allocation",
     "Delivery",
+    "DeliveryDraft",
     "Direction",
     "Frequency",
     "Margin",
@@ -47,7 +53,9 @@ __all__ = [
     "accept_lines",
     "check_allocation",
     "check_delivery_draft",
+    "frequency_label",
     "outstanding",
+    "read_delivery_form",
     "settle",
     "within_one_month",
 ]
@@ -219,12 +227,24 @@ _REASONS: Mapping[RejectReason, str] = {
     ),
 }
 
+VARIANT_LABELS: Mapping[Variant, str] = {
+    Variant.SPECIFIC: N_("inspanningsgericht, specifiek"),
+    Variant.ASPECIFIC: N_("inspanningsgericht, aspecifiek"),
+    Variant.GENERIC: N_("generiek"),
+    Variant.OUTPUT: N_("outputgericht"),
+}
+
 _PER = {
     Frequency.DAY: N_("per dag"),
     Frequency.WEEK: N_("per week"),
     Frequency.MONTH: N_("per maand"),
     Frequency.TOTAL: N_("in totaal"),
 }
+
+
+def frequency_label(frequency: Frequency) -> str:
+    """ "per dag", "per week", "per maand" or "in totaal" (a message id)."""
+    return _PER[frequency]
 
 
 @dataclass(frozen=True)
@@ -316,6 +336,51 @@ def check_allocation(a: Allocation) -> dict[str, str]:
     if a.budget_cents is not None and a.budget_cents < 0:
         errors["budget_cents"] = N_("Het budget kan niet negatief zijn.")
     return errors
+
+
+@dataclass(frozen=True)
+class DeliveryDraft:
+    """Delivered care as typed: for the viewer's own organisation, or (finance of the
+    penvoerder) for ``provider_id``."""
+
+    allocation_number: str
+    product_code: str
+    start: dt.date
+    end: dt.date
+    volume: int
+    provider_id: int | None = None
+
+
+DELIVERY_FIELDS = ("allocation_number", "product_code", "start", "end", "volume", "provider_id")
+_WHOLE = re.compile(r"\d{1,9}", re.ASCII)
+
+
+def read_delivery_form(values: Mapping[str, str]) -> DeliveryDraft:
+    """Read the delivery form; raises :class:`InvalidInput` naming every bad field."""
+    get = {name: values.get(name, "").strip() for name in DELIVERY_FIELDS}
+    errors: dict[str, str] = {}
+    if not get["allocation_number"]:
+        errors["allocation_number"] = N_("Kies een toewijzing.")
+    code = get["product_code"].upper()
+    if not _CODE.fullmatch(code):
+        errors["product_code"] = N_("Vul een productcode van 5 tekens in, zoals 45A52.")
+    start, end = parse_date(get["start"]), parse_date(get["end"])
+    if start is None:
+        errors["start"] = BAD_DATE
+    if end is None:
+        errors["end"] = BAD_DATE
+    volume = int(get["volume"]) if _WHOLE.fullmatch(get["volume"]) else 0
+    provider_id = int(get["provider_id"]) if _WHOLE.fullmatch(get["provider_id"]) else None
+    if start is not None and end is not None:
+        errors.update(
+            {k: v for k, v in check_delivery_draft(start, end, volume).items() if k not in errors}
+        )
+    elif volume <= 0:
+        errors["volume"] = _REASONS[RejectReason.BAD_VOLUME]
+    if errors:
+        raise InvalidInput(errors)
+    assert start is not None and end is not None
+    return DeliveryDraft(get["allocation_number"], code, start, end, volume, provider_id)
 
 
 def check_delivery_draft(start: dt.date, end: dt.date, volume: int) -> dict[str, str]:

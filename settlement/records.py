@@ -17,8 +17,10 @@ from keerpunt.platform.models import Case, Organisation, OrgKind
 from keerpunt.platform.uow import UnitOfWork
 from keerpunt.settlement.access import check_finance_access, check_settlement_access
 from keerpunt.settlement.declaration import (
+    VARIANT_LABELS,
     Allocation,
     Delivery,
+    DeliveryDraft,
     Frequency,
     Margin,
     MarginKind,
@@ -29,6 +31,7 @@ from keerpunt.settlement.declaration import (
     accept_lines,
     check_allocation,
     check_delivery_draft,
+    frequency_label,
     settle,
 )
 from keerpunt.settlement.models import Allocation as AllocationRow
@@ -39,16 +42,19 @@ from keerpunt.settlement.rules import (
     UNITS,
     ContractTerms,
     DateRange,
+    ProviderInfo,
     Quarter,
 )
 
 __all__ = [
     "AllocationView",
+    "AllocationsPage",
     "DeliveryDraft",
     "DeliveryRefused",
     "DeliveryView",
     "add_agreement",
     "add_allocation",
+    "allocations_page",
     "check_quarter",
     "record_delivery",
     "visible_allocations",
@@ -229,12 +235,12 @@ class AllocationView:
     case_pseudonym: str
     holder_name: str
     municipality_name: str
-    variant: str
+    variant_label: str  # message id
     product_category: str | None
     product_code: str | None
     volume: int | None
-    unit_label: str | None
-    frequency: str | None
+    unit_label: str | None  # message id
+    frequency_label: str | None  # message id
     budget_cents: int | None
     start: dt.date
     end: dt.date
@@ -297,12 +303,12 @@ async def visible_allocations(uow: UnitOfWork, today: dt.date) -> list[Allocatio
             case_pseudonym=pseudonyms[r.case_id],
             holder_name=names[r.provider_id],
             municipality_name=names[r.municipality_id],
-            variant=r.variant,
+            variant_label=VARIANT_LABELS[Variant(r.variant)],
             product_category=r.product_category,
             product_code=r.product_code,
             volume=r.volume,
             unit_label=UNITS[r.unit].label if r.unit else None,
-            frequency=r.frequency,
+            frequency_label=frequency_label(Frequency(r.frequency)) if r.frequency else None,
             budget_cents=r.budget_cents,
             start=r.start_date,
             end=r.end_date,
@@ -312,20 +318,31 @@ async def visible_allocations(uow: UnitOfWork, today: dt.date) -> list[Allocatio
     ]
 
 
-# ---- deliveries ----
-
-
 @dataclass(frozen=True)
-class DeliveryDraft:
-    """Delivered care as typed: for the viewer's own organisation, or (finance of the
-    penvoerder) for ``provider_id``."""
+class AllocationsPage:
+    """What the allocations page shows: the visible allocations, and the providers finance may
+    enter care for (empty for a provider, which enters only its own)."""
 
-    allocation_number: str
-    product_code: str
-    start: dt.date
-    end: dt.date
-    volume: int
-    provider_id: int | None = None
+    allocations: list[AllocationView]
+    providers: list[ProviderInfo]
+
+
+async def allocations_page(uow: UnitOfWork, today: dt.date) -> AllocationsPage:
+    """The allocations the viewer may see, and for whom it may enter delivered care."""
+    _, sees_all = await check_settlement_access(uow)
+    allocations = await visible_allocations(uow, today)
+    providers: list[ProviderInfo] = []
+    if sees_all:
+        orgs = await uow.db.scalars(
+            select(Organisation)
+            .where(Organisation.kind == OrgKind.PROVIDER)
+            .order_by(Organisation.name)
+        )
+        providers = [ProviderInfo(o.id, o.name, o.agb_code) for o in orgs]
+    return AllocationsPage(allocations, providers)
+
+
+# ---- deliveries ----
 
 
 def _delivery(row: DeliveryRow, number: str) -> Delivery:

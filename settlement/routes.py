@@ -16,11 +16,13 @@ from keerpunt.platform.web import field, form, is_htmx, render, require, unit_of
 from keerpunt.settlement.service import (
     BAD_DATE,
     CONTRACT_FIELDS,
+    DELIVERY_FIELDS,
     UNITS,
     InvalidQuarter,
     Quarter,
     QuarterOverview,
     add_contract,
+    allocations_page,
     check_finance_access,
     end_contract,
     list_contracts,
@@ -30,6 +32,8 @@ from keerpunt.settlement.service import (
     quarter_of,
     quarter_overview,
     read_contract_form,
+    read_delivery_form,
+    record_delivery,
 )
 
 
@@ -148,7 +152,71 @@ async def contract_end(request: Request) -> Response:
     return RedirectResponse(str(url), status_code=303)
 
 
+def _today() -> dt.date:
+    return dt.datetime.now(AMSTERDAM).date()
+
+
+async def _allocations_page(
+    request: Request,
+    who: Principal,
+    *,
+    errors: dict[str, str] | None = None,
+    values: dict[str, str] | None = None,
+    added: int | None = None,
+    status_code: int = 200,
+) -> Response:
+    async with unit_of_work(request, who) as uow:
+        page = await allocations_page(uow, _today())
+    added_line = next(
+        (
+            (a, d)
+            for a in page.allocations
+            for d in a.deliveries
+            if added is not None and d.id == added
+        ),
+        None,
+    )
+    return render(
+        request,
+        _template(request, "allocations.html"),
+        {
+            "page": page,
+            "errors": errors or {},
+            "values": values or {},
+            "added": added_line,
+        },
+        status_code=status_code,
+    )
+
+
+async def allocations(request: Request) -> Response:
+    who = require(request)
+    added = request.query_params.get("added", "")
+    return await _allocations_page(request, who, added=int(added) if added.isdecimal() else None)
+
+
+async def delivery_add(request: Request) -> Response:
+    who = require(request)
+    data = await form(request)
+    values = {name: field(data, name) for name in DELIVERY_FIELDS}
+    try:
+        draft = read_delivery_form(values)
+        # The transaction rolls back on a refusal: nothing is saved.
+        async with unit_of_work(request, who) as uow:
+            saved = await record_delivery(uow, draft)
+    except InvalidInput as exc:
+        return await _allocations_page(
+            request, who, errors=exc.errors, values=values, status_code=422
+        )
+    if _fragment(request):
+        return await _allocations_page(request, who, added=saved.id)
+    url = request.url_for("settlement.allocations").include_query_params(added=saved.id)
+    return RedirectResponse(str(url), status_code=303)
+
+
 routes: list[BaseRoute] = [
+    Route("/settlement/allocations", allocations, name="settlement.allocations"),
+    Route("/settlement/deliveries", delivery_add, methods=["POST"], name="settlement.delivery_add"),
     Route("/settlement/quarter", quarter, name="settlement.quarter"),
     Route("/settlement/contracts", contracts, name="settlement.contracts"),
     Route("/settlement/contracts", contract_add, methods=["POST"], name="settlement.contract_add"),

@@ -20,14 +20,16 @@ from keerpunt.platform.i18n import N_
 from keerpunt.platform.models import Organisation, OrgKind
 from keerpunt.platform.uow import UnitOfWork
 from keerpunt.settlement.access import check_finance_access
+from keerpunt.settlement.declaration import DELIVERY_FIELDS, DeliveryDraft, read_delivery_form
 from keerpunt.settlement.models import Contract
 from keerpunt.settlement.records import (
+    AllocationsPage,
     AllocationView,
-    DeliveryDraft,
     DeliveryRefused,
     DeliveryView,
     add_agreement,
     add_allocation,
+    allocations_page,
     check_quarter,
     record_delivery,
     visible_allocations,
@@ -71,9 +73,11 @@ from keerpunt.triage import service as triage
 __all__ = [
     "BAD_DATE",
     "CONTRACT_FIELDS",
+    "DELIVERY_FIELDS",
     "MAX_TARIFF_CENTS",
     "UNITS",
     "AllocationView",
+    "AllocationsPage",
     "ContractDraft",
     "ContractRow",
     "ContractTerms",
@@ -99,6 +103,7 @@ __all__ = [
     "add_agreement",
     "add_allocation",
     "add_contract",
+    "allocations_page",
     "assemble_overview",
     "check_contract_draft",
     "check_finance_access",
@@ -114,6 +119,7 @@ __all__ = [
     "quarter_of",
     "quarter_overview",
     "read_contract_form",
+    "read_delivery_form",
     "record_delivery",
     "round_half_away_from_zero",
     "visible_allocations",
