@@ -11,7 +11,16 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, CheckConstraint, Date, ForeignKey, Index, Integer, String
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from keerpunt.platform.db import Base, utcnow
@@ -151,3 +160,53 @@ class SubProviderAgreement(Base):
     valid_to: Mapped[dt.date | None] = mapped_column(Date)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class SettlementRun(Base):
+    """A closed quarter (afgesloten kwartaal): written once, never changed. Later corrections
+    go into the next run as credit and debit lines. ``digest`` is the SHA-256 of the run's
+    statement, so a copy can be checked against it."""
+
+    __tablename__ = "settlement_run"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    quarter: Mapped[str] = mapped_column(String(6), unique=True)  # "2026Q3"
+    closed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    closed_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    line_count: Mapped[int] = mapped_column(Integer)
+    rejected_count: Mapped[int] = mapped_column(Integer)
+    total_cents: Mapped[int] = mapped_column(BigInteger)
+    digest: Mapped[str] = mapped_column(String(64))
+
+
+class SettlementRunLine(Base):
+    """One line a run declared: a debit, or a credit of a line of an earlier run. A copy of
+    every value, so the run reads the same after deliveries, tariffs or allocations change.
+    ``delivery_id`` has no foreign key on purpose: a removed delivery is credited, not lost."""
+
+    __tablename__ = "settlement_run_line"
+    __table_args__ = (
+        CheckConstraint("direction IN ('D', 'C')", name="direction_known"),
+        CheckConstraint("amount_cents >= 0", name="amount_not_negative"),
+        UniqueConstraint("run_id", "seq"),
+        Index("ix_settlement_run_line_delivery", "delivery_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("settlement_run.id"))
+    seq: Mapped[int] = mapped_column(Integer)
+    delivery_id: Mapped[int] = mapped_column(Integer)
+    revision: Mapped[int] = mapped_column(Integer)
+    direction: Mapped[str] = mapped_column(String(1))
+    allocation_number: Mapped[str] = mapped_column(String(20))
+    holder_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"))
+    provider_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"))
+    municipality_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"))
+    product_category: Mapped[str] = mapped_column(String(2))
+    product_code: Mapped[str] = mapped_column(String(5))
+    start_date: Mapped[dt.date] = mapped_column(Date)
+    end_date: Mapped[dt.date] = mapped_column(Date)
+    volume: Mapped[int] = mapped_column(Integer)
+    unit: Mapped[str] = mapped_column(String(2))
+    tariff_cents: Mapped[int] = mapped_column(Integer)
+    amount_cents: Mapped[int] = mapped_column(BigInteger)

@@ -56,6 +56,7 @@ __all__ = [
     "add_allocation",
     "allocations_page",
     "check_quarter",
+    "load_until",
     "record_delivery",
     "visible_allocations",
 ]
@@ -485,9 +486,11 @@ async def record_delivery(uow: UnitOfWork, draft: DeliveryDraft) -> Delivery:
 # ---- checking a quarter before it is closed ----
 
 
-async def _everything_until(
+async def load_until(
     uow: UnitOfWork, last_day: dt.date
 ) -> tuple[list[Delivery], list[Allocation], list[ContractTerms], list[SubProviderAgreement]]:
+    """Every delivery starting on or before ``last_day``, with all allocations, tariffs and
+    agreements: what settling up to that day needs."""
     rows = await uow.db.execute(
         select(DeliveryRow, AllocationRow.number)
         .join(AllocationRow, AllocationRow.id == DeliveryRow.allocation_id)
@@ -505,5 +508,5 @@ async def check_quarter(uow: UnitOfWork, quarter: Quarter) -> Settlement:
     before its last day, checked against allocations, tariffs and agreements. Nothing is
     written (the quarterly run that closes a quarter builds on this)."""
     await check_finance_access(uow)
-    deliveries, allocations, contracts, agreements = await _everything_until(uow, quarter.end)
+    deliveries, allocations, contracts, agreements = await load_until(uow, quarter.end)
     return settle(deliveries, allocations, contracts, agreements)

@@ -68,6 +68,13 @@ from keerpunt.settlement.rules import (
     read_contract_form,
     round_half_away_from_zero,
 )
+from keerpunt.settlement.runs import (
+    LaterQuarterClosed,
+    QuarterNotOver,
+    RunSummary,
+    close_quarter,
+    run_statement,
+)
 from keerpunt.triage import service as triage
 
 __all__ = [
@@ -87,6 +94,7 @@ __all__ = [
     "DeliveryView",
     "InvalidAmount",
     "InvalidQuarter",
+    "LaterQuarterClosed",
     "LinePrice",
     "OverviewLine",
     "PricedLine",
@@ -96,7 +104,9 @@ __all__ = [
     "ProviderBlock",
     "ProviderInfo",
     "Quarter",
+    "QuarterNotOver",
     "QuarterOverview",
+    "RunSummary",
     "SourceLine",
     "UnitInfo",
     "UnpriceableUnit",
@@ -108,6 +118,7 @@ __all__ = [
     "check_contract_draft",
     "check_finance_access",
     "check_quarter",
+    "close_quarter",
     "end_contract",
     "find_overlap",
     "list_contracts",
@@ -122,6 +133,7 @@ __all__ = [
     "read_delivery_form",
     "record_delivery",
     "round_half_away_from_zero",
+    "run_statement",
     "visible_allocations",
 ]
 

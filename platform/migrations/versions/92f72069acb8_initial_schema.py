@@ -132,6 +132,19 @@ def upgrade() -> None:
     with op.batch_alter_table('contract', schema=None) as batch_op:
         batch_op.create_index('ix_contract_provider_product', ['provider_id', 'product_code', 'valid_from'], unique=False)
 
+    op.create_table('settlement_run',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('quarter', sa.String(length=6), nullable=False),
+    sa.Column('closed_at', keerpunt.platform.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('closed_by_id', sa.Integer(), nullable=True),
+    sa.Column('line_count', sa.Integer(), nullable=False),
+    sa.Column('rejected_count', sa.Integer(), nullable=False),
+    sa.Column('total_cents', sa.BigInteger(), nullable=False),
+    sa.Column('digest', sa.String(length=64), nullable=False),
+    sa.ForeignKeyConstraint(['closed_by_id'], ['user_account.id'], name=op.f('fk_settlement_run_closed_by_id_user_account')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_settlement_run')),
+    sa.UniqueConstraint('quarter', name=op.f('uq_settlement_run_quarter'))
+    )
     op.create_table('sub_provider_agreement',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('kassier_id', sa.Integer(), nullable=False),
@@ -223,6 +236,37 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['case_id'], ['case_file.id'], name=op.f('fk_entry_check_case_id_case_file')),
     sa.PrimaryKeyConstraint('case_id', name=op.f('pk_entry_check'))
     )
+    op.create_table('settlement_run_line',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('run_id', sa.Integer(), nullable=False),
+    sa.Column('seq', sa.Integer(), nullable=False),
+    sa.Column('delivery_id', sa.Integer(), nullable=False),
+    sa.Column('revision', sa.Integer(), nullable=False),
+    sa.Column('direction', sa.String(length=1), nullable=False),
+    sa.Column('allocation_number', sa.String(length=20), nullable=False),
+    sa.Column('holder_id', sa.Integer(), nullable=False),
+    sa.Column('provider_id', sa.Integer(), nullable=False),
+    sa.Column('municipality_id', sa.Integer(), nullable=False),
+    sa.Column('product_category', sa.String(length=2), nullable=False),
+    sa.Column('product_code', sa.String(length=5), nullable=False),
+    sa.Column('start_date', sa.Date(), nullable=False),
+    sa.Column('end_date', sa.Date(), nullable=False),
+    sa.Column('volume', sa.Integer(), nullable=False),
+    sa.Column('unit', sa.String(length=2), nullable=False),
+    sa.Column('tariff_cents', sa.Integer(), nullable=False),
+    sa.Column('amount_cents', sa.BigInteger(), nullable=False),
+    sa.CheckConstraint("direction IN ('D', 'C')", name=op.f('ck_settlement_run_line_direction_known')),
+    sa.CheckConstraint('amount_cents >= 0', name=op.f('ck_settlement_run_line_amount_not_negative')),
+    sa.ForeignKeyConstraint(['holder_id'], ['organisation.id'], name=op.f('fk_settlement_run_line_holder_id_organisation')),
+    sa.ForeignKeyConstraint(['municipality_id'], ['organisation.id'], name=op.f('fk_settlement_run_line_municipality_id_organisation')),
+    sa.ForeignKeyConstraint(['provider_id'], ['organisation.id'], name=op.f('fk_settlement_run_line_provider_id_organisation')),
+    sa.ForeignKeyConstraint(['run_id'], ['settlement_run.id'], name=op.f('fk_settlement_run_line_run_id_settlement_run')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_settlement_run_line')),
+    sa.UniqueConstraint('run_id', 'seq', name=op.f('uq_settlement_run_line_run_id'))
+    )
+    with op.batch_alter_table('settlement_run_line', schema=None) as batch_op:
+        batch_op.create_index('ix_settlement_run_line_delivery', ['delivery_id'], unique=False)
+
     op.create_table('triage_session',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('case_id', sa.Integer(), nullable=False),
@@ -424,6 +468,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_triage_session_case_id'))
 
     op.drop_table('triage_session')
+    with op.batch_alter_table('settlement_run_line', schema=None) as batch_op:
+        batch_op.drop_index('ix_settlement_run_line_delivery')
+
+    op.drop_table('settlement_run_line')
     op.drop_table('entry_check')
     with op.batch_alter_table('case_member', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_case_member_case_id'))
@@ -439,6 +487,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_sub_provider_agreement_pair')
 
     op.drop_table('sub_provider_agreement')
+    op.drop_table('settlement_run')
     with op.batch_alter_table('contract', schema=None) as batch_op:
         batch_op.drop_index('ix_contract_provider_product')
 

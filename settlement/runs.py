@@ -1,0 +1,181 @@
+"""The quarterly run (kwartaalafsluiting) in the database: close a quarter into an immutable run,
+and read a run's statement. Inside the caller's unit of work; never commits.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from keerpunt.platform import audit
+from keerpunt.platform.errors import DomainError, NotFound
+from keerpunt.platform.i18n import N_
+from keerpunt.platform.models import Organisation
+from keerpunt.platform.uow import UnitOfWork
+from keerpunt.settlement.access import check_finance_access
+from keerpunt.settlement.declaration import Direction, OutLine, settle
+from keerpunt.settlement.models import SettlementRun, SettlementRunLine
+from keerpunt.settlement.records import load_until
+from keerpunt.settlement.rules import Quarter, parse_quarter
+from keerpunt.settlement.statement import digest, statement_csv
+
+__all__ = [
+    "LaterQuarterClosed",
+    "QuarterNotOver",
+    "RunSummary",
+    "close_quarter",
+    "run_statement",
+]
+
+
+class QuarterNotOver(DomainError):
+    status_code = 409
+    message = N_("Dit kwartaal is nog niet voorbij. U kunt het afsluiten vanaf de dag erna.")
+
+
+class LaterQuarterClosed(DomainError):
+    status_code = 409
+    message = N_(
+        "Een later kwartaal is al afgesloten. Correcties komen in de afrekening van het "
+        "volgende kwartaal."
+    )
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    quarter: str
+    created: bool  # False: the quarter was already closed (e.g. two people pressed at once)
+    line_count: int
+    rejected_count: int
+    total_cents: int
+    digest: str
+
+
+def _line(row: SettlementRunLine) -> OutLine:
+    return OutLine(
+        delivery_id=row.delivery_id,
+        allocation_number=row.allocation_number,
+        holder_id=row.holder_id,
+        provider_id=row.provider_id,
+        municipality_id=row.municipality_id,
+        product_category=row.product_category,
+        product_code=row.product_code,
+        start=row.start_date,
+        end=row.end_date,
+        volume=row.volume,
+        unit=row.unit,
+        tariff_cents=row.tariff_cents,
+        amount_cents=row.amount_cents,
+        direction=Direction(row.direction),
+        revision=row.revision,
+    )
+
+
+def _summary(run: SettlementRun, *, created: bool) -> RunSummary:
+    return RunSummary(
+        run.quarter, created, run.line_count, run.rejected_count, run.total_cents, run.digest
+    )
+
+
+async def _names(uow: UnitOfWork, lines: Iterable[OutLine]) -> dict[int, str]:
+    ids = {x.holder_id for x in lines} | {x.provider_id for x in lines}
+    if not ids:
+        return {}
+    rows = await uow.db.execute(
+        select(Organisation.id, Organisation.name).where(Organisation.id.in_(ids))
+    )
+    return {org_id: name for org_id, name in rows}
+
+
+async def _run_lines(uow: UnitOfWork, run_ids: Iterable[int]) -> list[OutLine]:
+    rows = await uow.db.scalars(
+        select(SettlementRunLine)
+        .where(SettlementRunLine.run_id.in_(list(run_ids)))
+        .order_by(SettlementRunLine.run_id, SettlementRunLine.seq)
+    )
+    return [_line(r) for r in rows]
+
+
+async def close_quarter(uow: UnitOfWork, quarter: Quarter, today: dt.date) -> RunSummary:
+    """Close a quarter into an immutable run: every delivery up to its last day is checked;
+    what earlier runs declared and still stands is not declared again, changed lines are
+    credited in full and declared anew. Closing a closed quarter returns that run, so two
+    people pressing at once get one run. A quarter closes only after its last day and never
+    before a later one."""
+    penvoerder = await check_finance_access(uow)
+    if today <= quarter.end:
+        raise QuarterNotOver()
+    # One closing at a time: lock the penvoerder's row (SQLite's write lock does the same).
+    await uow.db.execute(
+        select(Organisation.id).where(Organisation.id == penvoerder.id).with_for_update()
+    )
+    runs = list(await uow.db.scalars(select(SettlementRun).order_by(SettlementRun.id)))
+    for run in runs:
+        if run.quarter == quarter.code:
+            return _summary(run, created=False)
+    if any(parse_quarter(r.quarter).start > quarter.start for r in runs):
+        raise LaterQuarterClosed()
+    previous = await _run_lines(uow, [r.id for r in runs])
+    deliveries, allocations, contracts, agreements = await load_until(uow, quarter.end)
+    result = settle(deliveries, allocations, contracts, agreements, previous)
+    data = statement_csv(quarter.code, result.lines, await _names(uow, result.lines))
+    run = SettlementRun(
+        quarter=quarter.code,
+        closed_by_id=uow.who.user_id,
+        line_count=len(result.lines),
+        rejected_count=len(result.rejected),
+        total_cents=result.total_cents,
+        digest=digest(data),
+    )
+    uow.db.add(run)
+    await uow.db.flush()
+    uow.db.add_all(
+        SettlementRunLine(
+            run_id=run.id,
+            seq=seq,
+            delivery_id=x.delivery_id,
+            revision=x.revision,
+            direction=x.direction.value,
+            allocation_number=x.allocation_number,
+            holder_id=x.holder_id,
+            provider_id=x.provider_id,
+            municipality_id=x.municipality_id,
+            product_category=x.product_category,
+            product_code=x.product_code,
+            start_date=x.start,
+            end_date=x.end,
+            volume=x.volume,
+            unit=x.unit,
+            tariff_cents=x.tariff_cents,
+            amount_cents=x.amount_cents,
+        )
+        for seq, x in enumerate(result.lines, 1)
+    )
+    await uow.db.flush()
+    await audit.record(
+        uow.db,
+        uow.who,
+        "settlement.run.close",
+        purpose="settlement",
+        detail=(
+            f"run={run.id} quarter={quarter.code} lines={run.line_count} "
+            f"rejected={run.rejected_count} total_cents={run.total_cents} digest={run.digest}"
+        ),
+    )
+    return _summary(run, created=True)
+
+
+async def run_statement(uow: UnitOfWork, quarter: Quarter, provider_id: int | None = None) -> bytes:
+    """The statement of a closed quarter as CSV: all lines, or those one provider declared or
+    delivered. Built only from the run's own lines, so it never changes."""
+    await check_finance_access(uow)
+    run = await uow.db.scalar(select(SettlementRun).where(SettlementRun.quarter == quarter.code))
+    if run is None:
+        raise NotFound()
+    lines = await _run_lines(uow, [run.id])
+    if provider_id is not None:
+        lines = [x for x in lines if provider_id in (x.holder_id, x.provider_id)]
+    return statement_csv(quarter.code, lines, await _names(uow, lines))
