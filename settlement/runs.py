@@ -13,7 +13,9 @@ from sqlalchemy import select
 from keerpunt.platform import audit
 from keerpunt.platform.errors import DomainError, NotFound
 from keerpunt.platform.i18n import N_
-from keerpunt.platform.models import Organisation
+from keerpunt.platform.models import Organisation, User
+from keerpunt.platform.principal import staff_principal
+from keerpunt.platform.runtime import Runtime
 from keerpunt.platform.uow import UnitOfWork
 from keerpunt.settlement.access import check_finance_access
 from keerpunt.settlement.declaration import Direction, OutLine, settle
@@ -26,6 +28,7 @@ __all__ = [
     "LaterQuarterClosed",
     "QuarterNotOver",
     "RunSummary",
+    "close_as",
     "close_quarter",
     "run_statement",
 ]
@@ -179,3 +182,20 @@ async def run_statement(uow: UnitOfWork, quarter: Quarter, provider_id: int | No
     if provider_id is not None:
         lines = [x for x in lines if provider_id in (x.holder_id, x.provider_id)]
     return statement_csv(quarter.code, lines, await _names(uow, lines))
+
+
+async def close_as(
+    rt: Runtime, email: str, quarter_text: str, today: dt.date
+) -> tuple[RunSummary, bytes]:
+    """``keerpunt settle``: close a quarter in the name of a finance user (audited as them),
+    then read its statement in a second transaction, after the run is committed."""
+    async with rt.sessionmaker() as db:
+        user = await db.scalar(select(User).where(User.email == email, User.active))
+    if user is None:
+        raise NotFound()
+    who = staff_principal(user, session_id="cli")
+    quarter = parse_quarter(quarter_text)
+    async with rt.unit_of_work(who) as uow:
+        summary = await close_quarter(uow, quarter, today)
+    async with rt.unit_of_work(who) as uow:
+        return summary, await run_statement(uow, quarter)

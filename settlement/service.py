@@ -72,6 +72,7 @@ from keerpunt.settlement.runs import (
     LaterQuarterClosed,
     QuarterNotOver,
     RunSummary,
+    close_as,
     close_quarter,
     run_statement,
 )
@@ -118,6 +119,7 @@ __all__ = [
     "check_contract_draft",
     "check_finance_access",
     "check_quarter",
+    "close_as",
     "close_quarter",
     "end_contract",
     "find_overlap",
