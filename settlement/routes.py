@@ -19,11 +19,14 @@ from keerpunt.settlement.service import (
     DELIVERY_FIELDS,
     UNITS,
     InvalidQuarter,
+    LaterQuarterClosed,
     Quarter,
+    QuarterNotOver,
     QuarterOverview,
     add_contract,
     allocations_page,
     check_finance_access,
+    close_quarter,
     end_contract,
     list_contracts,
     parse_date,
@@ -34,6 +37,8 @@ from keerpunt.settlement.service import (
     read_contract_form,
     read_delivery_form,
     record_delivery,
+    run_page,
+    run_statement,
 )
 
 
@@ -214,7 +219,78 @@ async def delivery_add(request: Request) -> Response:
     return RedirectResponse(str(url), status_code=303)
 
 
+def _run_quarter(raw: str) -> Quarter:
+    # Default: the last quarter that is over, the one a penvoerder closes next.
+    return parse_quarter(raw) if raw else quarter_of(_today()).previous
+
+
+async def _run_page(
+    request: Request, who: Principal, raw: str, *, error: str | None = None, status_code: int = 200
+) -> Response:
+    chosen: Quarter | None = None
+    page = None
+    try:
+        chosen = _run_quarter(raw)
+    except InvalidQuarter as exc:
+        error, status_code = exc.message, 400
+    async with unit_of_work(request, who) as uow:
+        if chosen is None:
+            await check_finance_access(uow)
+        else:
+            page = await run_page(uow, chosen, _today())
+    return render(
+        request,
+        _template(request, "run.html"),
+        {"page": page, "raw": raw, "error": error},
+        status_code=status_code,
+    )
+
+
+async def run(request: Request) -> Response:
+    who = require(request, StaffRole.FINANCE)
+    return await _run_page(request, who, request.query_params.get("q", "").strip())
+
+
+async def run_close(request: Request) -> Response:
+    who = require(request, StaffRole.FINANCE)
+    raw = field(await form(request), "q")
+    try:
+        chosen = parse_quarter(raw)
+        async with unit_of_work(request, who) as uow:
+            await close_quarter(uow, chosen, _today())
+    except (InvalidQuarter, QuarterNotOver, LaterQuarterClosed) as exc:
+        return await _run_page(request, who, raw, error=exc.message, status_code=exc.status_code)
+    if _fragment(request):
+        return await _run_page(request, who, chosen.code)
+    url = request.url_for("settlement.run").include_query_params(q=chosen.code)
+    return RedirectResponse(str(url), status_code=303)
+
+
+async def run_statement_csv(request: Request) -> Response:
+    who = require(request, StaffRole.FINANCE)
+    chosen = parse_quarter(request.path_params["quarter"])
+    raw_provider = request.query_params.get("provider", "")
+    provider_id = int(raw_provider) if raw_provider.isdecimal() else None
+    async with unit_of_work(request, who) as uow:
+        data = await run_statement(uow, chosen, provider_id)
+    suffix = f"-{provider_id}" if provider_id is not None else ""
+    return Response(
+        data,
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": (f'attachment; filename="afrekening-{chosen.code}{suffix}.csv"')
+        },
+    )
+
+
 routes: list[BaseRoute] = [
+    Route("/settlement/run", run, name="settlement.run"),
+    Route("/settlement/run", run_close, methods=["POST"], name="settlement.run_close"),
+    Route(
+        "/settlement/run/{quarter}/statement.csv",
+        run_statement_csv,
+        name="settlement.run_statement",
+    ),
     Route("/settlement/allocations", allocations, name="settlement.allocations"),
     Route("/settlement/deliveries", delivery_add, methods=["POST"], name="settlement.delivery_add"),
     Route("/settlement/quarter", quarter, name="settlement.quarter"),

@@ -25,11 +25,15 @@ from keerpunt.settlement.rules import Quarter, parse_quarter
 from keerpunt.settlement.statement import digest, statement_csv
 
 __all__ = [
+    "HolderTotal",
     "LaterQuarterClosed",
     "QuarterNotOver",
+    "RejectedLine",
+    "RunPage",
     "RunSummary",
     "close_as",
     "close_quarter",
+    "run_page",
     "run_statement",
 ]
 
@@ -84,13 +88,8 @@ def _summary(run: SettlementRun, *, created: bool) -> RunSummary:
 
 
 async def _names(uow: UnitOfWork, lines: Iterable[OutLine]) -> dict[int, str]:
-    ids = {x.holder_id for x in lines} | {x.provider_id for x in lines}
-    if not ids:
-        return {}
-    rows = await uow.db.execute(
-        select(Organisation.id, Organisation.name).where(Organisation.id.in_(ids))
-    )
-    return {org_id: name for org_id, name in rows}
+    lines = list(lines)
+    return await _names_of(uow, {x.holder_id for x in lines} | {x.provider_id for x in lines})
 
 
 async def _run_lines(uow: UnitOfWork, run_ids: Iterable[int]) -> list[OutLine]:
@@ -199,3 +198,96 @@ async def close_as(
         summary = await close_quarter(uow, quarter, today)
     async with rt.unit_of_work(who) as uow:
         return summary, await run_statement(uow, quarter)
+
+
+@dataclass(frozen=True)
+class RejectedLine:
+    provider_name: str
+    allocation_number: str
+    product_code: str
+    start: dt.date
+    end: dt.date
+    volume: int
+    reason: str  # already in the viewer's language
+
+
+@dataclass(frozen=True)
+class HolderTotal:
+    provider_id: int
+    name: str
+    line_count: int
+    total_cents: int
+
+
+@dataclass(frozen=True)
+class RunPage:
+    """What the penvoerder sees before and after closing a quarter: for an open quarter what
+    closing would declare and reject; for a closed one the run and its statements."""
+
+    quarter: Quarter
+    run: RunSummary | None
+    can_close: bool
+    totals: tuple[HolderTotal, ...]
+    rejected: tuple[RejectedLine, ...]
+
+    @property
+    def total_cents(self) -> int:
+        return sum(t.total_cents for t in self.totals)
+
+
+async def run_page(uow: UnitOfWork, quarter: Quarter, today: dt.date) -> RunPage:
+    """The quarterly run page (kwartaalafsluiting): a check first, then the closed run."""
+    await check_finance_access(uow)
+    runs = list(await uow.db.scalars(select(SettlementRun).order_by(SettlementRun.id)))
+    closed = next((r for r in runs if r.quarter == quarter.code), None)
+    if closed is not None:
+        lines = await _run_lines(uow, [closed.id])
+        rejected: tuple[RejectedLine, ...] = ()
+    else:
+        previous = await _run_lines(uow, [r.id for r in runs])
+        deliveries, allocations, contracts, agreements = await load_until(uow, quarter.end)
+        result = settle(deliveries, allocations, contracts, agreements, previous)
+        lines = list(result.lines)
+        names = await _names_of(uow, {r.delivery.provider_id for r in result.rejected})
+        rejected = tuple(
+            RejectedLine(
+                names.get(r.delivery.provider_id, ""),
+                r.delivery.allocation_number,
+                r.delivery.product_code,
+                r.delivery.start,
+                r.delivery.end,
+                r.delivery.volume,
+                r.text(),
+            )
+            for r in result.rejected
+        )
+    names = await _names(uow, lines)
+    per_holder: dict[int, list[OutLine]] = {}
+    for x in lines:
+        per_holder.setdefault(x.holder_id, []).append(x)
+    totals = tuple(
+        sorted(
+            (
+                HolderTotal(pid, names.get(pid, ""), len(xs), sum(x.signed_cents for x in xs))
+                for pid, xs in per_holder.items()
+            ),
+            key=lambda t: (t.name.casefold(), t.provider_id),
+        )
+    )
+    later_closed = any(parse_quarter(r.quarter).start > quarter.start for r in runs)
+    return RunPage(
+        quarter=quarter,
+        run=_summary(closed, created=False) if closed else None,
+        can_close=closed is None and today > quarter.end and not later_closed,
+        totals=totals,
+        rejected=rejected,
+    )
+
+
+async def _names_of(uow: UnitOfWork, ids: set[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    rows = await uow.db.execute(
+        select(Organisation.id, Organisation.name).where(Organisation.id.in_(ids))
+    )
+    return {org_id: name for org_id, name in rows}

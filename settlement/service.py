@@ -71,9 +71,11 @@ from keerpunt.settlement.rules import (
 from keerpunt.settlement.runs import (
     LaterQuarterClosed,
     QuarterNotOver,
+    RunPage,
     RunSummary,
     close_as,
     close_quarter,
+    run_page,
     run_statement,
 )
 from keerpunt.triage import service as triage
@@ -107,6 +109,7 @@ __all__ = [
     "Quarter",
     "QuarterNotOver",
     "QuarterOverview",
+    "RunPage",
     "RunSummary",
     "SourceLine",
     "UnitInfo",
@@ -135,6 +138,7 @@ __all__ = [
     "read_delivery_form",
     "record_delivery",
     "round_half_away_from_zero",
+    "run_page",
     "run_statement",
     "visible_allocations",
 ]
