@@ -37,6 +37,7 @@ from keerpunt.settlement.service import (
     read_contract_form,
     read_delivery_form,
     record_delivery,
+    run_declarations,
     run_page,
     run_statement,
 )
@@ -283,7 +284,24 @@ async def run_statement_csv(request: Request) -> Response:
     )
 
 
+async def run_declarations_zip(request: Request) -> Response:
+    who = require(request, StaffRole.FINANCE)
+    chosen = parse_quarter(request.path_params["quarter"])
+    async with unit_of_work(request, who) as uow:
+        data = await run_declarations(uow, chosen)
+    return Response(
+        data,
+        media_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="JW323-{chosen.code}.zip"'},
+    )
+
+
 routes: list[BaseRoute] = [
+    Route(
+        "/settlement/run/{quarter}/jw323.zip",
+        run_declarations_zip,
+        name="settlement.run_declarations",
+    ),
     Route("/settlement/run", run, name="settlement.run"),
     Route("/settlement/run", run_close, methods=["POST"], name="settlement.run_close"),
     Route(

@@ -5,6 +5,8 @@ and read a run's statement. Inside the caller's unit of work; never commits.
 from __future__ import annotations
 
 import datetime as dt
+import io
+import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -12,13 +14,14 @@ from sqlalchemy import select
 
 from keerpunt.platform import audit
 from keerpunt.platform.errors import DomainError, NotFound
-from keerpunt.platform.i18n import N_
+from keerpunt.platform.i18n import AMSTERDAM, N_
 from keerpunt.platform.models import Organisation, User
 from keerpunt.platform.principal import staff_principal
 from keerpunt.platform.runtime import Runtime
 from keerpunt.platform.uow import UnitOfWork
 from keerpunt.settlement.access import check_finance_access
 from keerpunt.settlement.declaration import Direction, OutLine, settle
+from keerpunt.settlement.jw323 import Sender, declaration_files
 from keerpunt.settlement.models import SettlementRun, SettlementRunLine
 from keerpunt.settlement.records import load_until
 from keerpunt.settlement.rules import Quarter, parse_quarter
@@ -33,6 +36,7 @@ __all__ = [
     "RunSummary",
     "close_as",
     "close_quarter",
+    "run_declarations",
     "run_page",
     "run_statement",
 ]
@@ -291,3 +295,33 @@ async def _names_of(uow: UnitOfWork, ids: set[int]) -> dict[int, str]:
         select(Organisation.id, Organisation.name).where(Organisation.id.in_(ids))
     )
     return {org_id: name for org_id, name in rows}
+
+
+async def run_declarations(uow: UnitOfWork, quarter: Quarter) -> bytes:
+    """The JW323-shaped declaration files of a closed quarter, one per declaring provider,
+    municipality and month, in one ZIP. Dated on the day the run closed and built only from
+    the run's lines, so the same run gives the same bytes."""
+    await check_finance_access(uow)
+    run = await uow.db.scalar(select(SettlementRun).where(SettlementRun.quarter == quarter.code))
+    if run is None:
+        raise NotFound()
+    lines = await _run_lines(uow, [run.id])
+    ids = {x.holder_id for x in lines} | {x.municipality_id for x in lines}
+    orgs = {
+        o.id: o for o in await uow.db.scalars(select(Organisation).where(Organisation.id.in_(ids)))
+    }
+    senders = {o.id: Sender(o.id, o.agb_code or f"#{o.id}", o.name) for o in orgs.values()}
+    codes = {o.id: o.cbs_code or f"#{o.id}" for o in orgs.values()}
+    closed_on = local_day(run.closed_at)
+    files = declaration_files(lines, senders, codes, closed_on)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for f in files:
+            info = zipfile.ZipInfo(f.filename, date_time=(*closed_on.timetuple()[:3], 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, f.to_xml())
+    return buffer.getvalue()
+
+
+def local_day(moment: dt.datetime) -> dt.date:
+    return moment.astimezone(AMSTERDAM).date()

@@ -75,6 +75,7 @@ from keerpunt.settlement.runs import (
     RunSummary,
     close_as,
     close_quarter,
+    run_declarations,
     run_page,
     run_statement,
 )
@@ -138,6 +139,7 @@ __all__ = [
     "read_delivery_form",
     "record_delivery",
     "round_half_away_from_zero",
+    "run_declarations",
     "run_page",
     "run_statement",
     "visible_allocations",

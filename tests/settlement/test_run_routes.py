@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
+import zipfile
+from xml.etree import ElementTree as ET
 
 import httpx
 import pytest
@@ -81,3 +84,23 @@ async def test_only_finance_of_the_penvoerder(client: httpx.AsyncClient, runtime
     await login(client, runtime, user_id=w.region.other_finance.id)
     assert (await client.get("/settlement/run")).status_code == 403
     assert (await client.get("/settlement/run/2026Q3/statement.csv")).status_code == 403
+
+
+async def test_declaration_files_of_a_closed_quarter(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    w = await with_allocation(runtime)
+    await deliver(runtime, w, volume=3)
+    await deliver(runtime, w, start=D(2026, 8, 1), end=D(2026, 8, 31), volume=2)
+    csrf = await login(client, runtime, user_id=w.region.finance.id)
+    assert (await client.get("/settlement/run/2026Q3/jw323.zip")).status_code == 404
+    await client.post("/settlement/run", data={"q": "2026Q3"}, headers={"X-CSRF-Token": csrf})
+    r = await client.get("/settlement/run/2026Q3/jw323.zip")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(r.content)) as archive:
+        names = archive.namelist()
+        assert [n.split("-")[2:4] for n in names] == [["0193", "202607"], ["0193", "202608"]]
+        july = ET.fromstring(archive.read(names[0]))
+    assert july.findtext("Header/Afzender") == "98000011"
+    assert july.findtext("Header/TotaalBedrag/Bedrag") == "37440"
+    assert (await client.get("/settlement/run/2026Q3/jw323.zip")).content == r.content
