@@ -479,6 +479,9 @@ def accept_lines(
     """Check every delivery line against its allocation, the contract tariff, the period and
     the volume or budget; return the accepted lines (priced) and the rejected ones (with why).
 
+    The tariff is the allocation holder's: the provider's own in the declaration model, the
+    kassier's in the kassier model (the kassier declares it and pays on minus its margin).
+
     Lines are taken in one canonical order (allocation, period, provider, product, volume,
     id), so which line goes over a limit does not depend on the order they arrived in."""
     by_number = {a.number: a for a in allocations}

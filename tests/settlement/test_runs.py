@@ -60,8 +60,11 @@ async def test_closing_a_quarter_makes_one_run_with_a_statement(runtime: Runtime
     csv = (await statement(runtime, w)).decode()
     rows = csv.strip().split("\r\n")
     assert rows[0].startswith("kwartaal,declarant,leverancier,toewijzing,referentie")
+    async with runtime.sessionmaker() as db:
+        delivery_id = await db.scalar(select(Delivery.id))
     assert rows[1] == (
-        "2026Q3,Horizon,Horizon,T-100,1-1,,45,45A52,2026-07-01,2026-07-31,3,04,12480,37440,D"
+        f"2026Q3,Horizon,Horizon,T-100,{delivery_id}-1,,45,45A52,"
+        "2026-07-01,2026-07-31,3,04,12480,37440,D"
     )
     assert rows[2] == "2026Q3,totaal,,,,,,,,,,,,37440,D"
     async with runtime.sessionmaker() as db:
