@@ -1,5 +1,5 @@
 """The ``keerpunt`` command: serve, db upgrade, demo load, audit verify, keys rotate,
-retention run."""
+retention run, consent export, settle."""
 
 from __future__ import annotations
 
@@ -121,6 +121,46 @@ def audit_verify() -> None:
     for p in problems:
         click.echo(f"row {p.seq}: {p.reason}", err=True)
     sys.exit(1)
+
+
+@main.command()
+@click.argument("quarter")
+@click.option("--as", "email", required=True, help="E-mail of a finance user of the penvoerder.")
+@click.option(
+    "--statement",
+    "statement_path",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Also write the run's statement (CSV) to this file.",
+)
+def settle(quarter: str, email: str, statement_path: str | None) -> None:
+    """Close QUARTER (e.g. 2026Q3) into an immutable settlement run; running it again on a
+    closed quarter changes nothing and gives the same statement."""
+    import datetime as dt
+
+    from keerpunt.platform.errors import DomainError
+    from keerpunt.platform.i18n import AMSTERDAM, gettext
+    from keerpunt.platform.runtime import Runtime
+    from keerpunt.settlement.service import RunSummary, close_as
+
+    async def run() -> tuple[RunSummary, bytes]:
+        rt = Runtime.build(_settings(), pool=False)
+        try:
+            return await close_as(rt, email, quarter, dt.datetime.now(AMSTERDAM).date())
+        finally:
+            await rt.engine.dispose()
+
+    try:
+        summary, data = asyncio.run(run())
+    except DomainError as exc:
+        raise click.ClickException(gettext(exc.message)) from None
+    click.echo(
+        f"{summary.quarter}: {'closed' if summary.created else 'already closed'}; "
+        f"{summary.line_count} lines, {summary.rejected_count} rejected, "
+        f"total {summary.total_cents} cents; sha256 {summary.digest}"
+    )
+    if statement_path:
+        with open(statement_path, "wb") as fh:
+            fh.write(data)
 
 
 def _admin(work: Callable[[AsyncSession], Awaitable[str]]) -> None:

@@ -1,4 +1,5 @@
-"""Settlement tables: contract tariffs (contracttarieven) per provider and product.
+"""Settlement tables: contract tariffs (contracttarieven), allocations (toewijzingen), deliveries
+(geleverde zorg) and sub-provider agreements of a kassier.
 
 A tariff that changes over time (indexation, *indexering*) is a new row with a later
 ``valid_from``; rows are never edited to a new price, so an old quarter is always priced with
@@ -10,13 +11,20 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, Integer, String
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from keerpunt.platform.db import Base, utcnow
-
-# iJw unit codes (codelijst WMO757 "Eenheid"); the rules behind them live in service.UNITS.
-UNIT_CODES = ("01", "04", "14", "16", "82", "83", "84")
+from keerpunt.settlement.rules import UNIT_CODES
 
 
 class Contract(Base):
@@ -47,3 +55,158 @@ class Contract(Base):
     valid_to: Mapped[dt.date | None] = mapped_column(Date)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+# iJw allocation variants and frequencies; their rules live in settlement.declaration.
+VARIANTS = ("specific", "aspecific", "generic", "output")
+FREQUENCIES = ("1", "2", "4", "6")
+MARGIN_KINDS = ("percent", "fixed")
+
+
+def _one_of(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN (" + ", ".join(f"'{v}'" for v in values) + ")"
+
+
+class Allocation(Base):
+    """A toewijzing: a municipality allows ``provider_id`` to deliver care for a case.
+
+    In the declaration model every delivering provider holds its own; in the kassier model the
+    kassier holds it and registered sub-providers deliver under it. Which of category, code,
+    volume, unit, frequency and budget are filled depends on ``variant`` (iJw). ``end_date``
+    is inclusive.
+    """
+
+    __tablename__ = "allocation"
+    __table_args__ = (
+        CheckConstraint("end_date >= start_date", name="period_order"),
+        CheckConstraint(_one_of("variant", VARIANTS), name="variant_known"),
+        CheckConstraint(
+            "frequency IS NULL OR " + _one_of("frequency", FREQUENCIES), name="frequency_known"
+        ),
+        CheckConstraint("unit IS NULL OR " + _one_of("unit", UNIT_CODES), name="unit_known"),
+        CheckConstraint("volume IS NULL OR volume > 0", name="volume_positive"),
+        CheckConstraint("budget_cents IS NULL OR budget_cents >= 0", name="budget_not_negative"),
+        Index("ix_allocation_provider", "provider_id", "start_date"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(20), unique=True)  # toewijzingnummer
+    case_id: Mapped[int] = mapped_column(ForeignKey("case_file.id"), index=True)
+    provider_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"))
+    municipality_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"))
+    variant: Mapped[str] = mapped_column(String(12))
+    product_category: Mapped[str | None] = mapped_column(String(2))
+    product_code: Mapped[str | None] = mapped_column(String(5))
+    volume: Mapped[int | None] = mapped_column(Integer)
+    unit: Mapped[str | None] = mapped_column(String(2))
+    frequency: Mapped[str | None] = mapped_column(String(1))
+    budget_cents: Mapped[int | None] = mapped_column(BigInteger)
+    start_date: Mapped[dt.date] = mapped_column(Date)
+    end_date: Mapped[dt.date] = mapped_column(Date)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Delivery(Base):
+    """Geleverde zorg: ``volume`` of a product (in the contract's unit) that a provider
+    delivered under an allocation over a product period within one calendar month.
+
+    A correction edits the row (its id stays): the next run credits what was declared before
+    and declares the new values; closed runs keep their own copy of every line."""
+
+    __tablename__ = "delivery"
+    __table_args__ = (
+        CheckConstraint("end_date >= start_date", name="period_order"),
+        CheckConstraint("volume > 0", name="volume_positive"),
+        Index("ix_delivery_allocation", "allocation_id", "start_date"),
+        Index("ix_delivery_provider", "provider_id", "start_date"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"))
+    allocation_id: Mapped[int] = mapped_column(ForeignKey("allocation.id"))
+    product_category: Mapped[str] = mapped_column(String(2))
+    product_code: Mapped[str] = mapped_column(String(5))
+    start_date: Mapped[dt.date] = mapped_column(Date)
+    end_date: Mapped[dt.date] = mapped_column(Date)
+    volume: Mapped[int] = mapped_column(Integer)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class SubProviderAgreement(Base):
+    """A provider registered with a kassier to deliver under the kassier's allocations
+    (onderaannemer), and the margin the kassier keeps: a percentage in hundredths
+    (660 = 6,60 %) or a fixed amount in cents per delivered unit. ``valid_to`` inclusive."""
+
+    __tablename__ = "sub_provider_agreement"
+    __table_args__ = (
+        CheckConstraint("valid_to IS NULL OR valid_to >= valid_from", name="period_order"),
+        CheckConstraint(_one_of("margin_kind", MARGIN_KINDS), name="margin_kind_known"),
+        CheckConstraint("margin_value >= 0", name="margin_not_negative"),
+        CheckConstraint(
+            "margin_kind <> 'percent' OR margin_value <= 10000", name="percent_at_most_100"
+        ),
+        Index("ix_sub_provider_agreement_pair", "kassier_id", "provider_id", "valid_from"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kassier_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"))
+    provider_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"))
+    margin_kind: Mapped[str] = mapped_column(String(10))
+    margin_value: Mapped[int] = mapped_column(Integer)
+    valid_from: Mapped[dt.date] = mapped_column(Date)
+    valid_to: Mapped[dt.date | None] = mapped_column(Date)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class SettlementRun(Base):
+    """A closed quarter (afgesloten kwartaal): written once, never changed. Later corrections
+    go into the next run as credit and debit lines. ``digest`` is the SHA-256 of the run's
+    statement, so a copy can be checked against it."""
+
+    __tablename__ = "settlement_run"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    quarter: Mapped[str] = mapped_column(String(6), unique=True)  # "2026Q3"
+    closed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    closed_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    line_count: Mapped[int] = mapped_column(Integer)
+    rejected_count: Mapped[int] = mapped_column(Integer)
+    total_cents: Mapped[int] = mapped_column(BigInteger)
+    digest: Mapped[str] = mapped_column(String(64))
+
+
+class SettlementRunLine(Base):
+    """One line a run declared: a debit, or a credit of a line of an earlier run. A copy of
+    every value, so the run reads the same after deliveries, tariffs or allocations change.
+    ``delivery_id`` has no foreign key on purpose: a removed delivery is credited, not lost."""
+
+    __tablename__ = "settlement_run_line"
+    __table_args__ = (
+        CheckConstraint("direction IN ('D', 'C')", name="direction_known"),
+        CheckConstraint("amount_cents >= 0", name="amount_not_negative"),
+        UniqueConstraint("run_id", "seq"),
+        Index("ix_settlement_run_line_delivery", "delivery_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("settlement_run.id"))
+    seq: Mapped[int] = mapped_column(Integer)
+    delivery_id: Mapped[int] = mapped_column(Integer)
+    revision: Mapped[int] = mapped_column(Integer)
+    direction: Mapped[str] = mapped_column(String(1))
+    allocation_number: Mapped[str] = mapped_column(String(20))
+    holder_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"))
+    provider_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"))
+    municipality_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"))
+    product_category: Mapped[str] = mapped_column(String(2))
+    product_code: Mapped[str] = mapped_column(String(5))
+    start_date: Mapped[dt.date] = mapped_column(Date)
+    end_date: Mapped[dt.date] = mapped_column(Date)
+    volume: Mapped[int] = mapped_column(Integer)
+    unit: Mapped[str] = mapped_column(String(2))
+    tariff_cents: Mapped[int] = mapped_column(Integer)
+    amount_cents: Mapped[int] = mapped_column(BigInteger)

@@ -16,12 +16,17 @@ from keerpunt.platform.web import field, form, is_htmx, render, require, unit_of
 from keerpunt.settlement.service import (
     BAD_DATE,
     CONTRACT_FIELDS,
+    DELIVERY_FIELDS,
     UNITS,
     InvalidQuarter,
+    LaterQuarterClosed,
     Quarter,
+    QuarterNotOver,
     QuarterOverview,
     add_contract,
+    allocations_page,
     check_finance_access,
+    close_quarter,
     end_contract,
     list_contracts,
     parse_date,
@@ -30,6 +35,11 @@ from keerpunt.settlement.service import (
     quarter_of,
     quarter_overview,
     read_contract_form,
+    read_delivery_form,
+    record_delivery,
+    run_declarations,
+    run_page,
+    run_statement,
 )
 
 
@@ -148,7 +158,159 @@ async def contract_end(request: Request) -> Response:
     return RedirectResponse(str(url), status_code=303)
 
 
+def _today() -> dt.date:
+    return dt.datetime.now(AMSTERDAM).date()
+
+
+async def _allocations_page(
+    request: Request,
+    who: Principal,
+    *,
+    errors: dict[str, str] | None = None,
+    values: dict[str, str] | None = None,
+    added: int | None = None,
+    status_code: int = 200,
+) -> Response:
+    async with unit_of_work(request, who) as uow:
+        page = await allocations_page(uow, _today())
+    added_line = next(
+        (
+            (a, d)
+            for a in page.allocations
+            for d in a.deliveries
+            if added is not None and d.id == added
+        ),
+        None,
+    )
+    return render(
+        request,
+        _template(request, "allocations.html"),
+        {
+            "page": page,
+            "errors": errors or {},
+            "values": values or {},
+            "added": added_line,
+        },
+        status_code=status_code,
+    )
+
+
+async def allocations(request: Request) -> Response:
+    who = require(request)
+    added = request.query_params.get("added", "")
+    return await _allocations_page(request, who, added=int(added) if added.isdecimal() else None)
+
+
+async def delivery_add(request: Request) -> Response:
+    who = require(request)
+    data = await form(request)
+    values = {name: field(data, name) for name in DELIVERY_FIELDS}
+    try:
+        draft = read_delivery_form(values)
+        # The transaction rolls back on a refusal: nothing is saved.
+        async with unit_of_work(request, who) as uow:
+            saved = await record_delivery(uow, draft)
+    except InvalidInput as exc:
+        return await _allocations_page(
+            request, who, errors=exc.errors, values=values, status_code=422
+        )
+    if _fragment(request):
+        return await _allocations_page(request, who, added=saved.id)
+    url = request.url_for("settlement.allocations").include_query_params(added=saved.id)
+    return RedirectResponse(str(url), status_code=303)
+
+
+def _run_quarter(raw: str) -> Quarter:
+    # Default: the last quarter that is over, the one a penvoerder closes next.
+    return parse_quarter(raw) if raw else quarter_of(_today()).previous
+
+
+async def _run_page(
+    request: Request, who: Principal, raw: str, *, error: str | None = None, status_code: int = 200
+) -> Response:
+    chosen: Quarter | None = None
+    page = None
+    try:
+        chosen = _run_quarter(raw)
+    except InvalidQuarter as exc:
+        error, status_code = exc.message, 400
+    async with unit_of_work(request, who) as uow:
+        if chosen is None:
+            await check_finance_access(uow)
+        else:
+            page = await run_page(uow, chosen, _today())
+    return render(
+        request,
+        _template(request, "run.html"),
+        {"page": page, "raw": raw, "error": error},
+        status_code=status_code,
+    )
+
+
+async def run(request: Request) -> Response:
+    who = require(request, StaffRole.FINANCE)
+    return await _run_page(request, who, request.query_params.get("q", "").strip())
+
+
+async def run_close(request: Request) -> Response:
+    who = require(request, StaffRole.FINANCE)
+    raw = field(await form(request), "q")
+    try:
+        chosen = parse_quarter(raw)
+        async with unit_of_work(request, who) as uow:
+            await close_quarter(uow, chosen, _today())
+    except (InvalidQuarter, QuarterNotOver, LaterQuarterClosed) as exc:
+        return await _run_page(request, who, raw, error=exc.message, status_code=exc.status_code)
+    if _fragment(request):
+        return await _run_page(request, who, chosen.code)
+    url = request.url_for("settlement.run").include_query_params(q=chosen.code)
+    return RedirectResponse(str(url), status_code=303)
+
+
+async def run_statement_csv(request: Request) -> Response:
+    who = require(request, StaffRole.FINANCE)
+    chosen = parse_quarter(request.path_params["quarter"])
+    raw_provider = request.query_params.get("provider", "")
+    provider_id = int(raw_provider) if raw_provider.isdecimal() else None
+    async with unit_of_work(request, who) as uow:
+        data = await run_statement(uow, chosen, provider_id)
+    suffix = f"-{provider_id}" if provider_id is not None else ""
+    return Response(
+        data,
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": (f'attachment; filename="afrekening-{chosen.code}{suffix}.csv"')
+        },
+    )
+
+
+async def run_declarations_zip(request: Request) -> Response:
+    who = require(request, StaffRole.FINANCE)
+    chosen = parse_quarter(request.path_params["quarter"])
+    async with unit_of_work(request, who) as uow:
+        data = await run_declarations(uow, chosen)
+    return Response(
+        data,
+        media_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="JW323-{chosen.code}.zip"'},
+    )
+
+
 routes: list[BaseRoute] = [
+    Route(
+        "/settlement/run/{quarter}/jw323.zip",
+        run_declarations_zip,
+        name="settlement.run_declarations",
+    ),
+    Route("/settlement/run", run, name="settlement.run"),
+    Route("/settlement/run", run_close, methods=["POST"], name="settlement.run_close"),
+    Route(
+        "/settlement/run/{quarter}/statement.csv",
+        run_statement_csv,
+        name="settlement.run_statement",
+    ),
+    Route("/settlement/allocations", allocations, name="settlement.allocations"),
+    Route("/settlement/deliveries", delivery_add, methods=["POST"], name="settlement.delivery_add"),
     Route("/settlement/quarter", quarter, name="settlement.quarter"),
     Route("/settlement/contracts", contracts, name="settlement.contracts"),
     Route("/settlement/contracts", contract_add, methods=["POST"], name="settlement.contract_add"),

@@ -310,7 +310,7 @@ class Allocation(Base):
     """The decision (toewijzing): the provider, the turn it took, whether the proposal was
     overridden and why, and the explanation as it was shown. A turn is given only once."""
 
-    __tablename__ = "allocation"
+    __tablename__ = "ret_allocation"
     __table_args__ = (UniqueConstraint("lot", "domain", "turn"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -337,7 +337,7 @@ class AllocationDispute(Base):
     __tablename__ = "allocation_dispute"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    allocation_id: Mapped[int] = mapped_column(ForeignKey("allocation.id"), index=True)
+    allocation_id: Mapped[int] = mapped_column(ForeignKey("ret_allocation.id"), index=True)
     provider_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"))
     level: Mapped[str] = mapped_column(String(30))  # allocation.LadderStep
     status: Mapped[str] = mapped_column(String(20), default="open")  # open | resolved

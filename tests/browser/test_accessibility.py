@@ -44,7 +44,12 @@ async def test_thin_path_pages_have_no_axe_violations(
     async with runtime.unit_of_work(staff_principal(world.coordinator)) as uow:
         invite = await create_invitation(uow, world.members["parent"], days=14)
     pages = {
-        finance.id: ["/settlement/quarter", "/settlement/contracts"],
+        finance.id: [
+            "/settlement/quarter",
+            "/settlement/contracts",
+            "/settlement/allocations",
+            "/settlement/run",
+        ],
         world.expert.id: [
             "/cases",
             f"/cases/{world.case_id}",

@@ -111,3 +111,13 @@ async def add_arrangement(
                 )
             )
     return pseudonym
+
+
+async def add_case(rt: Runtime, registrar: User) -> Case:
+    """A case as settlement sees it: only its pseudonym (no personal data is needed)."""
+    async with rt.sessionmaker() as db, db.begin():
+        case = Case(
+            pseudonym=f"Casus-{next(_counter):04d}", age_band="12-15", registered_by_id=registrar.id
+        )
+        db.add(case)
+    return case

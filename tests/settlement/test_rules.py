@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from keerpunt.platform.errors import InvalidInput
-from keerpunt.settlement.service import (
+from keerpunt.settlement.rules import (
     ContractTerms,
     DateRange,
     InvalidAmount,

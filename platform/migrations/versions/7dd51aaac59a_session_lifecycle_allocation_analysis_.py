@@ -1,8 +1,8 @@
 """session lifecycle allocation analysis plan report consent retention settlement
 
-Revision ID: 4c2ce6d8aa1d
+Revision ID: 7dd51aaac59a
 Revises: 92f72069acb8
-Create Date: 2026-11-24 21:04:13.860114
+Create Date: 2026-11-24 21:09:22.182384
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import op
 
 import keerpunt.platform.db
 
-revision = "4c2ce6d8aa1d"
+revision = "7dd51aaac59a"
 down_revision = "92f72069acb8"
 branch_labels = None
 depends_on = None
@@ -109,6 +109,137 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "settlement_run",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("quarter", sa.String(length=6), nullable=False),
+        sa.Column("closed_at", keerpunt.platform.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("closed_by_id", sa.Integer(), nullable=True),
+        sa.Column("line_count", sa.Integer(), nullable=False),
+        sa.Column("rejected_count", sa.Integer(), nullable=False),
+        sa.Column("total_cents", sa.BigInteger(), nullable=False),
+        sa.Column("digest", sa.String(length=64), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["closed_by_id"],
+            ["user_account.id"],
+            name=op.f("fk_settlement_run_closed_by_id_user_account"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_settlement_run")),
+        sa.UniqueConstraint("quarter", name=op.f("uq_settlement_run_quarter")),
+    )
+    op.create_table(
+        "sub_provider_agreement",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("kassier_id", sa.Integer(), nullable=False),
+        sa.Column("provider_id", sa.Integer(), nullable=False),
+        sa.Column("margin_kind", sa.String(length=10), nullable=False),
+        sa.Column("margin_value", sa.Integer(), nullable=False),
+        sa.Column("valid_from", sa.Date(), nullable=False),
+        sa.Column("valid_to", sa.Date(), nullable=True),
+        sa.Column("created_by_id", sa.Integer(), nullable=True),
+        sa.Column("created_at", keerpunt.platform.db.UTCDateTime(timezone=True), nullable=False),
+        sa.CheckConstraint(
+            "margin_kind <> 'percent' OR margin_value <= 10000",
+            name=op.f("ck_sub_provider_agreement_percent_at_most_100"),
+        ),
+        sa.CheckConstraint(
+            "margin_kind IN ('percent', 'fixed')",
+            name=op.f("ck_sub_provider_agreement_margin_kind_known"),
+        ),
+        sa.CheckConstraint(
+            "margin_value >= 0", name=op.f("ck_sub_provider_agreement_margin_not_negative")
+        ),
+        sa.CheckConstraint(
+            "valid_to IS NULL OR valid_to >= valid_from",
+            name=op.f("ck_sub_provider_agreement_period_order"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["created_by_id"],
+            ["user_account.id"],
+            name=op.f("fk_sub_provider_agreement_created_by_id_user_account"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["kassier_id"],
+            ["organisation.id"],
+            name=op.f("fk_sub_provider_agreement_kassier_id_organisation"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["provider_id"],
+            ["organisation.id"],
+            name=op.f("fk_sub_provider_agreement_provider_id_organisation"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_sub_provider_agreement")),
+    )
+    with op.batch_alter_table("sub_provider_agreement", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_sub_provider_agreement_pair",
+            ["kassier_id", "provider_id", "valid_from"],
+            unique=False,
+        )
+
+    op.create_table(
+        "allocation",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("number", sa.String(length=20), nullable=False),
+        sa.Column("case_id", sa.Integer(), nullable=False),
+        sa.Column("provider_id", sa.Integer(), nullable=False),
+        sa.Column("municipality_id", sa.Integer(), nullable=False),
+        sa.Column("variant", sa.String(length=12), nullable=False),
+        sa.Column("product_category", sa.String(length=2), nullable=True),
+        sa.Column("product_code", sa.String(length=5), nullable=True),
+        sa.Column("volume", sa.Integer(), nullable=True),
+        sa.Column("unit", sa.String(length=2), nullable=True),
+        sa.Column("frequency", sa.String(length=1), nullable=True),
+        sa.Column("budget_cents", sa.BigInteger(), nullable=True),
+        sa.Column("start_date", sa.Date(), nullable=False),
+        sa.Column("end_date", sa.Date(), nullable=False),
+        sa.Column("created_by_id", sa.Integer(), nullable=True),
+        sa.Column("created_at", keerpunt.platform.db.UTCDateTime(timezone=True), nullable=False),
+        sa.CheckConstraint(
+            "frequency IS NULL OR frequency IN ('1', '2', '4', '6')",
+            name=op.f("ck_allocation_frequency_known"),
+        ),
+        sa.CheckConstraint(
+            "unit IS NULL OR unit IN ('01', '04', '14', '16', '82', '83', '84')",
+            name=op.f("ck_allocation_unit_known"),
+        ),
+        sa.CheckConstraint(
+            "variant IN ('specific', 'aspecific', 'generic', 'output')",
+            name=op.f("ck_allocation_variant_known"),
+        ),
+        sa.CheckConstraint(
+            "budget_cents IS NULL OR budget_cents >= 0",
+            name=op.f("ck_allocation_budget_not_negative"),
+        ),
+        sa.CheckConstraint("end_date >= start_date", name=op.f("ck_allocation_period_order")),
+        sa.CheckConstraint(
+            "volume IS NULL OR volume > 0", name=op.f("ck_allocation_volume_positive")
+        ),
+        sa.ForeignKeyConstraint(
+            ["case_id"], ["case_file.id"], name=op.f("fk_allocation_case_id_case_file")
+        ),
+        sa.ForeignKeyConstraint(
+            ["created_by_id"],
+            ["user_account.id"],
+            name=op.f("fk_allocation_created_by_id_user_account"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["municipality_id"],
+            ["organisation.id"],
+            name=op.f("fk_allocation_municipality_id_organisation"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["provider_id"],
+            ["organisation.id"],
+            name=op.f("fk_allocation_provider_id_organisation"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_allocation")),
+        sa.UniqueConstraint("number", name=op.f("uq_allocation_number")),
+    )
+    with op.batch_alter_table("allocation", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_allocation_case_id"), ["case_id"], unique=False)
+        batch_op.create_index("ix_allocation_provider", ["provider_id", "start_date"], unique=False)
+
+    op.create_table(
         "allocation_request",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("case_id", sa.Integer(), nullable=False),
@@ -184,7 +315,93 @@ def upgrade() -> None:
         )
 
     op.create_table(
-        "allocation",
+        "settlement_run_line",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("run_id", sa.Integer(), nullable=False),
+        sa.Column("seq", sa.Integer(), nullable=False),
+        sa.Column("delivery_id", sa.Integer(), nullable=False),
+        sa.Column("revision", sa.Integer(), nullable=False),
+        sa.Column("direction", sa.String(length=1), nullable=False),
+        sa.Column("allocation_number", sa.String(length=20), nullable=False),
+        sa.Column("holder_id", sa.Integer(), nullable=False),
+        sa.Column("provider_id", sa.Integer(), nullable=False),
+        sa.Column("municipality_id", sa.Integer(), nullable=False),
+        sa.Column("product_category", sa.String(length=2), nullable=False),
+        sa.Column("product_code", sa.String(length=5), nullable=False),
+        sa.Column("start_date", sa.Date(), nullable=False),
+        sa.Column("end_date", sa.Date(), nullable=False),
+        sa.Column("volume", sa.Integer(), nullable=False),
+        sa.Column("unit", sa.String(length=2), nullable=False),
+        sa.Column("tariff_cents", sa.Integer(), nullable=False),
+        sa.Column("amount_cents", sa.BigInteger(), nullable=False),
+        sa.CheckConstraint(
+            "direction IN ('D', 'C')", name=op.f("ck_settlement_run_line_direction_known")
+        ),
+        sa.CheckConstraint(
+            "amount_cents >= 0", name=op.f("ck_settlement_run_line_amount_not_negative")
+        ),
+        sa.ForeignKeyConstraint(
+            ["holder_id"],
+            ["organisation.id"],
+            name=op.f("fk_settlement_run_line_holder_id_organisation"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["municipality_id"],
+            ["organisation.id"],
+            name=op.f("fk_settlement_run_line_municipality_id_organisation"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["provider_id"],
+            ["organisation.id"],
+            name=op.f("fk_settlement_run_line_provider_id_organisation"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["run_id"],
+            ["settlement_run.id"],
+            name=op.f("fk_settlement_run_line_run_id_settlement_run"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_settlement_run_line")),
+        sa.UniqueConstraint("run_id", "seq", name=op.f("uq_settlement_run_line_run_id")),
+    )
+    with op.batch_alter_table("settlement_run_line", schema=None) as batch_op:
+        batch_op.create_index("ix_settlement_run_line_delivery", ["delivery_id"], unique=False)
+
+    op.create_table(
+        "delivery",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("provider_id", sa.Integer(), nullable=False),
+        sa.Column("allocation_id", sa.Integer(), nullable=False),
+        sa.Column("product_category", sa.String(length=2), nullable=False),
+        sa.Column("product_code", sa.String(length=5), nullable=False),
+        sa.Column("start_date", sa.Date(), nullable=False),
+        sa.Column("end_date", sa.Date(), nullable=False),
+        sa.Column("volume", sa.Integer(), nullable=False),
+        sa.Column("created_by_id", sa.Integer(), nullable=True),
+        sa.Column("created_at", keerpunt.platform.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", keerpunt.platform.db.UTCDateTime(timezone=True), nullable=False),
+        sa.CheckConstraint("end_date >= start_date", name=op.f("ck_delivery_period_order")),
+        sa.CheckConstraint("volume > 0", name=op.f("ck_delivery_volume_positive")),
+        sa.ForeignKeyConstraint(
+            ["allocation_id"], ["allocation.id"], name=op.f("fk_delivery_allocation_id_allocation")
+        ),
+        sa.ForeignKeyConstraint(
+            ["created_by_id"],
+            ["user_account.id"],
+            name=op.f("fk_delivery_created_by_id_user_account"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["provider_id"], ["organisation.id"], name=op.f("fk_delivery_provider_id_organisation")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_delivery")),
+    )
+    with op.batch_alter_table("delivery", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_delivery_allocation", ["allocation_id", "start_date"], unique=False
+        )
+        batch_op.create_index("ix_delivery_provider", ["provider_id", "start_date"], unique=False)
+
+    op.create_table(
+        "ret_allocation",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("request_id", sa.Integer(), nullable=False),
         sa.Column("case_id", sa.Integer(), nullable=False),
@@ -201,39 +418,39 @@ def upgrade() -> None:
         sa.Column("decided_by_id", sa.Integer(), nullable=False),
         sa.Column("decided_at", keerpunt.platform.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
-            ["case_id"], ["case_file.id"], name=op.f("fk_allocation_case_id_case_file")
+            ["case_id"], ["case_file.id"], name=op.f("fk_ret_allocation_case_id_case_file")
         ),
         sa.ForeignKeyConstraint(
             ["decided_by_id"],
             ["user_account.id"],
-            name=op.f("fk_allocation_decided_by_id_user_account"),
+            name=op.f("fk_ret_allocation_decided_by_id_user_account"),
         ),
         sa.ForeignKeyConstraint(
             ["proposed_provider_id"],
             ["organisation.id"],
-            name=op.f("fk_allocation_proposed_provider_id_organisation"),
+            name=op.f("fk_ret_allocation_proposed_provider_id_organisation"),
         ),
         sa.ForeignKeyConstraint(
             ["provider_id"],
             ["organisation.id"],
-            name=op.f("fk_allocation_provider_id_organisation"),
+            name=op.f("fk_ret_allocation_provider_id_organisation"),
         ),
         sa.ForeignKeyConstraint(
             ["request_id"],
             ["allocation_request.id"],
-            name=op.f("fk_allocation_request_id_allocation_request"),
+            name=op.f("fk_ret_allocation_request_id_allocation_request"),
         ),
         sa.ForeignKeyConstraint(
             ["second_provider_id"],
             ["organisation.id"],
-            name=op.f("fk_allocation_second_provider_id_organisation"),
+            name=op.f("fk_ret_allocation_second_provider_id_organisation"),
         ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_allocation")),
-        sa.UniqueConstraint("lot", "domain", "turn", name=op.f("uq_allocation_lot")),
-        sa.UniqueConstraint("request_id", name=op.f("uq_allocation_request_id")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_ret_allocation")),
+        sa.UniqueConstraint("lot", "domain", "turn", name=op.f("uq_ret_allocation_lot")),
+        sa.UniqueConstraint("request_id", name=op.f("uq_ret_allocation_request_id")),
     )
-    with op.batch_alter_table("allocation", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_allocation_case_id"), ["case_id"], unique=False)
+    with op.batch_alter_table("ret_allocation", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_ret_allocation_case_id"), ["case_id"], unique=False)
 
     op.create_table(
         "session_board",
@@ -288,8 +505,8 @@ def upgrade() -> None:
         sa.Column("resolved_at", keerpunt.platform.db.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["allocation_id"],
-            ["allocation.id"],
-            name=op.f("fk_allocation_dispute_allocation_id_allocation"),
+            ["ret_allocation.id"],
+            name=op.f("fk_allocation_dispute_allocation_id_ret_allocation"),
         ),
         sa.ForeignKeyConstraint(
             ["provider_id"],
@@ -442,10 +659,19 @@ def downgrade() -> None:
 
     op.drop_table("step_note")
     op.drop_table("session_board")
-    with op.batch_alter_table("allocation", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_allocation_case_id"))
+    with op.batch_alter_table("ret_allocation", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_ret_allocation_case_id"))
 
-    op.drop_table("allocation")
+    op.drop_table("ret_allocation")
+    with op.batch_alter_table("delivery", schema=None) as batch_op:
+        batch_op.drop_index("ix_delivery_provider")
+        batch_op.drop_index("ix_delivery_allocation")
+
+    op.drop_table("delivery")
+    with op.batch_alter_table("settlement_run_line", schema=None) as batch_op:
+        batch_op.drop_index("ix_settlement_run_line_delivery")
+
+    op.drop_table("settlement_run_line")
     with op.batch_alter_table("consent_youth_alone", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_consent_youth_alone_case_id"))
 
@@ -458,6 +684,16 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_allocation_request_case_id"))
 
     op.drop_table("allocation_request")
+    with op.batch_alter_table("allocation", schema=None) as batch_op:
+        batch_op.drop_index("ix_allocation_provider")
+        batch_op.drop_index(batch_op.f("ix_allocation_case_id"))
+
+    op.drop_table("allocation")
+    with op.batch_alter_table("sub_provider_agreement", schema=None) as batch_op:
+        batch_op.drop_index("ix_sub_provider_agreement_pair")
+
+    op.drop_table("sub_provider_agreement")
+    op.drop_table("settlement_run")
     with op.batch_alter_table("kpi_arrangement_line", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_kpi_arrangement_line_kpi_id"))
 
