@@ -242,6 +242,7 @@ async def _drive(
 
     async def listen(ws: ClientConnection, me: tuple[int, int]) -> None:
         nonlocal received
+        seen: set[str] = set()  # a save can show in several places of one push
         async for message in ws:
             now = time.perf_counter()
             text = message if isinstance(message, str) else message.decode()
@@ -250,7 +251,12 @@ async def _drive(
                 end = text.find("-END", start)
                 marker = text[start : end + 4]
                 t0 = sent.get(marker)
-                if t0 is not None and not marker.startswith(f"KPB-{me[0]}-{me[1]}-"):
+                if (
+                    t0 is not None
+                    and marker not in seen
+                    and not marker.startswith(f"KPB-{me[0]}-{me[1]}-")
+                ):
+                    seen.add(marker)
                     latencies.append(now - t0)
                     received += 1
                 start = text.find("KPB-", end)
