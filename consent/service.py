@@ -7,7 +7,7 @@ this module; consent never imports triage or settlement.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
@@ -62,6 +62,7 @@ __all__ = [
     "disclosure",
     "end_youth_alone",
     "family_page",
+    "identifying_kinds",
     "identifying_warning",
     "record_consent",
     "record_youth_alone",
@@ -773,6 +774,12 @@ _KIND_LABELS = {
     "postcode": N_("een postcode"),
     "address": N_("een adres"),
 }
+
+
+def identifying_kinds(text: str, names: Iterable[str] = ()) -> tuple[str, ...]:
+    """The kinds of identifying data found in ``text`` (translatable labels, in order), with
+    ``names`` the family's names typed in the same form; empty when none was found."""
+    return tuple(dict.fromkeys(_KIND_LABELS[f.kind] for f in find_identifying(text, names)))
 
 
 async def identifying_warning(

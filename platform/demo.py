@@ -114,6 +114,8 @@ async def load(rt: Runtime) -> bool:
                 parent_names=("Marieke de Vries", "Johan de Vries"),
                 jim_name="Oom Kees",
                 municipality_id=deventer_id,
+                domain="jo",
+                anonymous_summary="Jongere van 14, al maanden niet op school; spanning thuis.",
             ),
         )
         without = await triage.register_case(
@@ -127,6 +129,8 @@ async def load(rt: Runtime) -> bool:
                 parent_names=("Linda Bakker", ""),
                 jim_name="",
                 municipality_id=deventer_id,
+                domain="ggz",
+                anonymous_summary="Kind van 9 met veel angst; eet slecht, ouder zoekt steun.",
             ),
         )
         members = (

@@ -110,6 +110,10 @@ class Case(Base):
     bsn_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     bsn_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     situation_enc: Mapped[bytes | None] = mapped_column(LargeBinary)  # free text about the family
+    # Shown without consent too (anonieme bespreking): written by the registrar as anonymous,
+    # still encrypted at rest so shredding removes it.
+    anonymous_summary_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    domain: Mapped[str | None] = mapped_column(String(10))  # jo | ggz | lvb (voorliggend domein)
     # When the case ended (afgesloten): the retention period runs from here (consent.retention).
     closed_at: Mapped[dt.datetime | None] = mapped_column()
     shredded_at: Mapped[dt.datetime | None] = mapped_column()

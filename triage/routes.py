@@ -80,6 +80,7 @@ async def register_form(request: Request) -> Response:
         {
             "questions": service.ENTRY_QUESTIONS,
             "municipalities": await _municipalities(request),
+            "domains": service.DOMAINS,
             "values": {},
             "errors": {},
             "reasons": [],
@@ -103,10 +104,14 @@ async def register_submit(request: Request) -> Response:
         parent_names=(field(data, "parent_1"), field(data, "parent_2")),
         jim_name=field(data, "jim_name"),
         municipality_id=int(muni) if muni.isdigit() else None,
+        domain=field(data, "domain"),
+        anonymous_summary=field(data, "anonymous_summary"),
+        summary_checked=data.get("summary_checked") == "yes",
     )
     context = {
         "questions": service.ENTRY_QUESTIONS,
         "municipalities": await _municipalities(request),
+        "domains": service.DOMAINS,
         "values": values,
         "errors": errors,
         "reasons": [],
@@ -144,7 +149,16 @@ async def _render_case(
         raise NotFound()
     async with unit_of_work(request, who) as uow:
         view = await service.case_view(uow, case_id)
-        consents = await consent.consent_overview_for(uow, case_id, view.level)
+        upcoming = view.next_session
+        consents = await consent.consent_overview_for(
+            uow,
+            case_id,
+            view.level,
+            # a 12th/16th birthday before the next meeting asks for renewal before it
+            next_session_on=(
+                upcoming.scheduled_at.astimezone(AMSTERDAM).date() if upcoming else None
+            ),
+        )
         invitations = await auth.invitations_for_case(uow.db, who, case_id)
         experts = await service.staff_choices(uow) if view.may_plan else []
         life = await agenda.lifecycle_view(uow, view)
@@ -157,6 +171,7 @@ async def _render_case(
             "invitations": invitations,
             "experts": experts,
             "vocab": VOCAB,
+            "domains": service.DOMAINS,
             "plan_errors": plan_errors or {},
             "plan_values": plan_values or {},
             "life": life,

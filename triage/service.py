@@ -163,6 +163,16 @@ class Registration:
     parent_names: tuple[str, ...]
     jim_name: str
     municipality_id: int | None
+    domain: str = ""  # the predominant domain: jo | ggz | lvb, or not known yet
+    anonymous_summary: str = ""  # for the table when there is no consent (anonieme bespreking)
+    summary_checked: bool = False  # the registrar confirmed it identifies no one
+
+
+DOMAINS = {
+    "jo": N_("Jeugd en opvoeding"),
+    "ggz": N_("Psychische problemen (ggz)"),
+    "lvb": N_("Licht verstandelijke beperking (lvb)"),
+}
 
 
 def _age_band(birth: dt.date, today: dt.date) -> str:
@@ -206,6 +216,19 @@ async def register_case(uow: UnitOfWork, reg: Registration) -> Case:
         )
     if not any(n.strip() for n in reg.parent_names):
         errors["parent_names"] = N_("Vul minstens één ouder of voogd in.")
+    if reg.domain and reg.domain not in DOMAINS:
+        errors["domain"] = N_("Kies het domein uit de lijst, of laat het leeg.")
+    names = (reg.youth_name, *reg.parent_names, reg.jim_name)
+    if (
+        reg.anonymous_summary.strip()
+        and not reg.summary_checked
+        and consent.identifying_kinds(reg.anonymous_summary, [n for n in names if n.strip()])
+    ):
+        errors["anonymous_summary"] = N_(
+            "Deze tekst lijkt herkenbare gegevens te bevatten, zoals een naam, datum, adres of"
+            " telefoonnummer. Haal die weg. Of vink hieronder aan dat de tekst toch niemand"
+            " herkenbaar maakt."
+        )
     if reg.municipality_id is not None:
         muni = await uow.db.get(Organisation, reg.municipality_id)
         if muni is None or muni.kind != OrgKind.MUNICIPALITY:
@@ -219,6 +242,7 @@ async def register_case(uow: UnitOfWork, reg: Registration) -> Case:
         municipality_id=reg.municipality_id,
         registered_by_id=who.user_id,
         age_band=_age_band(reg.birth_date, today),
+        domain=reg.domain or None,
     )
     uow.db.add(case)
     await uow.db.flush()
@@ -229,6 +253,9 @@ async def register_case(uow: UnitOfWork, reg: Registration) -> Case:
         case.bsn_enc = cipher.encrypt("case.bsn", bsn)
         case.bsn_hash = uow.vault.bsn_hash(bsn)
     case.situation_enc = cipher.encrypt("case.situation", reg.situation.strip() or None)
+    case.anonymous_summary_enc = cipher.encrypt(
+        "case.anonymous_summary", reg.anonymous_summary.strip() or None
+    )
     uow.db.add(EntryCheck(case_id=case.id, **{k: True for k, _q, _w in ENTRY_QUESTIONS}))
 
     def member(role: CaseRole, name: str | None = None, user_id: int | None = None) -> None:
@@ -296,6 +323,8 @@ class CaseView:
     youth_name: str | None
     birth_date: dt.date | None
     age_band: str
+    domain: str | None
+    anonymous_summary: str | None  # shown to all at the table, also without consent
     situation: str | None
     status: str
     members: tuple[MemberView, ...]
@@ -378,6 +407,12 @@ async def case_view(uow: UnitOfWork, case_id: int) -> CaseView:
         youth_name=_reveal(cipher, level, "case.youth_name", case.youth_name_enc),
         birth_date=_as_date(_reveal(cipher, level, "case.birth_date", case.birth_date_enc)),
         age_band=case.age_band,
+        domain=case.domain,
+        anonymous_summary=(
+            None
+            if cipher.shredded
+            else cipher.decrypt("case.anonymous_summary", case.anonymous_summary_enc)
+        ),
         situation=_reveal(cipher, level, "case.situation", case.situation_enc),
         status=case.status,
         members=await _members(uow, case, cipher, level),

@@ -1,8 +1,8 @@
 """session lifecycle allocation analysis plan report consent retention settlement
 
-Revision ID: 7dd51aaac59a
+Revision ID: 734a75a80e09
 Revises: 92f72069acb8
-Create Date: 2026-11-24 21:09:22.182384
+Create Date: 2026-11-24 21:14:38.748324
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import op
 
 import keerpunt.platform.db
 
-revision = "7dd51aaac59a"
+revision = "734a75a80e09"
 down_revision = "92f72069acb8"
 branch_labels = None
 depends_on = None
@@ -583,6 +583,8 @@ def upgrade() -> None:
         )
 
     with op.batch_alter_table("case_file", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("anonymous_summary_enc", sa.LargeBinary(), nullable=True))
+        batch_op.add_column(sa.Column("domain", sa.String(length=10), nullable=True))
         batch_op.add_column(
             sa.Column("closed_at", keerpunt.platform.db.UTCDateTime(timezone=True), nullable=True)
         )
@@ -640,6 +642,8 @@ def downgrade() -> None:
 
     with op.batch_alter_table("case_file", schema=None) as batch_op:
         batch_op.drop_column("closed_at")
+        batch_op.drop_column("domain")
+        batch_op.drop_column("anonymous_summary_enc")
 
     with op.batch_alter_table("allocation_dispute_step", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_allocation_dispute_step_dispute_id"))

@@ -1,0 +1,102 @@
+"""Anonymous discussion (anonieme bespreking): without consent the table sees only
+non-identifying facts — age band, domain, and a problem description the registrar wrote as
+anonymous. Identifying data in that description needs a deliberate second look."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from keerpunt.platform.models import Case
+from keerpunt.platform.runtime import Runtime
+from tests.helpers import login
+from tests.triage.factories import ENTRY_FORM_YES, build_world
+
+pytestmark = pytest.mark.anyio
+
+SUMMARY = "Jongen van 14, loopt vast op school en thuis; ouders zijn uitgeput."
+
+
+def _form(csrf: str, **extra: str) -> dict[str, str]:
+    return {
+        **ENTRY_FORM_YES,
+        "csrf_token": csrf,
+        "youth_name": "Daan Kanarie",
+        "birth_date": "2012-03-04",
+        "parent_1": "Els Kanarie",
+        "situation": "Vader Kanarie woont in Zwolle",
+        "domain": "ggz",
+        **extra,
+    }
+
+
+async def _count(rt: Runtime) -> int:
+    async with rt.sessionmaker() as db:
+        return int(await db.scalar(select(func.count()).select_from(Case)) or 0)
+
+
+async def test_an_identifying_anonymous_description_is_held_until_confirmed(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    world = await build_world(runtime)
+    csrf = await login(client, runtime, user_id=world.registrar.id)
+    before = await _count(runtime)
+    typed = "Daan loopt vast, bel moeder op 06-12345678."
+    resp = await client.post("/cases/new", data=_form(csrf, anonymous_summary=typed))
+    assert resp.status_code == 422
+    assert "herkenbare gegevens" in resp.text
+    assert typed in resp.text  # nothing typed is lost
+    assert await _count(runtime) == before  # nothing written
+
+    # a date of birth or a phone number is identifying whatever the names are
+    resp = await client.post(
+        "/cases/new", data=_form(csrf, anonymous_summary="Geboren 04-03-2012, zit thuis.")
+    )
+    assert resp.status_code == 422 and await _count(runtime) == before
+
+    # the registrar looked again and confirms: it is saved as written
+    resp = await client.post(
+        "/cases/new", data=_form(csrf, anonymous_summary=typed, summary_checked="yes")
+    )
+    assert resp.status_code == 303
+    assert await _count(runtime) == before + 1
+
+
+async def test_without_consent_the_table_sees_only_the_non_identifying_facts(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    world = await build_world(runtime)
+    csrf = await login(client, runtime, user_id=world.registrar.id)
+    resp = await client.post("/cases/new", data=_form(csrf, anonymous_summary=SUMMARY))
+    assert resp.status_code == 303, resp.text
+    case_url = resp.headers["location"]
+    case_id = int(case_url.rstrip("/").rsplit("/", 1)[1])
+    async with runtime.sessionmaker() as db:
+        case = await db.get(Case, case_id)
+        assert case is not None and case.domain == "ggz"
+        assert case.anonymous_summary_enc and b"uitgeput" not in case.anonymous_summary_enc
+
+    # the registrar sees everything
+    page = (await client.get(case_url)).text
+    assert "Daan Kanarie" in page and SUMMARY in page
+
+    # the coordinator has no consent for this case: pseudonym and the anonymous facts only
+    await login(client, runtime, user_id=world.coordinator.id)
+    page = (await client.get(case_url)).text
+    assert "Daan" not in page and "Kanarie" not in page and "Zwolle" not in page
+    assert SUMMARY in page
+    assert "12-15" in page
+    assert "ggz" in page.lower()
+
+
+async def test_an_unknown_domain_is_refused_in_plain_dutch(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    world = await build_world(runtime)
+    csrf = await login(client, runtime, user_id=world.registrar.id)
+    before = await _count(runtime)
+    resp = await client.post("/cases/new", data=_form(csrf, domain="anders"))
+    assert resp.status_code == 422
+    assert "Kies het domein" in resp.text
+    assert await _count(runtime) == before
