@@ -2,7 +2,7 @@
 
 Revision ID: 92f72069acb8
 Revises: 
-Create Date: 2026-11-22 13:32:32.822710
+Create Date: 2026-11-24 20:16:01.258862
 """
 from __future__ import annotations
 
@@ -183,6 +183,19 @@ def upgrade() -> None:
     with op.batch_alter_table('triage_session', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_triage_session_case_id'), ['case_id'], unique=False)
 
+    op.create_table('arrangement',
+    sa.Column('session_id', sa.Integer(), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('agreed_at', keerpunt.platform.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('agreed_by_id', sa.Integer(), nullable=True),
+    sa.Column('procesregisseur_org_id', sa.Integer(), nullable=True),
+    sa.Column('procesregisseur_user_id', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['agreed_by_id'], ['user_account.id'], name=op.f('fk_arrangement_agreed_by_id_user_account')),
+    sa.ForeignKeyConstraint(['procesregisseur_org_id'], ['organisation.id'], name=op.f('fk_arrangement_procesregisseur_org_id_organisation')),
+    sa.ForeignKeyConstraint(['procesregisseur_user_id'], ['user_account.id'], name=op.f('fk_arrangement_procesregisseur_user_id_user_account')),
+    sa.ForeignKeyConstraint(['session_id'], ['triage_session.id'], name=op.f('fk_arrangement_session_id_triage_session')),
+    sa.PrimaryKeyConstraint('session_id', name=op.f('pk_arrangement'))
+    )
     op.create_table('arrangement_line',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('session_id', sa.Integer(), nullable=False),
@@ -190,6 +203,10 @@ def upgrade() -> None:
     sa.Column('product_code', sa.String(length=10), nullable=False),
     sa.Column('help_form', sa.String(length=20), nullable=False),
     sa.Column('minutes_per_week', sa.Integer(), nullable=False),
+    sa.Column('intensity_unit', sa.String(length=10), nullable=False),
+    sa.Column('units_per_week', sa.Integer(), nullable=True),
+    sa.Column('share_enc', sa.LargeBinary(), nullable=True),
+    sa.Column('revision', sa.Integer(), nullable=False),
     sa.Column('start_date', sa.Date(), nullable=False),
     sa.Column('end_date', sa.Date(), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
@@ -278,6 +295,52 @@ def upgrade() -> None:
     with op.batch_alter_table('invitation', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_invitation_member_id'), ['member_id'], unique=False)
 
+    op.create_table('plan_activity',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('session_id', sa.Integer(), nullable=False),
+    sa.Column('who_enc', sa.LargeBinary(), nullable=False),
+    sa.Column('what_enc', sa.LargeBinary(), nullable=False),
+    sa.Column('due_date', sa.Date(), nullable=True),
+    sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('anonymous', sa.Boolean(), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('author', sa.String(length=100), nullable=False),
+    sa.Column('created_at', keerpunt.platform.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', keerpunt.platform.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['session_id'], ['triage_session.id'], name=op.f('fk_plan_activity_session_id_triage_session')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_plan_activity'))
+    )
+    with op.batch_alter_table('plan_activity', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_plan_activity_session_id'), ['session_id'], unique=False)
+
+    op.create_table('plan_agreement',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('session_id', sa.Integer(), nullable=False),
+    sa.Column('topic', sa.String(length=20), nullable=False),
+    sa.Column('text_enc', sa.LargeBinary(), nullable=False),
+    sa.Column('anonymous', sa.Boolean(), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('author', sa.String(length=100), nullable=False),
+    sa.Column('updated_at', keerpunt.platform.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['session_id'], ['triage_session.id'], name=op.f('fk_plan_agreement_session_id_triage_session')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_plan_agreement')),
+    sa.UniqueConstraint('session_id', 'topic', name=op.f('uq_plan_agreement_session_id'))
+    )
+    with op.batch_alter_table('plan_agreement', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_plan_agreement_session_id'), ['session_id'], unique=False)
+
+    op.create_table('report',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('session_id', sa.Integer(), nullable=False),
+    sa.Column('public_id', sa.String(length=64), nullable=False),
+    sa.Column('created_at', keerpunt.platform.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_by_id', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['created_by_id'], ['user_account.id'], name=op.f('fk_report_created_by_id_user_account')),
+    sa.ForeignKeyConstraint(['session_id'], ['triage_session.id'], name=op.f('fk_report_session_id_triage_session')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_report')),
+    sa.UniqueConstraint('public_id', name=op.f('uq_report_public_id')),
+    sa.UniqueConstraint('session_id', name=op.f('uq_report_session_id'))
+    )
     op.create_table('session_participant',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('session_id', sa.Integer(), nullable=False),
@@ -316,6 +379,15 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_session_participant_session_id'))
 
     op.drop_table('session_participant')
+    op.drop_table('report')
+    with op.batch_alter_table('plan_agreement', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_plan_agreement_session_id'))
+
+    op.drop_table('plan_agreement')
+    with op.batch_alter_table('plan_activity', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_plan_activity_session_id'))
+
+    op.drop_table('plan_activity')
     with op.batch_alter_table('invitation', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_invitation_member_id'))
 
@@ -336,6 +408,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_arrangement_line_session_id'))
 
     op.drop_table('arrangement_line')
+    op.drop_table('arrangement')
     with op.batch_alter_table('triage_session', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_triage_session_case_id'))
 
