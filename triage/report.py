@@ -245,17 +245,16 @@ class _ReportPDF(FPDF):
     def heading(self, text: str) -> None:
         self.ln(3)
         self.set_font("DejaVu", "B", 13)
-        self.multi_cell(0, 7, text)
+        self.multi_cell(0, 7, text, new_x="LMARGIN", new_y="NEXT")
         self.set_font("DejaVu", "", 10)
 
     def para(self, text: str, bold: bool = False) -> None:
         self.set_font("DejaVu", "B" if bold else "", 10)
-        self.multi_cell(0, 5.5, text)
+        self.multi_cell(0, 5.5, text, new_x="LMARGIN", new_y="NEXT")
         self.set_font("DejaVu", "", 10)
 
     def bullet(self, text: str) -> None:
-        self.set_x(self.l_margin)
-        self.multi_cell(0, 5.5, "• " + text)
+        self.multi_cell(0, 5.5, "• " + text, new_x="LMARGIN", new_y="NEXT")
 
 
 def _t(msgid: str, **params: str) -> str:
@@ -278,7 +277,9 @@ def report_pdf(view: ReportView) -> bytes:
     pdf.set_creator("Keerpunt")
     pdf.add_page()
     pdf.set_font("DejaVu", "B", 17)
-    pdf.multi_cell(0, 9, _t(N_("Verslag triage-bespreking")) + ": " + view.title)
+    pdf.multi_cell(
+        0, 9, _t(N_("Verslag triage-bespreking")) + ": " + view.title, new_x="LMARGIN", new_y="NEXT"
+    )
     pdf.set_font("DejaVu", "", 10)
     pdf.para(_t(N_("Bespreking van %(when)s."), when=local_datetime(view.session.scheduled_at)))
     if view.closed_at:
