@@ -1,0 +1,108 @@
+"""Steps 4 and 5 live in real Chromium, then the chair closes the meeting with the family's
+answer per party, downloads the PDF report, and a left-out party gets 404."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from playwright.async_api import Browser, Page, expect
+from pypdf import PdfReader
+
+from keerpunt.platform.runtime import Runtime
+from tests.browser.conftest import logged_in_context
+from tests.conftest import LiveServer
+from tests.triage.factories import build_world
+
+pytestmark = [pytest.mark.anyio, pytest.mark.browser]
+
+
+async def _open(page: Page, url: str) -> None:
+    await page.goto(url)
+    await expect(page.locator("#kp-conn")).to_have_class("is-online", timeout=5000)
+    await expect(page.locator("#arrangement-live")).to_be_visible(timeout=5000)
+
+
+async def test_a_meeting_ends_with_a_pdf_report_for_those_allowed(
+    browser: Browser, runtime: Runtime, live_server: LiveServer
+) -> None:
+    w = await build_world(runtime)
+    url = f"{live_server.url}/triage/sessions/{w.session_id}"
+    expert_ctx = await logged_in_context(browser, runtime, live_server, user_id=w.expert.id)
+    chair_ctx = await logged_in_context(browser, runtime, live_server, user_id=w.coordinator.id)
+    parent_ctx = await logged_in_context(
+        browser, runtime, live_server, member_id=w.members["parent"], width=360
+    )
+    expert, chair, parent = (
+        await expert_ctx.new_page(),
+        await chair_ctx.new_page(),
+        await parent_ctx.new_page(),
+    )
+    for page in (expert, chair, parent):
+        await _open(page, url)
+
+    # Step 4: the expert states Karakter's share; everyone sees the line and the suggestion.
+    await expert.get_by_label("Zorgaanbieder").select_option(label="Karakter")
+    await expert.get_by_label("Hoeveel").fill("3")
+    await expert.get_by_label("Wat doet deze aanbieder? (het aandeel)").fill(
+        "Gezinsbehandeling bij Sem thuis, één avond per week"
+    )
+    await expert.get_by_role("button", name="Hulp toevoegen").click()
+    await expect(parent.locator("#arrangement-live")).to_contain_text(
+        "één avond per week", timeout=2000
+    )
+    await expect(chair.locator("#procesregisseur-suggestion")).to_contain_text(
+        "Karakter is de enige aanbieder"
+    )
+    # The chair appoints the procesregisseur and records the split as binding.
+    await chair.get_by_role("button", name="Procesregisseur aanwijzen").click()
+    await expect(parent.locator("#procesregisseur")).to_contain_text("Karakter", timeout=2000)
+    await chair.get_by_role("button", name="Verdeling vastleggen").click()
+    await expect(expert.locator("#arrangement-status")).to_contain_text(
+        "De verdeling is vastgelegd", timeout=2000
+    )
+    await expect(expert.locator("#arrangement-line-add")).to_have_count(0)
+
+    # Step 5: the parent adds an activity on the phone; the expert sees it live.
+    await parent.get_by_label("Wie", exact=True).fill("Ma Canarie")
+    await parent.get_by_label("Wat", exact=True).fill("Belt de mentor op school")
+    await parent.get_by_role("button", name="Activiteit toevoegen").click()
+    await expect(expert.locator("#plan-live")).to_contain_text(
+        "Belt de mentor op school", timeout=2000
+    )
+    width = await parent.evaluate("document.documentElement.scrollWidth")
+    assert width <= 360
+
+    # Ending: the family says yes to everyone but Accare.
+    for party, answer in (
+        ("Accare", "Nee, niet naar deze partij"),
+        ("Karakter", "Ja, het gezin vindt het goed"),
+        ("Pactum", "Ja, het gezin vindt het goed"),
+        ("Wijkteam", "Ja, het gezin vindt het goed"),
+    ):
+        await chair.get_by_role("group", name=f"Verslag naar {party}?").get_by_label(answer).check()
+    await chair.get_by_role("button", name="Bespreking sluiten en verslag maken").click()
+    await expect(chair.locator("#report-pdf")).to_be_visible(timeout=5000)
+    await expect(parent.locator("#report-link")).to_be_visible(timeout=5000)
+
+    async with chair.expect_download() as info:
+        await chair.locator("#report-pdf").click()
+    download = await info.value
+    path = await download.path()
+    assert path is not None
+    text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(path.read_bytes())).pages)
+    assert "Verslag triage-bespreking" in text and "Karakter" in text
+
+    await expert.locator("#report-link").click()
+    await expect(expert.locator("h1")).to_contain_text("Sem Canarie")
+    await expect(expert.locator("main")).to_contain_text("één avond per week")
+    report_url = expert.url
+
+    outsider_ctx = await logged_in_context(
+        browser, runtime, live_server, user_id=w.outsider_expert.id
+    )
+    outsider = await outsider_ctx.new_page()
+    response = await outsider.goto(report_url)
+    assert response is not None and response.status == 404
+    for ctx in (expert_ctx, chair_ctx, parent_ctx, outsider_ctx):
+        await ctx.close()
