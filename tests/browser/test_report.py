@@ -106,3 +106,60 @@ async def test_a_meeting_ends_with_a_pdf_report_for_those_allowed(
     assert response is not None and response.status == 404
     for ctx in (expert_ctx, chair_ctx, parent_ctx, outsider_ctx):
         await ctx.close()
+
+
+@pytest.mark.parametrize("width", [1280, 360])
+async def test_steps_4_5_the_ending_and_the_report_have_no_axe_violations(
+    browser: Browser, runtime: Runtime, live_server: LiveServer, width: int
+) -> None:
+    from keerpunt.platform.principal import staff_principal
+    from keerpunt.triage import plan, report
+    from keerpunt.triage import service as triage
+    from tests.browser.test_accessibility import axe_violations
+
+    w = await build_world(runtime)
+    async with runtime.unit_of_work(staff_principal(w.expert)) as uow:
+        await triage.add_line(
+            uow,
+            w.session_id,
+            w.provider.id,
+            "45A52",
+            "short_stay",
+            "2",
+            None,
+            intensity_unit="etmaal",
+            share="Logeren in het weekend",
+        )
+        await plan.add_activity(uow, w.session_id, "Ruud", "Bellen met school", None)
+        await plan.set_agreement(uow, w.session_id, "crisis", "Eerst Oom Kees bellen", 0)
+    url = f"{live_server.url}/triage/sessions/{w.session_id}"
+    problems: dict[str, list[str]] = {}
+    chair_ctx = await logged_in_context(
+        browser, runtime, live_server, user_id=w.coordinator.id, width=width
+    )
+    chair = await chair_ctx.new_page()
+    await _open(chair, url)
+    await expect(chair.locator("#finish-form")).to_be_visible(timeout=5000)
+    await expect(chair.locator("#plan-live")).to_contain_text("Status")
+    problems["session (chair)"] = await axe_violations(chair, live_server)
+
+    async with runtime.unit_of_work(staff_principal(w.coordinator)) as uow:
+        parties = await report.sharing_parties(uow, w.session_id)
+        rep = await report.close_and_share(
+            uow, w.session_id, {p.organisation_id: True for p in parties}
+        )
+    expert_ctx = await logged_in_context(
+        browser, runtime, live_server, user_id=w.expert.id, width=width
+    )
+    expert = await expert_ctx.new_page()
+    await _open(expert, url)
+    await expect(expert.locator("#report-link")).to_be_visible(timeout=5000)
+    problems["session closed (expert)"] = await axe_violations(expert, live_server)
+    await expert.goto(f"{live_server.url}/triage/reports/{rep.public_id}")
+    await expect(expert.locator("h1")).to_contain_text("Sem Canarie")
+    problems["report"] = await axe_violations(expert, live_server)
+    if width == 360:
+        assert await expert.evaluate("document.documentElement.scrollWidth") <= 360
+    for ctx in (chair_ctx, expert_ctx):
+        await ctx.close()
+    assert not {k: v for k, v in problems.items() if v}, problems
