@@ -39,6 +39,7 @@ __all__ = [
     "report_link",
     "report_pdf",
     "report_view",
+    "reports_for_case",
     "sharing_parties",
 ]
 
@@ -154,9 +155,11 @@ class ReportView:
         return self.session.case.title
 
 
-async def _allowed(uow: UnitOfWork, report: Report) -> tuple[TriageSession, Case]:
+async def _allowed(
+    uow: UnitOfWork, report: Report, *, audit_read: bool = True
+) -> tuple[TriageSession, Case]:
     session, case = await service._session_for(uow, report.session_id)
-    decision = await consent.disclosure(uow, case, Purpose.REPORT_SHARING)
+    decision = await consent.disclosure(uow, case, Purpose.REPORT_SHARING, audit_read=audit_read)
     if decision.level is not Disclosure.FULL:
         raise NotFound()  # left out of the distribution: not even that the report exists
     return session, case
@@ -203,10 +206,35 @@ async def report_link(uow: UnitOfWork, session_id: int) -> str | None:
     if report is None:
         return None
     try:
-        await _allowed(uow, report)
+        await _allowed(uow, report, audit_read=False)  # a link, not a read: the read audits
     except NotFound:
         return None
     return report.public_id
+
+
+@dataclass(frozen=True)
+class ReportLink:
+    public_id: str
+    scheduled_at: dt.datetime
+
+
+async def reports_for_case(uow: UnitOfWork, case_id: int) -> tuple[ReportLink, ...]:
+    """The reports of a case this viewer may read, to list on the case page: a party left
+    out of the distribution does not see that there is one."""
+    rows = await uow.db.execute(
+        select(Report, TriageSession.scheduled_at)
+        .join(TriageSession, TriageSession.id == Report.session_id)
+        .where(TriageSession.case_id == case_id)
+        .order_by(TriageSession.scheduled_at.desc())
+    )
+    links = []
+    for rep, when in rows.all():
+        try:
+            await _allowed(uow, rep, audit_read=False)
+        except NotFound:
+            continue
+        links.append(ReportLink(rep.public_id, when))
+    return tuple(links)
 
 
 # -- the PDF ---------------------------------------------------------------------------------------

@@ -833,6 +833,17 @@ async def report_download(request: Request) -> Response:
     )
 
 
+async def case_reports(request: Request) -> Response:
+    """The reports of a case this viewer may read (a fragment of the case page)."""
+    who = require(request)
+    case_id = request.path_params["case_id"]
+    if who.case_id is not None and who.case_id != case_id:
+        raise NotFound()
+    async with unit_of_work(request, who) as uow:
+        links = await report.reports_for_case(uow, case_id)
+    return render(request, "triage/_partials/report_list.html", {"reports": links})
+
+
 _S = "/triage/sessions/{session_id:int}"
 routes += [
     Route(f"{_S}/arrangement", arrangement_step, name="triage.arrangement"),
@@ -893,6 +904,7 @@ routes += [
         name="triage.agreement_save",
     ),
     Route(f"{_S}/closing", closing, name="triage.closing"),
+    Route("/cases/{case_id:int}/reports", case_reports, name="triage.case_reports"),
     Route(f"{_S}/finish", finish, methods=["POST"], name="triage.finish"),
     # The .pdf route first: a public id never contains a dot.
     Route("/triage/reports/{public_id}.pdf", report_download, name="triage.report_pdf"),

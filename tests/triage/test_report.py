@@ -169,11 +169,16 @@ async def test_over_http_left_out_and_guessed_addresses_are_404_and_pdf_download
     await login(client, runtime, user_id=w.outsider_expert.id)
     assert (await client.get(f"/triage/reports/{public_id}")).status_code == 404
     assert (await client.get(f"/triage/reports/{public_id}.pdf")).status_code == 404
+    listing = await client.get(f"/cases/{w.case_id}/reports")
+    assert listing.status_code == 200 and public_id not in listing.text
     client.cookies.clear()
     await login(client, runtime, user_id=w.expert.id)
     guessed = secrets.token_urlsafe(32)
     assert (await client.get(f"/triage/reports/{guessed}")).status_code == 404
     assert (await client.get(f"/triage/reports/{w.session_id}")).status_code == 404
+    listed = await client.get(f"/cases/{w.case_id}/reports")
+    assert f"/triage/reports/{public_id}" in listed.text
+    assert f"/cases/{w.case_id}" in (await client.get(f"/cases/{w.case_id}")).text
     page = await client.get(f"/triage/reports/{public_id}")
     assert page.status_code == 200 and "Zoë" in page.text and "Oom Kees" in page.text
     pdf = await client.get(f"/triage/reports/{public_id}.pdf")
