@@ -176,7 +176,11 @@ async def session_page(request: Request) -> Response:
     who = require(request)
     async with unit_of_work(request, who) as uow:
         view = await service.session_view(uow, request.path_params["session_id"])
-    return render(request, "triage/session.html", {"s": view, "vocab": VOCAB})
+        # Steps 4 and 5 in the first paint too (live pushes keep them current afterwards).
+        level = view.case.level
+        a = await arrangement.arrangement_view(uow, view.id, level=level)
+        p = await plan_step5.plan_view(uow, view.id, level=level)
+    return render(request, "triage/session.html", {"s": view, "vocab": VOCAB, "a": a, "p": p})
 
 
 async def _after_add(request: Request, session_id: int, template: str, **ctx: object) -> Response:
