@@ -167,3 +167,18 @@ async def test_the_chair_designates_a_procesregisseur_of_a_provider_in_the_arran
         assert "procesregisseur" in roles
         assert await db.get(User, w.expert.id) is not None
     assert await _actions(runtime, "arrangement.designated")
+
+
+async def test_settlement_sees_the_unit_of_a_line(runtime: Runtime) -> None:
+    w = await build_world(runtime)
+    await _add(runtime, w, w.provider, "3", unit="dagdeel", form="day_treatment")
+    async with runtime.unit_of_work(staff_principal(w.coordinator)) as uow:
+        await triage.close_session(uow, w.session_id)
+    async with runtime.sessionmaker() as db:
+        (fixed,) = await triage.fixed_arrangement_lines(db, START, START)
+    assert (fixed.intensity_unit, fixed.units_per_week, fixed.minutes_per_week) == (
+        "dagdeel",
+        3,
+        3 * 240,
+    )
+    assert fixed.help_form == "day_treatment"

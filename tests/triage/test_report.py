@@ -186,3 +186,23 @@ async def test_over_http_left_out_and_guessed_addresses_are_404_and_pdf_download
     assert "attachment" in pdf.headers["content-disposition"]
     assert pdf.headers["cache-control"] == "no-store"
     assert "Sem Canarie" in PdfReader(io.BytesIO(pdf.content)).pages[0].extract_text()
+
+
+async def test_without_the_familys_answers_the_report_stays_with_the_family(
+    runtime: Runtime,
+) -> None:
+    # Closed without asking (the plain close): nobody outside the family gets the report.
+    w = await build_world(runtime)
+    async with runtime.unit_of_work(staff_principal(w.expert)) as uow:
+        await triage.add_line(uow, w.session_id, w.provider.id, "45A52", "ambulant", "3", None)
+    async with runtime.unit_of_work(staff_principal(w.coordinator)) as uow:
+        await triage.close_session(uow, w.session_id)
+    async with runtime.unit_of_work(staff_principal(w.expert)) as uow:
+        assert await report.report_link(uow, w.session_id) is None
+    async with runtime.sessionmaker() as db:
+        parent = await db.get(CaseMember, w.members["parent"])
+        assert parent is not None
+    async with runtime.unit_of_work(family_principal(parent)) as uow:
+        public_id = await report.report_link(uow, w.session_id)
+        assert public_id is not None
+        assert (await report.report_view(uow, public_id)).title == "Sem Canarie"
