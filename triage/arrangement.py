@@ -328,7 +328,9 @@ def _efforts(lines: Sequence[ArrangementLine], orgs: dict[int, str]) -> list[Eff
 
 
 def _share(cipher: CaseCipher, level: Disclosure, ln: ArrangementLine) -> str | None:
-    if ln.share_enc is None or cipher.shredded or level is not Disclosure.FULL:
+    if ln.share_enc is None or cipher.shredded:
+        return None
+    if not (ln.share_anonymous or level is Disclosure.FULL):
         return None
     return cipher.decrypt("line.share", ln.share_enc)
 
@@ -337,7 +339,8 @@ async def arrangement_view(
     uow: UnitOfWork, session_id: int, *, level: Disclosure | None = None
 ) -> ArrangementView:
     """Step 4 for this viewer. The lines themselves are non-personal (provider, form, hours);
-    the stated shares are free text and shown only with consent."""
+    the stated shares are free text and shown only with consent (or when written under the
+    pseudonym, like factors and goals)."""
     session, case = await service._session_for(uow, session_id)
     if level is None:
         level = (await consent.disclosure(uow, case, audit_read=False)).level
@@ -468,6 +471,7 @@ async def revise(uow: UnitOfWork, session_id: int) -> Arrangement:
                 intensity_unit=ln.intensity_unit,
                 units_per_week=ln.units_per_week,
                 share_enc=ln.share_enc,
+                share_anonymous=ln.share_anonymous,
                 start_date=ln.start_date,
                 end_date=ln.end_date,
                 author=ln.author,

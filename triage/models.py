@@ -154,6 +154,9 @@ class ArrangementLine(Base):
     units_per_week: Mapped[int | None] = mapped_column(Integer)
     # The provider's stated share (aandeel): what help it will give, in its own words.
     share_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # Written while the author saw the case only under its pseudonym: non-identifying by
+    # agreement, so everyone at the table may read it (as with factors and goals).
+    share_anonymous: Mapped[bool] = mapped_column(Boolean, default=False)
     # Which version of the arrangement this line belongs to (see Arrangement.version).
     revision: Mapped[int] = mapped_column(Integer, default=1)
     start_date: Mapped[dt.date] = mapped_column(Date)

@@ -897,7 +897,7 @@ async def add_line(
         errors["end_date"] = N_("Het einde ligt voor de start.")
     if errors:
         raise InvalidInput(errors)
-    session, case, _level = await _open_session(uow, session_id)
+    session, case, level = await _open_session(uow, session_id)
     current = await arrangement.arrangement_for(uow, session.id)
     if current.agreed_at is not None:
         raise NotAllowed(arrangement._AGREED)
@@ -911,6 +911,7 @@ async def add_line(
         intensity_unit=intensity_unit,
         units_per_week=units,
         share_enc=cipher.encrypt("line.share", share.strip() or None),
+        share_anonymous=level is not Disclosure.FULL,
         start_date=begin,
         end_date=end or arrangement.expected_end(begin),
         author=uow.who.actor,

@@ -182,3 +182,24 @@ async def test_settlement_sees_the_unit_of_a_line(runtime: Runtime) -> None:
         3 * 240,
     )
     assert fixed.help_form == "day_treatment"
+
+
+async def test_a_share_written_under_the_pseudonym_is_readable_at_the_table(
+    runtime: Runtime,
+) -> None:
+    w = await build_world(runtime)
+    async with runtime.unit_of_work(staff_principal(w.outsider_expert)) as uow:
+        await triage.add_line(
+            uow,
+            w.session_id,
+            w.provider.id,
+            "45A52",
+            "ambulant",
+            "2",
+            None,
+            share="Twee gesprekken per week met de jeugdige",
+        )
+    for user in (w.outsider_expert, w.expert):
+        async with runtime.unit_of_work(staff_principal(user)) as uow:
+            view = await arrangement.arrangement_view(uow, w.session_id)
+        assert view.lines[0].share == "Twee gesprekken per week met de jeugdige"

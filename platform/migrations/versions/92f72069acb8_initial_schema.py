@@ -2,7 +2,7 @@
 
 Revision ID: 92f72069acb8
 Revises: 
-Create Date: 2026-11-24 20:16:01.258862
+Create Date: 2026-11-24 20:57:28.134131
 """
 from __future__ import annotations
 
@@ -206,6 +206,7 @@ def upgrade() -> None:
     sa.Column('intensity_unit', sa.String(length=10), nullable=False),
     sa.Column('units_per_week', sa.Integer(), nullable=True),
     sa.Column('share_enc', sa.LargeBinary(), nullable=True),
+    sa.Column('share_anonymous', sa.Boolean(), nullable=False),
     sa.Column('revision', sa.Integer(), nullable=False),
     sa.Column('start_date', sa.Date(), nullable=False),
     sa.Column('end_date', sa.Date(), nullable=False),
