@@ -1,18 +1,18 @@
 """session lifecycle allocation analysis plan report consent retention settlement
 
-Revision ID: 4c2ce6d8aa1d
+Revision ID: 5681804be963
 Revises: 92f72069acb8
-Create Date: 2026-11-24 21:04:13.860114
+Create Date: 2026-11-24 21:09:47.399875
 """
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 from alembic import op
-
+import sqlalchemy as sa
 import keerpunt.platform.db
 
-revision = "4c2ce6d8aa1d"
+
+revision = "5681804be963"
 down_revision = "92f72069acb8"
 branch_labels = None
 depends_on = None
@@ -236,6 +236,103 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_allocation_case_id"), ["case_id"], unique=False)
 
     op.create_table(
+        "arrangement",
+        sa.Column("session_id", sa.Integer(), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("agreed_at", keerpunt.platform.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("agreed_by_id", sa.Integer(), nullable=True),
+        sa.Column("procesregisseur_org_id", sa.Integer(), nullable=True),
+        sa.Column("procesregisseur_user_id", sa.Integer(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["agreed_by_id"],
+            ["user_account.id"],
+            name=op.f("fk_arrangement_agreed_by_id_user_account"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["procesregisseur_org_id"],
+            ["organisation.id"],
+            name=op.f("fk_arrangement_procesregisseur_org_id_organisation"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["procesregisseur_user_id"],
+            ["user_account.id"],
+            name=op.f("fk_arrangement_procesregisseur_user_id_user_account"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["session_id"],
+            ["triage_session.id"],
+            name=op.f("fk_arrangement_session_id_triage_session"),
+        ),
+        sa.PrimaryKeyConstraint("session_id", name=op.f("pk_arrangement")),
+    )
+    op.create_table(
+        "plan_activity",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("session_id", sa.Integer(), nullable=False),
+        sa.Column("who_enc", sa.LargeBinary(), nullable=False),
+        sa.Column("what_enc", sa.LargeBinary(), nullable=False),
+        sa.Column("due_date", sa.Date(), nullable=True),
+        sa.Column("status", sa.String(length=20), nullable=False),
+        sa.Column("anonymous", sa.Boolean(), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("author", sa.String(length=100), nullable=False),
+        sa.Column("created_at", keerpunt.platform.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", keerpunt.platform.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["session_id"],
+            ["triage_session.id"],
+            name=op.f("fk_plan_activity_session_id_triage_session"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_plan_activity")),
+    )
+    with op.batch_alter_table("plan_activity", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_plan_activity_session_id"), ["session_id"], unique=False
+        )
+
+    op.create_table(
+        "plan_agreement",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("session_id", sa.Integer(), nullable=False),
+        sa.Column("topic", sa.String(length=20), nullable=False),
+        sa.Column("text_enc", sa.LargeBinary(), nullable=False),
+        sa.Column("anonymous", sa.Boolean(), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("author", sa.String(length=100), nullable=False),
+        sa.Column("updated_at", keerpunt.platform.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["session_id"],
+            ["triage_session.id"],
+            name=op.f("fk_plan_agreement_session_id_triage_session"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_plan_agreement")),
+        sa.UniqueConstraint("session_id", "topic", name=op.f("uq_plan_agreement_session_id")),
+    )
+    with op.batch_alter_table("plan_agreement", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_plan_agreement_session_id"), ["session_id"], unique=False
+        )
+
+    op.create_table(
+        "report",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("session_id", sa.Integer(), nullable=False),
+        sa.Column("public_id", sa.String(length=64), nullable=False),
+        sa.Column("created_at", keerpunt.platform.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_by_id", sa.Integer(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["created_by_id"],
+            ["user_account.id"],
+            name=op.f("fk_report_created_by_id_user_account"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["session_id"], ["triage_session.id"], name=op.f("fk_report_session_id_triage_session")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_report")),
+        sa.UniqueConstraint("public_id", name=op.f("uq_report_public_id")),
+        sa.UniqueConstraint("session_id", name=op.f("uq_report_session_id")),
+    )
+    op.create_table(
         "session_board",
         sa.Column("session_id", sa.Integer(), nullable=False),
         sa.Column("on_screen_step", sa.Integer(), nullable=False),
@@ -365,6 +462,13 @@ def upgrade() -> None:
             batch_op.f("ix_allocation_dispute_step_dispute_id"), ["dispute_id"], unique=False
         )
 
+    with op.batch_alter_table("arrangement_line", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("intensity_unit", sa.String(length=10), nullable=False))
+        batch_op.add_column(sa.Column("units_per_week", sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column("share_enc", sa.LargeBinary(), nullable=True))
+        batch_op.add_column(sa.Column("share_anonymous", sa.Boolean(), nullable=False))
+        batch_op.add_column(sa.Column("revision", sa.Integer(), nullable=False))
+
     with op.batch_alter_table("case_file", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column("closed_at", keerpunt.platform.db.UTCDateTime(timezone=True), nullable=True)
@@ -424,6 +528,13 @@ def downgrade() -> None:
     with op.batch_alter_table("case_file", schema=None) as batch_op:
         batch_op.drop_column("closed_at")
 
+    with op.batch_alter_table("arrangement_line", schema=None) as batch_op:
+        batch_op.drop_column("revision")
+        batch_op.drop_column("share_anonymous")
+        batch_op.drop_column("share_enc")
+        batch_op.drop_column("units_per_week")
+        batch_op.drop_column("intensity_unit")
+
     with op.batch_alter_table("allocation_dispute_step", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_allocation_dispute_step_dispute_id"))
 
@@ -442,6 +553,16 @@ def downgrade() -> None:
 
     op.drop_table("step_note")
     op.drop_table("session_board")
+    op.drop_table("report")
+    with op.batch_alter_table("plan_agreement", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_plan_agreement_session_id"))
+
+    op.drop_table("plan_agreement")
+    with op.batch_alter_table("plan_activity", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_plan_activity_session_id"))
+
+    op.drop_table("plan_activity")
+    op.drop_table("arrangement")
     with op.batch_alter_table("allocation", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_allocation_case_id"))
 
