@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, select, update
+from sqlalchemy import ColumnElement, Table, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keerpunt.platform.crypto import CaseCipher, KeyRing, bsn_index, new_data_key
@@ -24,21 +24,25 @@ def personal_columns(table: Table) -> list[str]:
 def case_rows(table: Table, case_id: int, _seen: frozenset[str] = frozenset()) -> Any:
     """A condition selecting the rows of ``table`` that belong to one case, found by following
     foreign keys to ``case_file`` (directly, or through e.g. a session or a case member).
-    None when the table has no path to a case."""
+    A row belongs to the case by ANY such path (a factor by its session, and also by the
+    member it is kept for), so all paths are joined with OR. None when there is none."""
     if table.name == CASE_TABLE:
         return table.c.id == case_id
     seen = _seen | {table.name}
-    for fk in table.foreign_keys:
-        if fk.column.table.name == CASE_TABLE:
-            return fk.parent == case_id
-    for fk in table.foreign_keys:
+    found: list[ColumnElement[bool]] = []
+    for fk in sorted(table.foreign_keys, key=lambda k: (k.parent.name, k.target_fullname)):
         target = fk.column.table
+        if target.name == CASE_TABLE:
+            found.append(fk.parent == case_id)
+            continue
         if not isinstance(target, Table) or target.name in seen:
             continue
         inner: ColumnElement[bool] | None = case_rows(target, case_id, seen)
         if inner is not None:
-            return fk.parent.in_(select(fk.column).where(inner))
-    return None
+            found.append(fk.parent.in_(select(fk.column).where(inner)))
+    if not found:
+        return None
+    return found[0] if len(found) == 1 else or_(*found)
 
 
 class Vault:

@@ -7,20 +7,34 @@ Each viewer gets the item as *they* may see it: consent decides, at every push, 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cache
 
 import jinja2
 from sqlalchemy import select
+from starlette.routing import Router
 
 from keerpunt.platform.models import RoomEvent
 from keerpunt.platform.principal import Principal
 from keerpunt.platform.uow import UnitOfWork
-from keerpunt.triage import service
+from keerpunt.triage import arrangement, plan, service
 from keerpunt.triage.models import Factor, Goal, StepNote
 from keerpunt.triage.vocab import VOCAB
 
 ITEM_KINDS = frozenset({"factor", "goal", "note"})
 # Item events: created (added to its list), moved (to another list: a factor structured
 # into a life area), and updated / flagged / linked / unlinked (re-rendered in place).
+
+
+@cache
+def _router() -> Router:
+    from keerpunt.triage.routes import routes  # the routes module registers this renderer
+
+    return Router(routes)
+
+
+def _url_for(name: str, /, **params: object) -> str:
+    """Paths by route name, as templates write them (a push has no request to ask)."""
+    return str(_router().url_path_for(name, **params))
 
 
 class TriageRenderer:
@@ -31,6 +45,8 @@ class TriageRenderer:
         self._present = present or (lambda _room: [])
 
     def _render(self, template: str, **ctx: object) -> str:
+        ctx.setdefault("url_for", _url_for)
+        ctx.setdefault("csrf_token", "")  # htmx sends the header from the page's meta tag
         return self._jinja.get_template(template).render(vocab=VOCAB, **ctx)
 
     def _actors(self, room: str, present: list[Principal] | None = None) -> frozenset[str]:
@@ -43,15 +59,16 @@ class TriageRenderer:
             # Rare and changes everything on screen: render the whole table once.
             view = await service.session_view(uow, session_id, present)
             return self._render("triage/_partials/closed_oob.html", s=view)
+        steps = await self._render_steps(uow, session_id, events)
         refs: list[tuple[str, int]] = []
         for e in events:
             kind = e.kind.partition(".")[0]
-            if kind in ITEM_KINDS | {"line"} and e.subject_id is not None:
+            if kind in ITEM_KINDS and e.subject_id is not None:
                 refs.append((kind, e.subject_id))
             elif kind == "board":
                 refs.append(("board", 0))
         if not refs:
-            return ""
+            return steps
         changes = await service.table_changes(uow, session_id, refs, present)
         parts: list[str] = []
         # One fragment per item, for what happened to it in this batch (a replay may hold
@@ -79,10 +96,6 @@ class TriageRenderer:
                         choices=changes.factor_choices,
                     )
                 )
-            elif kind == "line" and subject in changes.lines:
-                parts.append(
-                    self._render("triage/_partials/line_oob.html", line=changes.lines[subject])
-                )
         board = changes.board
         if board is not None:
             kinds = {e.kind for e in events}
@@ -105,6 +118,25 @@ class TriageRenderer:
                         "triage/_partials/quality.html", b=board, session_id=session_id, oob=True
                     )
                 )
+        return "".join(parts) + steps
+
+    async def _render_steps(self, uow: UnitOfWork, session_id: int, events: list[RoomEvent]) -> str:
+        """Steps 4 and 5 change as a whole (a split, a suggestion, a status): render the step
+        again for this viewer; open edit forms are kept by the client (keerpunt.js)."""
+        kinds = {e.kind.partition(".")[0] for e in events}
+        parts: list[str] = []
+        if kinds & {"line", "arrangement"}:
+            view = await arrangement.arrangement_view(uow, session_id)
+            parts.append(
+                self._render(
+                    "triage/_partials/arrangement_oob.html", a=view, csrf_token=uow.who.csrf_token
+                )
+            )
+        if kinds & {"activity", "plan"}:
+            p = await plan.plan_view(uow, session_id)
+            parts.append(
+                self._render("triage/_partials/plan_oob.html", p=p, csrf_token=uow.who.csrf_token)
+            )
         return "".join(parts)
 
     async def render_presence(self, uow: UnitOfWork, room: str, present: list[Principal]) -> str:

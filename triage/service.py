@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keerpunt.consent import service as consent
@@ -37,6 +37,7 @@ from keerpunt.platform.models import (
 from keerpunt.platform.uow import UnitOfWork
 from keerpunt.triage import analysis, lifecycle
 from keerpunt.triage.models import (
+    Arrangement,
     ArrangementLine,
     BoundTo,
     EntryCheck,
@@ -45,7 +46,6 @@ from keerpunt.triage.models import (
     FactorLink,
     Goal,
     GoalFactor,
-    HelpForm,
     LifeArea,
     SessionBoard,
     SessionParticipant,
@@ -1563,14 +1563,6 @@ def parse_hours(raw: str) -> int:
     return int(minutes)
 
 
-def _add_months(day: dt.date, months: int) -> dt.date:
-    month = day.month - 1 + months
-    year, month = day.year + month // 12, month % 12 + 1
-    import calendar
-
-    return dt.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
-
-
 def _may_arrange(uow: UnitOfWork) -> bool:
     return uow.who.is_staff and bool(uow.who.staff_roles & {"triage_member", "coordinator"})
 
@@ -1583,8 +1575,16 @@ async def add_line(
     help_form: str,
     hours: str,
     start: dt.date | None,
+    *,
+    intensity_unit: str = "hour",
+    share: str = "",
+    end: dt.date | None = None,
 ) -> ArrangementLine:
-    """Add a line to the arrangement: the provider states its share (hours per week)."""
+    """Add a line to the arrangement: the provider states its share and the intensity
+    (``hours``: hours per week, or dagdelen / etmalen per week with ``intensity_unit``).
+    Refused once the chair has agreed the split: then only a new version changes it."""
+    from keerpunt.triage import arrangement  # step 4 builds on this module
+
     if not _may_arrange(uow):
         raise NotAllowed(
             N_("Alleen de professionals aan tafel leggen hulp vast in het arrangement.")
@@ -1596,26 +1596,39 @@ async def add_line(
     code = product_code.strip().upper()
     if not (len(code) == 5 and code.isalnum()):
         errors["product_code"] = N_("Een productcode heeft 5 tekens, bijvoorbeeld 45A52.")
-    if help_form not in HelpForm.__members__.values():
+    if help_form not in arrangement.HELP_FORMS:
         errors["help_form"] = N_("Kies de vorm van de hulp.")
     try:
-        minutes = parse_hours(hours)
+        minutes, units = arrangement.parse_intensity(hours, intensity_unit)
     except InvalidInput as exc:
         errors.update(exc.errors)
-        minutes = 0
+        minutes, units = 0, None
+    if len(share.strip()) > 2000:
+        errors["share"] = N_("Dit is te lang. Maak het korter dan 2000 tekens.")
+    begin = start or dt.datetime.now(AMSTERDAM).date()
+    if end is not None and end < begin:
+        errors["end_date"] = N_("Het einde ligt voor de start.")
     if errors:
         raise InvalidInput(errors)
-    session, case, _level = await _open_session(uow, session_id)
-    begin = start or dt.datetime.now(AMSTERDAM).date()
+    session, case, level = await _open_session(uow, session_id)
+    current = await arrangement.arrangement_for(uow, session.id)
+    if current.agreed_at is not None:
+        raise NotAllowed(arrangement._AGREED)
+    cipher = await uow.vault.cipher(uow.db, case.id)
     line = ArrangementLine(
         session_id=session.id,
         provider_id=provider_id,
         product_code=code,
         help_form=help_form,
         minutes_per_week=minutes,
+        intensity_unit=intensity_unit,
+        units_per_week=units,
+        share_enc=cipher.encrypt("line.share", share.strip() or None),
+        share_anonymous=level is not Disclosure.FULL,
         start_date=begin,
-        end_date=_add_months(begin, ARRANGEMENT_MONTHS) - dt.timedelta(days=1),
+        end_date=end or arrangement.expected_end(begin),
         author=uow.who.actor,
+        revision=current.version,
     )
     uow.db.add(line)
     await uow.db.flush()
@@ -1635,6 +1648,9 @@ async def close_session(uow: UnitOfWork, session_id: int) -> TriageSession:
         raise InvalidInput(
             {"close": N_("Er is nog geen arrangement. Voeg eerst minstens één regel hulp toe.")}
         )
+    from keerpunt.triage import arrangement, report  # steps 4 and the ending build on this
+
+    await arrangement.fix_on_close(uow, session, case)
     session.status = SessionStatus.CLOSED
     session.closed_at = utcnow()
     session.closed_by_id = uow.who.user_id
@@ -1643,6 +1659,7 @@ async def close_session(uow: UnitOfWork, session_id: int) -> TriageSession:
             uow, case, lifecycle.Status.ARRANGEMENT_AGREED, flow="session_close"
         )
     await uow.db.flush()
+    await report.create_report(uow, session, case)
     await _record_change(uow, session, case, "session.closed", session.id, f"session={session.id}")
     return session
 
@@ -1662,18 +1679,24 @@ class FixedArrangementLine:
     minutes_per_week: int
     start_date: dt.date
     end_date: dt.date
+    intensity_unit: str = "hour"  # "dagdeel" / "etmaal": minutes_per_week is their time
+    units_per_week: int | None = None
 
 
 async def fixed_arrangement_lines(
     db: AsyncSession, start: dt.date, end: dt.date
 ) -> list[FixedArrangementLine]:
-    """Arrangement lines of closed sessions overlapping [start, end]: non-personal by design."""
+    """Arrangement lines of closed sessions overlapping [start, end]: non-personal by design.
+    Only the arrangement's current version counts (older versions are history)."""
     rows = await db.execute(
         select(ArrangementLine, TriageSession.case_id, Case.pseudonym)
         .join(TriageSession, TriageSession.id == ArrangementLine.session_id)
         .join(Case, Case.id == TriageSession.case_id)
+        .outerjoin(Arrangement, Arrangement.session_id == ArrangementLine.session_id)
         .where(
             TriageSession.status == SessionStatus.CLOSED,
+            ArrangementLine.revision
+            == func.coalesce(Arrangement.version, ArrangementLine.revision),
             ArrangementLine.start_date <= end,
             ArrangementLine.end_date >= start,
         )
@@ -1691,6 +1714,8 @@ async def fixed_arrangement_lines(
             minutes_per_week=ln.minutes_per_week,
             start_date=ln.start_date,
             end_date=ln.end_date,
+            intensity_unit=ln.intensity_unit,
+            units_per_week=ln.units_per_week,
         )
         for ln, case_id, pseudonym in rows.all()
     ]

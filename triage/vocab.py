@@ -46,11 +46,32 @@ VOCAB: dict[str, dict[str, str]] = {
         "coherent": N_("Samenhangend: we zien wat wat in stand houdt"),
         "testable": N_("Toetsbaar: we kunnen nagaan of het klopt"),
     },
+    # From light to heavy: ambulant first, a chair or a bed as backup (seed 003 §3.1).
     "help_form": {
         "ambulant": N_("Ambulant"),
+        "intensive_ambulant": N_("Intensief ambulant (bij het gezin thuis)"),
         "day_treatment": N_("Dagbehandeling (stoel)"),
         "short_stay": N_("Kort verblijf (bed)"),
+        "part_time_foster": N_("Deeltijdpleegzorg"),
         "foster_care": N_("Pleegzorg"),
+        "residential": N_("Wonen in een groep (residentieel)"),
+        "jeugdzorgplus": N_("JeugdzorgPlus (gesloten)"),
+    },
+    "intensity_unit": {
+        "hour": N_("uur per week"),
+        "dagdeel": N_("dagdelen per week"),
+        "etmaal": N_("etmalen per week"),
+    },
+    "activity_status": {
+        "open": N_("Nog niet begonnen"),
+        "under_way": N_("Bezig"),
+        "done": N_("Klaar"),
+        "cancelled": N_("Gaat niet door"),
+    },
+    "plan_topic": {
+        "informing": N_("Hoe houden we elkaar op de hoogte?"),
+        "municipality": N_("Wat doet de gemeente?"),
+        "crisis": N_("Wat doen we bij een crisis?"),
     },
     "status": {
         "registered": N_("Aangemeld"),

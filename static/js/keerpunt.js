@@ -217,13 +217,14 @@
     }
 
     // An item that moved to another list (beforeend into the new one) while it is being
-    // edited here: keep the form where it is, say it changed.
+    // edited here: keep the form where it is, say it changed. (A form inside the target
+    // itself, such as step 4's add form, is kept by the container rule below.)
     var frag = detail.fragment;
     if (frag && frag.nodeType === 1 && frag.querySelectorAll) {
       var arriving = frag.querySelectorAll('[id]');
       for (var a = 0; a < arriving.length; a++) {
         var live = document.getElementById(arriving[a].id);
-        if (live && live.classList.contains('is-editing')) {
+        if (live && live.classList.contains('is-editing') && !target.contains(live)) {
           detail.shouldSwap = false;
           markChangedElsewhere(live);
           return;

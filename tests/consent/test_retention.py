@@ -479,6 +479,14 @@ def test_every_personal_column_can_be_traced_to_its_case() -> None:
             assert case_rows(table, 1) is not None, table.name
 
 
+def test_a_row_with_two_paths_to_its_case_is_found_by_either() -> None:
+    """A factor belongs to its case by its session, and also by the member it is kept for
+    (niet over mij zonder mij): shredding must find it by the session even when it is kept
+    for nobody; which foreign key comes first must not matter."""
+    where = str(case_rows(metadata.tables["factor"], 1))
+    assert "factor.session_id IN" in where and "factor.private_to_member_id IN" in where
+
+
 def test_pilot_end_and_terms_come_from_the_environment() -> None:
     from keerpunt.platform.settings import ConfigurationError, Settings
 

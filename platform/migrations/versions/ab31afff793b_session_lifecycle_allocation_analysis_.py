@@ -1,8 +1,8 @@
 """session lifecycle allocation analysis plan report consent retention settlement
 
-Revision ID: 734a75a80e09
+Revision ID: ab31afff793b
 Revises: 92f72069acb8
-Create Date: 2026-11-24 21:14:38.748324
+Create Date: 2026-11-24 21:30:16.591981
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import op
 
 import keerpunt.platform.db
 
-revision = "734a75a80e09"
+revision = "ab31afff793b"
 down_revision = "92f72069acb8"
 branch_labels = None
 depends_on = None
@@ -367,6 +367,36 @@ def upgrade() -> None:
         batch_op.create_index("ix_settlement_run_line_delivery", ["delivery_id"], unique=False)
 
     op.create_table(
+        "arrangement",
+        sa.Column("session_id", sa.Integer(), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("agreed_at", keerpunt.platform.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("agreed_by_id", sa.Integer(), nullable=True),
+        sa.Column("procesregisseur_org_id", sa.Integer(), nullable=True),
+        sa.Column("procesregisseur_user_id", sa.Integer(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["agreed_by_id"],
+            ["user_account.id"],
+            name=op.f("fk_arrangement_agreed_by_id_user_account"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["procesregisseur_org_id"],
+            ["organisation.id"],
+            name=op.f("fk_arrangement_procesregisseur_org_id_organisation"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["procesregisseur_user_id"],
+            ["user_account.id"],
+            name=op.f("fk_arrangement_procesregisseur_user_id_user_account"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["session_id"],
+            ["triage_session.id"],
+            name=op.f("fk_arrangement_session_id_triage_session"),
+        ),
+        sa.PrimaryKeyConstraint("session_id", name=op.f("pk_arrangement")),
+    )
+    op.create_table(
         "delivery",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("provider_id", sa.Integer(), nullable=False),
@@ -400,6 +430,73 @@ def upgrade() -> None:
         )
         batch_op.create_index("ix_delivery_provider", ["provider_id", "start_date"], unique=False)
 
+    op.create_table(
+        "plan_activity",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("session_id", sa.Integer(), nullable=False),
+        sa.Column("who_enc", sa.LargeBinary(), nullable=False),
+        sa.Column("what_enc", sa.LargeBinary(), nullable=False),
+        sa.Column("due_date", sa.Date(), nullable=True),
+        sa.Column("status", sa.String(length=20), nullable=False),
+        sa.Column("anonymous", sa.Boolean(), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("author", sa.String(length=100), nullable=False),
+        sa.Column("created_at", keerpunt.platform.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", keerpunt.platform.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["session_id"],
+            ["triage_session.id"],
+            name=op.f("fk_plan_activity_session_id_triage_session"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_plan_activity")),
+    )
+    with op.batch_alter_table("plan_activity", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_plan_activity_session_id"), ["session_id"], unique=False
+        )
+
+    op.create_table(
+        "plan_agreement",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("session_id", sa.Integer(), nullable=False),
+        sa.Column("topic", sa.String(length=20), nullable=False),
+        sa.Column("text_enc", sa.LargeBinary(), nullable=False),
+        sa.Column("anonymous", sa.Boolean(), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("author", sa.String(length=100), nullable=False),
+        sa.Column("updated_at", keerpunt.platform.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["session_id"],
+            ["triage_session.id"],
+            name=op.f("fk_plan_agreement_session_id_triage_session"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_plan_agreement")),
+        sa.UniqueConstraint("session_id", "topic", name=op.f("uq_plan_agreement_session_id")),
+    )
+    with op.batch_alter_table("plan_agreement", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_plan_agreement_session_id"), ["session_id"], unique=False
+        )
+
+    op.create_table(
+        "report",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("session_id", sa.Integer(), nullable=False),
+        sa.Column("public_id", sa.String(length=64), nullable=False),
+        sa.Column("created_at", keerpunt.platform.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_by_id", sa.Integer(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["created_by_id"],
+            ["user_account.id"],
+            name=op.f("fk_report_created_by_id_user_account"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["session_id"], ["triage_session.id"], name=op.f("fk_report_session_id_triage_session")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_report")),
+        sa.UniqueConstraint("public_id", name=op.f("uq_report_public_id")),
+        sa.UniqueConstraint("session_id", name=op.f("uq_report_session_id")),
+    )
     op.create_table(
         "ret_allocation",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -582,6 +679,13 @@ def upgrade() -> None:
             batch_op.f("ix_allocation_dispute_step_dispute_id"), ["dispute_id"], unique=False
         )
 
+    with op.batch_alter_table("arrangement_line", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("intensity_unit", sa.String(length=10), nullable=False))
+        batch_op.add_column(sa.Column("units_per_week", sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column("share_enc", sa.LargeBinary(), nullable=True))
+        batch_op.add_column(sa.Column("share_anonymous", sa.Boolean(), nullable=False))
+        batch_op.add_column(sa.Column("revision", sa.Integer(), nullable=False))
+
     with op.batch_alter_table("case_file", schema=None) as batch_op:
         batch_op.add_column(sa.Column("anonymous_summary_enc", sa.LargeBinary(), nullable=True))
         batch_op.add_column(sa.Column("domain", sa.String(length=10), nullable=True))
@@ -645,6 +749,13 @@ def downgrade() -> None:
         batch_op.drop_column("domain")
         batch_op.drop_column("anonymous_summary_enc")
 
+    with op.batch_alter_table("arrangement_line", schema=None) as batch_op:
+        batch_op.drop_column("revision")
+        batch_op.drop_column("share_anonymous")
+        batch_op.drop_column("share_enc")
+        batch_op.drop_column("units_per_week")
+        batch_op.drop_column("intensity_unit")
+
     with op.batch_alter_table("allocation_dispute_step", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_allocation_dispute_step_dispute_id"))
 
@@ -667,11 +778,21 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_ret_allocation_case_id"))
 
     op.drop_table("ret_allocation")
+    op.drop_table("report")
+    with op.batch_alter_table("plan_agreement", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_plan_agreement_session_id"))
+
+    op.drop_table("plan_agreement")
+    with op.batch_alter_table("plan_activity", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_plan_activity_session_id"))
+
+    op.drop_table("plan_activity")
     with op.batch_alter_table("delivery", schema=None) as batch_op:
         batch_op.drop_index("ix_delivery_provider")
         batch_op.drop_index("ix_delivery_allocation")
 
     op.drop_table("delivery")
+    op.drop_table("arrangement")
     with op.batch_alter_table("settlement_run_line", schema=None) as batch_op:
         batch_op.drop_index("ix_settlement_run_line_delivery")
 
