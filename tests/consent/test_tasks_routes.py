@@ -109,7 +109,8 @@ async def test_a_16th_birthday_during_the_case_shows_a_renewal_task(
     page = (await client.get(f"/cases/{world.case_id}")).text
     assert "Opnieuw toestemming vragen" in page
     assert "De jeugdige is 16 jaar geworden op" in page
-    assert "Vraag zo snel mogelijk opnieuw toestemming aan:" in page
+    # the world has a meeting planned: the case page asks for renewal before that meeting
+    assert "Vraag vóór de bespreking van" in page
 
 
 async def test_renewal_task_before_the_next_session_and_its_end(runtime: Runtime) -> None:
