@@ -26,7 +26,7 @@ from keerpunt.platform.errors import InvalidInput, NotAllowed, NotFound
 from keerpunt.platform.i18n import AMSTERDAM, N_
 from keerpunt.platform.models import FAMILY_ROLES, Case, CaseMember, CaseRole, Organisation
 from keerpunt.platform.principal import Principal
-from keerpunt.platform.uow import UnitOfWork
+from keerpunt.platform.uow import CONSENT_CHANGED, UnitOfWork
 
 __all__ = [
     "ConsentLine",
@@ -250,6 +250,7 @@ async def record_consent(
         purpose=purpose.value,
         detail=f"record={rec.id}",
     )
+    await uow.emit_to_case(case.id, CONSENT_CHANGED)  # live screens re-render at once
     return rec
 
 
@@ -276,6 +277,7 @@ async def withdraw_consent(uow: UnitOfWork, record_id: int) -> ConsentRecord:
             purpose=rec.purpose,
             detail=f"record={rec.id}",
         )
+        await uow.emit_to_case(rec.case_id, CONSENT_CHANGED)  # live screens re-render now
     return rec
 
 
