@@ -8,7 +8,7 @@ from starlette.routing import BaseRoute, Route
 
 from keerpunt.consent import service
 from keerpunt.consent.models import ConsentRecord, Decision, Purpose
-from keerpunt.platform.errors import InvalidInput, NotFound
+from keerpunt.platform.errors import InvalidInput, NotAllowed, NotFound
 from keerpunt.platform.i18n import N_
 from keerpunt.platform.models import Case
 from keerpunt.platform.uow import UnitOfWork
@@ -63,7 +63,11 @@ async def record(request: Request) -> Response:
         async with unit_of_work(request, who) as uow:
             case = await _case(uow, case_id)
             level = (await service.disclosure(uow, case)).level
+            if level is service.Disclosure.NOTHING:
+                raise NotFound() from None  # a case you may not know of: as if it did not exist
             overview = await service.consent_overview(uow, case, level)
+        if not overview.may_record:
+            raise NotAllowed() from None
         values = {k: v for k, v in data.items() if isinstance(v, str) and k != "csrf_token"}
         return render(
             request,

@@ -51,9 +51,10 @@ class Sees(Enum):
 #   C's "everyone at the table". Ruud (Karakter): named in A, objected to in C. Sanne (Accare):
 #   at the table everywhere, not named in A, included in C. Gerrit (Trias): a triage member
 #   at no table: the pseudonym only. The registrar registered every case (and is its local
-#   team). A shredded case shows nobody any personal data. Staff without a part (finance of
-#   the penvoerder, the RET manager, a staff member without roles) and anonymous visitors
-#   see nothing. Every family member (the JIM included) sees their own case in full, and
+#   team). A shredded case shows nobody any personal data. The penvoerder's finance staff
+#   settle fixed arrangements (C has one) under the case's pseudonym, and know nothing else.
+#   Staff without a part (the RET manager, a staff member without roles) and anonymous
+#   visitors see nothing. Every family member (the JIM included) sees their own case in full, and
 #   nothing of the others.
 N, P, T, F = Sees.NOTHING, Sees.PSEUDONYM, Sees.TABLE, Sees.FULL
 STAFF_ORACLE: dict[str, tuple[Sees, Sees, Sees, Sees]] = {
@@ -62,7 +63,7 @@ STAFF_ORACLE: dict[str, tuple[Sees, Sees, Sees, Sees]] = {
     "sanne_accare": (T, T, F, T),
     "gerrit_no_table": (P, P, P, P),
     "registrar": (F, F, F, P),
-    "finance_penvoerder": (N, N, N, N),
+    "finance_penvoerder": (N, N, P, N),  # settles C's fixed arrangement, by pseudonym
     "ret_manager": (N, N, N, N),
     "outsider_staff": (N, N, N, N),
 }
@@ -94,7 +95,8 @@ class LeakWorld:
     session_ids: dict[str, list[int]]  # per case
     staff: dict[str, User]
     family: dict[str, dict[str, int]]  # case -> role key -> member id
-    # canary -> (case, needs): needs FULL, or TABLE for items written anonymously
+    # canary -> (case, needs): FULL for personal data, TABLE for items written anonymously,
+    # PSEUDONYM for the pseudonym itself
     canaries: dict[str, tuple[str, Sees]] = field(default_factory=dict)
     invitation_tokens: list[str] = field(default_factory=list)
     items: list[tuple[int, str, int]] = field(default_factory=list)  # (session, kind, id)
@@ -114,10 +116,9 @@ class LeakWorld:
         """The canaries this viewer must never get."""
         sees = dict(zip(CASES, self.oracle(viewer), strict=True))
         out = set()
+        rank = {N: 0, P: 1, T: 2, F: 3}
         for value, (case, needs) in self.canaries.items():
-            level = sees[case]
-            allowed = level is F or (needs is T and level is T)
-            if not allowed:
+            if rank[sees[case]] < rank[needs]:
                 out.add(value)
         return out
 
@@ -193,6 +194,8 @@ async def build_leak_world(rt: Runtime) -> LeakWorld:
                 ),
             )
             world.case_ids[case] = row.id
+            # Not personal, but who may not know the case exists must not see it either.
+            world.canaries[row.pseudonym] = (case, P)
             members = (
                 await uow.db.scalars(
                     select(CaseMember)

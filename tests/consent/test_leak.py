@@ -195,6 +195,100 @@ async def crawl(app: Any, cookie: str | None, start: list[str], seen: Seen) -> N
                 queue.extend(_links(BASE + url, r.text))
 
 
+# -- bad forms -------------------------------------------------------------------------------
+
+# POST routes the crawler sends an empty form (only the CSRF token) to: each must refuse it
+# without changing anything, and its error page must leak nothing either. The others are
+# left alone, with the reason. A new POST route fails the test until it is in one of the two.
+BAD_FORM_PROBED = frozenset(
+    {
+        "triage.register_submit",
+        "triage.plan_session",
+        "triage.factor_add",
+        "triage.goal_add",
+        "triage.line_add",
+        "triage.item_update",
+        "consent.record",
+        "settlement.contract_add",
+        "settlement.contract_end",
+    }
+)
+NOT_PROBED = {
+    "auth.oidc_start": "sends the browser to the organisation's login page",
+    "auth.logout": "would end the crawler's own login",
+    "auth.invitation": "a wrong code counts towards locking the invitation",
+    "auth.invite": "creates an invitation; needs no fields",
+    "auth.invite_revoke": "revokes an invitation; needs no fields",
+    "auth.demo_login": "demo mode only",
+    "auth.language": "sets the language cookie only",
+    "triage.close": "closes the session; needs no fields",
+    "consent.withdraw": "withdraws a consent; needs no fields",
+}
+
+
+def bad_form_posts(app: Any, world: LeakWorld) -> list[tuple[str, str | None]]:
+    """(URL, case letter or None) for every probed POST route, with one nonexistent id."""
+    first_session = {c: ids[0] for c, ids in world.session_ids.items()}
+    first_item = {s: (k, i) for s, k, i in reversed(world.items)}
+    out: list[tuple[str, str | None]] = []
+    for route in app.routes:
+        if not isinstance(route, Route) or "POST" not in (route.methods or ()):
+            continue
+        assert route.name in BAD_FORM_PROBED or route.name in NOT_PROBED, (
+            f"decide whether the leak crawler sends a bad form to {route.name}"
+        )
+        if route.name in NOT_PROBED:
+            continue
+        names = set(route.param_convertors)
+        path = route.path
+        if not names:
+            out.append((path, None))
+        elif names == {"case_id"}:
+            out += [(path.replace("{case_id:int}", str(i)), c) for c, i in world.case_ids.items()]
+            out.append((path.replace("{case_id:int}", "99999"), "missing"))
+        elif names == {"session_id"}:
+            out += [(path.replace("{session_id:int}", str(s)), c) for c, s in first_session.items()]
+            out.append((path.replace("{session_id:int}", "99999"), "missing"))
+        elif names == {"session_id", "kind", "item_id"}:
+            for c, sid in first_session.items():
+                kind, item = first_item[sid]
+                out.append((f"/triage/sessions/{sid}/{kind}/{item}", c))
+            out.append((f"/triage/sessions/99999/goal/{world.items[0][2]}", "missing"))
+        elif names == {"contract_id"}:
+            out.append((path.replace("{contract_id:int}", "99999"), None))
+        else:
+            raise AssertionError(f"teach the leak crawler the parameters of {route.name}")
+    return out
+
+
+def _shape(url: str) -> str:
+    """The route a URL belongs to, ids left out."""
+    return re.sub(r"/(factor|goal)/", "/KIND/", re.sub(r"/\d+", "/N", url))
+
+
+async def post_bad_forms(
+    app: Any, cookie: str | None, csrf: str, posts: list[tuple[str, str | None]], seen: Seen
+) -> dict[str, int]:
+    """Post an empty form everywhere; returns the status per URL."""
+    transport = httpx.ASGITransport(app=app)
+    cookies = {COOKIE_NAME: cookie} if cookie else {}
+    statuses: dict[str, int] = {}
+    async with httpx.AsyncClient(transport=transport, base_url=BASE, cookies=cookies) as client:
+        for url, _case in posts:
+            for htmx in (False, True):
+                r = await client.post(
+                    url,
+                    data={"csrf_token": csrf},
+                    headers={"HX-Request": "true"} if htmx else {},
+                )
+                assert r.status_code < 500, f"{seen.viewer} POST {url}: {r.status_code}"
+                assert r.status_code not in {200, 204, 303}, f"{seen.viewer} POST {url} took it"
+                headers = "\n".join(f"{k}: {v}" for k, v in r.headers.items())
+                seen.add(f"POST {url}", headers + "\n" + r.text)
+                statuses[url] = r.status_code
+    return statuses
+
+
 # -- the live streams -------------------------------------------------------------------------
 
 
@@ -372,6 +466,22 @@ async def test_no_canary_reaches_anyone_consent_does_not_allow(
             await crawl(app, cookies[viewer], gets, seen[viewer])
 
     await asyncio.gather(*(crawl_as(v) for v in cookies))
+
+    # Bad forms, as staff, one family member per case and an anonymous visitor.
+    posts = bad_form_posts(app, world)
+    prober = [v for v in viewers if not v.startswith("family:") or v.endswith(":parent1")]
+    for viewer in prober:
+        user_id, member_id = viewers[viewer]
+        cookie, csrf = (
+            await _login(runtime, user_id, member_id) if user_id or member_id else ("", "")
+        )
+        statuses = await post_bad_forms(app, cookie or None, csrf, posts, seen[viewer])
+        # A case this viewer may not know of answers exactly like one that does not exist.
+        missing = {_shape(u): st for u, c in posts if c == "missing" for st in [statuses[u]]}
+        for url, case in posts:
+            if case in CASES and world.oracle(viewer)[CASES.index(case)] is Sees.NOTHING:
+                shape = _shape(url)
+                assert statuses[url] == missing[shape], (viewer, url, statuses[url], missing[shape])
 
     leaks = {v: found for v, s in seen.items() if (found := s.leaks(world.forbidden(v)))}
     assert not leaks, json.dumps(leaks, indent=1)[:6000]
