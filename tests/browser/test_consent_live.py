@@ -91,6 +91,13 @@ async def test_withdrawal_switches_the_expert_to_the_pseudonym_without_a_reload(
         "De toestemming van het gezin is veranderd"
     )
     assert await parent.evaluate("window.__sameDocument === true")
+
+    # The table as pushed works: the expert goes on, anonymously now, and the parent sees it.
+    await expert.get_by_label("Wat is er aan de hand?").fill("Ruzie thuis, anoniem verder")
+    await expert.get_by_role("button", name="Toevoegen", exact=True).click()
+    await expect(parent.locator("#factor-list")).to_contain_text(
+        "Ruzie thuis, anoniem verder", timeout=1000
+    )
     for ctx in (parent_ctx, expert_ctx, registrar_ctx):
         await ctx.close()
 
