@@ -43,6 +43,8 @@ from keerpunt.platform.settings import Settings
 from tests.conftest import LiveServer
 from tests.consent.leak_world import CASES, LeakWorld, Sees, build_leak_world, canary
 
+N = Sees.NOTHING
+
 pytestmark = pytest.mark.anyio
 
 BASE = "http://testserver"
@@ -138,6 +140,7 @@ class Seen:
 
     viewer: str
     pages: dict[str, str] = field(default_factory=dict)
+    status: dict[str, int] = field(default_factory=dict)  # GET URL -> status code
 
     def add(self, where: str, text: str) -> None:
         self.pages[where] = self.pages.get(where, "") + text
@@ -186,6 +189,7 @@ async def crawl(app: Any, cookie: str | None, start: list[str], seen: Seen) -> N
                 queries[path] = queries.get(path, 0) + 1
             r = await client.get(url, headers={"HX-Request": "true"} if htmx else {})
             assert r.status_code < 500, f"{seen.viewer} GET {url}: {r.status_code}"
+            seen.status[url] = r.status_code
             headers = "\n".join(f"{k}: {v}" for k, v in r.headers.items())
             seen.add(f"GET {url}{' (htmx)' if htmx else ''}", headers + "\n" + r.text)
             for target in (r.headers.get("location"), r.headers.get("hx-redirect")):
@@ -466,6 +470,22 @@ async def test_no_canary_reaches_anyone_consent_does_not_allow(
             await crawl(app, cookies[viewer], gets, seen[viewer])
 
     await asyncio.gather(*(crawl_as(v) for v in cookies))
+
+    # A case a viewer may not know of answers exactly like one that does not exist.
+    letter = {f"/cases/{i}": c for c, i in world.case_ids.items()}
+    letter |= {f"/triage/sessions/{n}": c for c, ids in world.session_ids.items() for n in ids}
+    compared = 0
+    for viewer, s in seen.items():
+        hidden = {c for c, sees in zip(CASES, world.oracle(viewer), strict=True) if sees is N}
+        for url, status in s.status.items():
+            m = re.match(r"(/(?:cases|triage/sessions)/)(\d+)(/[^?]*)?$", url)
+            if not m or letter.get(m.group(1) + m.group(2)) not in hidden:
+                continue
+            twin = url.replace(m.group(1) + m.group(2), m.group(1) + "99999", 1)
+            if twin in s.status:
+                assert status == s.status[twin], (viewer, url, status, s.status[twin])
+                compared += 1
+    assert compared > 50, compared
 
     # Bad forms, as staff, one family member per case and an anonymous visitor.
     posts = bad_form_posts(app, world)
