@@ -40,7 +40,7 @@ from keerpunt.platform.models import (
     User,
 )
 from keerpunt.platform.principal import Principal
-from keerpunt.platform.uow import UnitOfWork
+from keerpunt.platform.uow import CONSENT_CHANGED, UnitOfWork
 
 __all__ = [
     "ConsentLine",
@@ -303,6 +303,7 @@ async def record_consent(
         purpose=purpose.value,
         detail=f"record={rec.id}",
     )
+    await uow.emit_to_case(case.id, CONSENT_CHANGED)  # live screens re-render at once
     return rec
 
 
@@ -336,6 +337,7 @@ async def withdraw_consent(uow: UnitOfWork, record_id: int) -> ConsentRecord:
             purpose=rec.purpose,
             detail=f"record={rec.id}",
         )
+        await uow.emit_to_case(rec.case_id, CONSENT_CHANGED)  # live screens re-render now
     return rec
 
 
