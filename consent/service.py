@@ -385,6 +385,7 @@ async def record_youth_alone(
         case_id=case.id,
         detail=f"exception={exc.id} ground={ground}",
     )
+    await uow.emit_to_case(case.id, CONSENT_CHANGED)  # the youth's consent may now suffice
     return exc
 
 
@@ -405,6 +406,7 @@ async def end_youth_alone(uow: UnitOfWork, exception_id: int) -> YouthAloneExcep
         await audit.record(
             uow.db, who, "consent.youth_alone_ended", case_id=case.id, detail=f"exception={exc.id}"
         )
+        await uow.emit_to_case(case.id, CONSENT_CHANGED)  # the parents' consent counts again
     return exc
 
 

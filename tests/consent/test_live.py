@@ -14,8 +14,8 @@ from sqlalchemy import select
 from websockets.asyncio.client import ClientConnection, connect
 
 from keerpunt.consent.models import ConsentRecord
-from keerpunt.platform.models import Case, LoginSession, RoomEvent
-from keerpunt.platform.principal import staff_principal
+from keerpunt.platform.models import Case, CaseMember, LoginSession, RoomEvent
+from keerpunt.platform.principal import family_principal, staff_principal
 from keerpunt.platform.runtime import Runtime
 from keerpunt.platform.sessions import COOKIE_NAME, SessionSigner, start_session, token_hash
 from keerpunt.triage import service as triage
@@ -81,6 +81,12 @@ async def _items(rt: Runtime, world: World) -> None:
         await triage.add_factor(uow, world.session_id, "home", "perpetuating", "Ruzie-met-Sem")
     async with rt.unit_of_work(staff_principal(world.outsider_expert)) as uow:
         await triage.add_factor(uow, world.session_id, "school", "protective", "Anoniem-feit")
+    # The parent's own view on step 1 (eigen inbreng): in the steps, personal like the rest.
+    async with rt.sessionmaker() as db:
+        parent = await db.get(CaseMember, world.members["parent"])
+        assert parent is not None
+    async with rt.unit_of_work(family_principal(parent)) as uow:
+        await triage.add_note(uow, world.session_id, 1, "Eigen-kijk-van-Ma")
 
 
 async def test_withdrawal_reaches_the_expert_at_once_and_the_parent_keeps_seeing_their_data(
@@ -104,15 +110,16 @@ async def test_withdrawal_reaches_the_expert_at_once_and_the_parent_keeps_seeing
 
     pushed = await expert.until('id="kp-title"')
     assert pseudonym in pushed
-    for secret in ("Sem Canarie", "Ma Canarie", "Oom Kees", "Ruzie-met-Sem"):
+    for secret in ("Sem Canarie", "Ma Canarie", "Oom Kees", "Ruzie-met-Sem", "Eigen-kijk-van-Ma"):
         assert secret not in pushed
+    assert 'id="step-1"' in pushed and 'id="step-5"' in pushed  # the steps, rendered anew
     assert HIDDEN in pushed  # the item written with consent is withheld now
     assert "Anoniem-feit" in pushed  # written anonymously: still for everyone at the table
     assert 'id="kp-presence"' in pushed  # who is present, labelled anew
     assert 'id="anonymous-notice"' in pushed
 
     mine = await parent.until('id="kp-title"')
-    for own in ("Sem Canarie", "Ma Canarie", "Ruzie-met-Sem"):
+    for own in ("Sem Canarie", "Ma Canarie", "Ruzie-met-Sem", "Eigen-kijk-van-Ma"):
         assert own in mine  # the family still sees its own data
     await expert.ws.close()
     await parent.ws.close()
