@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 from sqlalchemy import func, select
 
@@ -259,7 +260,7 @@ async def record_consent(
     if not (
         case.registered_by_id == who.user_id or "local_team" in roles or who.has("coordinator")
     ):
-        raise NotAllowed()
+        await _refuse(uow, case)
     errors: dict[str, str] = {}
     subject = await uow.db.get(CaseMember, subject_member_id)
     if (
@@ -325,7 +326,7 @@ async def withdraw_consent(uow: UnitOfWork, record_id: int) -> ConsentRecord:
         if rec.subject_member_id != who.member_id or rec.decision != Decision.CONSENT:
             raise NotAllowed(N_("U kunt alleen uw eigen toestemming intrekken."))
     elif not _may_record(case, who, await _case_roles(uow, case.id, who)):
-        raise NotAllowed()  # who may record a consent may withdraw it, nobody else
+        await _refuse(uow, case)  # who may record a consent may withdraw it, nobody else
     if rec.withdrawn_at is None:
         rec.withdrawn_at = dt.datetime.now(dt.UTC)
         rec.withdrawn_by = who.actor
@@ -339,6 +340,13 @@ async def withdraw_consent(uow: UnitOfWork, record_id: int) -> ConsentRecord:
         )
         await uow.emit_to_case(rec.case_id, CONSENT_CHANGED)  # live screens re-render now
     return rec
+
+
+async def _refuse(uow: UnitOfWork, case: Case) -> NoReturn:
+    """Refuse a change: a case the actor may not know of answers as if it did not exist."""
+    if (await disclosure(uow, case, audit_read=False)).level is Disclosure.NOTHING:
+        raise NotFound()
+    raise NotAllowed()
 
 
 def _may_record(case: Case, who: Principal, roles: frozenset[str]) -> bool:
@@ -355,7 +363,7 @@ async def record_youth_alone(
     reasoning, by whom and when. Only for a youth who is 12 to 15 today."""
     who = uow.who
     if not _may_record(case, who, await _case_roles(uow, case.id, who)):
-        raise NotAllowed()
+        await _refuse(uow, case)
     errors: dict[str, str] = {}
     if ground not in set(YouthAloneGround):
         errors["ground"] = N_("Kies de reden uit de wet.")
@@ -399,7 +407,7 @@ async def end_youth_alone(uow: UnitOfWork, exception_id: int) -> YouthAloneExcep
     assert case is not None
     who = uow.who
     if not _may_record(case, who, await _case_roles(uow, case.id, who)):
-        raise NotAllowed()
+        await _refuse(uow, case)
     if exc.ended_at is None:
         exc.ended_at = dt.datetime.now(dt.UTC)
         exc.ended_by = who.actor

@@ -12,6 +12,11 @@ Cases (all through the real registration, consent, planning and table services):
 - C: 9 years old; both parents consent for "everyone at the table", and one parent objects
   to Karakter (an objection beats a consent; the more specific record wins).
 - D: 14 years old; consent for everyone at the table, then crypto-shredded.
+
+Besides the tables: A has a youth-alone exception (its reason is personal) and a factor link;
+B was handed to the manager zorgbemiddeling (RET), allocated with an overriding reason and
+disputed (both written under the pseudonym); C has a settlement allocation (toewijzing) held
+by Karakter, and the last quarter is closed into a settlement run.
 """
 
 from __future__ import annotations
@@ -31,6 +36,10 @@ from keerpunt.platform.models import Case, CaseMember, Organisation, User
 from keerpunt.platform.principal import Principal, family_principal, staff_principal
 from keerpunt.platform.runtime import Runtime
 from keerpunt.platform.uow import UnitOfWork
+from keerpunt.settlement.declaration import Allocation as SettlementAllocation
+from keerpunt.settlement.declaration import Frequency, Variant
+from keerpunt.settlement.service import add_allocation, close_quarter, quarter_of
+from keerpunt.triage import allocation_service as alloc
 from keerpunt.triage import service as triage
 from tests.helpers import make_org, make_user
 
@@ -54,8 +63,10 @@ class Sees(Enum):
 #   team). A shredded case shows nobody any personal data. The penvoerder's finance staff
 #   settle fixed arrangements (C has one) under the case's pseudonym, and know nothing else.
 #   Staff without a part (the RET manager, a staff member without roles) and anonymous
-#   visitors see nothing. Every family member (the JIM included) sees their own case in full, and
-#   nothing of the others.
+#   visitors see nothing. The RET manager allocates B (the manager zorgbemiddeling works
+#   under the pseudonym: "no names") and knows only that. Karakter holds C's settlement
+#   allocation; Ruud sees it anyway. Every family member (the JIM included) sees their own
+#   case in full, and nothing of the others.
 N, P, T, F = Sees.NOTHING, Sees.PSEUDONYM, Sees.TABLE, Sees.FULL
 STAFF_ORACLE: dict[str, tuple[Sees, Sees, Sees, Sees]] = {
     "coordinator": (T, T, F, T),
@@ -64,7 +75,7 @@ STAFF_ORACLE: dict[str, tuple[Sees, Sees, Sees, Sees]] = {
     "gerrit_no_table": (P, P, P, P),
     "registrar": (F, F, F, P),
     "finance_penvoerder": (N, N, P, N),  # settles C's fixed arrangement, by pseudonym
-    "ret_manager": (N, N, N, N),
+    "ret_manager": (N, P, N, N),  # allocates B, by pseudonym
     "outsider_staff": (N, N, N, N),
 }
 ANONYMOUS_VISITOR = (N, N, N, N)
@@ -99,6 +110,11 @@ class LeakWorld:
     # PSEUDONYM for the pseudonym itself
     canaries: dict[str, tuple[str, Sees]] = field(default_factory=dict)
     invitation_tokens: list[str] = field(default_factory=list)
+    # ids for the routes of the other pages: factor links, a youth-alone exception, RET
+    # allocation requests, decisions and disputes (by kind)
+    ids: dict[str, list[int]] = field(default_factory=dict)
+    id_case: dict[str, str] = field(default_factory=dict)  # route parameter -> case of its ids
+    quarters: list[str] = field(default_factory=list)  # settlement quarters with a page
     items: list[tuple[int, str, int]] = field(default_factory=list)  # (session, kind, id)
 
     def personal(self, value: str, case: str) -> str:
@@ -237,6 +253,7 @@ async def build_leak_world(rt: Runtime) -> LeakWorld:
         async with rt.unit_of_work(reg) as uow:
             inv = await create_invitation(uow, world.family[case]["parent1"], days=14)
             world.invitation_tokens.append(inv.link_token)
+    await _more_pages(rt, world, karakter, accare, trias)
     # D ends: crypto-shredded.
     async with rt.sessionmaker() as db, db.begin():
         await rt.vault.shred(db, world.case_ids["D"])
@@ -311,3 +328,113 @@ async def _items(rt: Runtime, w: LeakWorld, case: str, session_id: int, suffix: 
             else:
                 goal = await triage.add_goal(uow, session_id, text)
                 w.items.append((session_id, "goal", goal.id))
+
+
+async def _more_pages(
+    rt: Runtime, w: LeakWorld, karakter: Organisation, accare: Organisation, trias: Organisation
+) -> None:
+    """Data for the pages beyond the table, each through its real service."""
+    today = dt.datetime.now(AMSTERDAM).date()
+    reg = staff_principal(w.staff["registrar"])
+    a_session = w.session_ids["A"][0]
+    factors = [i for s, k, i in w.items if s == a_session and k == "factor"]
+    async with rt.unit_of_work(reg) as uow:
+        link = await triage.link_factors(uow, a_session, factors[0], factors[1])
+        case_a = await uow.db.get(Case, w.case_ids["A"])
+        assert case_a is not None
+        exc = await consent.record_youth_alone(
+            uow,
+            case_a,
+            ground="serious_harm",
+            reason=w.personal(canary("youth-alone-reason", "A"), "A"),
+        )
+    w.ids["link_id"] = [link.id]
+    w.ids["exception_id"] = [exc.id]
+    w.id_case |= {"link_id": "A", "exception_id": "A"}
+    # RET: the manager zorgbemiddeling allocates B, overrides the proposal, and a provider
+    # disputes it. Written under the pseudonym: for the manager, who knows B by it.
+    manager = staff_principal(w.staff["ret_manager"])
+    async with rt.unit_of_work(manager) as uow:
+        for pos, org in enumerate((karakter, accare, trias), start=1):
+            await alloc.save_provider(
+                uow,
+                alloc.ProviderDraft(
+                    organisation_id=org.id,
+                    lot=alloc.DEFAULT_LOT,
+                    domain="jo",
+                    position=str(pos),
+                    expertise="gezin",
+                    min_age="0",
+                    max_age="23",
+                    locations="Deventer",
+                    milieus=("2", "3"),
+                    contract_active=True,
+                ),
+            )
+    async with rt.unit_of_work(manager) as uow:
+        req = await alloc.request_allocation(
+            uow,
+            w.case_ids["B"],
+            alloc.RequestDraft(
+                lot=alloc.DEFAULT_LOT,
+                trigger="tables_timeout",
+                since=today - dt.timedelta(days=40),
+                domain="jo",
+                age="9",
+                location="Deventer",
+                milieu="",
+                expertise=frozenset({"gezin"}),
+                continue_ids=frozenset(),
+                not_again_ids=frozenset(),
+            ),
+        )
+    async with rt.unit_of_work(manager) as uow:
+        view = await alloc.proposal_view(uow, req.id)
+    other = next(o for o in (karakter, accare, trias) if o.id != view.explanation.proposed_id)
+    reason = canary("ret-reason", "B")
+    w.canaries[reason] = ("B", Sees.PSEUDONYM)
+    async with rt.unit_of_work(manager) as uow:
+        decided = await alloc.decide_allocation(
+            uow,
+            req.id,
+            alloc.Choice(
+                provider_id=other.id, reason=reason, expected_turn=view.explanation.turn_before
+            ),
+        )
+    note = canary("ret-dispute-note", "B")
+    w.canaries[note] = ("B", Sees.PSEUDONYM)
+    async with rt.unit_of_work(manager) as uow:
+        dispute = await alloc.open_dispute(uow, decided.id, other.id, "Manager aanbieder", note)
+    w.ids["request_id"] = [req.id]
+    w.ids["allocation_id"] = [decided.id]
+    w.ids["dispute_id"] = [dispute.id]
+    w.id_case |= {"request_id": "B", "allocation_id": "B", "dispute_id": "B"}
+    # Settlement: C's toewijzing, held by Karakter; the last quarter closed into a run.
+    finance = staff_principal(w.staff["finance_penvoerder"])
+    async with rt.sessionmaker() as db:
+        municipality = await db.scalar(
+            select(Organisation.id).where(Organisation.kind == "municipality")
+        )
+    assert municipality is not None
+    last = quarter_of(today).previous
+    async with rt.unit_of_work(finance) as uow:
+        await add_allocation(
+            uow,
+            SettlementAllocation(
+                number="T-LEAK-C",
+                case_id=w.case_ids["C"],
+                provider_id=karakter.id,
+                municipality_id=municipality,
+                variant=Variant.SPECIFIC,
+                start=last.start,
+                end=today + dt.timedelta(days=90),
+                product_category="45",
+                product_code="45A52",
+                volume=20,
+                unit="04",
+                frequency=Frequency.MONTH,
+            ),
+        )
+    async with rt.unit_of_work(finance) as uow:
+        await close_quarter(uow, last, today)
+    w.quarters = [last.code, quarter_of(today).code]

@@ -9,18 +9,23 @@ penvoerder's finance staff, the RET manager, a staff member without roles, each 
 of each case, and an anonymous visitor — and visits every GET route of the application (taken
 from ``app.routes``, so new pages are covered automatically, with the ids of every case,
 session, item, consent record and invitation filled in), and every link, form action and htmx
-target on the pages it gets. It also listens to the websocket of every session while others
-edit. Whatever it gets must hold no canary the oracle (in ``leak_world``, written out by hand)
-does not allow for that viewer.
+target on the pages it gets — the session steps, the case lifecycle and agenda, the RET
+allocation pages, settlement (allocations, deliveries, contracts, the quarter run and its
+JW323 files, unpacked), the family's consent page, the youth-alone exception and the FHIR
+export — and sends a bad form to every POST route that takes one. It also listens to the
+websocket of every session while others edit. Whatever it gets must hold no canary the
+oracle (in ``leak_world``, written out by hand) does not allow for that viewer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import html
+import io
 import itertools
 import json
 import re
+import zipfile
 from collections import deque
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
@@ -81,7 +86,9 @@ async def _param_values(rt: Runtime, world: LeakWorld) -> dict[str, list[str]]:
         "member_id": [str(m) for m in members],
         "token": [*world.invitation_tokens, "geen-echte-link"],
         "contract_id": ["1", "99999"],
-        "quarter": [],
+        **{name: [*map(str, ids), "99999"] for name, ids in world.ids.items()},
+        # a closed quarter (its run's files), the current one, and one that cannot be
+        "quarter": [*world.quarters, "geen-kwartaal"],
     }
 
 
@@ -170,6 +177,14 @@ def _links(page_url: str, body: str) -> Iterable[tuple[str, bool]]:
         yield parts.path + (f"?{parts.query}" if parts.query else ""), attr.startswith("hx-")
 
 
+def _readable(r: httpx.Response) -> str:
+    """The body as text; a ZIP (the JW323 declarations) unpacked, every file in it."""
+    if r.status_code == 200 and "zip" in r.headers.get("content-type", ""):
+        with zipfile.ZipFile(io.BytesIO(r.content)) as archive:
+            return "\n".join(archive.read(n).decode("utf-8", "replace") for n in archive.namelist())
+    return r.text
+
+
 async def crawl(app: Any, cookie: str | None, start: list[str], seen: Seen) -> None:
     transport = httpx.ASGITransport(app=app)
     cookies = {COOKIE_NAME: cookie} if cookie else {}
@@ -191,7 +206,7 @@ async def crawl(app: Any, cookie: str | None, start: list[str], seen: Seen) -> N
             assert r.status_code < 500, f"{seen.viewer} GET {url}: {r.status_code}"
             seen.status[url] = r.status_code
             headers = "\n".join(f"{k}: {v}" for k, v in r.headers.items())
-            seen.add(f"GET {url}{' (htmx)' if htmx else ''}", headers + "\n" + r.text)
+            seen.add(f"GET {url}{' (htmx)' if htmx else ''}", headers + "\n" + _readable(r))
             for target in (r.headers.get("location"), r.headers.get("hx-redirect")):
                 if target:
                     queue.extend(_links(BASE + url, f'href="{target}"'))
@@ -215,6 +230,23 @@ BAD_FORM_PROBED = frozenset(
         "consent.record",
         "settlement.contract_add",
         "settlement.contract_end",
+        "settlement.delivery_add",
+        "settlement.run_close",
+        "triage.factor_import",
+        "triage.link_add",
+        "triage.note_add",
+        "triage.screen",
+        "triage.quality",
+        "triage.perspective_save",
+        "triage.case_step",
+        "triage.allocation_provider_save",
+        "triage.allocation_request_submit",
+        "triage.allocation_needs_save",
+        "triage.allocation_decide",
+        "triage.allocation_dispute_open",
+        "triage.allocation_dispute_step",
+        "consent.youth_alone",
+        "consent.family_withdraw",
     }
 )
 NOT_PROBED = {
@@ -227,10 +259,15 @@ NOT_PROBED = {
     "auth.language": "sets the language cookie only",
     "triage.close": "closes the session; needs no fields",
     "consent.withdraw": "withdraws a consent; needs no fields",
+    "consent.youth_alone_end": "ends a youth-alone exception; needs no fields",
+    "triage.link_delete": "removes a factor link; needs no fields",
+    "triage.item_private": "without a field it lifts 'niet over mij zonder mij': a valid request",
 }
 
 
-def bad_form_posts(app: Any, world: LeakWorld) -> list[tuple[str, str | None]]:
+def bad_form_posts(
+    app: Any, world: LeakWorld, values: dict[str, list[str]]
+) -> list[tuple[str, str | None]]:
     """(URL, case letter or None) for every probed POST route, with one nonexistent id."""
     first_session = {c: ids[0] for c, ids in world.session_ids.items()}
     first_item = {s: (k, i) for s, k, i in reversed(world.items)}
@@ -261,7 +298,33 @@ def bad_form_posts(app: Any, world: LeakWorld) -> list[tuple[str, str | None]]:
         elif names == {"contract_id"}:
             out.append((path.replace("{contract_id:int}", "99999"), None))
         else:
-            raise AssertionError(f"teach the leak crawler the parameters of {route.name}")
+            out += _posts_by_id(route, world, values)
+    return out
+
+
+def _posts_by_id(
+    route: Route, world: LeakWorld, values: dict[str, list[str]]
+) -> list[tuple[str, str | None]]:
+    """Every real id of the route's parameters (labelled with its case where the world knows
+    it) and one that does not exist."""
+    names = list(route.param_convertors)
+    unknown = [n for n in names if n not in values and n != "action"]
+    assert not unknown, f"teach the leak crawler the parameters of {route.name}: {unknown}"
+    choices: list[list[tuple[str | None, str]]] = []
+    for name in names:
+        if name == "action":  # a dispute's next step
+            choices.append([(None, "escalate"), (None, "resolve")])
+        else:
+            real = [v for v in values[name] if v != "99999"]
+            case = world.id_case.get(name)
+            choices.append([(case, v) for v in real] + [("missing", "99999")])
+    out: list[tuple[str, str | None]] = []
+    for combo in itertools.product(*choices):
+        path = route.path
+        for name, (_case, value) in zip(names, combo, strict=True):
+            path = re.sub(r"\{" + name + r"(:\w+)?\}", value, path)
+        labels = [c for c, _v in combo if c is not None]
+        out.append((path, "missing" if "missing" in labels else (labels[0] if labels else None)))
     return out
 
 
@@ -488,7 +551,7 @@ async def test_no_canary_reaches_anyone_consent_does_not_allow(
     assert compared > 50, compared
 
     # Bad forms, as staff, one family member per case and an anonymous visitor.
-    posts = bad_form_posts(app, world)
+    posts = bad_form_posts(app, world, values)
     prober = [v for v in viewers if not v.startswith("family:") or v.endswith(":parent1")]
     for viewer in prober:
         user_id, member_id = viewers[viewer]
@@ -513,5 +576,14 @@ async def test_no_canary_reaches_anyone_consent_does_not_allow(
                 name = canary("youthname", case)
                 assert seen[viewer].contains(name), (viewer, name)
     assert seen["ruud_named_karakter"].contains(canary("live-factor-registrar", "A"))
+    # ... on the pages beyond the table too.
+    assert seen["registrar"].contains(canary("youth-alone-reason", "A"))
+    assert seen["ret_manager"].contains(canary("ret-reason", "B"))
+    assert seen["ret_manager"].contains(canary("ret-dispute-note", "B"))
+    for viewer in ("finance_penvoerder", "ruud_named_karakter"):  # C's toewijzing: the holder
+        assert seen[viewer].contains("T-LEAK-C"), viewer
+    closed = world.quarters[0]
+    assert seen["finance_penvoerder"].status[f"/settlement/run/{closed}/jw323.zip"] == 200
+    assert seen["coordinator"].status[f"/cases/{world.case_ids['A']}/consents.fhir.json"] == 200
     assert any(s.viewer == "ruud_named_karakter" and not s.refused for s in streams)
     assert all(s.refused for s in streams if s.viewer in {"anonymous", "outsider_staff"})
