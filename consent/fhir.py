@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select
 
 from keerpunt.consent.models import ConsentRecord, Decision, Purpose
+from keerpunt.consent.service import Disclosure, disclosure
 from keerpunt.consent.vocab import CONSENT_VOCAB
 from keerpunt.platform import audit
 from keerpunt.platform.db import utcnow
@@ -246,6 +247,8 @@ async def case_consent_bundle(uow: UnitOfWork, case_id: int, *, base_url: str) -
     if case is None:
         raise NotFound()
     if not await may_export(uow, case):
+        if (await disclosure(uow, case, audit_read=False)).level is Disclosure.NOTHING:
+            raise NotFound()  # a case you may not know of: as if it did not exist
         raise NotAllowed()
     bundle = await consent_bundle(uow, case, base_url=base_url)
     await audit.record(

@@ -88,7 +88,11 @@ async def _form_again(
     async with unit_of_work(request, who) as uow:
         case = await _case(uow, case_id)
         level = (await service.disclosure(uow, case)).level
+        if level is service.Disclosure.NOTHING:
+            raise NotFound() from None  # a case you may not know of: as if it did not exist
         overview = await service.consent_overview(uow, case, level)
+    if not overview.may_record:
+        raise NotAllowed() from None
     values = {k: v for k, v in data.items() if isinstance(v, str) and k != "csrf_token"}
     return render(
         request,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 from sqlalchemy import func, select
 
@@ -40,7 +41,7 @@ from keerpunt.platform.models import (
     User,
 )
 from keerpunt.platform.principal import Principal
-from keerpunt.platform.uow import UnitOfWork
+from keerpunt.platform.uow import CONSENT_CHANGED, UnitOfWork
 
 __all__ = [
     "ConsentLine",
@@ -260,7 +261,7 @@ async def record_consent(
     if not (
         case.registered_by_id == who.user_id or "local_team" in roles or who.has("coordinator")
     ):
-        raise NotAllowed()
+        await _refuse(uow, case)
     errors: dict[str, str] = {}
     subject = await uow.db.get(CaseMember, subject_member_id)
     if (
@@ -304,6 +305,7 @@ async def record_consent(
         purpose=purpose.value,
         detail=f"record={rec.id}",
     )
+    await uow.emit_to_case(case.id, CONSENT_CHANGED)  # live screens re-render at once
     return rec
 
 
@@ -325,7 +327,7 @@ async def withdraw_consent(uow: UnitOfWork, record_id: int) -> ConsentRecord:
         if rec.subject_member_id != who.member_id or rec.decision != Decision.CONSENT:
             raise NotAllowed(N_("U kunt alleen uw eigen toestemming intrekken."))
     elif not _may_record(case, who, await _case_roles(uow, case.id, who)):
-        raise NotAllowed()  # who may record a consent may withdraw it, nobody else
+        await _refuse(uow, case)  # who may record a consent may withdraw it, nobody else
     if rec.withdrawn_at is None:
         rec.withdrawn_at = dt.datetime.now(dt.UTC)
         rec.withdrawn_by = who.actor
@@ -337,7 +339,15 @@ async def withdraw_consent(uow: UnitOfWork, record_id: int) -> ConsentRecord:
             purpose=rec.purpose,
             detail=f"record={rec.id}",
         )
+        await uow.emit_to_case(rec.case_id, CONSENT_CHANGED)  # live screens re-render now
     return rec
+
+
+async def _refuse(uow: UnitOfWork, case: Case) -> NoReturn:
+    """Refuse a change: a case the actor may not know of answers as if it did not exist."""
+    if (await disclosure(uow, case, audit_read=False)).level is Disclosure.NOTHING:
+        raise NotFound()
+    raise NotAllowed()
 
 
 def _may_record(case: Case, who: Principal, roles: frozenset[str]) -> bool:
@@ -354,7 +364,7 @@ async def record_youth_alone(
     reasoning, by whom and when. Only for a youth who is 12 to 15 today."""
     who = uow.who
     if not _may_record(case, who, await _case_roles(uow, case.id, who)):
-        raise NotAllowed()
+        await _refuse(uow, case)
     errors: dict[str, str] = {}
     if ground not in set(YouthAloneGround):
         errors["ground"] = N_("Kies de reden uit de wet.")
@@ -384,6 +394,7 @@ async def record_youth_alone(
         case_id=case.id,
         detail=f"exception={exc.id} ground={ground}",
     )
+    await uow.emit_to_case(case.id, CONSENT_CHANGED)  # the youth's consent may now suffice
     return exc
 
 
@@ -397,13 +408,14 @@ async def end_youth_alone(uow: UnitOfWork, exception_id: int) -> YouthAloneExcep
     assert case is not None
     who = uow.who
     if not _may_record(case, who, await _case_roles(uow, case.id, who)):
-        raise NotAllowed()
+        await _refuse(uow, case)
     if exc.ended_at is None:
         exc.ended_at = dt.datetime.now(dt.UTC)
         exc.ended_by = who.actor
         await audit.record(
             uow.db, who, "consent.youth_alone_ended", case_id=case.id, detail=f"exception={exc.id}"
         )
+        await uow.emit_to_case(case.id, CONSENT_CHANGED)  # the parents' consent counts again
     return exc
 
 

@@ -102,5 +102,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Starlet
     )
     app.state.runtime = rt
     app.state.jinja = make_jinja_env(settings.templates_dir)
+    # Live pushes render links outside a request; a request's own url_for takes precedence.
+    app.state.jinja.globals["url_for"] = app.url_path_for
     triage_routes.register_realtime(rt.hub, app.state.jinja)
     return app

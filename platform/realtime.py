@@ -32,7 +32,7 @@ from keerpunt.platform.db import utcnow
 from keerpunt.platform.i18n import current_locale
 from keerpunt.platform.models import LoginSession, RoomEvent
 from keerpunt.platform.principal import Principal
-from keerpunt.platform.uow import UnitOfWork
+from keerpunt.platform.uow import CONSENT_CHANGED, UnitOfWork
 from keerpunt.platform.vault import Vault
 
 __all__ = ["Hub", "RoomRenderer"]
@@ -227,6 +227,9 @@ class Hub:
             if not events:
                 return ""
             html = await renderer.render_events(uow, conn.room, events)
+            if any(e.kind == CONSENT_CHANGED for e in events):
+                # Who is present is labelled by consent too: label them anew.
+                html += await renderer.render_presence(uow, conn.room, self.present(conn.room))
             conn.last_seq = events[-1].seq
             return (
                 html

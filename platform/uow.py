@@ -6,6 +6,7 @@ publishes them to connected clients only after the commit succeeded.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import insert, select, update
@@ -15,7 +16,23 @@ from keerpunt.platform.models import RoomCounter, RoomEvent
 from keerpunt.platform.principal import Principal
 from keerpunt.platform.vault import Vault
 
-__all__ = ["UnitOfWork"]
+__all__ = ["CONSENT_CHANGED", "CaseRooms", "UnitOfWork", "register_case_rooms"]
+
+CONSENT_CHANGED = "consent.changed"
+"""Event kind: what each viewer may see of a case (and its people) may have changed."""
+
+CaseRooms = Callable[[AsyncSession, int], Awaitable[list[str]]]
+"""Given a case id, the live rooms that show that case (e.g. its triage sessions)."""
+
+_case_rooms: list[CaseRooms] = []
+
+
+def register_case_rooms(rooms_of: CaseRooms) -> None:
+    """A domain says which of its rooms show a case, so a change to the case as a whole
+    (consent given or withdrawn) reaches every screen that shows it, without the domain
+    that made the change knowing those rooms. Registering twice has no extra effect."""
+    if rooms_of not in _case_rooms:
+        _case_rooms.append(rooms_of)
 
 
 @dataclass
@@ -44,6 +61,14 @@ class UnitOfWork:
         await self.db.flush()
         self.pending_events.append(event)
         return event
+
+    async def emit_to_case(self, case_id: int, kind: str) -> list[RoomEvent]:
+        """Save an event in every live room that shows this case (see
+        :func:`register_case_rooms`), in this transaction; subject is the case id."""
+        rooms: list[str] = []
+        for rooms_of in _case_rooms:
+            rooms.extend(await rooms_of(self.db, case_id))
+        return [await self.emit(room, kind, case_id) for room in dict.fromkeys(rooms)]
 
     async def last_seq(self, room: str) -> int:
         seq = await self.db.scalar(select(RoomCounter.last_seq).where(RoomCounter.room == room))

@@ -1,7 +1,10 @@
 """Renders triage-room events as htmx out-of-band fragments, per viewer.
 
 Each viewer gets the item as *they* may see it: consent decides, at every push, and so does
-"niet over mij zonder mij" (who is connected to the meeting right now).
+"niet over mij zonder mij" (who is connected to the meeting right now). When the consent of a
+case changes (``consent.changed``, saved in every room of the case), each viewer gets
+everything personal on the page again — title, invited people, the steps with every item and
+its author, who is present — as it is allowed for them now.
 """
 
 from __future__ import annotations
@@ -11,13 +14,14 @@ from functools import cache
 
 import jinja2
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.routing import Router
 
 from keerpunt.platform.models import RoomEvent
 from keerpunt.platform.principal import Principal
-from keerpunt.platform.uow import UnitOfWork
+from keerpunt.platform.uow import CONSENT_CHANGED, UnitOfWork, register_case_rooms
 from keerpunt.triage import arrangement, plan, service
-from keerpunt.triage.models import Factor, Goal, StepNote
+from keerpunt.triage.models import Factor, Goal, StepNote, TriageSession
 from keerpunt.triage.vocab import VOCAB
 
 ITEM_KINDS = frozenset({"factor", "goal", "note"})
@@ -35,6 +39,15 @@ def _router() -> Router:
 def _url_for(name: str, /, **params: object) -> str:
     """Paths by route name, as templates write them (a push has no request to ask)."""
     return str(_router().url_path_for(name, **params))
+
+
+async def rooms_of_case(db: AsyncSession, case_id: int) -> list[str]:
+    """The rooms of every session of a case (closed ones too: their pages stay open)."""
+    ids = await db.scalars(select(TriageSession.id).where(TriageSession.case_id == case_id))
+    return [f"triage:{sid}" for sid in ids]
+
+
+register_case_rooms(rooms_of_case)
 
 
 class TriageRenderer:
@@ -55,6 +68,12 @@ class TriageRenderer:
     async def render_events(self, uow: UnitOfWork, room: str, events: list[RoomEvent]) -> str:
         session_id = int(room.split(":", 1)[1])
         present = self._actors(room)
+        if any(e.kind == CONSENT_CHANGED for e in events):
+            # Everything personal on the page, as this viewer may see it now.
+            view = await service.session_view(uow, session_id, present)
+            return self._render(
+                "triage/_partials/consent_oob.html", s=view, csrf_token=uow.who.csrf_token
+            )  # the hub adds who is present, labelled anew
         if any(e.kind == "session.closed" for e in events):
             # Rare and changes everything on screen: render the whole table once.
             view = await service.session_view(uow, session_id, present)

@@ -190,6 +190,11 @@
     return a === null || b === null || a !== b;
   }
 
+  /* An incoming item whose text this viewer may no longer see (data-kp-withheld). */
+  function isWithheld(incoming) {
+    return !!(incoming && incoming.hasAttribute && incoming.hasAttribute('data-kp-withheld'));
+  }
+
   function markChangedElsewhere(item) {
     if (item.getAttribute('data-changed-elsewhere') === '1') return;
     item.setAttribute('data-changed-elsewhere', '1');
@@ -206,8 +211,12 @@
     var target = detail && detail.target;
     if (!target || !target.closest) return;
 
-    // The item being edited, or something inside it, is the target: keep the form.
+    // The item being edited, or something inside it, is the target: keep the form —
+    // unless the text may no longer be shown here (consent withdrawn): then it goes.
     var editing = target.closest('.is-editing');
+    if (editing && editing === target && isWithheld(incomingCopy(detail.fragment, target.id))) {
+      return;
+    }
     if (editing) {
       detail.shouldSwap = false;
       if (editing !== target || isRealChange(target, incomingCopy(detail.fragment, target.id))) {
@@ -237,8 +246,13 @@
     if (!inside.length) return;
     var wholeReplace = detail.fragment && detail.fragment.nodeType === 11; // outerHTML
     var lost = false;
+    var withheld = false;
     for (var i = 0; i < inside.length; i++) {
       var copy = incomingCopy(detail.fragment, inside[i].id);
+      if (isWithheld(copy)) {
+        withheld = true; // no longer allowed to see it: the form goes
+        continue;
+      }
       if (copy) {
         // htmx puts the live element (with the open form) in place of this copy.
         copy.setAttribute('hx-preserve', 'true');
@@ -247,7 +261,7 @@
         lost = true;
       }
     }
-    if (lost) {
+    if (lost && !withheld) {
       detail.shouldSwap = false;
       for (var j = 0; j < inside.length; j++) markChangedElsewhere(inside[j]);
     }

@@ -11,10 +11,11 @@ from sqlalchemy import func, select
 from keerpunt.consent import service as consent
 from keerpunt.consent.models import YouthAloneException
 from keerpunt.consent.service import Decision, Disclosure, Purpose
-from keerpunt.platform.errors import InvalidInput, NotAllowed
+from keerpunt.platform.errors import InvalidInput, NotAllowed, NotFound
 from keerpunt.platform.models import AuditEntry, Case, User
 from keerpunt.platform.principal import staff_principal
 from keerpunt.platform.runtime import Runtime
+from tests.helpers import make_org, make_user
 from tests.triage.factories import World, build_world
 
 pytestmark = pytest.mark.anyio
@@ -188,3 +189,38 @@ async def test_who_may_record_a_consent_may_withdraw_it_and_an_expert_may_not(
         async with runtime.unit_of_work(staff_principal(user)) as uow:
             rec = await consent.withdraw_consent(uow, record_id)
             assert rec.withdrawn_by == f"user:{user.id}"
+
+
+async def test_a_change_to_a_case_one_may_not_know_of_is_refused_as_if_it_did_not_exist(
+    runtime: Runtime,
+) -> None:
+    """A 403 would confirm the case exists: someone with no part gets what a missing case
+    gives (404); an expert at the table, who knows the case, is told no (403)."""
+    world = await build_world(runtime, consent_to_expert_org=False)
+    record_id = await _record(runtime, world, "youth", Decision.CONSENT)
+    other = await make_org(runtime, "Elders")
+    stranger = await make_user(runtime, other, "Sam Vreemd")
+    for user, refused in ((stranger, NotFound), (world.expert, NotAllowed)):
+        with pytest.raises(refused):
+            async with runtime.unit_of_work(staff_principal(user)) as uow:
+                await consent.withdraw_consent(uow, record_id)
+        with pytest.raises(refused):
+            await _youth_alone(
+                runtime, world, user, ground="serious_harm", reason="Ernstig nadeel dreigt."
+            )
+        with pytest.raises(refused):
+            async with runtime.unit_of_work(staff_principal(user)) as uow:
+                case = await uow.db.get(Case, world.case_id)
+                assert case is not None
+                await consent.record_consent(
+                    uow,
+                    case,
+                    subject_member_id=world.members["parent"],
+                    purpose=Purpose.INFORMATION_EXCHANGE,
+                    decision=Decision.CONSENT,
+                    recipient_org_id=None,
+                    recipient_role=None,
+                    obtained_how="in_person",
+                    explanation="Uitgelegd.",
+                    valid_until=None,
+                )

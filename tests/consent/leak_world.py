@@ -1,0 +1,440 @@
+"""A demo-like world for the leak test, built through the real services, where every personal
+field holds a unique canary string, and the oracle: who may see which case's canaries.
+
+The oracle is written out by hand from the consent rules (DOMAIN.md "Consent", issue #4),
+not derived from the code under test.
+
+Cases (all through the real registration, consent, planning and table services):
+
+- A: 14 years old; youth and parent consent for the organisation Karakter only (a named
+  recipient). Accare sits at the same table without being named.
+- B: 9 years old; no consent at all: discussed anonymously.
+- C: 9 years old; both parents consent for "everyone at the table", and one parent objects
+  to Karakter (an objection beats a consent; the more specific record wins).
+- D: 14 years old; consent for everyone at the table, then crypto-shredded.
+
+Besides the tables: A has a youth-alone exception (its reason is personal) and a factor link;
+B was handed to the manager zorgbemiddeling (RET), allocated with an overriding reason and
+disputed (both written under the pseudonym); C has a settlement allocation (toewijzing) held
+by Karakter, and the last quarter is closed into a settlement run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from enum import Enum
+
+from babel.dates import format_date
+from sqlalchemy import select
+
+from keerpunt.consent import service as consent
+from keerpunt.consent.service import Decision, Purpose
+from keerpunt.platform.auth import create_invitation
+from keerpunt.platform.i18n import AMSTERDAM
+from keerpunt.platform.models import Case, CaseMember, Organisation, User
+from keerpunt.platform.principal import Principal, family_principal, staff_principal
+from keerpunt.platform.runtime import Runtime
+from keerpunt.platform.uow import UnitOfWork
+from keerpunt.settlement.declaration import Allocation as SettlementAllocation
+from keerpunt.settlement.declaration import Frequency, Variant
+from keerpunt.settlement.service import add_allocation, close_quarter, quarter_of
+from keerpunt.triage import allocation_service as alloc
+from keerpunt.triage import service as triage
+from tests.helpers import make_org, make_user
+
+CASES = ("A", "B", "C", "D")
+
+
+class Sees(Enum):
+    """What a viewer may see of one case."""
+
+    NOTHING = "nothing"  # not even that it exists
+    PSEUDONYM = "pseudonym"  # the pseudonym and non-identifying facts: no canary at all
+    TABLE = "table"  # at the table without consent: plus the items written anonymously
+    FULL = "full"  # every personal field
+
+
+# The oracle: viewer -> what they may see of cases A, B, C, D.
+# coordinator: at every table (plans every session), not named in A's consent, included in
+#   C's "everyone at the table". Ruud (Karakter): named in A, objected to in C. Sanne (Accare):
+#   at the table everywhere, not named in A, included in C. Gerrit (Trias): a triage member
+#   at no table: the pseudonym only. The registrar registered every case (and is its local
+#   team). A shredded case shows nobody any personal data. The penvoerder's finance staff
+#   settle fixed arrangements (C has one) under the case's pseudonym, and know nothing else.
+#   Staff without a part (the RET manager, a staff member without roles) and anonymous
+#   visitors see nothing. The RET manager allocates B (the manager zorgbemiddeling works
+#   under the pseudonym: "no names") and knows only that. Karakter holds C's settlement
+#   allocation; Ruud sees it anyway. Every family member (the JIM included) sees their own
+#   case in full, and nothing of the others.
+N, P, T, F = Sees.NOTHING, Sees.PSEUDONYM, Sees.TABLE, Sees.FULL
+STAFF_ORACLE: dict[str, tuple[Sees, Sees, Sees, Sees]] = {
+    "coordinator": (T, T, F, T),
+    "ruud_named_karakter": (F, T, T, T),
+    "sanne_accare": (T, T, F, T),
+    "gerrit_no_table": (P, P, P, P),
+    "registrar": (F, F, F, P),
+    "finance_penvoerder": (N, N, P, N),  # settles C's fixed arrangement, by pseudonym
+    "ret_manager": (N, P, N, N),  # allocates B, by pseudonym
+    "outsider_staff": (N, N, N, N),
+}
+ANONYMOUS_VISITOR = (N, N, N, N)
+
+
+def family_oracle(own_case: str) -> tuple[Sees, ...]:
+    return tuple((F if c != "D" else P) if c == own_case else N for c in CASES)
+
+
+def canary(name: str, case: str) -> str:
+    return f"CANARY-{name}-{case}-END"
+
+
+def _valid_bsn(seed: int) -> str:
+    """A BSN that passes the 11-proef, unique per seed."""
+    n = 100_000_000 + seed * 1000
+    while True:
+        digits = f"{n:09d}"
+        total = sum(int(d) * w for d, w in zip(digits[:8], range(9, 1, -1), strict=True))
+        if (total - int(digits[8])) % 11 == 0 and digits[0] != "0":
+            return digits
+        n += 1
+
+
+@dataclass
+class LeakWorld:
+    case_ids: dict[str, int]
+    session_ids: dict[str, list[int]]  # per case
+    staff: dict[str, User]
+    family: dict[str, dict[str, int]]  # case -> role key -> member id
+    # canary -> (case, needs): FULL for personal data, TABLE for items written anonymously,
+    # PSEUDONYM for the pseudonym itself
+    canaries: dict[str, tuple[str, Sees]] = field(default_factory=dict)
+    invitation_tokens: list[str] = field(default_factory=list)
+    # ids for the routes of the other pages: factor links, a youth-alone exception, RET
+    # allocation requests, decisions and disputes (by kind)
+    ids: dict[str, list[int]] = field(default_factory=dict)
+    id_case: dict[str, str] = field(default_factory=dict)  # route parameter -> case of its ids
+    quarters: list[str] = field(default_factory=list)  # settlement quarters with a page
+    items: list[tuple[int, str, int]] = field(default_factory=list)  # (session, kind, id)
+
+    def personal(self, value: str, case: str) -> str:
+        self.canaries[value] = (case, Sees.FULL)
+        return value
+
+    def oracle(self, viewer: str) -> tuple[Sees, ...]:
+        if viewer == "anonymous":
+            return ANONYMOUS_VISITOR
+        if viewer in STAFF_ORACLE:
+            return STAFF_ORACLE[viewer]
+        return family_oracle(viewer.split(":")[1])  # "family:A:parent1"
+
+    def forbidden(self, viewer: str) -> set[str]:
+        """The canaries this viewer must never get."""
+        sees = dict(zip(CASES, self.oracle(viewer), strict=True))
+        out = set()
+        rank = {N: 0, P: 1, T: 2, F: 3}
+        for value, (case, needs) in self.canaries.items():
+            if rank[sees[case]] < rank[needs]:
+                out.add(value)
+        return out
+
+    def viewers(self) -> dict[str, tuple[int | None, int | None]]:
+        """Every role the crawler logs in as: (user id, member id); (None, None) anonymous."""
+        out: dict[str, tuple[int | None, int | None]] = {
+            k: (u.id, None) for k, u in self.staff.items()
+        }
+        for case, members in self.family.items():
+            for key, member_id in members.items():
+                out[f"family:{case}:{key}"] = (None, member_id)
+        out["anonymous"] = (None, None)
+        return out
+
+
+def _date_forms(day: dt.date) -> list[str]:
+    """Every way a birth date could be shown."""
+    forms = {day.isoformat(), day.strftime("%d-%m-%Y")}
+    for locale in ("nl", "en"):
+        for fmt in ("long", "medium", "short"):
+            forms.add(format_date(day, fmt, locale=locale))
+    return sorted(forms)
+
+
+async def build_leak_world(rt: Runtime) -> LeakWorld:
+    wijkteam = await make_org(rt, "Sociaal Wijkteam", kind="other")
+    pactum = await make_org(rt, "Pactum", is_penvoerder=True, agb_code="98000005")
+    karakter = await make_org(rt, "Karakter", agb_code="98000004")
+    accare = await make_org(rt, "Accare", agb_code="98000001")
+    trias = await make_org(rt, "Trias Jeugdhulp", agb_code="98000008")
+    await make_org(rt, "Gemeente Deventer", kind="municipality", cbs_code="0150")
+    staff = {
+        "registrar": await make_user(rt, wijkteam, "Wim Wijkteam", "registrar"),
+        "coordinator": await make_user(rt, pactum, "Carla Coord", "coordinator"),
+        "ruud_named_karakter": await make_user(
+            rt, karakter, "Ruud Regie", "triage_member", "regiebehandelaar"
+        ),
+        "sanne_accare": await make_user(
+            rt, accare, "Sanne Systeem", "triage_member", "systeembehandelaar"
+        ),
+        "gerrit_no_table": await make_user(
+            rt, trias, "Gerrit Gezin", "triage_member", "gezinsbehandelaar"
+        ),
+        "finance_penvoerder": await make_user(rt, pactum, "Fatima Financien", "finance"),
+        "ret_manager": await make_user(rt, pactum, "Rita Ret", "allocation_manager"),
+        "outsider_staff": await make_user(rt, accare, "Otto Buiten", ""),
+    }
+    world = LeakWorld({}, {}, staff, {})
+    today = dt.datetime.now(AMSTERDAM).date()
+    reg = staff_principal(staff["registrar"])
+    ages = {"A": 14, "B": 9, "C": 9, "D": 14}
+    for i, case in enumerate(CASES):
+        birth = today.replace(year=today.year - ages[case], day=1) - dt.timedelta(days=3 + i)
+        for form in _date_forms(birth):
+            world.canaries[form] = (case, F)
+        bsn = _valid_bsn(271 + i * 7)
+        world.personal(bsn, case)
+        parents = [world.personal(canary("parent1", case), case)]
+        if case in {"A", "C", "D"}:
+            parents.append(world.personal(canary("parent2", case), case))
+        async with rt.unit_of_work(reg) as uow:
+            row = await triage.register_case(
+                uow,
+                triage.Registration(
+                    answers={key: True for key, _q, _w in triage.ENTRY_QUESTIONS},
+                    youth_name=world.personal(canary("youthname", case), case),
+                    birth_date=birth,
+                    bsn=bsn,
+                    situation=world.personal(canary("situation", case), case),
+                    parent_names=tuple(parents),
+                    jim_name=world.personal(canary("jim", case), case),
+                    municipality_id=None,
+                ),
+            )
+            world.case_ids[case] = row.id
+            # Not personal, but who may not know the case exists must not see it either.
+            world.canaries[row.pseudonym] = (case, P)
+            members = (
+                await uow.db.scalars(
+                    select(CaseMember)
+                    .where(CaseMember.case_id == row.id, CaseMember.user_id.is_(None))
+                    .order_by(CaseMember.id)
+                )
+            ).all()
+            keys: dict[str, int] = {}
+            n_parent = 0
+            for m in members:
+                if m.role == "parent":
+                    n_parent += 1
+                    keys[f"parent{n_parent}"] = m.id
+                else:
+                    keys[m.role] = m.id
+            world.family[case] = keys
+            await _consents(uow, row, case, keys, karakter, world)
+    # Sessions: everyone but Gerrit invited; items written with and without consent.
+    coord = staff_principal(staff["coordinator"])
+    experts = [staff["ruud_named_karakter"].id, staff["sanne_accare"].id]
+    start = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    for case in CASES:
+        async with rt.unit_of_work(coord) as uow:
+            s = await triage.plan_session(uow, world.case_ids[case], start, experts)
+            world.session_ids[case] = [s.id]
+        await _items(rt, world, case, world.session_ids[case][0])
+    # A closed earlier session for C (its page shows the fixed arrangement).
+    async with rt.unit_of_work(coord) as uow:
+        past = await triage.plan_session(
+            uow, world.case_ids["C"], start - dt.timedelta(days=30), experts
+        )
+        world.session_ids["C"].append(past.id)
+    await _items(rt, world, "C", past.id, suffix="closed")
+    async with rt.unit_of_work(coord) as uow:
+        await triage.add_line(uow, past.id, accare.id, "45A52", "ambulant", "2", today)
+        await triage.close_session(uow, past.id)
+    # Invitation links (their pages are crawled too).
+    for case in CASES:
+        async with rt.unit_of_work(reg) as uow:
+            inv = await create_invitation(uow, world.family[case]["parent1"], days=14)
+            world.invitation_tokens.append(inv.link_token)
+    await _more_pages(rt, world, karakter, accare, trias)
+    # D ends: crypto-shredded.
+    async with rt.sessionmaker() as db, db.begin():
+        await rt.vault.shred(db, world.case_ids["D"])
+    return world
+
+
+async def _consents(
+    uow: UnitOfWork,
+    case: Case,
+    letter: str,
+    keys: dict[str, int],
+    karakter: Organisation,
+    w: LeakWorld,
+) -> None:
+    async def rec(member: str, decision: Decision, org: int | None) -> None:
+        await consent.record_consent(
+            uow,
+            case,
+            subject_member_id=keys[member],
+            purpose=Purpose.INFORMATION_EXCHANGE,
+            decision=decision,
+            recipient_org_id=org,
+            recipient_role=None,
+            obtained_how="in_person",
+            explanation=w.personal(
+                canary(f"explanation-{member}-{decision.value}", letter), letter
+            ),
+            valid_until=None,
+        )
+
+    if letter == "A":
+        await rec("youth", Decision.CONSENT, karakter.id)
+        await rec("parent1", Decision.CONSENT, karakter.id)
+        await rec("parent2", Decision.CONSENT, karakter.id)
+    elif letter == "C":
+        await rec("parent1", Decision.CONSENT, None)
+        await rec("parent2", Decision.CONSENT, None)
+        await rec("parent1", Decision.OBJECTION, karakter.id)
+    elif letter == "D":
+        await rec("youth", Decision.CONSENT, None)
+        await rec("parent1", Decision.CONSENT, None)
+        await rec("parent2", Decision.CONSENT, None)
+
+
+async def _items(rt: Runtime, w: LeakWorld, case: str, session_id: int, suffix: str = "") -> None:
+    """Each person at the table writes: whether the text is personal (needs FULL) or
+    anonymous (written without consent: for everyone at the table) follows from the oracle
+    of its author, not from the code."""
+    authors: list[tuple[str, Principal]] = [
+        ("registrar", staff_principal(w.staff["registrar"])),
+        ("ruud_named_karakter", staff_principal(w.staff["ruud_named_karakter"])),
+        ("sanne_accare", staff_principal(w.staff["sanne_accare"])),
+    ]
+    async with rt.sessionmaker() as db:
+        parent = await db.get(CaseMember, w.family[case]["parent1"])
+        assert parent is not None
+        authors.append(("family:" + case + ":parent1", family_principal(parent)))
+    index = CASES.index(case)
+    for who, principal in authors:
+        level = w.oracle(who)[index]
+        # Written in full view, or under the pseudonym (then for everyone at the table).
+        # D was written before it was shredded: nothing of it may show anywhere.
+        needs = F if level is F or case == "D" else T
+        tag = f"{who.split(':')[0]}{suffix}"
+        text = canary(f"item-{tag}", case)
+        w.canaries[text] = (case, needs)
+        async with rt.unit_of_work(principal) as uow:
+            # Factors and goals take turns, so each kind is written with and without consent.
+            if len(w.items) % 2 == 0:
+                item = await triage.add_factor(uow, session_id, "home", "perpetuating", text)
+                w.items.append((session_id, "factor", item.id))
+            else:
+                goal = await triage.add_goal(uow, session_id, text)
+                w.items.append((session_id, "goal", goal.id))
+
+
+async def _more_pages(
+    rt: Runtime, w: LeakWorld, karakter: Organisation, accare: Organisation, trias: Organisation
+) -> None:
+    """Data for the pages beyond the table, each through its real service."""
+    today = dt.datetime.now(AMSTERDAM).date()
+    reg = staff_principal(w.staff["registrar"])
+    a_session = w.session_ids["A"][0]
+    factors = [i for s, k, i in w.items if s == a_session and k == "factor"]
+    async with rt.unit_of_work(reg) as uow:
+        link = await triage.link_factors(uow, a_session, factors[0], factors[1])
+        case_a = await uow.db.get(Case, w.case_ids["A"])
+        assert case_a is not None
+        exc = await consent.record_youth_alone(
+            uow,
+            case_a,
+            ground="serious_harm",
+            reason=w.personal(canary("youth-alone-reason", "A"), "A"),
+        )
+    w.ids["link_id"] = [link.id]
+    w.ids["exception_id"] = [exc.id]
+    w.id_case |= {"link_id": "A", "exception_id": "A"}
+    # RET: the manager zorgbemiddeling allocates B, overrides the proposal, and a provider
+    # disputes it. Written under the pseudonym: for the manager, who knows B by it.
+    manager = staff_principal(w.staff["ret_manager"])
+    async with rt.unit_of_work(manager) as uow:
+        for pos, org in enumerate((karakter, accare, trias), start=1):
+            await alloc.save_provider(
+                uow,
+                alloc.ProviderDraft(
+                    organisation_id=org.id,
+                    lot=alloc.DEFAULT_LOT,
+                    domain="jo",
+                    position=str(pos),
+                    expertise="gezin",
+                    min_age="0",
+                    max_age="23",
+                    locations="Deventer",
+                    milieus=("2", "3"),
+                    contract_active=True,
+                ),
+            )
+    async with rt.unit_of_work(manager) as uow:
+        req = await alloc.request_allocation(
+            uow,
+            w.case_ids["B"],
+            alloc.RequestDraft(
+                lot=alloc.DEFAULT_LOT,
+                trigger="tables_timeout",
+                since=today - dt.timedelta(days=40),
+                domain="jo",
+                age="9",
+                location="Deventer",
+                milieu="",
+                expertise=frozenset({"gezin"}),
+                continue_ids=frozenset(),
+                not_again_ids=frozenset(),
+            ),
+        )
+    async with rt.unit_of_work(manager) as uow:
+        view = await alloc.proposal_view(uow, req.id)
+    other = next(o for o in (karakter, accare, trias) if o.id != view.explanation.proposed_id)
+    reason = canary("ret-reason", "B")
+    w.canaries[reason] = ("B", Sees.PSEUDONYM)
+    async with rt.unit_of_work(manager) as uow:
+        decided = await alloc.decide_allocation(
+            uow,
+            req.id,
+            alloc.Choice(
+                provider_id=other.id, reason=reason, expected_turn=view.explanation.turn_before
+            ),
+        )
+    note = canary("ret-dispute-note", "B")
+    w.canaries[note] = ("B", Sees.PSEUDONYM)
+    async with rt.unit_of_work(manager) as uow:
+        dispute = await alloc.open_dispute(uow, decided.id, other.id, "Manager aanbieder", note)
+    w.ids["request_id"] = [req.id]
+    w.ids["allocation_id"] = [decided.id]
+    w.ids["dispute_id"] = [dispute.id]
+    w.id_case |= {"request_id": "B", "allocation_id": "B", "dispute_id": "B"}
+    # Settlement: C's toewijzing, held by Karakter; the last quarter closed into a run.
+    finance = staff_principal(w.staff["finance_penvoerder"])
+    async with rt.sessionmaker() as db:
+        municipality = await db.scalar(
+            select(Organisation.id).where(Organisation.kind == "municipality")
+        )
+    assert municipality is not None
+    last = quarter_of(today).previous
+    async with rt.unit_of_work(finance) as uow:
+        await add_allocation(
+            uow,
+            SettlementAllocation(
+                number="T-LEAK-C",
+                case_id=w.case_ids["C"],
+                provider_id=karakter.id,
+                municipality_id=municipality,
+                variant=Variant.SPECIFIC,
+                start=last.start,
+                end=today + dt.timedelta(days=90),
+                product_category="45",
+                product_code="45A52",
+                volume=20,
+                unit="04",
+                frequency=Frequency.MONTH,
+            ),
+        )
+    async with rt.unit_of_work(finance) as uow:
+        await close_quarter(uow, last, today)
+    w.quarters = [last.code, quarter_of(today).code]

@@ -1,0 +1,589 @@
+"""The leak test: no personal data reaches anyone consent does not allow, on any page, fragment
+or live stream.
+
+A demo-like world (``leak_world``) holds a unique canary string in every personal field of
+four cases: consent for a named organisation, no consent, an objection, and a shredded case.
+A crawler logs in as every role — coordinator, triage members of different organisations (a
+named recipient and one that is not), a triage member at no table, the registrar, the
+penvoerder's finance staff, the RET manager, a staff member without roles, each family member
+of each case, and an anonymous visitor — and visits every GET route of the application (taken
+from ``app.routes``, so new pages are covered automatically, with the ids of every case,
+session, item, consent record and invitation filled in), and every link, form action and htmx
+target on the pages it gets — the session steps, the case lifecycle and agenda, the RET
+allocation pages, settlement (allocations, deliveries, contracts, the quarter run and its
+JW323 files, unpacked), the family's consent page, the youth-alone exception and the FHIR
+export — and sends a bad form to every POST route that takes one. It also listens to the
+websocket of every session while others edit. Whatever it gets must hold no canary the
+oracle (in ``leak_world``, written out by hand) does not allow for that viewer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import io
+import itertools
+import json
+import re
+import zipfile
+from collections import deque
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+import pytest
+from sqlalchemy import select
+from starlette.routing import Mount, Route, WebSocketRoute
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from keerpunt.consent.models import ConsentRecord
+from keerpunt.platform.app import create_app
+from keerpunt.platform.models import Invitation, LoginSession, RoomCounter
+from keerpunt.platform.runtime import Runtime
+from keerpunt.platform.sessions import COOKIE_NAME, SessionSigner, start_session, token_hash
+from keerpunt.platform.settings import Settings
+from tests.conftest import LiveServer
+from tests.consent.leak_world import CASES, LeakWorld, Sees, build_leak_world, canary
+
+N = Sees.NOTHING
+
+pytestmark = pytest.mark.anyio
+
+BASE = "http://testserver"
+QUERIES_PER_PATH = 3  # e.g. the quarter overview links to the quarter before and after
+_FRAGMENT = re.compile(r"/sessions/\d+/\w+/\d+")  # item routes: htmx fragments
+_LINK = re.compile(r'\b(href|hx-get|hx-post|action|src)="([^"]*)"')
+
+
+async def _login(rt: Runtime, user_id: int | None, member_id: int | None) -> tuple[str, str]:
+    """A signed session cookie and its CSRF token."""
+    async with rt.sessionmaker() as db, db.begin():
+        token = await start_session(db, how="test", hours=1, user_id=user_id, member_id=member_id)
+    async with rt.sessionmaker() as db:
+        row = await db.get(LoginSession, token_hash(token))
+        assert row is not None
+        return SessionSigner(str(rt.settings.secret_key)).dumps(token), row.csrf_token
+
+
+# -- which URLs exist ------------------------------------------------------------------------
+
+
+async def _param_values(rt: Runtime, world: LeakWorld) -> dict[str, list[str]]:
+    """Every id of every kind a route can take (and one that does not exist)."""
+    async with rt.sessionmaker() as db:
+        records = (await db.scalars(select(ConsentRecord.id))).all()
+        invitations = (await db.scalars(select(Invitation.id))).all()
+    sessions = [s for ids in world.session_ids.values() for s in ids]
+    members = [m for ms in world.family.values() for m in ms.values()]
+    return {
+        "case_id": [str(c) for c in world.case_ids.values()] + ["99999"],
+        "session_id": [str(s) for s in sessions] + ["99999"],
+        "record_id": [str(r) for r in records],
+        "invitation_id": [str(i) for i in invitations],
+        "member_id": [str(m) for m in members],
+        "token": [*world.invitation_tokens, "geen-echte-link"],
+        "contract_id": ["1", "99999"],
+        **{name: [*map(str, ids), "99999"] for name, ids in world.ids.items()},
+        # a closed quarter (its run's files), the current one, and one that cannot be
+        "quarter": [*world.quarters, "geen-kwartaal"],
+    }
+
+
+def _item_paths(path: str, world: LeakWorld) -> list[str]:
+    """A factor/goal route: every real item under its own session, and each session's first
+    item under the session of the next case (it must not show there)."""
+    triples = list(world.items)
+    sessions = [ids[0] for ids in world.session_ids.values()]
+    firsts = {s: (k, i) for s, k, i in reversed(world.items)}
+    for n, s in enumerate(sessions):
+        other = sessions[(n + 1) % len(sessions)]
+        if s in firsts:
+            triples.append((other, *firsts[s]))
+    triples.append((sessions[0], "factorx", world.items[0][2]))
+    return [
+        path.replace("{session_id:int}", str(s))
+        .replace("{kind}", k)
+        .replace("{item_id:int}", str(i))
+        for s, k, i in triples
+    ]
+
+
+def route_urls(app: Any, values: dict[str, list[str]], world: LeakWorld) -> tuple[list, list]:
+    """GET URLs and websocket paths of every route, ids filled in. A route with a parameter
+    the crawler does not know fails the test: teach it, so no new page goes unchecked."""
+    gets: list[str] = []
+    sockets: list[str] = []
+    for route in app.routes:
+        if isinstance(route, Mount):
+            continue  # static files: no personal data by construction
+        assert isinstance(route, Route | WebSocketRoute), route
+        names = list(route.param_convertors)
+        if isinstance(route, Route) and "GET" not in (route.methods or ()):
+            continue
+        if {"kind", "item_id"} <= set(names):
+            gets += _item_paths(route.path, world)
+            continue
+        unknown = [n for n in names if n not in values]
+        assert not unknown, f"teach the leak crawler the route parameter(s) {unknown}"
+        paths = []
+        for combo in itertools.product(*(values[n] for n in names)):
+            path = route.path
+            for name, value in zip(names, combo, strict=True):
+                path = re.sub(r"\{" + name + r"(:\w+)?\}", value, path)
+            paths.append(path)
+        (sockets if isinstance(route, WebSocketRoute) else gets).extend(paths)
+    return gets, sockets
+
+
+# -- the crawl --------------------------------------------------------------------------------
+
+
+@dataclass
+class Seen:
+    """Everything one viewer got, by where they got it."""
+
+    viewer: str
+    pages: dict[str, str] = field(default_factory=dict)
+    status: dict[str, int] = field(default_factory=dict)  # GET URL -> status code
+
+    def add(self, where: str, text: str) -> None:
+        self.pages[where] = self.pages.get(where, "") + text
+
+    def leaks(self, forbidden: set[str]) -> dict[str, list[str]]:
+        if not forbidden:
+            return {}
+        pattern = re.compile("|".join(re.escape(c) for c in sorted(forbidden, key=len)[::-1]))
+        out: dict[str, list[str]] = {}
+        for where, text in self.pages.items():
+            found = sorted(set(pattern.findall(text)))
+            if found:
+                out[where] = found
+        return out
+
+    def contains(self, value: str) -> bool:
+        return any(value in text for text in self.pages.values())
+
+
+def _links(page_url: str, body: str) -> Iterable[tuple[str, bool]]:
+    """Same-site URLs on a page, with whether htmx would request them."""
+    for attr, raw in _LINK.findall(body):
+        url = urljoin(page_url, html.unescape(raw))
+        parts = urlsplit(url)
+        if parts.netloc != urlsplit(BASE).netloc or parts.path.startswith("/static/"):
+            continue
+        yield parts.path + (f"?{parts.query}" if parts.query else ""), attr.startswith("hx-")
+
+
+def _readable(r: httpx.Response) -> str:
+    """The body as text; a ZIP (the JW323 declarations) unpacked, every file in it."""
+    if r.status_code == 200 and "zip" in r.headers.get("content-type", ""):
+        with zipfile.ZipFile(io.BytesIO(r.content)) as archive:
+            return "\n".join(archive.read(n).decode("utf-8", "replace") for n in archive.namelist())
+    return r.text
+
+
+async def crawl(app: Any, cookie: str | None, start: list[str], seen: Seen) -> None:
+    transport = httpx.ASGITransport(app=app)
+    cookies = {COOKIE_NAME: cookie} if cookie else {}
+    async with httpx.AsyncClient(transport=transport, base_url=BASE, cookies=cookies) as client:
+        queue: deque[tuple[str, bool]] = deque(
+            (u, bool(_FRAGMENT.search(u))) for u in ["/", *start]
+        )
+        visited: set[str] = set()
+        queries: dict[str, int] = {}  # path -> distinct query strings fetched
+        while queue:
+            url, htmx = queue.popleft()
+            path = url.split("?", 1)[0]
+            if url in visited or (path != url and queries.get(path, 0) >= QUERIES_PER_PATH):
+                continue
+            visited.add(url)
+            if path != url:
+                queries[path] = queries.get(path, 0) + 1
+            r = await client.get(url, headers={"HX-Request": "true"} if htmx else {})
+            assert r.status_code < 500, f"{seen.viewer} GET {url}: {r.status_code}"
+            seen.status[url] = r.status_code
+            headers = "\n".join(f"{k}: {v}" for k, v in r.headers.items())
+            seen.add(f"GET {url}{' (htmx)' if htmx else ''}", headers + "\n" + _readable(r))
+            for target in (r.headers.get("location"), r.headers.get("hx-redirect")):
+                if target:
+                    queue.extend(_links(BASE + url, f'href="{target}"'))
+            if "html" in r.headers.get("content-type", ""):
+                queue.extend(_links(BASE + url, r.text))
+
+
+# -- bad forms -------------------------------------------------------------------------------
+
+# POST routes the crawler sends an empty form (only the CSRF token) to: each must refuse it
+# without changing anything, and its error page must leak nothing either. The others are
+# left alone, with the reason. A new POST route fails the test until it is in one of the two.
+BAD_FORM_PROBED = frozenset(
+    {
+        "triage.register_submit",
+        "triage.plan_session",
+        "triage.factor_add",
+        "triage.goal_add",
+        "triage.line_add",
+        "triage.item_update",
+        "consent.record",
+        "settlement.contract_add",
+        "settlement.contract_end",
+        "settlement.delivery_add",
+        "settlement.run_close",
+        "triage.factor_import",
+        "triage.link_add",
+        "triage.note_add",
+        "triage.screen",
+        "triage.quality",
+        "triage.perspective_save",
+        "triage.case_step",
+        "triage.allocation_provider_save",
+        "triage.allocation_request_submit",
+        "triage.allocation_needs_save",
+        "triage.allocation_decide",
+        "triage.allocation_dispute_open",
+        "triage.allocation_dispute_step",
+        "consent.youth_alone",
+        "consent.family_withdraw",
+    }
+)
+NOT_PROBED = {
+    "auth.oidc_start": "sends the browser to the organisation's login page",
+    "auth.logout": "would end the crawler's own login",
+    "auth.invitation": "a wrong code counts towards locking the invitation",
+    "auth.invite": "creates an invitation; needs no fields",
+    "auth.invite_revoke": "revokes an invitation; needs no fields",
+    "auth.demo_login": "demo mode only",
+    "auth.language": "sets the language cookie only",
+    "triage.close": "closes the session; needs no fields",
+    "consent.withdraw": "withdraws a consent; needs no fields",
+    "consent.youth_alone_end": "ends a youth-alone exception; needs no fields",
+    "triage.link_delete": "removes a factor link; needs no fields",
+    "triage.item_private": "without a field it lifts 'niet over mij zonder mij': a valid request",
+}
+
+
+def bad_form_posts(
+    app: Any, world: LeakWorld, values: dict[str, list[str]]
+) -> list[tuple[str, str | None]]:
+    """(URL, case letter or None) for every probed POST route, with one nonexistent id."""
+    first_session = {c: ids[0] for c, ids in world.session_ids.items()}
+    first_item = {s: (k, i) for s, k, i in reversed(world.items)}
+    out: list[tuple[str, str | None]] = []
+    for route in app.routes:
+        if not isinstance(route, Route) or "POST" not in (route.methods or ()):
+            continue
+        assert route.name in BAD_FORM_PROBED or route.name in NOT_PROBED, (
+            f"decide whether the leak crawler sends a bad form to {route.name}"
+        )
+        if route.name in NOT_PROBED:
+            continue
+        names = set(route.param_convertors)
+        path = route.path
+        if not names:
+            out.append((path, None))
+        elif names == {"case_id"}:
+            out += [(path.replace("{case_id:int}", str(i)), c) for c, i in world.case_ids.items()]
+            out.append((path.replace("{case_id:int}", "99999"), "missing"))
+        elif names == {"session_id"}:
+            out += [(path.replace("{session_id:int}", str(s)), c) for c, s in first_session.items()]
+            out.append((path.replace("{session_id:int}", "99999"), "missing"))
+        elif names == {"session_id", "kind", "item_id"}:
+            for c, sid in first_session.items():
+                kind, item = first_item[sid]
+                out.append((f"/triage/sessions/{sid}/{kind}/{item}", c))
+            out.append((f"/triage/sessions/99999/goal/{world.items[0][2]}", "missing"))
+        elif names == {"contract_id"}:
+            out.append((path.replace("{contract_id:int}", "99999"), None))
+        else:
+            out += _posts_by_id(route, world, values)
+    return out
+
+
+def _posts_by_id(
+    route: Route, world: LeakWorld, values: dict[str, list[str]]
+) -> list[tuple[str, str | None]]:
+    """Every real id of the route's parameters (labelled with its case where the world knows
+    it) and one that does not exist."""
+    names = list(route.param_convertors)
+    unknown = [n for n in names if n not in values and n != "action"]
+    assert not unknown, f"teach the leak crawler the parameters of {route.name}: {unknown}"
+    choices: list[list[tuple[str | None, str]]] = []
+    for name in names:
+        if name == "action":  # a dispute's next step
+            choices.append([(None, "escalate"), (None, "resolve")])
+        else:
+            real = [v for v in values[name] if v != "99999"]
+            case = world.id_case.get(name)
+            choices.append([(case, v) for v in real] + [("missing", "99999")])
+    out: list[tuple[str, str | None]] = []
+    for combo in itertools.product(*choices):
+        path = route.path
+        for name, (_case, value) in zip(names, combo, strict=True):
+            path = re.sub(r"\{" + name + r"(:\w+)?\}", value, path)
+        labels = [c for c, _v in combo if c is not None]
+        out.append((path, "missing" if "missing" in labels else (labels[0] if labels else None)))
+    return out
+
+
+def _shape(url: str) -> str:
+    """The route a URL belongs to, ids left out."""
+    return re.sub(r"/(factor|goal)/", "/KIND/", re.sub(r"/\d+", "/N", url))
+
+
+async def post_bad_forms(
+    app: Any, cookie: str | None, csrf: str, posts: list[tuple[str, str | None]], seen: Seen
+) -> dict[str, int]:
+    """Post an empty form everywhere; returns the status per URL."""
+    transport = httpx.ASGITransport(app=app)
+    cookies = {COOKIE_NAME: cookie} if cookie else {}
+    statuses: dict[str, int] = {}
+    async with httpx.AsyncClient(transport=transport, base_url=BASE, cookies=cookies) as client:
+        for url, _case in posts:
+            for htmx in (False, True):
+                r = await client.post(
+                    url,
+                    data={"csrf_token": csrf},
+                    headers={"HX-Request": "true"} if htmx else {},
+                )
+                assert r.status_code < 500, f"{seen.viewer} POST {url}: {r.status_code}"
+                assert r.status_code not in {200, 204, 303}, f"{seen.viewer} POST {url} took it"
+                headers = "\n".join(f"{k}: {v}" for k, v in r.headers.items())
+                seen.add(f"POST {url}", headers + "\n" + r.text)
+                statuses[url] = r.status_code
+    return statuses
+
+
+# -- the live streams -------------------------------------------------------------------------
+
+
+@dataclass
+class Stream:
+    viewer: str
+    path: str
+    messages: list[str] = field(default_factory=list)
+    refused: bool = False
+    closed: int | None = None  # a close code from the server
+    last_seq: int = 0
+
+
+async def _listen(
+    server: LiveServer,
+    cookie: str | None,
+    stream: Stream,
+    stop: asyncio.Event,
+    opening: asyncio.Semaphore,
+) -> None:
+    headers = {"Origin": server.url}
+    if cookie:
+        headers["Cookie"] = f"{COOKIE_NAME}={cookie}"
+    try:
+        async with opening:  # a few handshakes at a time, like people arriving
+            ws = await connect(
+                server.url.replace("http", "ws") + stream.path, additional_headers=headers
+            )
+        async with ws:
+            await ws.send(json.dumps({"type": "resume", "after": 0}))
+            while not stop.is_set():
+                try:
+                    msg = str(await asyncio.wait_for(ws.recv(), 0.2))
+                except TimeoutError:
+                    continue
+                stream.messages.append(msg)
+                for seq in re.findall(r'id="kp-seq" data-seq="(\d+)"', msg):
+                    stream.last_seq = max(stream.last_seq, int(seq))
+    except InvalidStatus:
+        stream.refused = True  # not let in at all
+    except ConnectionClosed as closed:
+        stream.closed = closed.rcvd.code if closed.rcvd else -1
+
+
+async def _room_seq(rt: Runtime, session_id: int) -> int:
+    async with rt.sessionmaker() as db:
+        seq = await db.scalar(
+            select(RoomCounter.last_seq).where(RoomCounter.room == f"triage:{session_id}")
+        )
+        return seq or 0
+
+
+async def _until_caught_up(rt: Runtime, streams: list[Stream], ids: dict[str, int]) -> None:
+    for _ in range(150):  # a machine under load may take a while; not a timing test
+        behind = [
+            s for s in streams if not s.refused and s.last_seq < await _room_seq(rt, ids[s.path])
+        ]
+        broken = [(s.viewer, s.path, s.closed) for s in behind if s.closed is not None]
+        assert not broken, f"the server closed live streams: {broken}"
+        if not behind:
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"streams did not catch up: {[(s.viewer, s.path) for s in behind]}")
+
+
+async def _edit_live(rt: Runtime, server: LiveServer, world: LeakWorld) -> None:
+    """Others edit while everyone listens: through the live server, as users do."""
+    a = world.session_ids["A"][0]
+    case_a = world.case_ids["A"]
+
+    async def post(who: tuple[int | None, int | None], url: str, data: dict[str, str]) -> None:
+        cookie, csrf = await _login(rt, *who)
+        async with httpx.AsyncClient(base_url=server.url, cookies={COOKIE_NAME: cookie}) as h:
+            r = await h.post(url, data=data, headers={"X-CSRF-Token": csrf})
+            assert r.status_code in {200, 303}, (url, r.status_code, r.text[:300])
+
+    registrar = (world.staff["registrar"].id, None)
+    sanne = (world.staff["sanne_accare"].id, None)
+    parent = (None, world.family["A"]["parent1"])
+    live = world.personal(canary("live-factor-registrar", "A"), "A")
+    await post(
+        registrar,
+        f"/triage/sessions/{a}/factors",
+        {"life_area": "school", "kind": "protective", "text": live},
+    )
+    anon = canary("live-factor-sanne", "A")
+    world.canaries[anon] = ("A", Sees.TABLE)  # Sanne is not named in A's consent
+    await post(
+        sanne,
+        f"/triage/sessions/{a}/factors",
+        {"life_area": "home", "kind": "protective", "text": anon},
+    )
+    goal = next(i for s, k, i in world.items if s == a and k == "goal")
+    edited = world.personal(canary("live-goal-edited", "A"), "A")
+    await post(parent, f"/triage/sessions/{a}/goal/{goal}", {"text": edited, "version": "1"})
+    # A consent for another purpose: every screen of A is rendered again (consent.changed).
+    await post(
+        registrar,
+        f"/cases/{case_a}/consents",
+        {
+            "subject_member_id": str(world.family["A"]["youth"]),
+            "purpose": "report_sharing",
+            "recipient": "all",
+            "decision": "consent",
+            "obtained_how": "phone",
+            "explanation": world.personal(canary("live-explanation", "A"), "A"),
+        },
+    )
+
+
+async def listen_while_editing(
+    rt: Runtime, server: LiveServer, world: LeakWorld, sockets: list[str], cookies: dict
+) -> list[Stream]:
+    stop, opening = asyncio.Event(), asyncio.Semaphore(4)
+    ids = {p: int(p.split("/")[3]) for p in sockets if "/99999/" not in p}
+    own = {
+        f"family:{case}:{key}": {f"/triage/sessions/{s}/ws" for s in world.session_ids[case]}
+        for case, members in world.family.items()
+        for key in members
+    }
+    # Staff listen everywhere; a family member at their own table (that they are refused
+    # elsewhere is the same check as the session page, which the crawl visits); an
+    # anonymous visitor tries one room.
+    streams = [
+        Stream(v, p)
+        for v in cookies
+        for p in ids
+        if (v in own and p in own[v]) or (v not in own and v != "anonymous")
+    ]
+    streams.append(Stream("anonymous", next(iter(ids))))
+    tasks = [
+        asyncio.create_task(_listen(server, cookies[s.viewer], s, stop, opening)) for s in streams
+    ]
+    await asyncio.sleep(0.5)
+    await _until_caught_up(rt, streams, ids)
+    await _edit_live(rt, server, world)
+    await _until_caught_up(rt, streams, ids)
+    stop.set()
+    await asyncio.gather(*tasks)
+    return streams
+
+
+# -- the test ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def pooled_app(settings: Settings) -> AsyncIterator[Any]:
+    """The application with a connection pool, as in production: thousands of requests."""
+    rt = Runtime.build(settings)
+    yield create_app(settings, runtime=rt)
+    await rt.engine.dispose()
+
+
+@pytest.mark.timeout(600)  # thousands of requests; slow only on a machine under load
+async def test_no_canary_reaches_anyone_consent_does_not_allow(
+    pooled_app: Any, runtime: Runtime, live_server: LiveServer
+) -> None:
+    app = pooled_app
+    world = await build_leak_world(runtime)
+    values = await _param_values(runtime, world)
+    gets, sockets = route_urls(app, values, world)
+    viewers = world.viewers()
+    cookies = {
+        v: (await _login(runtime, *ids))[0] if ids != (None, None) else None
+        for v, ids in viewers.items()
+    }
+    streams = await listen_while_editing(runtime, live_server, world, sockets, cookies)
+    seen = {v: Seen(v) for v in viewers}
+    for s in streams:
+        seen[s.viewer].add(f"WS {s.path}", "\n".join(s.messages))
+    limit = asyncio.Semaphore(4)
+
+    async def crawl_as(viewer: str) -> None:
+        async with limit:
+            await crawl(app, cookies[viewer], gets, seen[viewer])
+
+    await asyncio.gather(*(crawl_as(v) for v in cookies))
+
+    # A case a viewer may not know of answers exactly like one that does not exist.
+    letter = {f"/cases/{i}": c for c, i in world.case_ids.items()}
+    letter |= {f"/triage/sessions/{n}": c for c, ids in world.session_ids.items() for n in ids}
+    compared = 0
+    for viewer, s in seen.items():
+        hidden = {c for c, sees in zip(CASES, world.oracle(viewer), strict=True) if sees is N}
+        for url, status in s.status.items():
+            m = re.match(r"(/(?:cases|triage/sessions)/)(\d+)(/[^?]*)?$", url)
+            if not m or letter.get(m.group(1) + m.group(2)) not in hidden:
+                continue
+            twin = url.replace(m.group(1) + m.group(2), m.group(1) + "99999", 1)
+            if twin in s.status:
+                assert status == s.status[twin], (viewer, url, status, s.status[twin])
+                compared += 1
+    assert compared > 50, compared
+
+    # Bad forms, as staff, one family member per case and an anonymous visitor.
+    posts = bad_form_posts(app, world, values)
+    prober = [v for v in viewers if not v.startswith("family:") or v.endswith(":parent1")]
+    for viewer in prober:
+        user_id, member_id = viewers[viewer]
+        cookie, csrf = (
+            await _login(runtime, user_id, member_id) if user_id or member_id else ("", "")
+        )
+        statuses = await post_bad_forms(app, cookie or None, csrf, posts, seen[viewer])
+        # A case this viewer may not know of answers exactly like one that does not exist.
+        missing = {_shape(u): st for u, c in posts if c == "missing" for st in [statuses[u]]}
+        for url, case in posts:
+            if case in CASES and world.oracle(viewer)[CASES.index(case)] is Sees.NOTHING:
+                shape = _shape(url)
+                assert statuses[url] == missing[shape], (viewer, url, statuses[url], missing[shape])
+
+    leaks = {v: found for v, s in seen.items() if (found := s.leaks(world.forbidden(v)))}
+    assert not leaks, json.dumps(leaks, indent=1)[:6000]
+
+    # The crawl is not blind: everyone sees what they are allowed to see.
+    for viewer in viewers:
+        for case, sees in zip(CASES, world.oracle(viewer), strict=True):
+            if sees is Sees.FULL:
+                name = canary("youthname", case)
+                assert seen[viewer].contains(name), (viewer, name)
+    assert seen["ruud_named_karakter"].contains(canary("live-factor-registrar", "A"))
+    # ... on the pages beyond the table too.
+    assert seen["registrar"].contains(canary("youth-alone-reason", "A"))
+    assert seen["ret_manager"].contains(canary("ret-reason", "B"))
+    assert seen["ret_manager"].contains(canary("ret-dispute-note", "B"))
+    for viewer in ("finance_penvoerder", "ruud_named_karakter"):  # C's toewijzing: the holder
+        assert seen[viewer].contains("T-LEAK-C"), viewer
+    closed = world.quarters[0]
+    assert seen["finance_penvoerder"].status[f"/settlement/run/{closed}/jw323.zip"] == 200
+    assert seen["coordinator"].status[f"/cases/{world.case_ids['A']}/consents.fhir.json"] == 200
+    assert any(s.viewer == "ruud_named_karakter" and not s.refused for s in streams)
+    assert all(s.refused for s in streams if s.viewer in {"anonymous", "outsider_staff"})
