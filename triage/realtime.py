@@ -56,6 +56,9 @@ class TriageRenderer:
     ) -> None:
         self._jinja = jinja  # the application's own environment: same filters, same i18n
         self._present = present or (lambda _room: [])
+        # (room, viewer) -> the family members at the table when this viewer's screen was
+        # last drawn: when they come or go, what consent allows may change for everyone.
+        self._family_seen: dict[tuple[str, str], frozenset[str]] = {}
 
     def _render(self, template: str, **ctx: object) -> str:
         ctx.setdefault("url_for", _url_for)
@@ -161,6 +164,24 @@ class TriageRenderer:
     async def render_presence(self, uow: UnitOfWork, room: str, present: list[Principal]) -> str:
         session_id = int(room.split(":", 1)[1])
         actors = self._actors(room, present)
+        family = frozenset(a for a in actors if a.startswith("member:"))
+        key = (room, uow.who.actor)
+        before = self._family_seen.get(key)
+        self._family_seen[key] = family
+        for gone in [k for k in self._family_seen if k[0] == room and k[1] not in actors]:
+            del self._family_seen[gone]
+        if before is not None and before != family:
+            # The family joined or left the meeting: with the family at the table the case
+            # may be discussed openly (consent.rules), so everything personal is drawn anew.
+            view = await service.session_view(uow, session_id, actors)
+            changes = await service.table_changes(uow, session_id, [], actors)
+            labels = [
+                changes.present.get(p.actor) or service.PersonLabel(None, p.display_name)
+                for p in present
+            ]
+            return self._render(
+                "triage/_partials/consent_oob.html", s=view, csrf_token=uow.who.csrf_token
+            ) + self._render("triage/_partials/presence.html", present=labels, oob=True)
         # Items someone asked to keep for when they are at the table: shown or held back
         # again now that people come and go.
         flagged: list[tuple[str, int]] = []

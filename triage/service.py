@@ -385,10 +385,19 @@ def _as_date(iso: str | None) -> dt.date | None:
     return dt.date.fromisoformat(iso) if iso else None
 
 
-async def case_view(uow: UnitOfWork, case_id: int) -> CaseView:
-    """A case as this viewer may see it (full, or under its pseudonym); NotFound otherwise."""
+def family_at_the_table(present: frozenset[str]) -> tuple[int, ...]:
+    """The case-member ids of the family members connected to a meeting (actors
+    "member:N"): consent asks whether the family itself is at the table."""
+    return tuple(sorted(int(a.split(":", 1)[1]) for a in present if a.startswith("member:")))
+
+
+async def case_view(
+    uow: UnitOfWork, case_id: int, *, family_present: tuple[int, ...] = ()
+) -> CaseView:
+    """A case as this viewer may see it (full, or under its pseudonym); NotFound otherwise.
+    ``family_present``: the family members taking part in the meeting being shown."""
     case = await _load_case(uow, case_id)
-    decision = await consent.disclosure(uow, case)
+    decision = await consent.disclosure(uow, case, family_present=family_present)
     if decision.level is Disclosure.NOTHING:
         raise NotFound()
     cipher = await uow.vault.cipher(uow.db, case.id)
@@ -925,7 +934,7 @@ async def session_view(
     """The whole shared table for this viewer, redacted by consent and by "niet over mij
     zonder mij" (``present``: the actors connected to the meeting now)."""
     session, case = await _session_for(uow, session_id)
-    cv = await case_view(uow, case.id)
+    cv = await case_view(uow, case.id, family_present=family_at_the_table(present))
     reader = await _reader(uow, case, cv.level, present)
     factors = (
         await uow.db.scalars(
@@ -1032,7 +1041,7 @@ async def table_changes(
     consent decision (audited), then only the named rows: what a live push needs, instead
     of the whole table."""
     session, case = await _session_for(uow, session_id)
-    level = (await consent.disclosure(uow, case)).level
+    level = (await consent.disclosure(uow, case, family_present=family_at_the_table(present))).level
     if level is Disclosure.NOTHING:
         raise NotFound()
     reader = await _reader(uow, case, level, present)

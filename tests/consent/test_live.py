@@ -194,3 +194,25 @@ async def test_a_screen_that_was_offline_catches_up_on_the_withdrawal(
     pushed = await expert.until('id="kp-title"')
     assert "Sem Canarie" not in pushed and "Ruzie-met-Sem" not in pushed
     await expert.ws.close()
+
+
+async def test_the_family_at_the_table_opens_the_case_to_the_table_while_they_are_there(
+    runtime: Runtime, live_server: LiveServer
+) -> None:
+    """No consent, but the youth (14) and a parent take part in the meeting themselves: while
+    they are connected the table discusses the case with them, by name (consent.rules: the
+    family at the table); when they leave, the screen goes back to the pseudonym."""
+    world = await build_world(runtime, consent_to_expert_org=False)
+    expert = await _open(live_server, runtime, world.session_id, user_id=world.outsider_expert.id)
+    async with runtime.unit_of_work(staff_principal(world.outsider_expert)) as uow:
+        view = await triage.session_view(uow, world.session_id)
+        assert view.case.youth_name is None  # no consent: the pseudonym
+    youth = await _open(live_server, runtime, world.session_id, member_id=world.members["youth"])
+    parent = await _open(live_server, runtime, world.session_id, member_id=world.members["parent"])
+    shown = await expert.until("Sem Canarie", within=2)
+    assert "kp-session-body" in shown  # the whole table was drawn anew
+    await parent.ws.close()
+    back = await expert.until("kp-title", within=2)
+    assert "Sem Canarie" not in back.split('id="kp-title"', 1)[1][:200]
+    await youth.ws.close()
+    await expert.ws.close()
