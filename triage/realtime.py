@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.routing import Router
 
+from keerpunt.consent.service import Disclosure
 from keerpunt.platform.models import RoomEvent
 from keerpunt.platform.principal import Principal
 from keerpunt.platform.uow import CONSENT_CHANGED, UnitOfWork, register_case_rooms
@@ -56,9 +57,9 @@ class TriageRenderer:
     ) -> None:
         self._jinja = jinja  # the application's own environment: same filters, same i18n
         self._present = present or (lambda _room: [])
-        # (room, viewer) -> the family members at the table when this viewer's screen was
-        # last drawn: when they come or go, what consent allows may change for everyone.
-        self._family_seen: dict[tuple[str, str], frozenset[str]] = {}
+        # (room, viewer) -> what consent allowed this viewer when their screen was last drawn:
+        # when the family comes or goes, that may change (consent.rules: family at the table).
+        self._level_seen: dict[tuple[str, str], Disclosure] = {}
 
     def _render(self, template: str, **ctx: object) -> str:
         ctx.setdefault("url_for", _url_for)
@@ -74,6 +75,7 @@ class TriageRenderer:
         if any(e.kind == CONSENT_CHANGED for e in events):
             # Everything personal on the page, as this viewer may see it now.
             view = await service.session_view(uow, session_id, present)
+            self._level_seen[(room, uow.who.actor)] = view.case.level
             return self._render(
                 "triage/_partials/consent_oob.html", s=view, csrf_token=uow.who.csrf_token
             )  # the hub adds who is present, labelled anew
@@ -164,13 +166,13 @@ class TriageRenderer:
     async def render_presence(self, uow: UnitOfWork, room: str, present: list[Principal]) -> str:
         session_id = int(room.split(":", 1)[1])
         actors = self._actors(room, present)
-        family = frozenset(a for a in actors if a.startswith("member:"))
         key = (room, uow.who.actor)
-        before = self._family_seen.get(key)
-        self._family_seen[key] = family
-        for gone in [k for k in self._family_seen if k[0] == room and k[1] not in actors]:
-            del self._family_seen[gone]
-        if before is not None and before != family:
+        level = await service.session_level(uow, session_id, actors)
+        before = self._level_seen.get(key)
+        self._level_seen[key] = level
+        for gone in [k for k in self._level_seen if k[0] == room and k[1] not in actors]:
+            del self._level_seen[gone]
+        if before is not None and before is not level:
             # The family joined or left the meeting: with the family at the table the case
             # may be discussed openly (consent.rules), so everything personal is drawn anew.
             view = await service.session_view(uow, session_id, actors)

@@ -247,6 +247,7 @@ async def factor_add(request: Request) -> Response:
                 field(data, "kind"),
                 field(data, "text"),
                 field(data, "bound_to"),
+                confirmed=data.get("confirm_identifying") == "yes",
             )
     except InvalidInput as exc:
         return render(
@@ -331,6 +332,7 @@ async def goal_add(request: Request) -> Response:
                 _ids(data),
                 field(data, "measure"),
                 target,
+                confirmed=data.get("confirm_identifying") == "yes",
             )
     except InvalidInput as exc:
         view = await _form_view(request, who, sid)
@@ -356,7 +358,13 @@ async def note_add(request: Request) -> Response:
     step = int(step_raw) if step_raw.isdigit() else 0
     try:
         async with unit_of_work(request, who) as uow:
-            await service.add_note(uow, sid, step, field(data, "text"))
+            await service.add_note(
+                uow,
+                sid,
+                step,
+                field(data, "text"),
+                confirmed=data.get("confirm_identifying") == "yes",
+            )
     except InvalidInput as exc:
         return render(
             request,

@@ -391,6 +391,18 @@ def family_at_the_table(present: frozenset[str]) -> tuple[int, ...]:
     return tuple(sorted(int(a.split(":", 1)[1]) for a in present if a.startswith("member:")))
 
 
+async def session_level(
+    uow: UnitOfWork, session_id: int, present: frozenset[str] = frozenset()
+) -> Disclosure:
+    """How much of the case this viewer may see in this meeting now, with ``present`` the
+    actors connected to it (not audited: nothing is shown by asking)."""
+    _session, case = await _session_for(uow, session_id)
+    decision = await consent.disclosure(
+        uow, case, audit_read=False, family_present=family_at_the_table(present)
+    )
+    return decision.level
+
+
 async def case_view(
     uow: UnitOfWork, case_id: int, *, family_present: tuple[int, ...] = ()
 ) -> CaseView:
@@ -1113,6 +1125,29 @@ async def _open_session(uow: UnitOfWork, session_id: int) -> tuple[TriageSession
     return session, case, level
 
 
+IDENTIFYING_WARNING = N_(
+    "Let op: deze tekst bevat misschien herkenbare gegevens, zoals een naam, datum, adres of"
+    " telefoonnummer. De casus wordt anoniem besproken. Haal dit weg. Of vink hieronder aan"
+    " dat de tekst niet naar het gezin te herleiden is, en sla opnieuw op."
+)
+
+
+async def _guard_anonymous(
+    uow: UnitOfWork, case: Case, level: Disclosure, text: str, confirmed: bool
+) -> None:
+    """Text written under the pseudonym is shown to everyone at the table (anonieme
+    bespreking): identifying data in it needs a deliberate second look before it is saved."""
+    if level is Disclosure.FULL or confirmed:
+        return
+    if await consent.identifying_warning(uow, case.id, text) is not None:
+        raise InvalidInput(
+            {
+                "text": IDENTIFYING_WARNING,
+                "confirm_identifying": N_("Vink aan als de tekst niemand herkenbaar maakt."),
+            }
+        )
+
+
 def _clean_text(text: str, field: str = "text") -> str:
     text = text.strip()
     if not text:
@@ -1135,12 +1170,21 @@ def _check_structure(life_area: str, kind: str, bound_to: str) -> None:
 
 
 async def add_factor(
-    uow: UnitOfWork, session_id: int, life_area: str, kind: str, text: str, bound_to: str = ""
+    uow: UnitOfWork,
+    session_id: int,
+    life_area: str,
+    kind: str,
+    text: str,
+    bound_to: str = "",
+    *,
+    confirmed: bool = False,
 ) -> Factor:
     """Add a factor of the explanatory analysis (verklarende analyse): a life area, one of
-    the four kinds, and optionally whether it sits in the child, the family or around them."""
+    the four kinds, and optionally whether it sits in the child, the family or around them.
+    ``confirmed``: the author looked again at text the identifying-data check flagged."""
     _check_structure(life_area, kind, bound_to)
     session, case, level = await _open_session(uow, session_id)
+    await _guard_anonymous(uow, case, level, text, confirmed)
     cipher = await uow.vault.cipher(uow.db, case.id)
     factor = Factor(
         session_id=session.id,
@@ -1282,12 +1326,15 @@ async def add_goal(
     factor_ids: Sequence[int] = (),
     measure: str = "",
     target_date: dt.date | None = None,
+    *,
+    confirmed: bool = False,
 ) -> Goal:
     """Add a goal, in the youth's own words, with the factors it addresses; how we notice it
     works and by when (SMART) are optional."""
     clean = _clean_text(text)
     clean_measure = _clean_measure(measure)
     session, case, level = await _open_session(uow, session_id)
+    await _guard_anonymous(uow, case, level, f"{clean}\n{clean_measure or ''}", confirmed)
     await _check_factors(uow, session, factor_ids)  # before anything is written
     cipher = await uow.vault.cipher(uow.db, case.id)
     goal = Goal(
@@ -1410,7 +1457,9 @@ async def update_goal(
     return row
 
 
-async def add_note(uow: UnitOfWork, session_id: int, step: int, text: str) -> StepNote:
+async def add_note(
+    uow: UnitOfWork, session_id: int, step: int, text: str, *, confirmed: bool = False
+) -> StepNote:
     """The youth, a parent or the JIM adds their own view to a step (eigen inbreng); it is
     marked as theirs."""
     if (uow.who.member_role or "") not in FAMILY_ROLE_NAMES:
@@ -1419,6 +1468,7 @@ async def add_note(uow: UnitOfWork, session_id: int, step: int, text: str) -> St
         raise InvalidInput({"step": N_("Kies een stap van 1 tot en met 5.")})
     clean = _clean_text(text)
     session, case, level = await _open_session(uow, session_id)
+    await _guard_anonymous(uow, case, level, clean, confirmed)
     cipher = await uow.vault.cipher(uow.db, case.id)
     note = StepNote(
         session_id=session.id,

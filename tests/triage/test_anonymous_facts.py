@@ -100,3 +100,40 @@ async def test_an_unknown_domain_is_refused_in_plain_dutch(
     assert resp.status_code == 422
     assert "Kies het domein" in resp.text
     assert await _count(runtime) == before
+
+
+async def test_identifying_text_written_under_the_pseudonym_needs_a_second_look(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    """An expert without consent writes for everyone at the table (anonymous items): a phone
+    number or a date is caught before it is saved; after a second look it is saved."""
+    from keerpunt.triage.models import Factor
+
+    world = await build_world(runtime, consent_to_expert_org=False)
+    csrf = await login(client, runtime, user_id=world.expert.id)
+    url = f"/triage/sessions/{world.session_id}/factors"
+    typed = "Moeder is bereikbaar op 06-12345678, vader niet."
+    form = {"life_area": "home", "kind": "perpetuating", "text": typed, "csrf_token": csrf}
+    resp = await client.post(url, data=form, headers={"HX-Request": "true"})
+    assert resp.status_code == 422
+    assert "herkenbare gegevens" in resp.text and typed in resp.text
+    assert 'name="confirm_identifying"' in resp.text
+    async with runtime.sessionmaker() as db:
+        assert await db.scalar(select(func.count()).select_from(Factor)) == 0
+
+    # plain, non-identifying text goes through at once
+    plain = {**form, "text": "Veel ruzie thuis over school."}
+    resp = await client.post(url, data=plain, headers={"HX-Request": "true"})
+    assert resp.status_code == 200
+
+    resp = await client.post(
+        url, data={**form, "confirm_identifying": "yes"}, headers={"HX-Request": "true"}
+    )
+    assert resp.status_code == 200
+    async with runtime.sessionmaker() as db:
+        assert await db.scalar(select(func.count()).select_from(Factor)) == 2
+
+    # the registrar sees the case in full and writes for those allowed: no extra step
+    csrf = await login(client, runtime, user_id=world.registrar.id)
+    resp = await client.post(url, data={**form, "csrf_token": csrf}, headers={"HX-Request": "true"})
+    assert resp.status_code == 200
