@@ -172,7 +172,6 @@ async def _render_case(
             "invitations": invitations,
             "experts": experts,
             "vocab": VOCAB,
-            "domains": service.DOMAINS,
             "plan_errors": plan_errors or {},
             "plan_values": plan_values or {},
             "life": life,

@@ -336,6 +336,11 @@ class CaseView:
         return self.youth_name or self.pseudonym
 
     @property
+    def domain_label(self) -> str | None:
+        """The predominant domain in words (a message id), or None when not known."""
+        return DOMAINS.get(self.domain) if self.domain else None
+
+    @property
     def next_session(self) -> SessionSummary | None:
         upcoming = [s for s in self.sessions if s.status != SessionStatus.CLOSED]
         return upcoming[0] if upcoming else None

@@ -137,3 +137,22 @@ async def test_identifying_text_written_under_the_pseudonym_needs_a_second_look(
     csrf = await login(client, runtime, user_id=world.registrar.id)
     resp = await client.post(url, data={**form, "csrf_token": csrf}, headers={"HX-Request": "true"})
     assert resp.status_code == 200
+
+
+async def test_the_meeting_page_shows_the_anonymous_facts_to_the_table(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    world = await build_world(runtime, consent_to_expert_org=False)
+    csrf = await login(client, runtime, user_id=world.registrar.id)
+    resp = await client.post("/cases/new", data=_form(csrf, anonymous_summary=SUMMARY))
+    case_id = int(resp.headers["location"].rstrip("/").rsplit("/", 1)[1])
+    coord_csrf = await login(client, runtime, user_id=world.coordinator.id)
+    resp = await client.post(
+        f"/cases/{case_id}/sessions",
+        data={"csrf_token": coord_csrf, "scheduled_at": "2030-01-07T10:00"},
+    )
+    assert resp.status_code == 303, resp.text
+    page = (await client.get(resp.headers["location"])).text
+    assert 'id="anonymous-facts"' in page
+    assert SUMMARY in page and "Psychische problemen (ggz)" in page
+    assert "Daan" not in page and "Kanarie" not in page
