@@ -13,6 +13,11 @@ Cases (all through the real registration, consent, planning and table services):
   to Karakter (an objection beats a consent; the more specific record wins).
 - D: 14 years old; consent for everyone at the table, then crypto-shredded.
 
+A and B also had an earlier session, closed through the closing flow with the family's answer
+per party on sharing the report (A: Accare left out; B: Karakter left out), with arrangement
+lines and their stated shares, a plan (activities, the three agreements) and its report; the
+open sessions of A and B hold a line and an activity too.
+
 Besides the tables: A has a youth-alone exception (its reason is personal) and a factor link;
 B was handed to the manager zorgbemiddeling (RET), allocated with an overriding reason and
 disputed (both written under the pseudonym); C has a settlement allocation (toewijzing) held
@@ -40,7 +45,10 @@ from keerpunt.settlement.declaration import Allocation as SettlementAllocation
 from keerpunt.settlement.declaration import Frequency, Variant
 from keerpunt.settlement.service import add_allocation, close_quarter, quarter_of
 from keerpunt.triage import allocation_service as alloc
+from keerpunt.triage import plan as step5
+from keerpunt.triage import report as reports
 from keerpunt.triage import service as triage
+from keerpunt.triage.models import Report
 from tests.helpers import make_org, make_user
 
 CASES = ("A", "B", "C", "D")
@@ -61,7 +69,8 @@ class Sees(Enum):
 #   at the table everywhere, not named in A, included in C. Gerrit (Trias): a triage member
 #   at no table: the pseudonym only. The registrar registered every case (and is its local
 #   team). A shredded case shows nobody any personal data. The penvoerder's finance staff
-#   settle fixed arrangements (C has one) under the case's pseudonym, and know nothing else.
+#   settle fixed arrangements (A, B and C have one: a closed session) under the case's
+#   pseudonym, and know nothing else.
 #   Staff without a part (the RET manager, a staff member without roles) and anonymous
 #   visitors see nothing. The RET manager allocates B (the manager zorgbemiddeling works
 #   under the pseudonym: "no names") and knows only that. Karakter holds C's settlement
@@ -74,11 +83,45 @@ STAFF_ORACLE: dict[str, tuple[Sees, Sees, Sees, Sees]] = {
     "sanne_accare": (T, T, F, T),
     "gerrit_no_table": (P, P, P, P),
     "registrar": (F, F, F, P),
-    "finance_penvoerder": (N, N, P, N),  # settles C's fixed arrangement, by pseudonym
+    "finance_penvoerder": (P, P, P, N),  # settles fixed arrangements, by pseudonym
     "ret_manager": (N, P, N, N),  # allocates B, by pseudonym
     "outsider_staff": (N, N, N, N),
 }
 ANONYMOUS_VISITOR = (N, N, N, N)
+
+# In a meeting the family itself takes part in (connected to its live stream: the youth, and
+# under 16 a parent too), the professionals at the table see the case in full, unless one
+# whose consent is needed objected to them (consent.rules.decide, seed 003 §5.2). The crawler
+# lets every family member listen to the meetings of their own case, so on those streams:
+# A (14, youth alone) and B (9): the coordinator, Ruud and Sanne in full. C: Ruud stays under
+# the pseudonym (a parent objected to Karakter). D is shredded: nothing changes.
+WITH_FAMILY_AT_TABLE: dict[str, frozenset[str]] = {
+    "A": frozenset({"coordinator", "ruud_named_karakter", "sanne_accare"}),
+    "B": frozenset({"coordinator", "ruud_named_karakter", "sanne_accare"}),
+    "C": frozenset({"coordinator", "sanne_accare"}),
+    "D": frozenset(),
+}
+
+
+# Who may read each case's report (verslag): the family itself, the registrar (who holds the
+# data), and the parties the family allowed at the closing — for each party the answer of
+# everyone whose consent the law requires (A: the youth alone, under the youth-alone
+# exception; B: the parent). A: Karakter (Ruud) and Pactum (the coordinator) yes, Accare
+# (Sanne) left out. B: Accare and Pactum yes, Karakter left out. C was closed without the
+# closing flow: no answers, so only the registrar and the family. Nobody else: not Gerrit
+# (at no table), not the penvoerder's finance staff or the RET manager (no part in sharing).
+REPORT_READERS: dict[str, frozenset[str]] = {
+    "A": frozenset({"coordinator", "ruud_named_karakter", "registrar"}),
+    "B": frozenset({"coordinator", "sanne_accare", "registrar"}),
+    "C": frozenset({"registrar"}),
+}
+REPORT_LEFT_OUT = {"A": "Accare", "B": "Karakter"}  # the party the family said no to
+
+
+def may_read_report(viewer: str, case: str) -> bool:
+    if viewer.startswith("family:"):
+        return viewer.split(":")[1] == case
+    return viewer in REPORT_READERS[case]
 
 
 def family_oracle(own_case: str) -> tuple[Sees, ...]:
@@ -116,6 +159,9 @@ class LeakWorld:
     id_case: dict[str, str] = field(default_factory=dict)  # route parameter -> case of its ids
     quarters: list[str] = field(default_factory=list)  # settlement quarters with a page
     items: list[tuple[int, str, int]] = field(default_factory=list)  # (session, kind, id)
+    # ids that live under a session (plan activities, arrangement lines): name -> (session, id)
+    session_ids_of: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
+    reports: dict[str, str] = field(default_factory=dict)  # case -> the report's public id
 
     def personal(self, value: str, case: str) -> str:
         self.canaries[value] = (case, Sees.FULL)
@@ -128,15 +174,25 @@ class LeakWorld:
             return STAFF_ORACLE[viewer]
         return family_oracle(viewer.split(":")[1])  # "family:A:parent1"
 
-    def forbidden(self, viewer: str) -> set[str]:
-        """The canaries this viewer must never get."""
+    def forbidden(self, viewer: str, family_at_table: str | None = None) -> set[str]:
+        """The canaries this viewer must never get; ``family_at_table``: on the live stream
+        of a meeting of that case with its family taking part."""
         sees = dict(zip(CASES, self.oracle(viewer), strict=True))
+        if family_at_table and viewer in WITH_FAMILY_AT_TABLE[family_at_table]:
+            sees[family_at_table] = F
         out = set()
         rank = {N: 0, P: 1, T: 2, F: 3}
         for value, (case, needs) in self.canaries.items():
             if rank[sees[case]] < rank[needs]:
                 out.add(value)
+        # A report's address is secret: whoever may not read it must not even learn it.
+        for case, public_id in self.reports.items():
+            if not may_read_report(viewer, case):
+                out.add(public_id)
         return out
+
+    def case_of_session(self, session_id: int) -> str | None:
+        return next((c for c, ids in self.session_ids.items() if session_id in ids), None)
 
     def viewers(self) -> dict[str, tuple[int | None, int | None]]:
         """Every role the crawler logs in as: (user id, member id); (None, None) anonymous."""
@@ -248,12 +304,18 @@ async def build_leak_world(rt: Runtime) -> LeakWorld:
     async with rt.unit_of_work(coord) as uow:
         await triage.add_line(uow, past.id, accare.id, "45A52", "ambulant", "2", today)
         await triage.close_session(uow, past.id)
+        c_report = await uow.db.scalar(select(Report).where(Report.session_id == past.id))
+        assert c_report is not None  # closed without the closing flow: no sharing answers
+        world.reports["C"] = c_report.public_id
     # Invitation links (their pages are crawled too).
     for case in CASES:
         async with rt.unit_of_work(reg) as uow:
             inv = await create_invitation(uow, world.family[case]["parent1"], days=14)
             world.invitation_tokens.append(inv.link_token)
     await _more_pages(rt, world, karakter, accare, trias)
+    for case in ("A", "B"):
+        await _steps_4_and_5(rt, world, case, world.session_ids[case][0], karakter, accare)
+        await _reported_session(rt, world, case, start - dt.timedelta(days=20), karakter, accare)
     # D ends: crypto-shredded.
     async with rt.sessionmaker() as db, db.begin():
         await rt.vault.shred(db, world.case_ids["D"])
@@ -438,3 +500,75 @@ async def _more_pages(
     async with rt.unit_of_work(finance) as uow:
         await close_quarter(uow, last, today)
     w.quarters = [last.code, quarter_of(today).code]
+
+
+def _needs(w: LeakWorld, author: str, case: str) -> Sees:
+    """Written by someone who sees the case in full: personal; else under the pseudonym."""
+    return F if w.oracle(author)[CASES.index(case)] is F else T
+
+
+async def _steps_4_and_5(
+    rt: Runtime,
+    w: LeakWorld,
+    case: str,
+    session_id: int,
+    karakter: Organisation,
+    accare: Organisation,
+    suffix: str = "",
+) -> None:
+    """Arrangement lines with a stated share (Ruud for Karakter, Sanne for Accare) and plan
+    activities (the registrar, Sanne), each free-text field a canary."""
+    today = dt.datetime.now(AMSTERDAM).date()
+    for who, org in (("ruud_named_karakter", karakter), ("sanne_accare", accare)):
+        share = canary(f"share-{who}{suffix}", case)
+        w.canaries[share] = (case, _needs(w, who, case))
+        async with rt.unit_of_work(staff_principal(w.staff[who])) as uow:
+            line = await triage.add_line(
+                uow, session_id, org.id, "45A52", "ambulant", "2", today, share=share
+            )
+        w.session_ids_of.setdefault("line_id", []).append((session_id, line.id))
+    for who in ("registrar", "sanne_accare"):
+        texts = {}
+        for part in ("who", "what"):
+            texts[part] = canary(f"activity-{part}-{who}{suffix}", case)
+            w.canaries[texts[part]] = (case, _needs(w, who, case))
+        async with rt.unit_of_work(staff_principal(w.staff[who])) as uow:
+            act = await step5.add_activity(
+                uow, session_id, texts["who"], texts["what"], today + dt.timedelta(days=14)
+            )
+        w.session_ids_of.setdefault("activity_id", []).append((session_id, act.id))
+
+
+async def _reported_session(
+    rt: Runtime,
+    w: LeakWorld,
+    case: str,
+    when: dt.datetime,
+    karakter: Organisation,
+    accare: Organisation,
+) -> None:
+    """An earlier session of ``case``: the table, steps 4 and 5 and the three agreements
+    (informing each other, the municipality, the crisis plan), closed through the closing
+    flow with the family's answer per party; one party is left out of the report."""
+    coord = staff_principal(w.staff["coordinator"])
+    experts = [w.staff["ruud_named_karakter"].id, w.staff["sanne_accare"].id]
+    async with rt.unit_of_work(coord) as uow:
+        sid = (await triage.plan_session(uow, w.case_ids[case], when, experts)).id
+    w.session_ids[case].append(sid)
+    await _items(rt, w, case, sid, suffix="reported")
+    await _steps_4_and_5(rt, w, case, sid, karakter, accare, suffix="reported")
+    for topic, who in zip(
+        step5.TOPICS, ("registrar", "sanne_accare", "ruud_named_karakter"), strict=True
+    ):
+        text = canary(f"agreement-{topic}-{who}", case)
+        w.canaries[text] = (case, _needs(w, who, case))
+        async with rt.unit_of_work(staff_principal(w.staff[who])) as uow:
+            await step5.set_agreement(uow, sid, topic, text, 0)
+    left_out = accare if REPORT_LEFT_OUT[case] == accare.name else karakter
+    assert left_out.name == REPORT_LEFT_OUT[case]
+    async with rt.unit_of_work(coord) as uow:
+        parties = await reports.sharing_parties(uow, sid)
+        assert left_out.id in {p.organisation_id for p in parties}
+        sharing = {p.organisation_id: p.organisation_id != left_out.id for p in parties}
+        report = await reports.close_and_share(uow, sid, sharing)
+        w.reports[case] = report.public_id

@@ -34,6 +34,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 import pytest
+from pypdf import PdfReader
 from sqlalchemy import select
 from starlette.routing import Mount, Route, WebSocketRoute
 from websockets.asyncio.client import connect
@@ -46,7 +47,14 @@ from keerpunt.platform.runtime import Runtime
 from keerpunt.platform.sessions import COOKIE_NAME, SessionSigner, start_session, token_hash
 from keerpunt.platform.settings import Settings
 from tests.conftest import LiveServer
-from tests.consent.leak_world import CASES, LeakWorld, Sees, build_leak_world, canary
+from tests.consent.leak_world import (
+    CASES,
+    LeakWorld,
+    Sees,
+    build_leak_world,
+    canary,
+    may_read_report,
+)
 
 N = Sees.NOTHING
 
@@ -89,7 +97,48 @@ async def _param_values(rt: Runtime, world: LeakWorld) -> dict[str, list[str]]:
         **{name: [*map(str, ids), "99999"] for name, ids in world.ids.items()},
         # a closed quarter (its run's files), the current one, and one that cannot be
         "quarter": [*world.quarters, "geen-kwartaal"],
+        # every report's unguessable address, and a guess of the same shape
+        "public_id": [*world.reports.values(), GUESSED_REPORT],
     }
+
+
+GUESSED_REPORT = "Zm9vYmFyLWVlbi1nb2Vk-Z2VyYWRlbi12ZXJzbGFnLWlk"  # 43 characters, like a real one
+TOPICS = ("informing", "municipality", "crisis")  # the plan's agreements (step 5)
+
+
+def session_scoped(
+    path: str, names: list[str], world: LeakWorld
+) -> list[tuple[str, str | None]] | None:
+    """A route under a session with a second parameter (a plan activity, an arrangement
+    line, an agreement's topic): (URL, case letter, "missing" or None). Each id under its own
+    session, each under the first session of another case (it must not show there), a
+    missing id under a real session, and every real id or topic under a session that does
+    not exist (labelled "missing": what a case one may not know of must answer like)."""
+    if len(names) != 2 or names[0] != "session_id":
+        return None
+    name = names[1]
+    if name == "topic":  # the sessions with agreements, and one without
+        sessions = [world.session_ids["A"][0], *(world.session_ids[c][-1] for c in world.reports)]
+        pairs = [(s, t, world.case_of_session(s)) for s in sessions for t in TOPICS]
+        pairs += [(99999, t, "missing") for t in TOPICS]
+        pairs.append((sessions[0], "geen-onderwerp", None))
+    elif name in world.session_ids_of:
+        own = world.session_ids_of[name]
+        firsts = [ids[0] for ids in world.session_ids.values()]
+        pairs = [(s, str(i), world.case_of_session(s)) for s, i in own]
+        for case in {world.case_of_session(s) for s, _i in own}:  # one per case suffices
+            i = next(i for s, i in own if world.case_of_session(s) == case)
+            other = firsts[(CASES.index(case or "A") + 1) % len(firsts)]
+            pairs.append((other, str(i), None))
+        pairs += [(99999, str(i), "missing") for _s, i in own[:1]]
+        pairs.append((own[0][0], "99999", None))
+    else:
+        return None
+    out = []
+    for session, value, label in pairs:
+        url = path.replace("{session_id:int}", str(session))
+        out.append((re.sub(r"\{" + name + r"(:\w+)?\}", value, url), label))
+    return out
 
 
 def _item_paths(path: str, world: LeakWorld) -> list[str]:
@@ -126,6 +175,10 @@ def route_urls(app: Any, values: dict[str, list[str]], world: LeakWorld) -> tupl
         if {"kind", "item_id"} <= set(names):
             gets += _item_paths(route.path, world)
             continue
+        scoped = session_scoped(route.path, names, world)
+        if scoped is not None:
+            gets += [u for u, _case in scoped]
+            continue
         unknown = [n for n in names if n not in values]
         assert not unknown, f"teach the leak crawler the route parameter(s) {unknown}"
         paths = []
@@ -152,12 +205,15 @@ class Seen:
     def add(self, where: str, text: str) -> None:
         self.pages[where] = self.pages.get(where, "") + text
 
-    def leaks(self, forbidden: set[str]) -> dict[str, list[str]]:
-        if not forbidden:
-            return {}
-        pattern = re.compile("|".join(re.escape(c) for c in sorted(forbidden, key=len)[::-1]))
+    def leaks(self, forbidden: set[str], live: dict[str, set[str]]) -> dict[str, list[str]]:
+        """What holds a forbidden canary, by where; ``live``: what is forbidden instead on
+        the live stream of a meeting the family takes part in (by its path)."""
         out: dict[str, list[str]] = {}
         for where, text in self.pages.items():
+            banned = live.get(where.removeprefix("WS "), forbidden)
+            if not banned:
+                continue
+            pattern = re.compile("|".join(re.escape(c) for c in sorted(banned, key=len)[::-1]))
             found = sorted(set(pattern.findall(text)))
             if found:
                 out[where] = found
@@ -178,11 +234,27 @@ def _links(page_url: str, body: str) -> Iterable[tuple[str, bool]]:
 
 
 def _readable(r: httpx.Response) -> str:
-    """The body as text; a ZIP (the JW323 declarations) unpacked, every file in it."""
-    if r.status_code == 200 and "zip" in r.headers.get("content-type", ""):
+    """The body as text; a ZIP (the JW323 declarations) unpacked, every file in it; a PDF
+    (the report) as its text and metadata."""
+    kind = r.headers.get("content-type", "")
+    if r.status_code == 200 and "zip" in kind:
         with zipfile.ZipFile(io.BytesIO(r.content)) as archive:
             return "\n".join(archive.read(n).decode("utf-8", "replace") for n in archive.namelist())
+    if r.status_code == 200 and "pdf" in kind:
+        pdf = PdfReader(io.BytesIO(r.content))
+        meta = "\n".join(str(v) for v in (pdf.metadata or {}).values())
+        return meta + "\n" + "\n".join(page.extract_text() for page in pdf.pages)
     return r.text
+
+
+def _unechoed(url: str, text: str) -> str:
+    """A page may echo the address it was asked for (the 'not found' page, a return
+    address): what the viewer typed in is not something they got. So an unguessable id in
+    the address (a report's) is left out of that page's text before it is scanned."""
+    for part in re.split(r"[/?&=.]", url):
+        if len(part) >= 20:
+            text = text.replace(part, "")
+    return text
 
 
 async def crawl(app: Any, cookie: str | None, start: list[str], seen: Seen) -> None:
@@ -206,7 +278,8 @@ async def crawl(app: Any, cookie: str | None, start: list[str], seen: Seen) -> N
             assert r.status_code < 500, f"{seen.viewer} GET {url}: {r.status_code}"
             seen.status[url] = r.status_code
             headers = "\n".join(f"{k}: {v}" for k, v in r.headers.items())
-            seen.add(f"GET {url}{' (htmx)' if htmx else ''}", headers + "\n" + _readable(r))
+            text = _unechoed(url, headers + "\n" + _readable(r))
+            seen.add(f"GET {url}{' (htmx)' if htmx else ''}", text)
             for target in (r.headers.get("location"), r.headers.get("hx-redirect")):
                 if target:
                     queue.extend(_links(BASE + url, f'href="{target}"'))
@@ -247,6 +320,14 @@ BAD_FORM_PROBED = frozenset(
         "triage.allocation_dispute_step",
         "consent.youth_alone",
         "consent.family_withdraw",
+        "triage.arrangement_line_add",
+        "triage.arrangement_agree",
+        "triage.arrangement_designate",
+        "triage.activity_add",
+        "triage.activity_update",
+        "triage.activity_status",
+        "triage.agreement_save",
+        "triage.finish",
     }
 )
 NOT_PROBED = {
@@ -262,6 +343,8 @@ NOT_PROBED = {
     "consent.youth_alone_end": "ends a youth-alone exception; needs no fields",
     "triage.link_delete": "removes a factor link; needs no fields",
     "triage.item_private": "without a field it lifts 'niet over mij zonder mij': a valid request",
+    "triage.arrangement_line_remove": "removes a line of help; needs no fields",
+    "triage.arrangement_revise": "starts a new version of an agreed arrangement; needs no fields",
 }
 
 
@@ -297,6 +380,8 @@ def bad_form_posts(
             out.append((f"/triage/sessions/99999/goal/{world.items[0][2]}", "missing"))
         elif names == {"contract_id"}:
             out.append((path.replace("{contract_id:int}", "99999"), None))
+        elif (scoped := session_scoped(path, list(route.param_convertors), world)) is not None:
+            out += scoped
         else:
             out += _posts_by_id(route, world, values)
     return out
@@ -566,7 +651,17 @@ async def test_no_canary_reaches_anyone_consent_does_not_allow(
                 shape = _shape(url)
                 assert statuses[url] == missing[shape], (viewer, url, statuses[url], missing[shape])
 
-    leaks = {v: found for v, s in seen.items() if (found := s.leaks(world.forbidden(v)))}
+    # The family listens to each meeting of its own case: it takes part, so consent may allow
+    # the table more (consent.rules: the family at the table); the oracle says how much.
+    leaks = {}
+    for v, s in seen.items():
+        live = {
+            path: world.forbidden(v, family_at_table=case)
+            for path in sockets
+            if (case := world.case_of_session(int(path.split("/")[3]))) is not None
+        }
+        if found := s.leaks(world.forbidden(v), live):
+            leaks[v] = found
     assert not leaks, json.dumps(leaks, indent=1)[:6000]
 
     # The crawl is not blind: everyone sees what they are allowed to see.
@@ -585,5 +680,31 @@ async def test_no_canary_reaches_anyone_consent_does_not_allow(
     closed = world.quarters[0]
     assert seen["finance_penvoerder"].status[f"/settlement/run/{closed}/jw323.zip"] == 200
     assert seen["coordinator"].status[f"/cases/{world.case_ids['A']}/consents.fhir.json"] == 200
+    # The report (web page and PDF) reaches exactly the parties the family allowed; anyone
+    # left out gets "not found", like for an address guessed.
+    for viewer in viewers:
+        for case, public_id in world.reports.items():
+            for url in (f"/triage/reports/{public_id}", f"/triage/reports/{public_id}.pdf"):
+                status = seen[viewer].status[url]
+                if viewer == "anonymous":
+                    assert status != 200, (viewer, url)
+                else:
+                    assert status == (200 if may_read_report(viewer, case) else 404), (
+                        viewer,
+                        case,
+                        url,
+                        status,
+                    )
+        if viewer != "anonymous":
+            assert seen[viewer].status[f"/triage/reports/{GUESSED_REPORT}"] == 404, viewer
+    a_pdf = f"GET /triage/reports/{world.reports['A']}.pdf"
+    assert (
+        canary("share-ruud_named_karakterreported", "A") in seen["ruud_named_karakter"].pages[a_pdf]
+    )
+    assert canary("agreement-crisis-ruud_named_karakter", "A") in seen["registrar"].pages[a_pdf]
+    b_pdf = f"GET /triage/reports/{world.reports['B']}.pdf"
+    assert canary("agreement-municipality-sanne_accare", "B") in seen["sanne_accare"].pages[b_pdf]
+    assert canary("activity-what-registrarreported", "B") in seen["family:B:parent1"].pages[b_pdf]
+    assert seen["ruud_named_karakter"].contains(canary("activity-who-sanne_accare", "A"))
     assert any(s.viewer == "ruud_named_karakter" and not s.refused for s in streams)
     assert all(s.refused for s in streams if s.viewer in {"anonymous", "outsider_staff"})
