@@ -563,6 +563,7 @@ async def item_update(request: Request) -> Response:
     version_raw = field(data, "version")
     version = int(version_raw) if version_raw.isdigit() else -1
     errors: dict[str, str] = {}
+    confirmed = data.get("confirm_identifying") == "yes"
     before = await _item_ctx(request, who, sid, kind, item_id)
     try:
         async with unit_of_work(request, who) as uow:
@@ -570,7 +571,9 @@ async def item_update(request: Request) -> Response:
                 place = (field(data, "life_area"), field(data, "kind"), field(data, "bound_to"))
                 # A draft whose place is not chosen yet may have its text tidied first.
                 structure = place if place[0] or place[1] else None
-                await service.update_factor(uow, sid, item_id, draft, version, structure)
+                await service.update_factor(
+                    uow, sid, item_id, draft, version, structure, confirmed=confirmed
+                )
             elif kind == "goal":
                 target = date_field(data, "target_date", errors)
                 if errors:
@@ -584,9 +587,10 @@ async def item_update(request: Request) -> Response:
                     _ids(data) if "goal_form" in data else None,
                     field(data, "measure") if "goal_form" in data else None,
                     target,
+                    confirmed=confirmed,
                 )
             else:
-                await service.update_note(uow, sid, item_id, draft, version)
+                await service.update_note(uow, sid, item_id, draft, version, confirmed=confirmed)
     except (StaleVersion, InvalidInput) as exc:
         # Nothing is lost: show the current text next to the user's own draft.
         ctx = await _item_ctx(request, who, sid, kind, item_id)

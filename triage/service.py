@@ -1383,9 +1383,13 @@ async def _save_text(
     text: str,
     version: int,
     change: Callable[[_TextItem], str | None] | None = None,
+    confirmed: bool = False,
 ) -> tuple[TriageSession, _TextItem]:
     clean = _clean_text(text)
     session, case, _level, row = await _locked_item(uow, model, session_id, item_id, version)
+    if row.anonymous:
+        # An anonymous item is read by everyone at the table, whoever edits it now.
+        await _guard_anonymous(uow, case, Disclosure.PSEUDONYMOUS, clean, confirmed)
     cipher = await uow.vault.cipher(uow.db, case.id)
     encrypted = cipher.encrypt(f"{kind}.text", clean)
     assert encrypted is not None
@@ -1407,6 +1411,8 @@ async def update_factor(
     text: str,
     version: int,
     structure: tuple[str, str, str] | None = None,
+    *,
+    confirmed: bool = False,
 ) -> Factor:
     """Change a factor's text and, with ``structure`` (life area, kind, bound to), its place
     in the analysis (a draft becomes a structured factor); refused (StaleVersion) if someone
@@ -1424,7 +1430,7 @@ async def update_factor(
         return "moved" if before != (row.life_area, row.draft) else None
 
     _session, row = await _save_text(
-        uow, "factor", Factor, session_id, factor_id, text, version, place
+        uow, "factor", Factor, session_id, factor_id, text, version, place, confirmed
     )
     return row
 
@@ -1438,6 +1444,8 @@ async def update_goal(
     factor_ids: Sequence[int] | None = None,
     measure: str | None = None,
     target_date: dt.date | None = None,
+    *,
+    confirmed: bool = False,
 ) -> Goal:
     """Change a goal (text, and when given its factors and SMART details); refused
     (StaleVersion) if someone changed it meanwhile."""
@@ -1456,7 +1464,9 @@ async def update_goal(
     case_cipher.append(await uow.vault.cipher(uow.db, session.case_id))
     if factor_ids is not None:
         await _check_factors(uow, session, factor_ids)  # before anything is written
-    session, row = await _save_text(uow, "goal", Goal, session_id, goal_id, text, version, details)
+    session, row = await _save_text(
+        uow, "goal", Goal, session_id, goal_id, text, version, details, confirmed
+    )
     if factor_ids is not None:
         await _set_goal_factors(uow, session, row, factor_ids)
     return row
@@ -1489,13 +1499,21 @@ async def add_note(
 
 
 async def update_note(
-    uow: UnitOfWork, session_id: int, note_id: int, text: str, version: int
+    uow: UnitOfWork,
+    session_id: int,
+    note_id: int,
+    text: str,
+    version: int,
+    *,
+    confirmed: bool = False,
 ) -> StepNote:
     """Change a family note; only its author may, and not over someone else's change."""
     note = await uow.db.get(StepNote, note_id)
     if note is not None and note.author != uow.who.actor:
         raise NotAllowed(N_("Alleen wie dit schreef kan het aanpassen."))
-    _session, row = await _save_text(uow, "note", StepNote, session_id, note_id, text, version)
+    _session, row = await _save_text(
+        uow, "note", StepNote, session_id, note_id, text, version, None, confirmed
+    )
     return row
 
 

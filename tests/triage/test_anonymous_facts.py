@@ -156,3 +156,28 @@ async def test_the_meeting_page_shows_the_anonymous_facts_to_the_table(
     assert 'id="anonymous-facts"' in page
     assert SUMMARY in page and "Psychische problemen (ggz)" in page
     assert "Daan" not in page and "Kanarie" not in page
+
+
+async def test_editing_an_anonymous_item_gets_the_same_second_look(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    """An anonymous item is read by everyone at the table: a name typed into it by someone
+    who sees the case in full is caught too, and nothing typed is lost."""
+    from keerpunt.platform.principal import staff_principal
+    from keerpunt.triage import service as triage
+
+    world = await build_world(runtime, consent_to_expert_org=False)
+    async with runtime.unit_of_work(staff_principal(world.expert)) as uow:
+        factor = await triage.add_factor(uow, world.session_id, "school", "perpetuating", "Mist")
+        factor_id, version = factor.id, factor.version
+    csrf = await login(client, runtime, user_id=world.registrar.id)
+    url = f"/triage/sessions/{world.session_id}/factor/{factor_id}"
+    typed = "Sem Canarie mist veel lessen"
+    form = {"text": typed, "version": str(version), "csrf_token": csrf}
+    resp = await client.post(url, data=form, headers={"HX-Request": "true"})
+    assert resp.status_code == 422, resp.text
+    assert "herkenbare gegevens" in resp.text and typed in resp.text
+    resp = await client.post(
+        url, data={**form, "confirm_identifying": "yes"}, headers={"HX-Request": "true"}
+    )
+    assert resp.status_code == 200
