@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import datetime as dt
 import json
 import os
@@ -285,6 +286,23 @@ async def _drive(
     return latencies, expected - received
 
 
+async def _settle(sockets: list[list[ClientConnection]], quiet: float = 2.0) -> None:
+    """Wait until no socket has received anything for ``quiet`` seconds."""
+    while True:
+        got = 0
+
+        async def drain(ws: ClientConnection) -> None:
+            nonlocal got
+            with contextlib.suppress(TimeoutError):
+                while True:
+                    await asyncio.wait_for(ws.recv(), quiet)
+                    got += 1
+
+        await asyncio.gather(*(drain(ws) for row in sockets for ws in row))
+        if not got:
+            return
+
+
 async def measure_keerpunt(
     tables: list[Table], port: int, saves: int, interval: float
 ) -> tuple[list[float], int]:
@@ -297,11 +315,12 @@ async def measure_keerpunt(
                 f"ws://127.0.0.1:{port}/triage/sessions/{table.session_id}/ws",
                 additional_headers={"Cookie": f"{COOKIE_NAME}={seat.cookie}", "Origin": base},
                 max_size=None,
+                open_timeout=120,
             )
             await ws.send(json.dumps({"type": "resume", "after": 0}))
             row.append(ws)
         sockets.append(row)
-    await asyncio.sleep(2)  # initial presence and replay settle
+    await _settle(sockets)  # everyone has joined: the presence lists are drawn
     limits = httpx.Limits(max_connections=len(tables) * 2)
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as http:
 

@@ -73,6 +73,9 @@ class Connection:
     viewer: Principal
     room: str
     last_seq: int = 0
+    # A presence update waits in the queue: later comings and goings join it (rendered once,
+    # with who is there by then) instead of each drawing the list again.
+    presence_pending: bool = False
     queue: asyncio.Queue[str | list[RoomEvent] | None] = field(default_factory=asyncio.Queue)
     typed_at: float = 0.0
 
@@ -169,7 +172,9 @@ class Hub:
 
     def _announce_presence(self, room: str) -> None:
         for conn in list(self._rooms.get(room, ())):
-            conn.queue.put_nowait("presence")
+            if not conn.presence_pending:
+                conn.presence_pending = True
+                conn.queue.put_nowait("presence")
 
     async def _replay(self, conn: Connection) -> None:
         async with self._sessionmaker() as db:
@@ -191,6 +196,8 @@ class Hub:
             item = await conn.queue.get()
             if item is None:
                 return
+            if item == "presence":
+                conn.presence_pending = False  # from here on a change needs a new render
             try:
                 html = await self._render(conn, renderer, item)
                 if html and conn.websocket.application_state == WebSocketState.CONNECTED:
