@@ -148,7 +148,11 @@ async def _decide(
         if who.case_id == case.id and roles & {r.value for r in FAMILY_ROLES}:
             return DisclosureDecision(Disclosure.FULL, reason="family")
         return DisclosureDecision(Disclosure.NOTHING, reason="not_this_case")
-    if case.registered_by_id == who.user_id or "local_team" in roles:
+    if (
+        case.registered_by_id == who.user_id or "local_team" in roles
+    ) and purpose is not Purpose.REPORT_SHARING:
+        # The registrar holds the file it collected; the report is shared only as the family
+        # answered at closing, with the registrar's organisation as with any other party.
         return DisclosureDecision(Disclosure.FULL, reason="registrar")
     if not roles and not (who.staff_roles & _TEAM_ROLES):
         return DisclosureDecision(Disclosure.NOTHING, reason="no_part")

@@ -22,6 +22,8 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import delete, text
 from sqlalchemy.ext.asyncio import create_async_engine
 from starlette.datastructures import Secret
@@ -30,6 +32,13 @@ from keerpunt.platform.app import create_app
 from keerpunt.platform.runtime import Runtime
 from keerpunt.platform.schema import metadata
 from keerpunt.platform.settings import Settings
+
+# Property tests check rules, not speed: no per-example deadline (a loaded CI machine would
+# make them flaky), and slow data generation is not a failure.
+hypothesis_settings.register_profile(
+    "keerpunt", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+hypothesis_settings.load_profile("keerpunt")
 
 PG_ADMIN_URL = os.environ.get(
     "KEERPUNT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"

@@ -31,7 +31,9 @@ async def _orgs(rt: Runtime) -> dict[str, int]:
         return {o.name: o.id for o in await db.scalars(select(Organisation))}
 
 
-async def _meeting(rt: Runtime, share_with_accare: bool = False) -> tuple[World, str]:
+async def _meeting(
+    rt: Runtime, share_with_accare: bool = False, share_with_registrar: bool = True
+) -> tuple[World, str]:
     """A whole meeting: a goal, a line, an activity, a crisis plan; closed with the family
     saying yes to Karakter and the chair's organisation, and no (or yes) to Accare."""
     w = await build_world(rt)
@@ -59,7 +61,7 @@ async def _meeting(rt: Runtime, share_with_accare: bool = False) -> tuple[World,
             {
                 orgs["Karakter"]: True,
                 orgs["Pactum"]: True,
-                orgs["Wijkteam"]: True,
+                orgs["Wijkteam"]: share_with_registrar,
                 orgs["Accare"]: share_with_accare,
             },
         )
@@ -206,3 +208,15 @@ async def test_without_the_familys_answers_the_report_stays_with_the_family(
         public_id = await report.report_link(uow, w.session_id)
         assert public_id is not None
         assert (await report.report_view(uow, public_id)).title == "Sem Canarie"
+
+
+async def test_a_no_for_the_registrars_organisation_is_kept_too(runtime: Runtime) -> None:
+    """The family is asked about the organisation that registered the case like any other
+    party: its "no" keeps the report from it, although it holds the case file itself."""
+    w, public_id = await _meeting(runtime, share_with_registrar=False)
+    async with runtime.unit_of_work(staff_principal(w.registrar)) as uow:
+        with pytest.raises(NotFound):
+            await report.report_view(uow, public_id)
+        await triage.case_view(uow, w.case_id)  # the case file itself stays open to it
+    async with runtime.unit_of_work(staff_principal(w.expert)) as uow:
+        assert (await report.report_view(uow, public_id)) is not None
