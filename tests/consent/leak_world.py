@@ -14,7 +14,7 @@ Cases (all through the real registration, consent, planning and table services):
 - D: 14 years old; consent for everyone at the table, then crypto-shredded.
 
 A and B also had an earlier session, closed through the closing flow with the family's answer
-per party on sharing the report (A: Accare left out; B: Karakter left out), with arrangement
+per party on sharing the report (A: Accare left out; B: Karakter and the wijkteam), with arrangement
 lines and their stated shares, a plan (activities, the three agreements) and its report; the
 open sessions of A and B hold a line and an activity too.
 
@@ -103,19 +103,21 @@ WITH_FAMILY_AT_TABLE: dict[str, frozenset[str]] = {
 }
 
 
-# Who may read each case's report (verslag): the family itself, the registrar (who holds the
-# data), and the parties the family allowed at the closing — for each party the answer of
-# everyone whose consent the law requires (A: the youth alone, under the youth-alone
-# exception; B: the parent). A: Karakter (Ruud) and Pactum (the coordinator) yes, Accare
-# (Sanne) left out. B: Accare and Pactum yes, Karakter left out. C was closed without the
-# closing flow: no answers, so only the registrar and the family. Nobody else: not Gerrit
-# (at no table), not the penvoerder's finance staff or the RET manager (no part in sharing).
+# Who may read each case's report (verslag): the family itself, and the parties the family
+# allowed at the closing — for each party the answer of everyone whose consent the law
+# requires (A: the youth alone, under the youth-alone exception; B: the parent). The
+# registrar's organisation (the local team) is a party like any other. A: Karakter (Ruud),
+# Pactum (the coordinator) and the wijkteam (the registrar) yes, Accare (Sanne) left out.
+# B: Accare and Pactum yes, Karakter and the wijkteam left out. C was closed without the
+# closing flow: no answers, so only the family. Nobody else: not Gerrit (at no table), not
+# the penvoerder's finance staff or the RET manager (no part in sharing).
 REPORT_READERS: dict[str, frozenset[str]] = {
     "A": frozenset({"coordinator", "ruud_named_karakter", "registrar"}),
-    "B": frozenset({"coordinator", "sanne_accare", "registrar"}),
-    "C": frozenset({"registrar"}),
+    "B": frozenset({"coordinator", "sanne_accare"}),
+    "C": frozenset(),
 }
-REPORT_LEFT_OUT = {"A": "Accare", "B": "Karakter"}  # the party the family said no to
+# the parties the family said no to
+REPORT_LEFT_OUT = {"A": ("Accare",), "B": ("Karakter", "Sociaal Wijkteam")}
 
 
 def may_read_report(viewer: str, case: str) -> bool:
@@ -564,11 +566,10 @@ async def _reported_session(
         w.canaries[text] = (case, _needs(w, who, case))
         async with rt.unit_of_work(staff_principal(w.staff[who])) as uow:
             await step5.set_agreement(uow, sid, topic, text, 0)
-    left_out = accare if REPORT_LEFT_OUT[case] == accare.name else karakter
-    assert left_out.name == REPORT_LEFT_OUT[case]
     async with rt.unit_of_work(coord) as uow:
         parties = await reports.sharing_parties(uow, sid)
-        assert left_out.id in {p.organisation_id for p in parties}
-        sharing = {p.organisation_id: p.organisation_id != left_out.id for p in parties}
+        left_out = {p.name for p in parties} & set(REPORT_LEFT_OUT[case])
+        assert left_out == set(REPORT_LEFT_OUT[case]), parties
+        sharing = {p.organisation_id: p.name not in left_out for p in parties}
         report = await reports.close_and_share(uow, sid, sharing)
         w.reports[case] = report.public_id
