@@ -390,9 +390,14 @@ def _as_date(iso: str | None) -> dt.date | None:
     return dt.date.fromisoformat(iso) if iso else None
 
 
-def family_at_the_table(present: frozenset[str]) -> tuple[int, ...]:
+def family_at_the_table(
+    present: frozenset[str], session: TriageSession | None = None
+) -> tuple[int, ...]:
     """The case-member ids of the family members connected to a meeting (actors
-    "member:N"): consent asks whether the family itself is at the table."""
+    "member:N"): consent asks whether the family itself is at the table. A closed meeting
+    has no table any more: looking at it later opens nothing."""
+    if session is not None and session.status == SessionStatus.CLOSED:
+        return ()
     return tuple(sorted(int(a.split(":", 1)[1]) for a in present if a.startswith("member:")))
 
 
@@ -401,9 +406,9 @@ async def session_level(
 ) -> Disclosure:
     """How much of the case this viewer may see in this meeting now, with ``present`` the
     actors connected to it (not audited: nothing is shown by asking)."""
-    _session, case = await _session_for(uow, session_id)
+    session, case = await _session_for(uow, session_id)
     decision = await consent.disclosure(
-        uow, case, audit_read=False, family_present=family_at_the_table(present)
+        uow, case, audit_read=False, family_present=family_at_the_table(present, session)
     )
     return decision.level
 
@@ -951,7 +956,7 @@ async def session_view(
     """The whole shared table for this viewer, redacted by consent and by "niet over mij
     zonder mij" (``present``: the actors connected to the meeting now)."""
     session, case = await _session_for(uow, session_id)
-    cv = await case_view(uow, case.id, family_present=family_at_the_table(present))
+    cv = await case_view(uow, case.id, family_present=family_at_the_table(present, session))
     reader = await _reader(uow, case, cv.level, present)
     factors = (
         await uow.db.scalars(
@@ -1058,7 +1063,9 @@ async def table_changes(
     consent decision (audited), then only the named rows: what a live push needs, instead
     of the whole table."""
     session, case = await _session_for(uow, session_id)
-    level = (await consent.disclosure(uow, case, family_present=family_at_the_table(present))).level
+    level = (
+        await consent.disclosure(uow, case, family_present=family_at_the_table(present, session))
+    ).level
     if level is Disclosure.NOTHING:
         raise NotFound()
     reader = await _reader(uow, case, level, present)

@@ -216,3 +216,24 @@ async def test_the_family_at_the_table_opens_the_case_to_the_table_while_they_ar
     assert "Sem Canarie" not in back.split('id="kp-title"', 1)[1][:200]
     await youth.ws.close()
     await expert.ws.close()
+
+
+async def test_a_closed_meeting_has_no_table_the_family_can_open(runtime: Runtime) -> None:
+    """Looking at a closed meeting later is not taking part in it: the family's presence
+    opens the case only while the meeting is on."""
+    from keerpunt.consent.service import Disclosure
+
+    world = await build_world(runtime, consent_to_expert_org=False)
+    family = frozenset({f"member:{world.members['youth']}", f"member:{world.members['parent']}"})
+    async with runtime.unit_of_work(staff_principal(world.outsider_expert)) as uow:
+        assert await triage.session_level(uow, world.session_id, family) is Disclosure.FULL
+        assert await triage.session_level(uow, world.session_id) is Disclosure.PSEUDONYMOUS
+    from keerpunt.triage.models import SessionStatus, TriageSession
+
+    async with runtime.sessionmaker() as db, db.begin():
+        session = await db.get(TriageSession, world.session_id)
+        assert session is not None
+        session.status = SessionStatus.CLOSED  # as the chair's closing leaves it
+    async with runtime.unit_of_work(staff_principal(world.outsider_expert)) as uow:
+        level = await triage.session_level(uow, world.session_id, family)
+        assert level is Disclosure.PSEUDONYMOUS
