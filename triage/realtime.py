@@ -166,24 +166,6 @@ class TriageRenderer:
     async def render_presence(self, uow: UnitOfWork, room: str, present: list[Principal]) -> str:
         session_id = int(room.split(":", 1)[1])
         actors = self._actors(room, present)
-        key = (room, uow.who.actor)
-        level = await service.session_level(uow, session_id, actors)
-        before = self._level_seen.get(key)
-        self._level_seen[key] = level
-        for gone in [k for k in self._level_seen if k[0] == room and k[1] not in actors]:
-            del self._level_seen[gone]
-        if before is not None and before is not level:
-            # The family joined or left the meeting: with the family at the table the case
-            # may be discussed openly (consent.rules), so everything personal is drawn anew.
-            view = await service.session_view(uow, session_id, actors)
-            changes = await service.table_changes(uow, session_id, [], actors)
-            labels = [
-                changes.present.get(p.actor) or service.PersonLabel(None, p.display_name)
-                for p in present
-            ]
-            return self._render(
-                "triage/_partials/consent_oob.html", s=view, csrf_token=uow.who.csrf_token
-            ) + self._render("triage/_partials/presence.html", present=labels, oob=True)
         # Items someone asked to keep for when they are at the table: shown or held back
         # again now that people come and go.
         flagged: list[tuple[str, int]] = []
@@ -200,7 +182,23 @@ class TriageRenderer:
             changes.present.get(p.actor) or service.PersonLabel(None, p.display_name)
             for p in present
         ]
-        parts = [self._render("triage/_partials/presence.html", present=labels, oob=True)]
+        presence = self._render("triage/_partials/presence.html", present=labels, oob=True)
+        key = (room, uow.who.actor)
+        before = self._level_seen.get(key)
+        self._level_seen[key] = changes.level
+        for gone in [k for k in self._level_seen if k[0] == room and k[1] not in actors]:
+            del self._level_seen[gone]
+        if before is not None and before is not changes.level:
+            # The family joined or left the meeting: with the family at the table the case
+            # may be discussed openly (consent.rules), so everything personal is drawn anew.
+            view = await service.session_view(uow, session_id, actors)
+            return (
+                self._render(
+                    "triage/_partials/consent_oob.html", s=view, csrf_token=uow.who.csrf_token
+                )
+                + presence
+            )
+        parts = [presence]
         for item in changes.items.values():
             parts.append(
                 self._render(

@@ -401,18 +401,6 @@ def family_at_the_table(
     return tuple(sorted(int(a.split(":", 1)[1]) for a in present if a.startswith("member:")))
 
 
-async def session_level(
-    uow: UnitOfWork, session_id: int, present: frozenset[str] = frozenset()
-) -> Disclosure:
-    """How much of the case this viewer may see in this meeting now, with ``present`` the
-    actors connected to it (not audited: nothing is shown by asking)."""
-    session, case = await _session_for(uow, session_id)
-    decision = await consent.disclosure(
-        uow, case, audit_read=False, family_present=family_at_the_table(present, session)
-    )
-    return decision.level
-
-
 async def case_view(
     uow: UnitOfWork, case_id: int, *, family_present: tuple[int, ...] = ()
 ) -> CaseView:
@@ -1041,6 +1029,7 @@ class TableChanges:
     present: dict[str, PersonLabel]
     board: BoardView | None = None
     factor_choices: tuple[tuple[int, str], ...] = ()
+    level: Disclosure = Disclosure.PSEUDONYMOUS  # what consent allowed this viewer here
 
 
 async def _rows_of(
@@ -1109,7 +1098,7 @@ async def table_changes(
         choices = tuple(
             (f.id, text) for f in all_factors if (text := reader.text("factor.text", f))
         )
-    return TableChanges(session.id, items, lines, reader.labels, board, choices)
+    return TableChanges(session.id, items, lines, reader.labels, board, choices, level)
 
 
 async def table_labels(uow: UnitOfWork, session_id: int) -> dict[str, PersonLabel]:
