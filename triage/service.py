@@ -97,7 +97,6 @@ __all__ = [
     "update_note",
 ]
 
-ARRANGEMENT_MONTHS = 9  # default duration of an arrangement (DOMAIN.md)
 
 # The toetsingskader: (field, question, why a NO stops the registration). Dutch message ids.
 ENTRY_QUESTIONS: tuple[tuple[str, str, str], ...] = (
@@ -1025,7 +1024,6 @@ class TableChanges:
 
     session_id: int
     items: dict[tuple[str, int], ItemView]
-    lines: dict[int, LineView]
     present: dict[str, PersonLabel]
     board: BoardView | None = None
     factor_choices: tuple[tuple[int, str], ...] = ()
@@ -1047,7 +1045,7 @@ async def table_changes(
     refs: list[tuple[str, int]],
     present: frozenset[str] = frozenset(),
 ) -> TableChanges:
-    """The factors, goals, notes and lines named by ``refs`` ((kind, id) pairs; ("board", 0)
+    """The factors, goals and notes named by ``refs`` ((kind, id) pairs; ("board", 0)
     for the shared board) and the labels of the people at the table, for this viewer. One
     consent decision (audited), then only the named rows: what a live push needs, instead
     of the whole table."""
@@ -1058,7 +1056,7 @@ async def table_changes(
     if level is Disclosure.NOTHING:
         raise NotFound()
     reader = await _reader(uow, case, level, present)
-    wanted: dict[str, set[int]] = {"factor": set(), "goal": set(), "note": set(), "line": set()}
+    wanted: dict[str, set[int]] = {"factor": set(), "goal": set(), "note": set()}
     for kind, item_id in refs:
         wanted.setdefault(kind, set()).add(item_id)
     items: dict[tuple[str, int], ItemView] = {}
@@ -1071,18 +1069,6 @@ async def table_changes(
         items[("goal", view.id)] = view
     for note in await _rows_of(uow, StepNote, session.id, wanted["note"]):
         items[("note", note.id)] = _item("note", note, reader)
-    lines: dict[int, LineView] = {}
-    if wanted["line"]:
-        rows_l = (
-            await uow.db.scalars(
-                select(ArrangementLine).where(
-                    ArrangementLine.session_id == session.id,
-                    ArrangementLine.id.in_(wanted["line"]),
-                )
-            )
-        ).all()
-        orgs = await _providers(uow, {ln.provider_id for ln in rows_l})
-        lines = {ln.id: _line(ln, orgs, reader.labels) for ln in rows_l}
     board = None
     choices: tuple[tuple[int, str], ...] = ()
     if wanted.get("board") or wanted["factor"]:
@@ -1098,7 +1084,7 @@ async def table_changes(
         choices = tuple(
             (f.id, text) for f in all_factors if (text := reader.text("factor.text", f))
         )
-    return TableChanges(session.id, items, lines, reader.labels, board, choices, level)
+    return TableChanges(session.id, items, reader.labels, board, choices, level)
 
 
 async def table_labels(uow: UnitOfWork, session_id: int) -> dict[str, PersonLabel]:
