@@ -56,6 +56,7 @@ __all__ = [
     "add_allocation",
     "allocations_page",
     "check_quarter",
+    "load_agreements",
     "load_until",
     "record_delivery",
     "visible_allocations",
@@ -151,6 +152,11 @@ def _agreement(row: AgreementRow) -> SubProviderAgreement:
         valid_from=row.valid_from,
         valid_to=row.valid_to,
     )
+
+
+async def load_agreements(uow: UnitOfWork) -> list[SubProviderAgreement]:
+    """Every sub-provider agreement (onderaannemersovereenkomst) with its margin."""
+    return [_agreement(g) for g in await uow.db.scalars(select(AgreementRow))]
 
 
 AGREEMENT_OVERLAP = N_(

@@ -4,20 +4,31 @@ from __future__ import annotations
 
 import datetime as dt
 
+from babel.numbers import format_decimal
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from keerpunt.platform.errors import InvalidInput
-from keerpunt.platform.i18n import AMSTERDAM
+from keerpunt.platform.i18n import AMSTERDAM, N_, current_locale, gettext
 from keerpunt.platform.models import StaffRole
 from keerpunt.platform.principal import Principal
-from keerpunt.platform.web import field, form, is_htmx, render, require, unit_of_work
+from keerpunt.platform.web import (
+    field,
+    form,
+    is_htmx,
+    render,
+    require,
+    runtime,
+    unit_of_work,
+)
 from keerpunt.settlement.service import (
     BAD_DATE,
     CONTRACT_FIELDS,
     DELIVERY_FIELDS,
     UNITS,
+    CloseJob,
+    Closer,
     InvalidQuarter,
     LaterQuarterClosed,
     Quarter,
@@ -25,13 +36,15 @@ from keerpunt.settlement.service import (
     QuarterOverview,
     add_contract,
     allocations_page,
+    check_close,
     check_finance_access,
-    close_quarter,
     end_contract,
     list_contracts,
     parse_date,
     parse_quarter,
     provider_choices,
+    provider_statement,
+    provider_statement_csv,
     quarter_of,
     quarter_overview,
     read_contract_form,
@@ -40,6 +53,9 @@ from keerpunt.settlement.service import (
     run_declarations,
     run_page,
     run_statement,
+    statement_pdf,
+    statement_pdf_name,
+    statement_providers,
 )
 
 
@@ -225,25 +241,101 @@ def _run_quarter(raw: str) -> Quarter:
     return parse_quarter(raw) if raw else quarter_of(_today()).previous
 
 
+def _closer(request: Request) -> Closer:
+    """The closings under way in this server process (made on first use)."""
+    state = request.app.state
+    closer: Closer | None = getattr(state, "settlement_closer", None)
+    if closer is None:
+        closer = Closer(runtime(request).settings)
+        state.settlement_closer = closer
+    return closer
+
+
+def _count(n: int) -> str:
+    return format_decimal(n, locale=current_locale.get())
+
+
+# What the live region says, once per phase (the counts change on screen, not out loud).
+_PHASE_SAYS = {
+    "wait": N_("Het afsluiten is begonnen."),
+    "load": N_("Stap 1 van 3: de gegevens worden opgehaald."),
+    "check": N_("Stap 2 van 3: de regels worden gecontroleerd."),
+    "write": N_("Stap 3 van 3: de afrekening wordt opgeslagen."),
+    "done": N_("Klaar: het kwartaal is afgesloten. De overzichten per aanbieder staan hieronder."),
+}
+_PHASE_COUNTS = {
+    "check": N_("%(done)s van %(total)s regels gecontroleerd"),
+    "write": N_("%(done)s van %(total)s regels opgeslagen"),
+}
+
+
+def _progress(job: CloseJob) -> dict[str, object]:
+    count = _PHASE_COUNTS.get(job.phase)
+    return {
+        "job": job,
+        "phase_text": _PHASE_SAYS.get(job.phase, ""),
+        "count_text": (
+            gettext(count) % {"done": _count(job.done), "total": _count(job.total)}
+            if count and job.total
+            else ""
+        ),
+    }
+
+
 async def _run_page(
-    request: Request, who: Principal, raw: str, *, error: str | None = None, status_code: int = 200
+    request: Request,
+    who: Principal,
+    raw: str,
+    *,
+    error: str | None = None,
+    status_code: int = 200,
+    announce: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> Response:
     chosen: Quarter | None = None
     page = None
+    job: CloseJob | None = None
+    close_error: str | None = None
+    statements: list[tuple[int, str]] = []
     try:
         chosen = _run_quarter(raw)
     except InvalidQuarter as exc:
         error, status_code = exc.message, 400
-    async with unit_of_work(request, who) as uow:
-        if chosen is None:
+    if chosen is not None:
+        job = _closer(request).get(chosen.code)
+    if job is not None and not job.finished:
+        # While it closes, the database is busy with it: show only the progress.
+        async with unit_of_work(request, who) as uow:
             await check_finance_access(uow)
-        else:
-            page = await run_page(uow, chosen, _today())
+    else:
+        if job is not None:
+            close_error = job.error
+            _closer(request).forget(job.quarter)
+            job = None
+        async with unit_of_work(request, who) as uow:
+            if chosen is None:
+                await check_finance_access(uow)
+            else:
+                page = await run_page(uow, chosen, _today())
+                if page.run is not None:
+                    statements = await statement_providers(uow, chosen)
+    context: dict[str, object] = {
+        "page": page,
+        "quarter": chosen,
+        "raw": raw,
+        "error": error,
+        "close_error": close_error,
+        "statements": statements,
+        "announce": announce,
+    }
+    if job is not None:
+        context.update(_progress(job))
     return render(
         request,
         _template(request, "run.html"),
-        {"page": page, "raw": raw, "error": error},
+        context,
         status_code=status_code,
+        headers=headers,
     )
 
 
@@ -253,18 +345,90 @@ async def run(request: Request) -> Response:
 
 
 async def run_close(request: Request) -> Response:
+    """The penvoerder's button: check at once, then close in the background."""
     who = require(request, StaffRole.FINANCE)
     raw = field(await form(request), "q")
     try:
         chosen = parse_quarter(raw)
         async with unit_of_work(request, who) as uow:
-            await close_quarter(uow, chosen, _today())
+            closed = await check_close(uow, chosen, _today())
     except (InvalidQuarter, QuarterNotOver, LaterQuarterClosed) as exc:
         return await _run_page(request, who, raw, error=exc.message, status_code=exc.status_code)
+    if closed is None:
+        _closer(request).start(who, chosen, _today())
     if _fragment(request):
-        return await _run_page(request, who, chosen.code)
+        return await _run_page(
+            request, who, chosen.code, announce=_PHASE_SAYS["wait"] if closed is None else None
+        )
     url = request.url_for("settlement.run").include_query_params(q=chosen.code)
     return RedirectResponse(str(url), status_code=303)
+
+
+async def run_progress(request: Request) -> Response:
+    """Polled by the run page while a quarter closes: the progress, and at the end the run."""
+    who = require(request, StaffRole.FINANCE)
+    chosen = parse_quarter(request.path_params["quarter"])
+    if not _fragment(request):
+        url = request.url_for("settlement.run").include_query_params(q=chosen.code)
+        return RedirectResponse(str(url), status_code=303)
+    seen = request.query_params.get("seen", "")
+    job = _closer(request).get(chosen.code)
+    if job is not None and not job.finished:
+        context = _progress(job)
+        context["announce"] = context["phase_text"] if job.phase != seen else None
+        return render(request, "settlement/_partials/run_progress.html", context)
+    # Finished (or unknown after a restart): the whole run section replaces the progress.
+    announce = None
+    if job is not None:
+        announce = job.error or _PHASE_SAYS["done"]
+    return await _run_page(
+        request,
+        who,
+        chosen.code,
+        announce=announce,
+        headers={"HX-Retarget": "#kp-run", "HX-Reswap": "outerHTML"},
+    )
+
+
+def _statement_args(request: Request) -> tuple[Quarter, int]:
+    return parse_quarter(request.path_params["quarter"]), request.path_params["provider_id"]
+
+
+async def statement(request: Request) -> Response:
+    """A provider's statement of a closed quarter as a web page."""
+    who = require(request)
+    chosen, provider_id = _statement_args(request)
+    async with unit_of_work(request, who) as uow:
+        view = await provider_statement(uow, chosen, provider_id)
+    return render(request, "settlement/statement.html", {"view": view})
+
+
+async def statement_pdf_file(request: Request) -> Response:
+    who = require(request)
+    chosen, provider_id = _statement_args(request)
+    async with unit_of_work(request, who) as uow:
+        view = await provider_statement(uow, chosen, provider_id)
+    return Response(
+        statement_pdf(view),
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="{statement_pdf_name(view)}"'},
+    )
+
+
+async def statement_csv_file(request: Request) -> Response:
+    who = require(request)
+    chosen, provider_id = _statement_args(request)
+    async with unit_of_work(request, who) as uow:
+        data = await provider_statement_csv(uow, chosen, provider_id)
+    return Response(
+        data,
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": (
+                f'attachment; filename="afrekening-{chosen.code}-{provider_id}.csv"'
+            )
+        },
+    )
 
 
 async def run_statement_csv(request: Request) -> Response:
@@ -301,6 +465,24 @@ routes: list[BaseRoute] = [
         "/settlement/run/{quarter}/jw323.zip",
         run_declarations_zip,
         name="settlement.run_declarations",
+    ),
+    Route(
+        "/settlement/run/{quarter}/progress", run_progress, name="settlement.run_progress"
+    ),
+    Route(
+        "/settlement/run/{quarter}/statement/{provider_id:int}",
+        statement,
+        name="settlement.statement",
+    ),
+    Route(
+        "/settlement/run/{quarter}/statement/{provider_id:int}.pdf",
+        statement_pdf_file,
+        name="settlement.statement_pdf",
+    ),
+    Route(
+        "/settlement/run/{quarter}/statement/{provider_id:int}.csv",
+        statement_csv_file,
+        name="settlement.statement_csv",
     ),
     Route("/settlement/run", run, name="settlement.run"),
     Route("/settlement/run", run_close, methods=["POST"], name="settlement.run_close"),

@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -29,7 +29,11 @@ from keerpunt.settlement.statement import digest, statement_csv
 
 __all__ = [
     "HolderTotal",
+    "PHASE_CHECK",
+    "PHASE_LOAD",
+    "PHASE_WRITE",
     "LaterQuarterClosed",
+    "Progress",
     "QuarterNotOver",
     "RejectedLine",
     "RunPage",
@@ -53,6 +57,18 @@ class LaterQuarterClosed(DomainError):
         "Een later kwartaal is al afgesloten. Correcties komen in de afrekening van het "
         "volgende kwartaal."
     )
+
+
+# The phases of closing, in order, for whoever shows progress: ``progress(phase, done, total)``
+# is called at the start and end of each phase (and may be called per chunk within one).
+PHASE_LOAD = "load"  # reading deliveries, allocations, tariffs and agreements
+PHASE_CHECK = "check"  # checking every delivery line (done/total: lines)
+PHASE_WRITE = "write"  # writing the run's lines (done/total: lines)
+Progress = Callable[[str, int, int], None]
+
+
+def _quiet(phase: str, done: int, total: int) -> None:
+    pass
 
 
 @dataclass(frozen=True)
@@ -105,12 +121,15 @@ async def _run_lines(uow: UnitOfWork, run_ids: Iterable[int]) -> list[OutLine]:
     return [_line(r) for r in rows]
 
 
-async def close_quarter(uow: UnitOfWork, quarter: Quarter, today: dt.date) -> RunSummary:
+async def close_quarter(
+    uow: UnitOfWork, quarter: Quarter, today: dt.date, *, progress: Progress | None = None
+) -> RunSummary:
     """Close a quarter into an immutable run: every delivery up to its last day is checked;
     what earlier runs declared and still stands is not declared again, changed lines are
     credited in full and declared anew. Closing a closed quarter returns that run, so two
     people pressing at once get one run. A quarter closes only after its last day and never
-    before a later one."""
+    before a later one. ``progress`` hears of each phase (see :data:`PHASE_LOAD`)."""
+    report = progress or _quiet
     penvoerder = await check_finance_access(uow)
     if today <= quarter.end:
         raise QuarterNotOver()
@@ -124,9 +143,13 @@ async def close_quarter(uow: UnitOfWork, quarter: Quarter, today: dt.date) -> Ru
             return _summary(run, created=False)
     if any(parse_quarter(r.quarter).start > quarter.start for r in runs):
         raise LaterQuarterClosed()
+    report(PHASE_LOAD, 0, 0)
     previous = await _run_lines(uow, [r.id for r in runs])
     deliveries, allocations, contracts, agreements = await load_until(uow, quarter.end)
+    report(PHASE_CHECK, 0, len(deliveries))
     result = settle(deliveries, allocations, contracts, agreements, previous)
+    report(PHASE_CHECK, len(deliveries), len(deliveries))
+    report(PHASE_WRITE, 0, len(result.lines))
     data = statement_csv(quarter.code, result.lines, await _names(uow, result.lines))
     run = SettlementRun(
         quarter=quarter.code,
@@ -161,6 +184,7 @@ async def close_quarter(uow: UnitOfWork, quarter: Quarter, today: dt.date) -> Ru
         for seq, x in enumerate(result.lines, 1)
     )
     await uow.db.flush()
+    report(PHASE_WRITE, len(result.lines), len(result.lines))
     await audit.record(
         uow.db,
         uow.who,

@@ -79,9 +79,26 @@ from keerpunt.settlement.runs import (
     run_page,
     run_statement,
 )
+from keerpunt.settlement.closing import CloseJob, Closer, check_close
+from keerpunt.settlement.statement_pdf import statement_pdf, statement_pdf_name
+from keerpunt.settlement.statement_view import (
+    ProviderStatement,
+    provider_statement,
+    provider_statement_csv,
+    statement_providers,
+)
 from keerpunt.triage import service as triage
 
 __all__ = [
+    "CloseJob",
+    "Closer",
+    "ProviderStatement",
+    "check_close",
+    "provider_statement",
+    "provider_statement_csv",
+    "statement_pdf",
+    "statement_pdf_name",
+    "statement_providers",
     "BAD_DATE",
     "CONTRACT_FIELDS",
     "DELIVERY_FIELDS",

@@ -15,9 +15,7 @@ import datetime as dt
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
-from fpdf import FPDF
 from sqlalchemy import select
 
 from keerpunt.consent import service as consent
@@ -26,6 +24,7 @@ from keerpunt.platform import audit
 from keerpunt.platform.errors import InvalidInput, NotFound
 from keerpunt.platform.i18n import N_, gettext, local_date, local_datetime
 from keerpunt.platform.models import Case, CaseMember, CaseRole, Organisation, User
+from keerpunt.platform.pdf import KeerpuntPDF
 from keerpunt.platform.uow import UnitOfWork
 from keerpunt.triage import arrangement, plan, service
 from keerpunt.triage.models import Report, SessionParticipant, TriageSession
@@ -239,52 +238,6 @@ async def reports_for_case(uow: UnitOfWork, case_id: int) -> tuple[ReportLink, .
 
 # -- the PDF ---------------------------------------------------------------------------------------
 
-# DejaVu Sans from the Debian package fonts-dejavu-core (installed with the system, updated by
-# it; no font files in this repository): it covers every Dutch letter (ë, ï, é, ĳ) and the €
-# sign, and fpdf2 embeds only the subset a report uses.
-FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
-
-
-class FontMissing(RuntimeError):
-    pass
-
-
-def _font(name: str) -> Path:
-    path = FONT_DIR / name
-    if not path.is_file():
-        raise FontMissing(f"{path} is missing: install the Debian package fonts-dejavu-core")
-    return path
-
-
-class _ReportPDF(FPDF):
-    def __init__(self, footer_text: str) -> None:
-        super().__init__(format="A4")
-        self._footer_text = footer_text
-        self.add_font("DejaVu", "", str(_font("DejaVuSans.ttf")))
-        self.add_font("DejaVu", "B", str(_font("DejaVuSans-Bold.ttf")))
-        self.set_auto_page_break(auto=True, margin=18)
-        self.set_margins(18, 18, 18)
-
-    def footer(self) -> None:
-        self.set_y(-12)
-        self.set_font("DejaVu", "", 8)
-        self.cell(0, 6, f"{self._footer_text} · {self.page_no()}/{{nb}}", align="C")
-
-    def heading(self, text: str) -> None:
-        self.ln(3)
-        self.set_font("DejaVu", "B", 13)
-        self.multi_cell(0, 7, text, new_x="LMARGIN", new_y="NEXT")
-        self.set_font("DejaVu", "", 10)
-
-    def para(self, text: str, bold: bool = False) -> None:
-        self.set_font("DejaVu", "B" if bold else "", 10)
-        self.multi_cell(0, 5.5, text, new_x="LMARGIN", new_y="NEXT")
-        self.set_font("DejaVu", "", 10)
-
-    def bullet(self, text: str) -> None:
-        self.multi_cell(0, 5.5, "• " + text, new_x="LMARGIN", new_y="NEXT")
-
-
 def _t(msgid: str, **params: str) -> str:
     text = gettext(msgid)
     return text % params if params else text
@@ -300,15 +253,13 @@ def _person(label: service.PersonLabel) -> str:
 def report_pdf(view: ReportView) -> bytes:
     """The report as a PDF, from the same view model as the web page (already redacted)."""
     hidden = _t(N_("(U mag dit niet zien.)"))
-    pdf = _ReportPDF(_t(N_("Verslag triage-bespreking · vertrouwelijk")))
+    pdf = KeerpuntPDF(
+        _t(N_("Verslag triage-bespreking · vertrouwelijk")), created=view.closed_at
+    )
     pdf.set_title(_t(N_("Verslag triage-bespreking")))
     pdf.set_creator("Keerpunt")
     pdf.add_page()
-    pdf.set_font("DejaVu", "B", 17)
-    pdf.multi_cell(
-        0, 9, _t(N_("Verslag triage-bespreking")) + ": " + view.title, new_x="LMARGIN", new_y="NEXT"
-    )
-    pdf.set_font("DejaVu", "", 10)
+    pdf.title_line(_t(N_("Verslag triage-bespreking")) + ": " + view.title)
     pdf.para(_t(N_("Bespreking van %(when)s."), when=local_datetime(view.session.scheduled_at)))
     if view.closed_at:
         pdf.para(_t(N_("Gesloten op %(when)s."), when=local_datetime(view.closed_at)))
@@ -361,4 +312,4 @@ def report_pdf(view: ReportView) -> bytes:
     for ag in view.plan.agreements:
         pdf.para(_t(VOCAB["plan_topic"][ag.topic]), bold=True)
         pdf.para(ag.text if ag.text is not None else (hidden if ag.hidden else "–"))
-    return bytes(pdf.output())
+    return pdf.to_bytes()

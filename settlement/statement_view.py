@@ -1,0 +1,248 @@
+"""A provider's statement of a closed quarter (afrekenoverzicht per aanbieder) as a view
+model: the web page, the PDF and the CSV all come from the same run lines.
+
+A provider sees only its own statement; finance of the penvoerder sees every one; anyone else
+gets "not found", so a guessed address tells nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass
+
+from sqlalchemy import or_, select
+
+from keerpunt.platform.errors import NotAllowed, NotFound
+from keerpunt.platform.uow import UnitOfWork
+from keerpunt.settlement.access import check_finance_access, check_settlement_access
+from keerpunt.settlement.declaration import OutLine
+from keerpunt.settlement.kassier import MissingAgreement, kassier_ledger
+from keerpunt.settlement.models import SettlementRun, SettlementRunLine
+
+# Siblings in this domain: the run's own row-to-line conversion and name lookup.
+from keerpunt.settlement.records import load_agreements
+from keerpunt.settlement.rules import UNITS, Quarter
+from keerpunt.settlement.runs import _line, _names_of
+from keerpunt.settlement.statement import statement_csv
+
+__all__ = [
+    "KassierPart",
+    "ProviderStatement",
+    "StatementLine",
+    "provider_statement",
+    "provider_statement_csv",
+    "statement_providers",
+]
+
+
+@dataclass(frozen=True)
+class StatementLine:
+    allocation_number: str
+    reference: str
+    holder: str  # who declares the line (the allocation holder)
+    provider: str  # who delivered
+    product_category: str
+    product_code: str
+    start: dt.date
+    end: dt.date
+    volume: int
+    unit: str  # the iJw code, e.g. "04"
+    unit_label: str  # Dutch message id, e.g. "uur"
+    tariff_cents: int
+    amount_cents: int  # never negative; ``direction`` says debit or credit
+    direction: str  # "D" or "C"
+
+    @property
+    def is_credit(self) -> bool:
+        return self.direction == "C"
+
+    @property
+    def signed_cents(self) -> int:
+        return -self.amount_cents if self.is_credit else self.amount_cents
+
+
+@dataclass(frozen=True)
+class KassierPart:
+    """The kassier's split with one other party: ``gross`` = ``margin`` + ``net``. On the
+    kassier's statement the other party is a sub-provider (net: what the kassier pays it); on
+    a sub-provider's statement it is the kassier (net: what the provider receives)."""
+
+    name: str
+    gross_cents: int
+    margin_cents: int
+    net_cents: int
+
+
+@dataclass(frozen=True)
+class ProviderStatement:
+    quarter: Quarter
+    provider_id: int
+    provider_name: str
+    closed_at: dt.datetime
+    digest: str  # of the whole run's statement
+    lines: tuple[StatementLine, ...]
+    sub_providers: tuple[KassierPart, ...]  # as kassier: per sub-provider
+    kassiers: tuple[KassierPart, ...]  # as sub-provider: per kassier it delivered under
+    kassier_keeps_cents: int  # as kassier: margins plus its own lines
+    ledger_complete: bool  # False: an agreement for a line is gone, margins cannot be shown
+
+    @property
+    def debit_cents(self) -> int:
+        return sum(x.amount_cents for x in self.lines if not x.is_credit)
+
+    @property
+    def credit_cents(self) -> int:
+        return sum(x.amount_cents for x in self.lines if x.is_credit)
+
+    @property
+    def total_cents(self) -> int:
+        return self.debit_cents - self.credit_cents
+
+    @property
+    def is_kassier(self) -> bool:
+        return bool(self.sub_providers)
+
+    @property
+    def net_to_pay_cents(self) -> int:
+        """As kassier: what it pays on to its sub-providers together."""
+        return sum(p.net_cents for p in self.sub_providers)
+
+
+async def _check_reader(uow: UnitOfWork, provider_id: int) -> None:
+    try:
+        org, sees_all = await check_settlement_access(uow)
+    except NotAllowed:
+        raise NotFound() from None
+    if not sees_all and org.id != provider_id:
+        raise NotFound()
+
+
+async def _run(uow: UnitOfWork, quarter: Quarter) -> SettlementRun:
+    run = await uow.db.scalar(select(SettlementRun).where(SettlementRun.quarter == quarter.code))
+    if run is None:
+        raise NotFound()
+    return run
+
+
+async def _lines_of(uow: UnitOfWork, run_id: int, provider_id: int) -> list[OutLine]:
+    rows = await uow.db.scalars(
+        select(SettlementRunLine)
+        .where(
+            SettlementRunLine.run_id == run_id,
+            or_(
+                SettlementRunLine.holder_id == provider_id,
+                SettlementRunLine.provider_id == provider_id,
+            ),
+        )
+        .order_by(SettlementRunLine.seq)
+    )
+    return [_line(r) for r in rows]
+
+
+def _parts(totals: dict[int, list[int]], names: dict[int, str]) -> tuple[KassierPart, ...]:
+    return tuple(
+        sorted(
+            (KassierPart(names.get(k, f"#{k}"), g, m, n) for k, (g, m, n) in totals.items()),
+            key=lambda p: p.name.casefold(),
+        )
+    )
+
+
+async def provider_statement(
+    uow: UnitOfWork, quarter: Quarter, provider_id: int
+) -> ProviderStatement:
+    """The statement of one provider in a closed quarter: every line it declared or delivered,
+    debit and credit, with totals; for a kassier also its margin and what it pays on. Built
+    only from the run's lines (and the margins agreed), so it reads the same every time."""
+    await _check_reader(uow, provider_id)
+    run = await _run(uow, quarter)
+    lines = await _lines_of(uow, run.id, provider_id)
+    if not lines:
+        raise NotFound()
+    names = await _names_of(
+        uow, {x.holder_id for x in lines} | {x.provider_id for x in lines} | {provider_id}
+    )
+    as_kassier: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0])
+    under_kassier: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0])
+    keeps = 0
+    complete = True
+    kassier_ids = {x.holder_id for x in lines if x.holder_id != x.provider_id}
+    if kassier_ids:
+        agreements = await load_agreements(uow)
+        for kassier_id in sorted(kassier_ids):
+            try:
+                ledger = kassier_ledger(kassier_id, lines, agreements)
+            except MissingAgreement:
+                complete = False
+                continue
+            for e in ledger.entries:
+                if kassier_id == provider_id:
+                    keeps += e.margin_cents
+                    if e.provider_id == provider_id:
+                        continue
+                    part = as_kassier[e.provider_id]
+                elif e.provider_id == provider_id:
+                    part = under_kassier[kassier_id]
+                else:
+                    continue
+                part[0] += e.gross_cents
+                part[1] += e.margin_cents
+                part[2] += e.net_cents
+    return ProviderStatement(
+        quarter=quarter,
+        provider_id=provider_id,
+        provider_name=names.get(provider_id, f"#{provider_id}"),
+        closed_at=run.closed_at,
+        digest=run.digest,
+        lines=tuple(
+            StatementLine(
+                allocation_number=x.allocation_number,
+                reference=x.reference,
+                holder=names.get(x.holder_id, f"#{x.holder_id}"),
+                provider=names.get(x.provider_id, f"#{x.provider_id}"),
+                product_category=x.product_category,
+                product_code=x.product_code,
+                start=x.start,
+                end=x.end,
+                volume=x.volume,
+                unit=x.unit,
+                unit_label=UNITS[x.unit].label if x.unit in UNITS else x.unit,
+                tariff_cents=x.tariff_cents,
+                amount_cents=x.amount_cents,
+                direction=x.direction.value,
+            )
+            for x in lines
+        ),
+        sub_providers=_parts(as_kassier, names),
+        kassiers=_parts(under_kassier, names),
+        kassier_keeps_cents=keeps if as_kassier else 0,
+        ledger_complete=complete,
+    )
+
+
+async def provider_statement_csv(uow: UnitOfWork, quarter: Quarter, provider_id: int) -> bytes:
+    """The same statement as CSV (the run's CSV limited to this provider's lines)."""
+    await _check_reader(uow, provider_id)
+    run = await _run(uow, quarter)
+    lines = await _lines_of(uow, run.id, provider_id)
+    if not lines:
+        raise NotFound()
+    names = await _names_of(uow, {x.holder_id for x in lines} | {x.provider_id for x in lines})
+    return statement_csv(quarter.code, lines, names)
+
+
+async def statement_providers(uow: UnitOfWork, quarter: Quarter) -> list[tuple[int, str]]:
+    """Every provider with a statement in a closed quarter (id, name), by name: for writing
+    all statements at once (``keerpunt settle --pdf-dir``). Finance of the penvoerder only."""
+    await check_finance_access(uow)
+    run = await _run(uow, quarter)
+    ids: set[int] = set()
+    for holder, provider in await uow.db.execute(
+        select(SettlementRunLine.holder_id, SettlementRunLine.provider_id)
+        .where(SettlementRunLine.run_id == run.id)
+        .distinct()
+    ):
+        ids |= {holder, provider}
+    names = await _names_of(uow, ids)
+    return sorted(((i, names.get(i, f"#{i}")) for i in ids), key=lambda p: (p[1].casefold(), p[0]))
