@@ -273,6 +273,7 @@ def _progress(job: CloseJob) -> dict[str, object]:
     count = _PHASE_COUNTS.get(job.phase)
     return {
         "job": job,
+        "focus": False,
         "phase_text": _PHASE_SAYS.get(job.phase, ""),
         "count_text": (
             gettext(count) % {"done": _count(job.done), "total": _count(job.total)}
@@ -327,6 +328,7 @@ async def _run_page(
         "close_error": close_error,
         "statements": statements,
         "announce": announce,
+        "job": None,
     }
     if job is not None:
         context.update(_progress(job))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import zipfile
+from typing import Any
 from xml.etree import ElementTree as ET
 
 import httpx
@@ -23,13 +24,20 @@ pytestmark = pytest.mark.anyio
 D = dt.date
 
 
+def finish_closing(app: Any, quarter: str = "2026Q3") -> None:
+    """Wait for the background closing of ``quarter`` in this app, if one started."""
+    closer = getattr(app.state, "settlement_closer", None)
+    if closer is not None:
+        closer.wait(quarter, timeout=60)
+
+
 async def runs(rt: Runtime) -> int:
     async with rt.sessionmaker() as db:
         return await db.scalar(select(func.count()).select_from(SettlementRun)) or 0
 
 
 async def test_penvoerder_checks_closes_and_downloads(
-    client: httpx.AsyncClient, runtime: Runtime
+    client: httpx.AsyncClient, runtime: Runtime, app: Any
 ) -> None:
     w = await with_allocation(runtime)
     await deliver(runtime, w, volume=3)
@@ -48,6 +56,7 @@ async def test_penvoerder_checks_closes_and_downloads(
 
     r = await client.post("/settlement/run", data={"q": "2026Q3"}, headers={"X-CSRF-Token": csrf})
     assert r.status_code == 303
+    finish_closing(app)
     r = await client.get(r.headers["location"])
     page = text_of(r.text)
     assert "Dit kwartaal is afgesloten: 1 regels, 1 afgewezen, totaal € 374,40." in page
@@ -87,7 +96,7 @@ async def test_only_finance_of_the_penvoerder(client: httpx.AsyncClient, runtime
 
 
 async def test_declaration_files_of_a_closed_quarter(
-    client: httpx.AsyncClient, runtime: Runtime
+    client: httpx.AsyncClient, runtime: Runtime, app: Any
 ) -> None:
     w = await with_allocation(runtime)
     await deliver(runtime, w, volume=3)
@@ -95,6 +104,7 @@ async def test_declaration_files_of_a_closed_quarter(
     csrf = await login(client, runtime, user_id=w.region.finance.id)
     assert (await client.get("/settlement/run/2026Q3/jw323.zip")).status_code == 404
     await client.post("/settlement/run", data={"q": "2026Q3"}, headers={"X-CSRF-Token": csrf})
+    finish_closing(app)
     r = await client.get("/settlement/run/2026Q3/jw323.zip")
     assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
     with zipfile.ZipFile(io.BytesIO(r.content)) as archive:

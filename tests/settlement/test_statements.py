@@ -17,8 +17,10 @@ from keerpunt.platform.models import User
 from keerpunt.platform.runtime import Runtime
 from keerpunt.settlement.declaration import Margin, MarginKind, SubProviderAgreement
 from keerpunt.settlement.models import SettlementRun, SettlementRunLine
+from keerpunt.settlement.runs import Progress
 from keerpunt.settlement.service import (
     ProviderStatement,
+    Quarter,
     add_agreement,
     close_quarter,
     parse_quarter,
@@ -52,9 +54,16 @@ async def kassier_world(rt: Runtime) -> World:
     return w
 
 
-async def close(rt: Runtime, w: World, **kw: object) -> None:
+async def close(
+    rt: Runtime,
+    w: World,
+    *,
+    quarter: Quarter = Q3,
+    today: dt.date = AFTER_Q3,
+    progress: Progress | None = None,
+) -> None:
     async with rt.unit_of_work(principal(w.region.finance)) as uow:
-        await close_quarter(uow, Q3, AFTER_Q3, **kw)  # type: ignore[arg-type]
+        await close_quarter(uow, quarter, today, progress=progress)
 
 
 async def read(rt: Runtime, who: User, provider_id: int) -> ProviderStatement:
