@@ -132,25 +132,55 @@ def audit_verify() -> None:
     type=click.Path(dir_okay=False, writable=True),
     help="Also write the run's statement (CSV) to this file.",
 )
-def settle(quarter: str, email: str, statement_path: str | None) -> None:
+@click.option(
+    "--pdf-dir",
+    "pdf_dir",
+    type=click.Path(file_okay=False, writable=True),
+    help="Also write every provider's statement as PDF into this directory.",
+)
+def settle(quarter: str, email: str, statement_path: str | None, pdf_dir: str | None) -> None:
     """Close QUARTER (e.g. 2026Q3) into an immutable settlement run; running it again on a
-    closed quarter changes nothing and gives the same statement."""
+    closed quarter changes nothing and gives the same statement. Progress goes to stderr."""
     import datetime as dt
+    from pathlib import Path
+
+    from babel.numbers import format_decimal
 
     from keerpunt.platform.errors import DomainError
     from keerpunt.platform.i18n import AMSTERDAM, gettext
     from keerpunt.platform.runtime import Runtime
-    from keerpunt.settlement.service import RunSummary, close_as
+    from keerpunt.settlement.service import (
+        COUNT_TEXT,
+        PHASE_TEXT,
+        RunSummary,
+        cli_principal,
+        close_as,
+        parse_quarter,
+        statement_pdfs,
+    )
 
-    async def run() -> tuple[RunSummary, bytes]:
+    def progress(phase: str, done: int, total: int) -> None:
+        text = gettext(PHASE_TEXT.get(phase, phase))
+        if phase in COUNT_TEXT and total:
+            counts = {"done": format_decimal(done, locale="nl"), "total": format_decimal(total, locale="nl")}
+            text += " " + gettext(COUNT_TEXT[phase]) % counts
+        click.echo(text, err=True)
+
+    async def run() -> tuple[RunSummary, bytes, list[tuple[str, bytes]]]:
         rt = Runtime.build(_settings(), pool=False)
         try:
-            return await close_as(rt, email, quarter, dt.datetime.now(AMSTERDAM).date())
+            today = dt.datetime.now(AMSTERDAM).date()
+            summary, data = await close_as(rt, email, quarter, today, progress=progress)
+            pdfs: list[tuple[str, bytes]] = []
+            if pdf_dir:
+                async with rt.unit_of_work(await cli_principal(rt, email)) as uow:
+                    pdfs = await statement_pdfs(uow, parse_quarter(quarter))
+            return summary, data, pdfs
         finally:
             await rt.engine.dispose()
 
     try:
-        summary, data = asyncio.run(run())
+        summary, data, pdfs = asyncio.run(run())
     except DomainError as exc:
         raise click.ClickException(gettext(exc.message)) from None
     click.echo(
@@ -161,6 +191,12 @@ def settle(quarter: str, email: str, statement_path: str | None) -> None:
     if statement_path:
         with open(statement_path, "wb") as fh:
             fh.write(data)
+    if pdf_dir:
+        folder = Path(pdf_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, pdf in pdfs:
+            (folder / name).write_bytes(pdf)
+        click.echo(f"{len(pdfs)} PDF statements written to {folder}", err=True)
 
 
 def _admin(work: Callable[[AsyncSession], Awaitable[str]]) -> None:

@@ -31,6 +31,9 @@ from keerpunt.settlement.access import check_finance_access
 from keerpunt.settlement.models import SettlementRun
 from keerpunt.settlement.rules import Quarter, parse_quarter
 from keerpunt.settlement.runs import (
+    PHASE_CHECK,
+    PHASE_LOAD,
+    PHASE_WRITE,
     LaterQuarterClosed,
     QuarterNotOver,
     RunSummary,
@@ -39,6 +42,8 @@ from keerpunt.settlement.runs import (
 
 __all__ = [
     "CLOSE_FAILED",
+    "COUNT_TEXT",
+    "PHASE_TEXT",
     "PHASE_DONE",
     "PHASE_FAILED",
     "PHASE_WAIT",
@@ -57,6 +62,21 @@ CLOSE_FAILED = N_(
     "Het afsluiten is mislukt. Er is niets opgeslagen. Probeer het opnieuw; lukt het weer "
     "niet, vraag dan de beheerder om hulp."
 )
+
+# What the penvoerder hears, once per phase (the counts change on screen, not out loud).
+PHASE_TEXT = {
+    PHASE_WAIT: N_("Het afsluiten is begonnen."),
+    PHASE_LOAD: N_("Stap 1 van 3: de gegevens worden opgehaald."),
+    PHASE_CHECK: N_("Stap 2 van 3: de regels worden gecontroleerd."),
+    PHASE_WRITE: N_("Stap 3 van 3: de afrekening wordt opgeslagen."),
+    PHASE_DONE: N_(
+        "Klaar: het kwartaal is afgesloten. De overzichten per aanbieder staan hieronder."
+    ),
+}
+COUNT_TEXT = {
+    PHASE_CHECK: N_("%(done)s van %(total)s regels gecontroleerd"),
+    PHASE_WRITE: N_("%(done)s van %(total)s regels opgeslagen"),
+}
 
 
 @dataclass(frozen=True)

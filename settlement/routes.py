@@ -10,7 +10,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from keerpunt.platform.errors import InvalidInput
-from keerpunt.platform.i18n import AMSTERDAM, N_, current_locale, gettext
+from keerpunt.platform.i18n import AMSTERDAM, current_locale, gettext
 from keerpunt.platform.models import StaffRole
 from keerpunt.platform.principal import Principal
 from keerpunt.platform.web import (
@@ -25,7 +25,9 @@ from keerpunt.platform.web import (
 from keerpunt.settlement.service import (
     BAD_DATE,
     CONTRACT_FIELDS,
+    COUNT_TEXT,
     DELIVERY_FIELDS,
+    PHASE_TEXT,
     UNITS,
     CloseJob,
     Closer,
@@ -255,26 +257,12 @@ def _count(n: int) -> str:
     return format_decimal(n, locale=current_locale.get())
 
 
-# What the live region says, once per phase (the counts change on screen, not out loud).
-_PHASE_SAYS = {
-    "wait": N_("Het afsluiten is begonnen."),
-    "load": N_("Stap 1 van 3: de gegevens worden opgehaald."),
-    "check": N_("Stap 2 van 3: de regels worden gecontroleerd."),
-    "write": N_("Stap 3 van 3: de afrekening wordt opgeslagen."),
-    "done": N_("Klaar: het kwartaal is afgesloten. De overzichten per aanbieder staan hieronder."),
-}
-_PHASE_COUNTS = {
-    "check": N_("%(done)s van %(total)s regels gecontroleerd"),
-    "write": N_("%(done)s van %(total)s regels opgeslagen"),
-}
-
-
 def _progress(job: CloseJob) -> dict[str, object]:
-    count = _PHASE_COUNTS.get(job.phase)
+    count = COUNT_TEXT.get(job.phase)
     return {
         "job": job,
         "focus": False,
-        "phase_text": _PHASE_SAYS.get(job.phase, ""),
+        "phase_text": PHASE_TEXT.get(job.phase, ""),
         "count_text": (
             gettext(count) % {"done": _count(job.done), "total": _count(job.total)}
             if count and job.total
@@ -360,7 +348,7 @@ async def run_close(request: Request) -> Response:
         _closer(request).start(who, chosen, _today())
     if _fragment(request):
         return await _run_page(
-            request, who, chosen.code, announce=_PHASE_SAYS["wait"] if closed is None else None
+            request, who, chosen.code, announce=PHASE_TEXT["wait"] if closed is None else None
         )
     url = request.url_for("settlement.run").include_query_params(q=chosen.code)
     return RedirectResponse(str(url), status_code=303)
@@ -382,7 +370,7 @@ async def run_progress(request: Request) -> Response:
     # Finished (or unknown after a restart): the whole run section replaces the progress.
     announce = None
     if job is not None:
-        announce = job.error or _PHASE_SAYS["done"]
+        announce = job.error or PHASE_TEXT["done"]
     return await _run_page(
         request,
         who,

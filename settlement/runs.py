@@ -16,7 +16,7 @@ from keerpunt.platform import audit
 from keerpunt.platform.errors import DomainError, NotFound
 from keerpunt.platform.i18n import AMSTERDAM, N_
 from keerpunt.platform.models import Organisation, User
-from keerpunt.platform.principal import staff_principal
+from keerpunt.platform.principal import Principal, staff_principal
 from keerpunt.platform.runtime import Runtime
 from keerpunt.platform.uow import UnitOfWork
 from keerpunt.settlement.access import check_finance_access
@@ -38,6 +38,7 @@ __all__ = [
     "RejectedLine",
     "RunPage",
     "RunSummary",
+    "cli_principal",
     "close_as",
     "close_quarter",
     "run_declarations",
@@ -212,20 +213,30 @@ async def run_statement(uow: UnitOfWork, quarter: Quarter, provider_id: int | No
 
 
 async def close_as(
-    rt: Runtime, email: str, quarter_text: str, today: dt.date
+    rt: Runtime,
+    email: str,
+    quarter_text: str,
+    today: dt.date,
+    *,
+    progress: Progress | None = None,
 ) -> tuple[RunSummary, bytes]:
     """``keerpunt settle``: close a quarter in the name of a finance user (audited as them),
     then read its statement in a second transaction, after the run is committed."""
+    who = await cli_principal(rt, email)
+    quarter = parse_quarter(quarter_text)
+    async with rt.unit_of_work(who) as uow:
+        summary = await close_quarter(uow, quarter, today, progress=progress)
+    async with rt.unit_of_work(who) as uow:
+        return summary, await run_statement(uow, quarter)
+
+
+async def cli_principal(rt: Runtime, email: str) -> Principal:
+    """The active staff user with this e-mail, acting from the command line."""
     async with rt.sessionmaker() as db:
         user = await db.scalar(select(User).where(User.email == email, User.active))
     if user is None:
         raise NotFound()
-    who = staff_principal(user, session_id="cli")
-    quarter = parse_quarter(quarter_text)
-    async with rt.unit_of_work(who) as uow:
-        summary = await close_quarter(uow, quarter, today)
-    async with rt.unit_of_work(who) as uow:
-        return summary, await run_statement(uow, quarter)
+    return staff_principal(user, session_id="cli")
 
 
 @dataclass(frozen=True)

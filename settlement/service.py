@@ -73,14 +73,15 @@ from keerpunt.settlement.runs import (
     QuarterNotOver,
     RunPage,
     RunSummary,
+    cli_principal,
     close_as,
     close_quarter,
     run_declarations,
     run_page,
     run_statement,
 )
-from keerpunt.settlement.closing import CloseJob, Closer, check_close
-from keerpunt.settlement.statement_pdf import statement_pdf, statement_pdf_name
+from keerpunt.settlement.closing import COUNT_TEXT, PHASE_TEXT, CloseJob, Closer, check_close
+from keerpunt.settlement.statement_pdf import statement_pdf, statement_pdf_name, statement_pdfs
 from keerpunt.settlement.statement_view import (
     ProviderStatement,
     provider_statement,
@@ -90,6 +91,8 @@ from keerpunt.settlement.statement_view import (
 from keerpunt.triage import service as triage
 
 __all__ = [
+    "COUNT_TEXT",
+    "PHASE_TEXT",
     "CloseJob",
     "Closer",
     "ProviderStatement",
@@ -98,6 +101,7 @@ __all__ = [
     "provider_statement_csv",
     "statement_pdf",
     "statement_pdf_name",
+    "statement_pdfs",
     "statement_providers",
     "BAD_DATE",
     "CONTRACT_FIELDS",
@@ -140,6 +144,7 @@ __all__ = [
     "check_contract_draft",
     "check_finance_access",
     "check_quarter",
+    "cli_principal",
     "close_as",
     "close_quarter",
     "end_contract",

@@ -5,9 +5,16 @@ from __future__ import annotations
 
 from keerpunt.platform.i18n import N_, gettext, local_date, local_datetime, money
 from keerpunt.platform.pdf import FONT, KeerpuntPDF
-from keerpunt.settlement.statement_view import KassierPart, ProviderStatement
+from keerpunt.platform.uow import UnitOfWork
+from keerpunt.settlement.rules import Quarter
+from keerpunt.settlement.statement_view import (
+    KassierPart,
+    ProviderStatement,
+    provider_statement,
+    statement_providers,
+)
 
-__all__ = ["statement_pdf", "statement_pdf_name"]
+__all__ = ["statement_pdf", "statement_pdf_name", "statement_pdfs"]
 
 
 def _t(msgid: str, **params: object) -> str:
@@ -119,3 +126,13 @@ LEDGER_INCOMPLETE = N_(
     "Van een of meer regels is de afspraak met de kassier niet meer te vinden. Daarom staat "
     "de marge van die regels niet op dit overzicht."
 )
+
+
+async def statement_pdfs(uow: UnitOfWork, quarter: Quarter) -> list[tuple[str, bytes]]:
+    """Every provider's statement of a closed quarter as PDF: (file name, bytes), by name.
+    Finance of the penvoerder only."""
+    files = []
+    for provider_id, _name in await statement_providers(uow, quarter):
+        view = await provider_statement(uow, quarter, provider_id)
+        files.append((statement_pdf_name(view), statement_pdf(view)))
+    return files

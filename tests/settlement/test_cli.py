@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from pypdf import PdfReader
 
 from keerpunt.platform.runtime import Runtime
 from tests.settlement.test_delivery_routes import with_allocation
@@ -36,13 +37,32 @@ async def test_settle_closes_once_and_gives_the_same_statement_again(
             [KEERPUNT, "settle", *args], env=env, capture_output=True, text=True, timeout=60
         )
 
-    first = settle("2026Q3", "--as", w.region.finance.email, "--statement", str(tmp_path / "a.csv"))
+    first = settle(
+        "2026Q3", "--as", w.region.finance.email, "--statement", str(tmp_path / "a.csv"),
+        "--pdf-dir", str(tmp_path / "pdf"),
+    )  # fmt: skip
     assert first.returncode == 0, first.stderr
     assert first.stdout.startswith("2026Q3: closed; 1 lines, 0 rejected, total 37440 cents")
-    again = settle("2026K3", "--as", w.region.finance.email, "--statement", str(tmp_path / "b.csv"))
+    assert first.stderr.splitlines()[:5] == [
+        "Stap 1 van 3: de gegevens worden opgehaald.",
+        "Stap 2 van 3: de regels worden gecontroleerd. 0 van 1 regels gecontroleerd",
+        "Stap 2 van 3: de regels worden gecontroleerd. 1 van 1 regels gecontroleerd",
+        "Stap 3 van 3: de afrekening wordt opgeslagen. 0 van 1 regels opgeslagen",
+        "Stap 3 van 3: de afrekening wordt opgeslagen. 1 van 1 regels opgeslagen",
+    ]
+    (pdf,) = (tmp_path / "pdf").iterdir()
+    assert pdf.name == f"afrekening-2026Q3-{w.region.horizon.id}.pdf"
+    text = PdfReader(pdf).pages[0].extract_text()
+    assert "Horizon" in text and "Totaal: € 374,40" in text
+    again = settle(
+        "2026K3", "--as", w.region.finance.email, "--statement", str(tmp_path / "b.csv"),
+        "--pdf-dir", str(tmp_path / "again"),
+    )  # fmt: skip
     assert again.returncode == 0, again.stderr
     assert again.stdout.startswith("2026Q3: already closed;")
     assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
+    # Closing again gives byte-identical PDFs: they are dated by the run, not by the clock.
+    assert (tmp_path / "again" / pdf.name).read_bytes() == pdf.read_bytes()
 
     refused = settle("2026Q3", "--as", w.horizon_staff.email)
     assert refused.returncode != 0
