@@ -85,6 +85,7 @@ class CloseJob:
 
     quarter: str
     phase: str
+    organisation_id: int | None = None  # the penvoerder whose finance started it
     done: int = 0
     total: int = 0
     error: str | None = None  # Dutch message id, when it failed
@@ -126,6 +127,14 @@ class Closer:
         with self._lock:
             return self._jobs.get(quarter)
 
+    def running(self, quarter: str, who: Principal) -> CloseJob | None:
+        """The closing of ``quarter`` under way, if the viewer's organisation started it:
+        showing it needs no database (which is busy with the closing)."""
+        job = self.get(quarter)
+        if job is None or job.finished or job.organisation_id != who.organisation_id:
+            return None
+        return job
+
     def start(self, who: Principal, quarter: Quarter, today: dt.date) -> CloseJob:
         """Start closing ``quarter``, or return the closing already under way (two people
         pressing at once watch the same one)."""
@@ -133,7 +142,7 @@ class Closer:
             job = self._jobs.get(quarter.code)
             if job is not None and not job.finished:
                 return job
-            job = CloseJob(quarter.code, PHASE_WAIT)
+            job = CloseJob(quarter.code, PHASE_WAIT, who.organisation_id)
             self._jobs[quarter.code] = job
             self._finished[quarter.code] = threading.Event()
         worker = threading.Thread(

@@ -291,16 +291,13 @@ async def _run_page(
     except InvalidQuarter as exc:
         error, status_code = exc.message, 400
     if chosen is not None:
-        job = _closer(request).get(chosen.code)
-    if job is not None and not job.finished:
         # While it closes, the database is busy with it: show only the progress.
-        async with unit_of_work(request, who) as uow:
-            await check_finance_access(uow)
-    else:
-        if job is not None:
-            close_error = job.error
-            _closer(request).forget(job.quarter)
-            job = None
+        job = _closer(request).running(chosen.code, who)
+    if job is None:
+        finished = _closer(request).get(chosen.code) if chosen is not None else None
+        if finished is not None and finished.finished:
+            close_error = finished.error
+            _closer(request).forget(finished.quarter)
         async with unit_of_work(request, who) as uow:
             if chosen is None:
                 await check_finance_access(uow)
@@ -362,15 +359,16 @@ async def run_progress(request: Request) -> Response:
         url = request.url_for("settlement.run").include_query_params(q=chosen.code)
         return RedirectResponse(str(url), status_code=303)
     seen = request.query_params.get("seen", "")
-    job = _closer(request).get(chosen.code)
-    if job is not None and not job.finished:
+    job = _closer(request).running(chosen.code, who)
+    if job is not None:
         context = _progress(job)
         context["announce"] = context["phase_text"] if job.phase != seen else None
         return render(request, "settlement/_partials/run_progress.html", context)
     # Finished (or unknown after a restart): the whole run section replaces the progress.
+    finished = _closer(request).get(chosen.code)
     announce = None
-    if job is not None:
-        announce = job.error or PHASE_TEXT["done"]
+    if finished is not None and finished.finished:
+        announce = finished.error or PHASE_TEXT["done"]
     return await _run_page(
         request,
         who,
