@@ -162,7 +162,10 @@ def settle(quarter: str, email: str, statement_path: str | None, pdf_dir: str | 
     def progress(phase: str, done: int, total: int) -> None:
         text = gettext(PHASE_TEXT.get(phase, phase))
         if phase in COUNT_TEXT and total:
-            counts = {"done": format_decimal(done, locale="nl"), "total": format_decimal(total, locale="nl")}
+            counts = {
+                "done": format_decimal(done, locale="nl"),
+                "total": format_decimal(total, locale="nl"),
+            }
             text += " " + gettext(COUNT_TEXT[phase]) % counts
         click.echo(text, err=True)
 

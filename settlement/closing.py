@@ -43,9 +43,9 @@ from keerpunt.settlement.runs import (
 __all__ = [
     "CLOSE_FAILED",
     "COUNT_TEXT",
-    "PHASE_TEXT",
     "PHASE_DONE",
     "PHASE_FAILED",
+    "PHASE_TEXT",
     "PHASE_WAIT",
     "CloseJob",
     "Closer",

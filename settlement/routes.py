@@ -454,9 +454,7 @@ routes: list[BaseRoute] = [
         run_declarations_zip,
         name="settlement.run_declarations",
     ),
-    Route(
-        "/settlement/run/{quarter}/progress", run_progress, name="settlement.run_progress"
-    ),
+    Route("/settlement/run/{quarter}/progress", run_progress, name="settlement.run_progress"),
     Route(
         "/settlement/run/{quarter}/statement/{provider_id:int}",
         statement,

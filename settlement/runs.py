@@ -28,10 +28,10 @@ from keerpunt.settlement.rules import Quarter, parse_quarter
 from keerpunt.settlement.statement import digest, statement_csv
 
 __all__ = [
-    "HolderTotal",
     "PHASE_CHECK",
     "PHASE_LOAD",
     "PHASE_WRITE",
+    "HolderTotal",
     "LaterQuarterClosed",
     "Progress",
     "QuarterNotOver",

@@ -20,6 +20,7 @@ from keerpunt.platform.i18n import N_
 from keerpunt.platform.models import Organisation, OrgKind
 from keerpunt.platform.uow import UnitOfWork
 from keerpunt.settlement.access import check_finance_access
+from keerpunt.settlement.closing import COUNT_TEXT, PHASE_TEXT, CloseJob, Closer, check_close
 from keerpunt.settlement.declaration import DELIVERY_FIELDS, DeliveryDraft, read_delivery_form
 from keerpunt.settlement.models import Contract
 from keerpunt.settlement.records import (
@@ -80,7 +81,6 @@ from keerpunt.settlement.runs import (
     run_page,
     run_statement,
 )
-from keerpunt.settlement.closing import COUNT_TEXT, PHASE_TEXT, CloseJob, Closer, check_close
 from keerpunt.settlement.statement_pdf import statement_pdf, statement_pdf_name, statement_pdfs
 from keerpunt.settlement.statement_view import (
     ProviderStatement,
@@ -91,25 +91,17 @@ from keerpunt.settlement.statement_view import (
 from keerpunt.triage import service as triage
 
 __all__ = [
-    "COUNT_TEXT",
-    "PHASE_TEXT",
-    "CloseJob",
-    "Closer",
-    "ProviderStatement",
-    "check_close",
-    "provider_statement",
-    "provider_statement_csv",
-    "statement_pdf",
-    "statement_pdf_name",
-    "statement_pdfs",
-    "statement_providers",
     "BAD_DATE",
     "CONTRACT_FIELDS",
+    "COUNT_TEXT",
     "DELIVERY_FIELDS",
     "MAX_TARIFF_CENTS",
+    "PHASE_TEXT",
     "UNITS",
     "AllocationView",
     "AllocationsPage",
+    "CloseJob",
+    "Closer",
     "ContractDraft",
     "ContractRow",
     "ContractTerms",
@@ -128,6 +120,7 @@ __all__ = [
     "ProblemKind",
     "ProviderBlock",
     "ProviderInfo",
+    "ProviderStatement",
     "Quarter",
     "QuarterNotOver",
     "QuarterOverview",
@@ -141,6 +134,7 @@ __all__ = [
     "add_contract",
     "allocations_page",
     "assemble_overview",
+    "check_close",
     "check_contract_draft",
     "check_finance_access",
     "check_quarter",
@@ -155,6 +149,8 @@ __all__ = [
     "parse_quarter",
     "price_line",
     "provider_choices",
+    "provider_statement",
+    "provider_statement_csv",
     "quarter_of",
     "quarter_overview",
     "read_contract_form",
@@ -164,6 +160,10 @@ __all__ = [
     "run_declarations",
     "run_page",
     "run_statement",
+    "statement_pdf",
+    "statement_pdf_name",
+    "statement_pdfs",
+    "statement_providers",
     "visible_allocations",
 ]
 

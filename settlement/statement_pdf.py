@@ -26,7 +26,9 @@ def statement_pdf_name(view: ProviderStatement) -> str:
     return f"afrekening-{view.quarter.code}-{view.provider_id}.pdf"
 
 
-def _split_table(pdf: KeerpuntPDF, caption: str, who: str, net: str, parts: tuple[KassierPart, ...]) -> None:
+def _split_table(
+    pdf: KeerpuntPDF, caption: str, who: str, net: str, parts: tuple[KassierPart, ...]
+) -> None:
     pdf.heading(caption)
     with pdf.table(
         col_widths=(4, 2, 2, 2), text_align=("LEFT", "RIGHT", "RIGHT", "RIGHT"), line_height=6
@@ -42,9 +44,7 @@ def statement_pdf(view: ProviderStatement) -> bytes:
     title = _t(
         N_("Afrekening kwartaal %(q)s van %(year)s"), q=view.quarter.q, year=view.quarter.year
     )
-    pdf = KeerpuntPDF(
-        f"{title} · {view.provider_name}", created=view.closed_at, orientation="L"
-    )
+    pdf = KeerpuntPDF(f"{title} · {view.provider_name}", created=view.closed_at, orientation="L")
     pdf.set_title(f"{title} · {view.provider_name}")
     pdf.set_creator("Keerpunt")
     pdf.add_page()
@@ -58,7 +58,16 @@ def statement_pdf(view: ProviderStatement) -> bytes:
     with pdf.table(
         col_widths=(3, 3, 3, 2, 4, 2, 2, 2, 3, 1),
         text_align=(
-            "LEFT", "LEFT", "LEFT", "LEFT", "LEFT", "RIGHT", "LEFT", "RIGHT", "RIGHT", "CENTER",
+            "LEFT",
+            "LEFT",
+            "LEFT",
+            "LEFT",
+            "LEFT",
+            "RIGHT",
+            "LEFT",
+            "RIGHT",
+            "RIGHT",
+            "CENTER",
         ),
         line_height=5,
     ) as table:

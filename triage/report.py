@@ -238,6 +238,7 @@ async def reports_for_case(uow: UnitOfWork, case_id: int) -> tuple[ReportLink, .
 
 # -- the PDF ---------------------------------------------------------------------------------------
 
+
 def _t(msgid: str, **params: str) -> str:
     text = gettext(msgid)
     return text % params if params else text
@@ -253,9 +254,7 @@ def _person(label: service.PersonLabel) -> str:
 def report_pdf(view: ReportView) -> bytes:
     """The report as a PDF, from the same view model as the web page (already redacted)."""
     hidden = _t(N_("(U mag dit niet zien.)"))
-    pdf = KeerpuntPDF(
-        _t(N_("Verslag triage-bespreking · vertrouwelijk")), created=view.closed_at
-    )
+    pdf = KeerpuntPDF(_t(N_("Verslag triage-bespreking · vertrouwelijk")), created=view.closed_at)
     pdf.set_title(_t(N_("Verslag triage-bespreking")))
     pdf.set_creator("Keerpunt")
     pdf.add_page()

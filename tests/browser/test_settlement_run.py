@@ -7,8 +7,8 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-from pathlib import Path
 
+import anyio
 import pytest
 from playwright.async_api import Browser, Page, expect
 from pypdf import PdfReader
@@ -49,7 +49,7 @@ async def download(page: Page, name: str) -> bytes:
     async with page.expect_download() as info:
         await page.get_by_role("link", name=name).click()
     path = await (await info.value).path()
-    return Path(path).read_bytes()
+    return await anyio.Path(path).read_bytes()
 
 
 async def test_the_penvoerder_closes_a_quarter_and_downloads_a_statement(

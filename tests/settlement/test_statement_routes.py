@@ -62,7 +62,9 @@ async def test_the_button_closes_in_the_background_and_ends_with_the_statements(
     assert f'filename="afrekening-2026Q3-{horizon}.pdf"' in r.headers["content-disposition"]
     text = "\n".join(p.extract_text() for p in PdfReader(io.BytesIO(r.content)).pages)
     assert "Totaal: € 624,00" in text
-    assert (await client.get(f"/settlement/run/2026Q3/statement/{horizon}.pdf")).content == r.content
+    assert (
+        await client.get(f"/settlement/run/2026Q3/statement/{horizon}.pdf")
+    ).content == r.content
 
     r = await client.get(f"/settlement/run/2026Q3/statement/{horizon}.csv")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
@@ -77,8 +79,12 @@ async def test_a_provider_sees_only_its_own_statement(
     horizon, altra = w.region.horizon.id, w.region.altra.id
     await login(client, runtime, user_id=w.altra_staff.id)
     for suffix in ("", ".pdf", ".csv"):
-        assert (await client.get(f"/settlement/run/2026Q3/statement/{altra}{suffix}")).status_code == 200
-        assert (await client.get(f"/settlement/run/2026Q3/statement/{horizon}{suffix}")).status_code == 404
+        assert (
+            await client.get(f"/settlement/run/2026Q3/statement/{altra}{suffix}")
+        ).status_code == 200
+        assert (
+            await client.get(f"/settlement/run/2026Q3/statement/{horizon}{suffix}")
+        ).status_code == 404
     page = text_of((await client.get(f"/settlement/run/2026Q3/statement/{altra}")).text)
     assert "Wat u van de kassier ontvangt" in page and "Horizon € 249,60 € 16,47 € 233,13" in page
     assert (await client.get("/settlement/run/2026Q3/progress", headers=HTMX)).status_code == 403
