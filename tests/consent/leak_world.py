@@ -43,13 +43,20 @@ from keerpunt.platform.runtime import Runtime
 from keerpunt.platform.uow import UnitOfWork
 from keerpunt.settlement.declaration import Allocation as SettlementAllocation
 from keerpunt.settlement.declaration import Frequency, Variant
-from keerpunt.settlement.service import add_allocation, close_quarter, quarter_of
+from keerpunt.settlement.service import (
+    DeliveryDraft,
+    add_allocation,
+    close_quarter,
+    quarter_of,
+    record_delivery,
+)
 from keerpunt.triage import allocation_service as alloc
 from keerpunt.triage import plan as step5
 from keerpunt.triage import report as reports
 from keerpunt.triage import service as triage
 from keerpunt.triage.models import Report
 from tests.helpers import make_org, make_user
+from tests.settlement.factories import add_tariff
 
 CASES = ("A", "B", "C", "D")
 
@@ -499,9 +506,26 @@ async def _more_pages(
                 frequency=Frequency.MONTH,
             ),
         )
+    # Karakter delivered under it in that quarter, so the run has Karakter's statement.
+    await add_tariff(rt, karakter, 12_480, last.start)
+    first_month_end = (last.start.replace(day=28) + dt.timedelta(days=4)).replace(
+        day=1
+    ) - dt.timedelta(days=1)
+    async with rt.unit_of_work(staff_principal(w.staff["ruud_named_karakter"])) as uow:
+        await record_delivery(
+            uow,
+            DeliveryDraft(
+                allocation_number="T-LEAK-C",
+                product_code="45A52",
+                start=last.start,
+                end=first_month_end,
+                volume=3,
+            ),
+        )
     async with rt.unit_of_work(finance) as uow:
         await close_quarter(uow, last, today)
     w.quarters = [last.code, quarter_of(today).code]
+    w.ids["provider_id"] = [karakter.id, accare.id]  # a statement, and none
 
 
 def _needs(w: LeakWorld, author: str, case: str) -> Sees:

@@ -686,6 +686,19 @@ async def test_no_canary_reaches_anyone_consent_does_not_allow(
         assert seen[viewer].contains("T-LEAK-C"), viewer
     closed = world.quarters[0]
     assert seen["finance_penvoerder"].status[f"/settlement/run/{closed}/jw323.zip"] == 200
+    # A provider's statement (page, PDF, CSV): its own staff and the penvoerder's finance only.
+    karakter, accare = world.ids["provider_id"]
+    for viewer in viewers:
+        for suffix in ("", ".pdf", ".csv"):
+            own = seen[viewer].status[f"/settlement/run/{closed}/statement/{karakter}{suffix}"]
+            other = seen[viewer].status[f"/settlement/run/{closed}/statement/{accare}{suffix}"]
+            allowed = viewer in ("finance_penvoerder", "ruud_named_karakter")
+            assert own == (200 if allowed else 404) or (viewer == "anonymous" and own != 200), (
+                viewer,
+                suffix,
+                own,
+            )
+            assert other != 200, (viewer, suffix, other)
     assert seen["coordinator"].status[f"/cases/{world.case_ids['A']}/consents.fhir.json"] == 200
     # The report (web page and PDF) reaches exactly the parties the family allowed; anyone
     # left out gets "not found", like for an address guessed.
