@@ -3,6 +3,7 @@ end state with a statement per provider as page, PDF and CSV, and who may read w
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import io
 import re
@@ -137,3 +138,20 @@ async def test_a_failed_closing_says_so_in_dutch_and_leaves_nothing(
     assert "Een later kwartaal is al afgesloten." in page
     assert re.search(r'role="alert"[^>]*>\s*Een later kwartaal', r.text)
     assert await runs(runtime) == 1  # only 2026Q4
+
+
+async def test_two_people_pressing_at_once_make_one_run(
+    client: httpx.AsyncClient, runtime: Runtime, app: Any
+) -> None:
+    w = await kassier_world(runtime)
+    csrf = await login(client, runtime, user_id=w.region.finance.id)
+    press = {"data": {"q": "2026Q3"}, "headers": {"X-CSRF-Token": csrf, **HTMX}}
+    one, two = await asyncio.gather(
+        client.post("/settlement/run", **press),  # type: ignore[arg-type]
+        client.post("/settlement/run", **press),  # type: ignore[arg-type]
+    )
+    assert one.status_code == two.status_code == 200
+    finish_closing(app)
+    again = await client.post("/settlement/run", **press)  # type: ignore[arg-type]
+    assert "Dit kwartaal is afgesloten: 2 regels" in text_of(again.text)
+    assert await runs(runtime) == 1
