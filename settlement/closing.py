@@ -162,12 +162,15 @@ class Closer:
             event.wait(timeout)
         return self.get(quarter)
 
-    def forget(self, quarter: str) -> None:
-        """Drop a finished job (its outcome has been shown)."""
+    def outcome(self, quarter: str, who: Principal) -> CloseJob | None:
+        """The finished closing of ``quarter`` by the viewer's organisation, once: it is
+        forgotten when shown (the run page reads the database after that)."""
         with self._lock:
             job = self._jobs.get(quarter)
-            if job is not None and job.finished:
-                del self._jobs[quarter]
+            if job is None or not job.finished or job.organisation_id != who.organisation_id:
+                return None
+            del self._jobs[quarter]
+            return job
 
     def _set(self, quarter: str, **changes: object) -> None:
         with self._lock:

@@ -26,6 +26,8 @@ from keerpunt.settlement.service import (
     BAD_DATE,
     CONTRACT_FIELDS,
     COUNT_TEXT,
+    PHASE_DONE,
+    PHASE_WAIT,
     DELIVERY_FIELDS,
     PHASE_TEXT,
     UNITS,
@@ -294,15 +296,13 @@ async def _run_page(
         # While it closes, the database is busy with it: show only the progress.
         job = _closer(request).running(chosen.code, who)
     if job is None:
-        finished = _closer(request).get(chosen.code) if chosen is not None else None
-        if finished is not None and finished.finished:
-            close_error = finished.error
-            _closer(request).forget(finished.quarter)
         async with unit_of_work(request, who) as uow:
             if chosen is None:
                 await check_finance_access(uow)
             else:
                 page = await run_page(uow, chosen, _today())
+                finished = _closer(request).outcome(chosen.code, who)
+                close_error = finished.error if finished is not None else None
                 if page.run is not None:
                     statements = await statement_providers(uow, chosen)
     context: dict[str, object] = {
@@ -345,7 +345,7 @@ async def run_close(request: Request) -> Response:
         _closer(request).start(who, chosen, _today())
     if _fragment(request):
         return await _run_page(
-            request, who, chosen.code, announce=PHASE_TEXT["wait"] if closed is None else None
+            request, who, chosen.code, announce=PHASE_TEXT[PHASE_WAIT] if closed is None else None
         )
     url = request.url_for("settlement.run").include_query_params(q=chosen.code)
     return RedirectResponse(str(url), status_code=303)
@@ -364,16 +364,15 @@ async def run_progress(request: Request) -> Response:
         context = _progress(job)
         context["announce"] = context["phase_text"] if job.phase != seen else None
         return render(request, "settlement/_partials/run_progress.html", context)
-    # Finished (or unknown after a restart): the whole run section replaces the progress.
+    # Finished (or unknown after a restart): the whole run section replaces the progress. A
+    # failure is an alert in it; success is said in the status region.
     finished = _closer(request).get(chosen.code)
-    announce = None
-    if finished is not None and finished.finished:
-        announce = finished.error or PHASE_TEXT["done"]
+    done = finished is not None and finished.phase == PHASE_DONE
     return await _run_page(
         request,
         who,
         chosen.code,
-        announce=announce,
+        announce=PHASE_TEXT[PHASE_DONE] if done else None,
         headers={"HX-Retarget": "#kp-run", "HX-Reswap": "outerHTML"},
     )
 

@@ -20,7 +20,15 @@ from keerpunt.platform.i18n import N_
 from keerpunt.platform.models import Organisation, OrgKind
 from keerpunt.platform.uow import UnitOfWork
 from keerpunt.settlement.access import check_finance_access
-from keerpunt.settlement.closing import COUNT_TEXT, PHASE_TEXT, CloseJob, Closer, check_close
+from keerpunt.settlement.closing import (
+    COUNT_TEXT,
+    PHASE_DONE,
+    PHASE_TEXT,
+    PHASE_WAIT,
+    CloseJob,
+    Closer,
+    check_close,
+)
 from keerpunt.settlement.declaration import DELIVERY_FIELDS, DeliveryDraft, read_delivery_form
 from keerpunt.settlement.models import Contract
 from keerpunt.settlement.records import (
@@ -96,7 +104,9 @@ __all__ = [
     "COUNT_TEXT",
     "DELIVERY_FIELDS",
     "MAX_TARIFF_CENTS",
+    "PHASE_DONE",
     "PHASE_TEXT",
+    "PHASE_WAIT",
     "UNITS",
     "AllocationView",
     "AllocationsPage",
