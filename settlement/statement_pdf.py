@@ -3,6 +3,8 @@ web page. Dated on the day the run closed, so the same run gives byte-identical 
 
 from __future__ import annotations
 
+import datetime as dt
+
 from keerpunt.platform.i18n import N_, gettext, local_date, local_datetime, money
 from keerpunt.platform.pdf import FONT, KeerpuntPDF
 from keerpunt.platform.uow import UnitOfWork
@@ -38,6 +40,95 @@ def _split_table(
             table.row((p.name, money(p.gross_cents), money(p.margin_cents), money(p.net_cents)))
 
 
+# The lines table, in mm on A4 landscape (261 mm between the margins). Plain cells, not
+# fpdf2's table(): that lays out every cell as a paragraph, about 100 times slower, and a
+# provider's quarter can have tens of thousands of lines.
+_COLUMNS = (
+    (N_("Toewijzing"), 30, "L"),
+    (N_("Referentie"), 22, "L"),
+    (N_("Geleverd door"), 40, "L"),
+    (N_("Product"), 20, "L"),
+    (N_("Periode"), 44, "L"),
+    (N_("Volume"), 14, "R"),
+    (N_("Eenheid"), 16, "L"),
+    (N_("Tarief"), 24, "R"),
+    (N_("Bedrag"), 28, "R"),
+    (N_("D/C"), 10, "C"),
+)
+_ROW = 5.0
+
+
+def _fit(pdf: KeerpuntPDF, text: str, width: float, cache: dict[tuple[str, float], str]) -> str:
+    """``text`` cut short with an ellipsis so it fits in a column of ``width`` mm."""
+    key = (text, width)
+    if key not in cache:
+        room = width - 2 * pdf.c_margin
+        fitted = text
+        while fitted and pdf.get_string_width(fitted) > room:
+            fitted = fitted[:-2] + "…"
+        cache[key] = fitted
+    return cache[key]
+
+
+def _header(pdf: KeerpuntPDF) -> None:
+    pdf.set_font(FONT, "B", 8)
+    for title, width, align in _COLUMNS:
+        pdf.cell(width, _ROW + 1, _t(title), border="B", align=align)
+    pdf.ln()
+    pdf.set_font(FONT, "", 8)
+
+
+def _lines_table(pdf: KeerpuntPDF, view: ProviderStatement) -> None:
+    # pdf.text() places a string without cell layout: fast enough for many thousands of rows.
+    cache: dict[tuple[str, float], str] = {}
+    widths: dict[str, float] = {}
+    # Babel formatting is the slow part of a row; amounts and periods repeat a lot.
+    amounts: dict[int, str] = {}
+    periods: dict[tuple[dt.date, dt.date], str] = {}
+
+    def amount(cents: int) -> str:
+        if cents not in amounts:
+            amounts[cents] = money(cents)
+        return amounts[cents]
+
+    def period(start: dt.date, end: dt.date) -> str:
+        if (start, end) not in periods:
+            periods[start, end] = f"{local_date(start, 'short')} – {local_date(end, 'short')}"
+        return periods[start, end]
+
+    _header(pdf)
+    for x in view.lines:
+        if pdf.will_page_break(_ROW):
+            pdf.add_page()
+            _header(pdf)
+        values = (
+            x.allocation_number,
+            x.reference,
+            x.provider,
+            f"{x.product_category} {x.product_code}",
+            period(x.start, x.end),
+            str(x.volume),
+            _t(x.unit_label),
+            amount(x.tariff_cents),
+            amount(x.signed_cents),
+            x.direction,
+        )
+        left, baseline = pdf.l_margin, pdf.y + _ROW * 0.7
+        for value, (_title, width, align) in zip(values, _COLUMNS, strict=True):
+            text = _fit(pdf, value, width, cache)
+            if align == "L":
+                at = left + pdf.c_margin
+            else:
+                if text not in widths:
+                    widths[text] = pdf.get_string_width(text)
+                room = width - 2 * pdf.c_margin
+                at = left + pdf.c_margin + (room - widths[text]) / (2 if align == "C" else 1)
+            pdf.text(at, baseline, text)
+            left += width
+        pdf.set_y(pdf.y + _ROW)
+    pdf.set_font(FONT, "", 10)
+
+
 def statement_pdf(view: ProviderStatement) -> bytes:
     """The statement as an A4 landscape PDF: the lines with totals, and for a kassier (or a
     provider delivering under one) the split into margin and net."""
@@ -54,52 +145,7 @@ def statement_pdf(view: ProviderStatement) -> bytes:
     pdf.para(_t(N_("Controlegetal (SHA-256) van het overzicht: %(digest)s"), digest=view.digest))
 
     pdf.heading(_t(N_("Regels")))
-    pdf.set_font(FONT, "", 8)
-    with pdf.table(
-        col_widths=(3, 3, 3, 2, 4, 2, 2, 2, 3, 1),
-        text_align=(
-            "LEFT",
-            "LEFT",
-            "LEFT",
-            "LEFT",
-            "LEFT",
-            "RIGHT",
-            "LEFT",
-            "RIGHT",
-            "RIGHT",
-            "CENTER",
-        ),
-        line_height=5,
-    ) as table:
-        table.row(
-            (
-                _t(N_("Toewijzing")),
-                _t(N_("Referentie")),
-                _t(N_("Geleverd door")),
-                _t(N_("Product")),
-                _t(N_("Periode")),
-                _t(N_("Volume")),
-                _t(N_("Eenheid")),
-                _t(N_("Tarief")),
-                _t(N_("Bedrag")),
-                _t(N_("D/C")),
-            )
-        )
-        for x in view.lines:
-            table.row(
-                (
-                    x.allocation_number,
-                    x.reference,
-                    x.provider,
-                    f"{x.product_category} {x.product_code}",
-                    f"{local_date(x.start, 'short')} – {local_date(x.end, 'short')}",
-                    str(x.volume),
-                    _t(x.unit_label),
-                    money(x.tariff_cents),
-                    money(x.signed_cents),
-                    x.direction,
-                )
-            )
+    _lines_table(pdf, view)
     pdf.set_font(FONT, "", 10)
     pdf.ln(2)
     pdf.para(_t(N_("Debet: %(amount)s"), amount=money(view.debit_cents)))

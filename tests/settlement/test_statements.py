@@ -143,6 +143,9 @@ async def test_the_pdf_has_the_totals_and_is_the_same_every_time(runtime: Runtim
     text = pdf_text(first)
     assert "Afrekening kwartaal 3 van 2026" in text and "Horizon" in text
     assert "Totaal: € 624,00" in text
+    # Every line: allocation, who delivered, product, period, volume, unit, tariff, amount.
+    assert "T-100" in text and "Altra" in text and "45 45A52" in text
+    assert "01-08-2026 – 31-08-2026 2 uur € 124,80 € 249,60 D" in text.replace("\xa0", " ")
     assert "U betaalt door: € 233,13" in text
 
 
