@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from fractions import Fraction
 from typing import Protocol
 
@@ -33,6 +34,7 @@ __all__ = [
     "Unpriced",
     "budget_for",
     "budget_status",
+    "hours_text",
     "line_amount",
     "price_team_time",
     "rate_on",
@@ -97,6 +99,17 @@ class TeamTimeLine(Protocol):
     def minutes(self) -> int: ...
 
 
+def hours_text(minutes: int) -> str:
+    """Minutes as hours in the viewer's language ("3,5" in Dutch), at most two decimals and
+    without thousands separators (so a spreadsheet reads it as one number)."""
+    from babel.numbers import format_decimal
+
+    from keerpunt.platform.i18n import current_locale
+
+    hours = (Decimal(minutes) / 60).quantize(Decimal("0.01"))
+    return format_decimal(hours, format="0.##", locale=current_locale.get())
+
+
 def rate_on(
     rates: Sequence[DisciplineRate], discipline: str, day: dt.date
 ) -> DisciplineRate | None:
@@ -121,6 +134,10 @@ class DisciplineHours:
     lines: int
     amount_cents: int
 
+    @property
+    def hours(self) -> str:
+        return hours_text(self.minutes)
+
 
 @dataclass(frozen=True)
 class ProviderHours:
@@ -135,6 +152,10 @@ class ProviderHours:
     @property
     def amount_cents(self) -> int:
         return sum(d.amount_cents for d in self.disciplines)
+
+    @property
+    def hours(self) -> str:
+        return hours_text(self.minutes)
 
 
 @dataclass(frozen=True)
@@ -159,6 +180,10 @@ class TriageHours:
     @property
     def amount_cents(self) -> int:
         return sum(p.amount_cents for p in self.providers)
+
+    @property
+    def hours(self) -> str:
+        return hours_text(self.minutes)
 
     def minutes_by_discipline(self) -> dict[str, int]:
         out: dict[str, int] = {}

@@ -162,9 +162,7 @@ def test_budget_per_region_and_year(region: str | None, year: int, expected: int
 def test_budget_used_and_left(
     budget: int | None, used: int, left: int | None, percent: int | None, over: bool
 ) -> None:
-    status = budget_status(
-        None if budget is None else TriageBudget("X", 2026, budget), used
-    )
+    status = budget_status(None if budget is None else TriageBudget("X", 2026, budget), used)
     assert status.left_cents == left
     assert status.used_percent == percent
     assert status.over is over
