@@ -1832,7 +1832,7 @@ async def _team(uow: UnitOfWork, session_id: int) -> list[tuple[SessionParticipa
         )
         .order_by(User.display_name, SessionParticipant.id)
     )
-    return [(p, u) for p, u in rows.tuples().all()]
+    return [(p, u) for p, u in rows.all()]
 
 
 async def attendance_choices(uow: UnitOfWork, session_id: int) -> list[AttendanceChoice]:
@@ -1937,21 +1937,17 @@ async def triage_team_time(db: AsyncSession, start: dt.date, end: dt.date) -> Te
     if not days:
         return TeamTimeReport((), 0)
     rows = (
-        (
-            await db.execute(
-                select(SessionParticipant, Organisation.name)
-                .join(CaseMember, CaseMember.id == SessionParticipant.member_id)
-                .outerjoin(Organisation, Organisation.id == SessionParticipant.seconded_by_id)
-                .where(
-                    SessionParticipant.session_id.in_(days),
-                    CaseMember.role == CaseRole.TRIAGE_MEMBER,
-                )
-                .order_by(SessionParticipant.session_id, SessionParticipant.id)
+        await db.execute(
+            select(SessionParticipant, Organisation.name)
+            .join(CaseMember, CaseMember.id == SessionParticipant.member_id)
+            .outerjoin(Organisation, Organisation.id == SessionParticipant.seconded_by_id)
+            .where(
+                SessionParticipant.session_id.in_(days),
+                CaseMember.role == CaseRole.TRIAGE_MEMBER,
             )
+            .order_by(SessionParticipant.session_id, SessionParticipant.id)
         )
-        .tuples()
-        .all()
-    )
+    ).all()
     confirmed = {p.session_id for p, _n in rows if p.minutes_present is not None}
     out = tuple(
         TeamTime(
@@ -1979,16 +1975,12 @@ async def ret_allocations_per_provider(
     begin = dt.datetime.combine(start, dt.time(), AMSTERDAM).astimezone(dt.UTC)
     after = dt.datetime.combine(end, dt.time(), AMSTERDAM).astimezone(dt.UTC)
     allocs = (
-        (
-            await db.execute(
-                select(RetAllocation.provider_id, RetAllocation.second_provider_id).where(
-                    RetAllocation.decided_at >= begin, RetAllocation.decided_at < after
-                )
+        await db.execute(
+            select(RetAllocation.provider_id, RetAllocation.second_provider_id).where(
+                RetAllocation.decided_at >= begin, RetAllocation.decided_at < after
             )
         )
-        .tuples()
-        .all()
-    )
+    ).all()
     counts: dict[int, int] = {}
     for first, second in allocs:
         for org in {first, second} - {None}:
@@ -2001,9 +1993,7 @@ async def ret_allocations_per_provider(
             await db.execute(
                 select(Organisation.id, Organisation.name).where(Organisation.id.in_(counts))
             )
-        )
-        .tuples()
-        .all()
+        ).all()
     )
     return sorted(
         ((names.get(i, f"#{i}"), n) for i, n in counts.items()), key=lambda r: r[0].casefold()

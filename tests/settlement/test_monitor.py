@@ -43,7 +43,7 @@ class Time:
     provider_name: str
     discipline: str
     minutes: int
-    day: dt.date = D(2026, 8, 1)
+    day: dt.date = dt.date(2026, 8, 1)
 
 
 @pytest.mark.parametrize(
@@ -54,10 +54,9 @@ def test_counts_of_one_to_four_youths_are_shown_as_less_than_five(value: int, sh
     assert count(value).display == shown
 
 
-def _lines(cases: int, form: str = "ambulant", *, start: dt.date = D(2026, 7, 1)) -> list[Line]:
-    return [
-        Line(i, i, 100 + i, 1 + i % 2, form, start, D(2027, 3, 31)) for i in range(1, cases + 1)
-    ]
+def _lines(cases: int, form: str = "ambulant") -> list[Line]:
+    start, end = D(2026, 7, 1), D(2027, 3, 31)
+    return [Line(i, i, 100 + i, 1 + i % 2, form, start, end) for i in range(1, cases + 1)]
 
 
 def _report(lines: list[Line], amounts: dict[int, int] | None = None, ret=()):  # type: ignore[no-untyped-def]
@@ -74,7 +73,7 @@ def _report(lines: list[Line], amounts: dict[int, int] | None = None, ret=()):  
 
 
 def test_six_youths_with_their_cost_duration_and_providers() -> None:
-    lines = _lines(6) + [Line(99, 1, 101, 3, "short_stay", D(2026, 7, 1), D(2026, 9, 30))]
+    lines = [*_lines(6), Line(99, 1, 101, 3, "short_stay", D(2026, 7, 1), D(2026, 9, 30))]
     amounts = {i: 1000_00 for i in range(1, 7)} | {99: 1}
     report = _report(lines, amounts)
     assert report.youths.display == "6"
