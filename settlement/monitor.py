@@ -145,8 +145,8 @@ class Chart:
 
     # Geometry (SVG units, viewBox 400 wide): a label line above each bar.
     WIDTH = 400
-    ROW = 48
-    BAR_SPACE = 300
+    ROW = 54
+    BAR_SPACE = 250
 
     @property
     def height(self) -> int:
