@@ -32,9 +32,7 @@ async def test_monitor_pages_are_accessible_and_download(
         (funder, ["/settlement/monitor"]),
         (finance, ["/settlement/monitor", "/settlement/triage-hours"]),
     ):
-        ctx = await logged_in_context(
-            browser, runtime, live_server, user_id=user.id, width=width
-        )
+        ctx = await logged_in_context(browser, runtime, live_server, user_id=user.id, width=width)
         page = await ctx.new_page()
         for path in paths:
             await page.goto(live_server.url + path)

@@ -185,3 +185,38 @@ async def test_monitor_page_and_downloads_over_http(
     await login(client, runtime, user_id=expert.id)
     assert (await client.get("/settlement/monitor")).status_code == 403
     assert (await client.get("/settlement/monitor.csv")).status_code == 403
+
+
+async def test_the_closing_form_asks_the_hours_and_keeps_them_on_a_bad_entry(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    w = await build_world(runtime)
+    async with runtime.unit_of_work(staff_principal(w.expert)) as uow:
+        await triage.add_line(uow, w.session_id, w.provider.id, "45A52", "ambulant", "3", None)
+        team = await triage.attendance_choices(uow, w.session_id)
+    ruud, sanne = (m.participant_id for m in team)
+    csrf = await login(client, runtime, user_id=w.coordinator.id)
+    form = await client.get(f"/triage/sessions/{w.session_id}/closing")
+    assert f'name="hours_{ruud}"' in form.text and 'value="4"' in form.text
+    shares = {f"share_{org}": "yes" for org in (await _orgs(runtime)).values()}
+    url = f"/triage/sessions/{w.session_id}/finish"
+    bad = await client.post(
+        url,
+        data={**shares, f"hours_{ruud}": "veel", f"hours_{sanne}": "2"},
+        headers={"X-CSRF-Token": csrf},
+    )
+    assert bad.status_code == 422
+    assert 'value="veel"' in bad.text and 'aria-invalid="true"' in bad.text
+    async with runtime.unit_of_work(staff_principal(w.coordinator)) as uow:
+        assert [m.minutes for m in await triage.attendance_choices(uow, w.session_id)] == [
+            None,
+            None,
+        ]  # nothing half-saved
+    ok = await client.post(
+        url,
+        data={**shares, f"hours_{ruud}": "4", f"hours_{sanne}": "0"},
+        headers={"X-CSRF-Token": csrf},
+    )
+    assert ok.status_code in {200, 204, 303}
+    async with runtime.unit_of_work(staff_principal(w.coordinator)) as uow:
+        assert [m.minutes for m in await triage.attendance_choices(uow, w.session_id)] == [240, 0]
