@@ -186,6 +186,14 @@ class MonitorReport:
     def ret_total(self) -> Count:
         return count(sum(r.allocations.value for r in self.ret))
 
+    @property
+    def ret_total_display(self) -> str:
+        """The total of the RET rows, unless it would give away the one hidden row (total
+        minus the others): then it is left out too (secondary suppression)."""
+        if sum(1 for r in self.ret if r.allocations.suppressed) == 1:
+            return gettext(N_("niet getoond"))
+        return self.ret_total.display
+
 
 def _months(days: Decimal) -> Decimal:
     return (days / DAYS_PER_MONTH).quantize(Decimal("0.1"))
@@ -352,7 +360,7 @@ def charts(report: MonitorReport, fmt: Callable[[int], str]) -> tuple[Chart, ...
         "chart-ret",
         gettext(N_("Toewijzingen (RET) per aanbieder in dit halfjaar")),
         gettext(N_("In totaal %(count)s toewijzingen in halfjaar %(half)s."))
-        % {"count": report.ret_total.display, "half": report.half_year},
+        % {"count": report.ret_total_display, "half": report.half_year},
         gettext(N_("Aanbieder")),
         gettext(N_("Toewijzingen")),
         _bars(
@@ -431,7 +439,7 @@ def monitor_rows(report: MonitorReport) -> list[tuple[str, str, str]]:
     ]
     ret_part = t(N_("Toewijzingen RET")) + " " + report.half_year
     rows += [(ret_part, r.provider, r.allocations.display) for r in report.ret]
-    rows.append((ret_part, t(N_("Totaal")), report.ret_total.display))
+    rows.append((ret_part, t(N_("Totaal")), report.ret_total_display))
     return rows
 
 

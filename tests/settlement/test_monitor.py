@@ -114,8 +114,18 @@ def test_ret_allocations_per_provider_are_suppressed_below_five() -> None:
         ("Enver", "7"),
         ("Ihub", "<5"),
     ]
-    assert report.ret_total.display == "9"
+    # 9 minus the visible 7 would give Ihub's 2 away: the total is not shown either
+    assert report.ret_total_display == "niet getoond"
     assert report.half_year == "2026H2"
+
+
+@pytest.mark.parametrize(
+    ("counts", "total"),
+    [([7, 6], "13"), ([7, 2, 3], "12"), ([2], "niet getoond"), ([1, 1], "<5"), ([], "0")],
+)
+def test_the_ret_total_never_gives_away_one_hidden_row(counts: list[int], total: str) -> None:
+    report = _report([], ret=[(f"P{i}", n) for i, n in enumerate(counts)])
+    assert report.ret_total_display == total
 
 
 def test_charts_have_a_title_a_summary_and_no_bar_for_a_hidden_count() -> None:
