@@ -179,6 +179,13 @@ async def test_monitor_page_and_downloads_over_http(
     assert values[("Arrangementen", "Jeugdigen")] == "<5"
     csv = await client.get("/settlement/monitor.csv", params={"quarter": "2026Q3"})
     assert csv.content.startswith("\ufeff".encode()) and b"Jeugdigen;<5" in csv.content
+    async with runtime.sessionmaker() as db:
+        taken = (
+            await db.scalars(
+                select(AuditEntry.detail).where(AuditEntry.action == "settlement.monitor")
+            )
+        ).all()
+    assert sorted(taken) == ["2026Q3 csv", "2026Q3 xlsx", "2026Q3 xlsx"]  # files leave: audited
     # the funder does not get the penvoerder's payments page
     assert (await client.get("/settlement/triage-hours")).status_code == 403
     client.cookies.clear()
