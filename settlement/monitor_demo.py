@@ -52,6 +52,29 @@ async def load(rt: Runtime) -> None:
     team = [u.id for u in users if "triage_member" in u.role_set]
     today = dt.datetime.now(AMSTERDAM).date()
     quarter = quarter_of(today).previous
+    if quarter.year < today.year:  # in January-March: last year's tariffs too
+        from keerpunt.settlement import service as settlement
+
+        finance = next(u for u in users if "finance" in u.role_set)
+        async with rt.unit_of_work(staff_principal(finance)) as uow:
+            for i, name in enumerate(
+                sorted(
+                    n for n, o in orgs.items() if o.region == "IJsselland" and o.kind == "provider"
+                )
+            ):
+                await settlement.add_contract(
+                    uow,
+                    settlement.ContractDraft(
+                        provider_id=orgs[name].id,
+                        product_category="45",
+                        product_code="45A52",
+                        description="Specialistische jeugdhulp, ambulant",
+                        unit="04",
+                        tariff_cents=11_000 + 250 * i,
+                        valid_from=dt.date(quarter.year, 1, 1),
+                        valid_to=dt.date(quarter.year, 12, 31),
+                    ),
+                )
     yes = {key: True for key, _q, _w in triage.ENTRY_QUESTIONS}
     for i, (name, age, domain, lines) in enumerate(_YOUTHS):
         held_day = quarter.start + dt.timedelta(days=5 + 10 * i)
