@@ -25,6 +25,7 @@ CONSENT_VOCAB: dict[str, dict[str, str]] = {
         "triage_member": N_("Triageteam"),
         "finance": N_("Financiële administratie"),
         "allocation_manager": N_("Zorgbemiddeling"),
+        "funder": N_("Financier (gemeente)"),
     },
     "youth_alone_ground": {
         "serious_harm": N_("Zonder deze hulp krijgt de jeugdige duidelijk ernstig nadeel."),

@@ -290,7 +290,7 @@ def user() -> None:
     multiple=True,
     required=True,
     type=click.Choice(
-        ["registrar", "coordinator", "triage_member", "finance", "allocation_manager"]
+        ["registrar", "coordinator", "triage_member", "finance", "allocation_manager", "funder"]
     ),
 )
 @click.option("--discipline")

@@ -46,6 +46,7 @@ async def load(rt: Runtime) -> bool:
     from keerpunt.consent import service as consent
     from keerpunt.consent.service import Decision, Purpose
     from keerpunt.platform.models import Case, CaseMember
+    from keerpunt.settlement import monitor_demo
     from keerpunt.settlement import service as settlement
     from keerpunt.triage import service as triage
 
@@ -187,6 +188,7 @@ async def load(rt: Runtime) -> bool:
             )
         await triage.close_session(uow, past.id)
     await load_allocation(rt, case_ids)
+    await monitor_demo.load(rt)
     return True
 
 

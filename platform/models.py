@@ -67,6 +67,7 @@ class StaffRole(enum.StrEnum):
     TRIAGE_MEMBER = "triage_member"  # triageteam-lid
     FINANCE = "finance"  # finance staff of the penvoerder
     ALLOCATION_MANAGER = "allocation_manager"  # manager zorgbemiddeling (RET)
+    FUNDER = "funder"  # gemeente / financier: sees the quarterly monitor (aggregates only)
 
 
 class User(Base):

@@ -61,7 +61,8 @@ class TriageSession(Base):
 
 
 class SessionParticipant(Base):
-    """Who is invited to a triage session (a case member: professional or family)."""
+    """Who is invited to a triage session (a case member: professional or family), and for
+    the triage team who attended and how long."""
 
     __tablename__ = "session_participant"
     __table_args__ = (UniqueConstraint("session_id", "member_id"),)
@@ -69,6 +70,13 @@ class SessionParticipant(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     session_id: Mapped[int] = mapped_column(ForeignKey("triage_session.id"), index=True)
     member_id: Mapped[int] = mapped_column(ForeignKey("case_member.id"))
+    # Attendance of a triage team member, confirmed by the chair at closing (presentielijst):
+    # the time spent (0: not there; None: not confirmed), and the discipline and seconding
+    # provider as they were that day, so the penvoerder reimburses the right provider at the
+    # right rate even after the expert changes job or discipline.
+    minutes_present: Mapped[int | None] = mapped_column(Integer)
+    discipline: Mapped[str | None] = mapped_column(String(40))
+    seconded_by_id: Mapped[int | None] = mapped_column(ForeignKey("organisation.id"))
 
 
 class LifeArea(enum.StrEnum):

@@ -1150,6 +1150,7 @@ async def _closing(
     async with unit_of_work(request, who) as uow:
         view = await service.session_view(uow, sid)
         parties = await report.sharing_parties(uow, sid) if view.may_close else ()
+        team = await service.attendance_choices(uow, sid) if view.may_close else []
         link = await report.report_link(uow, sid) if not view.is_open else None
     return render(
         request,
@@ -1157,6 +1158,8 @@ async def _closing(
         {
             "s": view,
             "parties": parties,
+            "team": team,
+            "vocab": VOCAB,
             "report_id": link,
             "errors": errors or {},
             "values": values or {},
@@ -1180,9 +1183,17 @@ async def finish(request: Request) -> Response:
     for key, value in data.items():
         if key.startswith("share_") and key[6:].isdigit() and value in {"yes", "no"}:
             sharing[int(key[6:])] = value == "yes"
+    # The attendance list (presentielijst): hours per triage team member, 0 for absent.
+    hours = {
+        int(key[6:]): value
+        for key, value in data.items()
+        if key.startswith("hours_") and key[6:].isdigit() and isinstance(value, str)
+    }
     values = {k: v for k, v in data.items() if isinstance(v, str)}
     try:
         async with unit_of_work(request, who) as uow:
+            if hours:
+                await service.record_attendance(uow, sid, hours)
             await report.close_and_share(uow, sid, sharing)
     except InvalidInput as exc:
         return await _closing(

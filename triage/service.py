@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import TypeVar
 
 from sqlalchemy import func, select
@@ -57,6 +57,7 @@ from keerpunt.triage.models import (
 __all__ = [
     "ENTRY_QUESTIONS",
     "STEPS",
+    "AttendanceChoice",
     "BoardView",
     "CaseView",
     "EntryCheckFailed",
@@ -69,10 +70,13 @@ __all__ = [
     "Registration",
     "SessionView",
     "TableChanges",
+    "TeamTime",
+    "TeamTimeReport",
     "add_factor",
     "add_goal",
     "add_line",
     "add_note",
+    "attendance_choices",
     "board_view",
     "case_view",
     "close_session",
@@ -81,16 +85,20 @@ __all__ = [
     "item_view",
     "link_factors",
     "list_cases",
+    "parse_attended_hours",
     "parse_hours",
     "plan_session",
     "put_on_screen",
+    "record_attendance",
     "register_case",
+    "ret_allocations_per_provider",
     "session_view",
     "set_not_without_me",
     "set_perspective",
     "table_changes",
     "table_labels",
     "tick_quality",
+    "triage_team_time",
     "unlink_factors",
     "update_factor",
     "update_goal",
@@ -1783,3 +1791,210 @@ async def fixed_arrangement_lines(
         )
         for ln, case_id, pseudonym in rows.all()
     ]
+
+
+# -- attendance of the triage team (for settlement: verrekening inzet triageleden) ------------
+
+MAX_ATTENDED_MINUTES = 12 * 60  # a session with its preparation is one working day at most
+_HOURS_HINT = N_("Vul het aantal uren in, bijvoorbeeld 4 of 3,5. Niet aanwezig: 0.")
+
+
+@dataclass(frozen=True)
+class AttendanceChoice:
+    """A triage team member invited to the session, as the chair confirms their time."""
+
+    participant_id: int
+    name: str
+    discipline: str  # a key of VOCAB["discipline"], or ""
+    organisation: str
+    minutes: int | None  # confirmed time; None: not confirmed yet
+
+    @property
+    def hours_text(self) -> str:
+        """The confirmed hours as a Dutch number ("3,5"); the usual 4 when not confirmed
+        (seed 003 §6.1: about 4 hours of triage time per youth)."""
+        if self.minutes is None:
+            return "4"
+        whole, rest = divmod(self.minutes, 60)
+        if not rest:
+            return str(whole)
+        return f"{Decimal(self.minutes) / 60:.2f}".rstrip("0").replace(".", ",")
+
+
+async def _team(uow: UnitOfWork, session_id: int) -> list[tuple[SessionParticipant, User]]:
+    rows = await uow.db.execute(
+        select(SessionParticipant, User)
+        .join(CaseMember, CaseMember.id == SessionParticipant.member_id)
+        .join(User, User.id == CaseMember.user_id)
+        .where(
+            SessionParticipant.session_id == session_id,
+            CaseMember.role == CaseRole.TRIAGE_MEMBER,
+        )
+        .order_by(User.display_name, SessionParticipant.id)
+    )
+    return [(p, u) for p, u in rows.all()]
+
+
+async def attendance_choices(uow: UnitOfWork, session_id: int) -> list[AttendanceChoice]:
+    """The triage team members of a session, for the chair's attendance list."""
+    session, _case = await _session_for(uow, session_id)
+    return [
+        AttendanceChoice(
+            p.id,
+            u.display_name,
+            p.discipline or u.discipline or "",
+            u.organisation.name,
+            p.minutes_present,
+        )
+        for p, u in await _team(uow, session.id)
+    ]
+
+
+def parse_attended_hours(raw: str) -> int:
+    """Hours at the session as the chair types them ("4", "3,5", "0" for absent) to minutes."""
+    try:
+        hours = Decimal(raw.strip().replace(",", "."))
+    except InvalidOperation:
+        raise InvalidInput({"hours": _HOURS_HINT}) from None
+    minutes = hours * 60
+    if not hours.is_finite() or minutes < 0 or minutes > MAX_ATTENDED_MINUTES:
+        raise InvalidInput({"hours": N_("Het aantal uren moet tussen 0 en 12 liggen.")})
+    # A chair types "0,33" for twenty minutes: round to the nearest whole minute.
+    return int(minutes.to_integral_value(rounding=ROUND_HALF_UP))
+
+
+async def record_attendance(uow: UnitOfWork, session_id: int, hours: Mapping[int, str]) -> None:
+    """The chair confirms, per triage team member, the hours spent on the session (the
+    presentielijst the penvoerder reimburses from). The discipline and the seconding provider
+    are recorded as they are today. Every member needs an answer; 0 means not there."""
+    if not uow.who.has("coordinator"):
+        raise NotAllowed(N_("Alleen de voorzitter (coördinator) bevestigt wie er was."))
+    session, case = await _session_for(uow, session_id)
+    team = await _team(uow, session.id)
+    errors: dict[str, str] = {}
+    minutes: dict[int, int] = {}
+    for participant, _user in team:
+        key = f"hours_{participant.id}"
+        raw = hours.get(participant.id)
+        if raw is None or not raw.strip():
+            errors[key] = _HOURS_HINT
+            continue
+        try:
+            minutes[participant.id] = parse_attended_hours(raw)
+        except InvalidInput as exc:
+            errors[key] = exc.errors["hours"]
+    if errors:
+        raise InvalidInput(errors, N_("Vul voor elk lid van het triageteam de uren in."))
+    for participant, user in team:
+        participant.minutes_present = minutes[participant.id]
+        participant.discipline = participant.discipline or user.discipline
+        participant.seconded_by_id = participant.seconded_by_id or user.organisation_id
+    await uow.db.flush()
+    await audit.record(
+        uow.db,
+        uow.who,
+        "session.attendance",
+        case_id=case.id,
+        purpose="triage",
+        detail=f"session={session.id}",
+    )
+
+
+@dataclass(frozen=True)
+class TeamTime:
+    """Confirmed time of one triage team member at one closed session: non-personal for the
+    family (no case), what the penvoerder reimburses."""
+
+    session_id: int
+    day: dt.date  # the session's date in Europe/Amsterdam
+    provider_id: int
+    provider_name: str
+    discipline: str
+    minutes: int
+
+
+@dataclass(frozen=True)
+class TeamTimeReport:
+    rows: tuple[TeamTime, ...]
+    unconfirmed_sessions: int  # closed sessions in the period whose attendance is missing
+
+
+async def triage_team_time(db: AsyncSession, start: dt.date, end: dt.date) -> TeamTimeReport:
+    """Confirmed triage team time of the closed sessions held from ``start`` to ``end``
+    (inclusive, Amsterdam dates), and how many closed sessions still lack it."""
+    begin = dt.datetime.combine(start, dt.time(), AMSTERDAM).astimezone(dt.UTC)
+    after = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), AMSTERDAM).astimezone(dt.UTC)
+    sessions = (
+        await db.scalars(
+            select(TriageSession).where(
+                TriageSession.status == SessionStatus.CLOSED,
+                TriageSession.scheduled_at >= begin,
+                TriageSession.scheduled_at < after,
+            )
+        )
+    ).all()
+    days = {s.id: s.scheduled_at.astimezone(AMSTERDAM).date() for s in sessions}
+    if not days:
+        return TeamTimeReport((), 0)
+    rows = (
+        await db.execute(
+            select(SessionParticipant, Organisation.name)
+            .join(CaseMember, CaseMember.id == SessionParticipant.member_id)
+            .outerjoin(Organisation, Organisation.id == SessionParticipant.seconded_by_id)
+            .where(
+                SessionParticipant.session_id.in_(days),
+                CaseMember.role == CaseRole.TRIAGE_MEMBER,
+            )
+            .order_by(SessionParticipant.session_id, SessionParticipant.id)
+        )
+    ).all()
+    confirmed = {p.session_id for p, _n in rows if p.minutes_present is not None}
+    out = tuple(
+        TeamTime(
+            p.session_id,
+            days[p.session_id],
+            p.seconded_by_id,
+            name or "",
+            p.discipline or "",
+            p.minutes_present,
+        )
+        for p, name in rows
+        if p.minutes_present and p.seconded_by_id is not None
+    )
+    return TeamTimeReport(out, len(set(days) - confirmed))
+
+
+async def ret_allocations_per_provider(
+    db: AsyncSession, start: dt.date, end: dt.date
+) -> list[tuple[str, int]]:
+    """RET allocations (toewijzingen by the manager zorgbemiddeling) decided from ``start``
+    up to, not including, ``end``: (provider name, count) per provider, counts only. A second
+    provider counts too: it takes part in the case."""
+    from keerpunt.triage.models import Allocation as RetAllocation
+
+    begin = dt.datetime.combine(start, dt.time(), AMSTERDAM).astimezone(dt.UTC)
+    after = dt.datetime.combine(end, dt.time(), AMSTERDAM).astimezone(dt.UTC)
+    allocs = (
+        await db.execute(
+            select(RetAllocation.provider_id, RetAllocation.second_provider_id).where(
+                RetAllocation.decided_at >= begin, RetAllocation.decided_at < after
+            )
+        )
+    ).all()
+    counts: dict[int, int] = {}
+    for first, second in allocs:
+        for org in {first, second} - {None}:
+            assert org is not None
+            counts[org] = counts.get(org, 0) + 1
+    if not counts:
+        return []
+    names = dict(
+        (
+            await db.execute(
+                select(Organisation.id, Organisation.name).where(Organisation.id.in_(counts))
+            )
+        ).all()
+    )
+    return sorted(
+        ((names.get(i, f"#{i}"), n) for i, n in counts.items()), key=lambda r: r[0].casefold()
+    )

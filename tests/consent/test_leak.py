@@ -42,7 +42,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from keerpunt.consent.models import ConsentRecord
 from keerpunt.platform.app import create_app
-from keerpunt.platform.models import Invitation, LoginSession, RoomCounter
+from keerpunt.platform.models import Case, Invitation, LoginSession, RoomCounter
 from keerpunt.platform.runtime import Runtime
 from keerpunt.platform.sessions import COOKIE_NAME, SessionSigner, start_session, token_hash
 from keerpunt.platform.settings import Settings
@@ -242,7 +242,7 @@ def _readable(r: httpx.Response) -> str:
     """The body as text; a ZIP (the JW323 declarations) unpacked, every file in it; a PDF
     (the report) as its text and metadata."""
     kind = r.headers.get("content-type", "")
-    if r.status_code == 200 and "zip" in kind:
+    if r.status_code == 200 and ("zip" in kind or "spreadsheetml" in kind):  # also the XLSX
         with zipfile.ZipFile(io.BytesIO(r.content)) as archive:
             return "\n".join(archive.read(n).decode("utf-8", "replace") for n in archive.namelist())
     if r.status_code == 200 and "pdf" in kind:
@@ -700,6 +700,13 @@ async def test_no_canary_reaches_anyone_consent_does_not_allow(
             )
             assert other != 200, (viewer, suffix, other)
     assert seen["coordinator"].status[f"/cases/{world.case_ids['A']}/consents.fhir.json"] == 200
+    # The funder's monitor (page, XLSX, CSV) was read, and holds no case at all: not even a
+    # pseudonym leaves the care chain.
+    monitor = {u: t for u, t in seen["finance_penvoerder"].pages.items() if "/monitor" in u}
+    assert any(".xlsx" in u for u in monitor) and any(".csv" in u for u in monitor), monitor.keys()
+    async with runtime.sessionmaker() as db:
+        pseudonyms = (await db.scalars(select(Case.pseudonym))).all()
+    assert not [(u, p) for u, t in monitor.items() for p in pseudonyms if p in t]
     # The report (web page and PDF) reaches exactly the parties the family allowed; anyone
     # left out gets "not found", like for an address guessed.
     for viewer in viewers:
