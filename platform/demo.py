@@ -187,6 +187,9 @@ async def load(rt: Runtime) -> bool:
             )
         await triage.close_session(uow, past.id)
     await load_allocation(rt, case_ids)
+    from keerpunt.settlement import kassier_demo
+
+    await kassier_demo.load(rt, case_ids[0], deventer_id)
     return True
 
 

@@ -71,8 +71,9 @@ async def test_the_batch_is_valid_sepa_and_the_same_twice(
     r = await client.get(url)
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("application/xml")
-    assert f'filename="betaalopdracht-2026Q3-{k.w.region.horizon.id}.xml"' in (
-        r.headers["content-disposition"]
+    assert (
+        f'filename="betaalopdracht-2026Q3-{k.w.region.horizon.id}.xml"'
+        in (r.headers["content-disposition"])
     )
     schema.validate(r.content.decode())
     root = ET.fromstring(r.content)
@@ -132,7 +133,11 @@ async def test_recording_an_account_and_a_change(
     assert r.status_code == 200
     assert "Er is nu geen geldige bankrekening." in text_of(r.text)
     assert 'name="organisation_id"' not in r.text  # a provider records only its own
-    form = {"iban": "nl20 ingb 0001 2345 67", "holder_name": "Altra Zorg", "valid_from": "2026-01-01"}
+    form = {
+        "iban": "nl20 ingb 0001 2345 67",
+        "holder_name": "Altra Zorg",
+        "valid_from": "2026-01-01",
+    }
     r = await client.post("/settlement/bank-accounts", data=form, headers={"X-CSRF-Token": csrf})
     assert r.status_code == 303
     r = await client.get(r.headers["location"])

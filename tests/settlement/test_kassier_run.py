@@ -36,6 +36,7 @@ pytestmark = pytest.mark.anyio
 D = dt.date
 Q3, Q4 = parse_quarter("2026Q3"), parse_quarter("2026Q4")
 HORIZON_IBAN, ALTRA_IBAN = "NL91ABNA0417164300", "NL20INGB0001234567"
+AFTER_Q3 = D(2026, 10, 5)
 
 
 @dataclass
@@ -69,7 +70,7 @@ async def add_account(rt: Runtime, who: User, values: dict[str, str]) -> None:
         await record_bank_account(uow, {"valid_from": "2026-01-01", **values})
 
 
-async def close(rt: Runtime, k: Kassier, quarter=Q3, today: dt.date = D(2026, 10, 5)) -> None:  # type: ignore[no-untyped-def]
+async def close(rt: Runtime, k: Kassier, quarter=Q3, today: dt.date = AFTER_Q3) -> None:  # type: ignore[no-untyped-def]
     async with rt.unit_of_work(principal(k.w.region.finance)) as uow:
         await close_quarter(uow, quarter, today)
 
@@ -204,12 +205,24 @@ async def test_a_net_credit_is_set_off_not_paid(runtime: Runtime) -> None:
     # declares 5, so Altra owes the kassier the difference less the margin.
     async with runtime.sessionmaker() as db, db.begin():
         await db.execute(
-            update(Delivery)
-            .where(Delivery.provider_id == k.w.region.altra.id)
-            .values(volume=5)
+            update(Delivery).where(Delivery.provider_id == k.w.region.altra.id).values(volume=5)
         )
     await close(runtime, k, Q4, D(2027, 1, 5))
     (view,) = (await page_as(runtime, k.kassier_finance, Q4)).kassiers
     assert [(s.name, s.cents) for s in view.set_off] == [("Altra", 116_563 - 58_282)]
     assert view.transfers == () and view.balanced and not view.can_download
     assert view.problems == ()
+
+
+async def test_the_demo_shows_a_kassier_with_a_batch_to_download(runtime: Runtime) -> None:
+    from keerpunt.platform import demo
+
+    assert await demo.load(runtime)
+    async with runtime.sessionmaker() as db:
+        finance = await db.scalar(select(User).where(User.roles == "finance"))
+    assert finance is not None
+    async with runtime.unit_of_work(principal(finance)) as uow:
+        (closed,) = await kassier_quarters(uow)
+        (view,) = (await kassier_page(uow, closed.quarter)).kassiers
+    assert view.name == "Pactum" and view.balanced and view.can_download
+    assert {t.name for t in view.transfers} == {"Karakter", "Accare"}
