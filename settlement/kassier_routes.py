@@ -50,15 +50,25 @@ async def kassier(request: Request) -> Response:
     who = require(request)
     chosen = _quarter(request)
     async with unit_of_work(request, who) as uow:
-        page = await kassier_page(uow, chosen)
-    return render(request, "settlement/kassier.html", {"page": page})
+        page = await kassier_page(uow, chosen, request.query_params.get("date", "").strip())
+    return render(
+        request,
+        "settlement/kassier.html",
+        {"page": page, "raw_date": request.query_params.get("date", "")},
+        status_code=400 if page.date_error else 200,
+    )
 
 
 async def kassier_payments(request: Request) -> Response:
     who = require(request)
     chosen = _quarter(request)
     async with unit_of_work(request, who) as uow:
-        batch = await payment_file(uow, chosen, request.path_params["kassier_id"])
+        batch = await payment_file(
+            uow,
+            chosen,
+            request.path_params["kassier_id"],
+            request.query_params.get("date", "").strip(),
+        )
     return Response(
         batch.data,
         media_type="application/xml",

@@ -33,17 +33,19 @@ from keerpunt.settlement.declaration import (
 from keerpunt.settlement.kassier import KassierLedger, MissingAgreement, kassier_ledger
 from keerpunt.settlement.models import SettlementRun, SettlementRunLine
 from keerpunt.settlement.models import SubProviderAgreement as AgreementRow
-from keerpunt.settlement.rules import DateRange, Quarter, parse_quarter
+from keerpunt.settlement.rules import BAD_DATE, DateRange, Quarter, parse_date, parse_quarter
 from keerpunt.settlement.sepa import InvalidBankAccount, PaymentBatch, payment_batch
 
 __all__ = [
     "ClosedQuarter",
+    "InvalidExecutionDate",
     "KassierPage",
     "KassierView",
     "PaymentBatchBlocked",
     "PaymentFile",
     "PaymentProblem",
     "ProviderShare",
+    "check_execution_date",
     "execution_date",
     "kassier_page",
     "kassier_quarters",
@@ -67,6 +69,20 @@ NO_AGREEMENT = N_(
     "Voor een regel van %(name)s is geen afspraak over de opslag van de kassier. Zonder die "
     "afspraak is niet uit te rekenen wat de kassier moet betalen. Leg de afspraak vast."
 )
+
+
+DATE_TOO_EARLY = N_(
+    "Kies een uitvoerdatum na de dag waarop het kwartaal is afgesloten. De vroegste datum "
+    "staat bij het veld."
+)
+DATE_NOT_WORKDAY = N_("Kies een werkdag (maandag tot en met vrijdag): dan betaalt de bank.")
+DATE_TOO_LATE = N_("Kies een uitvoerdatum binnen een jaar na de vroegste datum.")
+
+
+class InvalidExecutionDate(DomainError):
+    """A chosen execution date the bank cannot use; ``message`` says why."""
+
+    status_code = 400
 
 
 class PaymentBatchBlocked(DomainError):
@@ -149,6 +165,9 @@ class KassierPage:
     quarter: Quarter
     closed_at: dt.datetime
     kassiers: tuple[KassierView, ...]
+    execution_date: dt.date  # the one used on the page
+    earliest_date: dt.date  # the first working day after closing: the default
+    date_error: str | None  # message id: the chosen date could not be used
 
 
 @dataclass(frozen=True)
@@ -164,6 +183,30 @@ def execution_date(closed_at: dt.datetime) -> dt.date:
     while day.weekday() >= 5:
         day += dt.timedelta(days=1)
     return day
+
+
+def check_execution_date(chosen: dt.date, earliest: dt.date) -> str | None:
+    """Why the bank cannot pay on ``chosen`` (a message id), or None: not before the first
+    working day after closing, on a working day, and within a year of that."""
+    if chosen < earliest:
+        return DATE_TOO_EARLY
+    if chosen.weekday() >= 5:
+        return DATE_NOT_WORKDAY
+    if chosen > earliest + dt.timedelta(days=366):
+        return DATE_TOO_LATE
+    return None
+
+
+def _pay_day(run: SettlementRun, requested: str) -> tuple[dt.date, dt.date, str | None]:
+    """The execution date to use, the earliest one, and why the requested one is refused."""
+    earliest = execution_date(run.closed_at)
+    if not requested:
+        return earliest, earliest, None
+    chosen = parse_date(requested)
+    why = BAD_DATE if chosen is None else check_execution_date(chosen, earliest)
+    if why is not None or chosen is None:
+        return earliest, earliest, why
+    return chosen, earliest, None
 
 
 def _out_line(row: SettlementRunLine) -> OutLine:
@@ -210,12 +253,16 @@ def _share_margins(
     )
 
 
-async def _views(
-    uow: UnitOfWork, quarter: Quarter, only: int | None
-) -> tuple[SettlementRun, list[tuple[KassierView, PaymentBatch | None]]]:
+async def _run(uow: UnitOfWork, quarter: Quarter) -> SettlementRun:
     run = await uow.db.scalar(select(SettlementRun).where(SettlementRun.quarter == quarter.code))
     if run is None:
         raise NotFound()
+    return run
+
+
+async def _views(
+    uow: UnitOfWork, run: SettlementRun, quarter: Quarter, only: int | None, pay_day: dt.date
+) -> list[tuple[KassierView, PaymentBatch | None]]:
     lines = [
         _out_line(r)
         for r in await uow.db.scalars(
@@ -248,13 +295,12 @@ async def _views(
             select(Organisation.id, Organisation.name).where(Organisation.id.in_(org_ids))
         )
     }
-    pay_day = execution_date(run.closed_at)
     out: list[tuple[KassierView, PaymentBatch | None]] = []
     for kid in kassier_ids:
         mine = [x for x in lines if x.holder_id == kid]
         out.append(await _view(uow, run, quarter, kid, mine, agreements, names, pay_day))
     out.sort(key=lambda v: (v[0].name.casefold(), v[0].kassier_id))
-    return run, out
+    return out
 
 
 async def _view(
@@ -375,24 +421,33 @@ def _shares(
     return tuple(sorted(shares, key=lambda s: (not s.own, s.name.casefold(), s.provider_id)))
 
 
-async def kassier_page(uow: UnitOfWork, quarter: Quarter) -> KassierPage:
+async def kassier_page(uow: UnitOfWork, quarter: Quarter, requested: str = "") -> KassierPage:
     """The ledger of every kassier in a closed quarter the viewer may see — the penvoerder's
     finance staff all of them, a kassier's finance staff their own — with what each payment
-    batch would pay, set off, or what stops it. Not found for anyone else, or before the
-    quarter is closed."""
+    batch would pay on the execution date (``requested``, or the first working day after
+    closing), set off, or what stops it. Not found for anyone else, or before the quarter is
+    closed."""
     only = await _visible(uow)
-    run, views = await _views(uow, quarter, only)
-    return KassierPage(quarter, run.closed_at, tuple(v for v, _b in views))
+    run = await _run(uow, quarter)
+    pay_day, earliest, why = _pay_day(run, requested)
+    views = await _views(uow, run, quarter, only, pay_day)
+    return KassierPage(quarter, run.closed_at, tuple(v for v, _b in views), pay_day, earliest, why)
 
 
-async def payment_file(uow: UnitOfWork, quarter: Quarter, kassier_id: int) -> PaymentFile:
+async def payment_file(
+    uow: UnitOfWork, quarter: Quarter, kassier_id: int, requested: str = ""
+) -> PaymentFile:
     """The kassier's payment batch of a closed quarter as SEPA pain.001.001.03 (betaalopdracht):
+    message id and creation time come from the run, so the same run and execution date give
     the same bytes every time. Refused while a problem stands. Every download is audited."""
     only = await _visible(uow)
     if only is not None and only != kassier_id:
         raise NotFound()
-    run, views = await _views(uow, quarter, kassier_id)
-    ((view, batch),) = views
+    run = await _run(uow, quarter)
+    pay_day, _earliest, why = _pay_day(run, requested)
+    if why is not None:
+        raise InvalidExecutionDate(why)
+    ((view, batch),) = await _views(uow, run, quarter, kassier_id, pay_day)
     if batch is None or not view.can_download:
         raise PaymentBatchBlocked()
     data = batch.to_xml()
@@ -402,7 +457,7 @@ async def payment_file(uow: UnitOfWork, quarter: Quarter, kassier_id: int) -> Pa
         "settlement.kassier.payment_batch",
         purpose="settlement",
         detail=(
-            f"run={run.id} quarter={quarter.code} kassier={kassier_id} "
+            f"run={run.id} quarter={quarter.code} kassier={kassier_id} date={pay_day} "
             f"payments={len(batch.payments)} total_cents={batch.total_cents} "
             f"sha256={hashlib.sha256(data).hexdigest()}"
         ),

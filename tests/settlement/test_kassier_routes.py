@@ -207,3 +207,18 @@ async def test_the_penvoerder_records_for_a_provider(
     form["iban"] = HORIZON_IBAN
     r = await client.post("/settlement/bank-accounts", data=form, headers={"X-CSRF-Token": csrf})
     assert r.status_code == 403 and await accounts(runtime) == 1
+
+
+async def test_a_date_the_bank_cannot_use_is_refused_with_a_reason(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    k = await build_kassier(runtime)
+    await close(runtime, k)
+    await login(client, runtime, user_id=k.kassier_finance.id)
+    r = await client.get("/settlement/kassier/2026Q3?date=2026-10-01")
+    assert r.status_code == 400
+    assert "Kies een uitvoerdatum na de dag waarop het kwartaal is afgesloten." in text_of(r.text)
+    assert 'value="2026-10-01"' in r.text and 'aria-invalid="true"' in r.text
+    url = f"/settlement/kassier/2026Q3/{k.w.region.horizon.id}/betaalopdracht.xml"
+    r = await client.get(url + "?date=morgen")
+    assert r.status_code == 400 and "Vul een datum in" in text_of(r.text)

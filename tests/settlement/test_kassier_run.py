@@ -16,9 +16,14 @@ from keerpunt.platform.runtime import Runtime
 from keerpunt.settlement.bank_accounts import record_bank_account
 from keerpunt.settlement.declaration import Margin, MarginKind, SubProviderAgreement
 from keerpunt.settlement.kassier_run import (
+    DATE_NOT_WORKDAY,
+    DATE_TOO_EARLY,
+    DATE_TOO_LATE,
     KASSIER_NO_ACCOUNT,
     NO_ACCOUNT,
+    InvalidExecutionDate,
     PaymentBatchBlocked,
+    check_execution_date,
     execution_date,
     kassier_page,
     kassier_quarters,
@@ -226,3 +231,40 @@ async def test_the_demo_shows_a_kassier_with_a_batch_to_download(runtime: Runtim
         (view,) = (await kassier_page(uow, closed.quarter)).kassiers
     assert view.name == "Pactum" and view.balanced and view.can_download
     assert {t.name for t in view.transfers} == {"Karakter", "Accare"}
+
+
+def test_a_chosen_execution_date_must_suit_the_bank() -> None:
+    monday = D(2026, 10, 5)
+    assert check_execution_date(monday, monday) is None
+    assert check_execution_date(D(2026, 10, 2), monday) == DATE_TOO_EARLY
+    assert check_execution_date(D(2026, 10, 10), monday) == DATE_NOT_WORKDAY  # a Saturday
+    assert check_execution_date(D(2027, 10, 7), monday) == DATE_TOO_LATE
+
+
+async def test_a_later_execution_date_pays_the_accounts_valid_then(runtime: Runtime) -> None:
+    k = await build_kassier(runtime)
+    await close(runtime, k)
+    (view,) = (await page_as(runtime, k.kassier_finance)).kassiers
+    later = view.execution_date + dt.timedelta(days=28)  # same weekday four weeks on
+    await add_account(
+        runtime,
+        k.altra_finance,
+        {"iban": "NL39RABO0300065264", "holder_name": "Altra", "valid_from": later.isoformat()},
+    )
+    async with runtime.unit_of_work(principal(k.kassier_finance)) as uow:
+        page = await kassier_page(uow, Q3, later.isoformat())
+        first = await payment_file(uow, Q3, k.w.region.horizon.id, later.isoformat())
+        again = await payment_file(uow, Q3, k.w.region.horizon.id, later.isoformat())
+        default = await payment_file(uow, Q3, k.w.region.horizon.id)
+        with pytest.raises(InvalidExecutionDate):
+            await payment_file(uow, Q3, k.w.region.horizon.id, "2026-10-01")
+        refused = await kassier_page(uow, Q3, "2026-10-01")
+    (view,) = page.kassiers
+    assert view.execution_date == later and [t.iban for t in view.transfers] == [
+        "NL39 RABO 0300 0652 64"
+    ]
+    assert first.data == again.data != default.data
+    assert f"<ReqdExctnDt>{later.isoformat()}</ReqdExctnDt>".encode() in first.data
+    assert b"<IBAN>NL20INGB0001234567</IBAN>" in default.data
+    assert refused.date_error == DATE_TOO_EARLY
+    assert refused.execution_date == refused.earliest_date
