@@ -146,6 +146,7 @@ class KassierView:
     keeps_cents: int
     owes_cents: int  # what the kassier owes its sub-providers, net
     balanced: bool
+    complete: bool  # False: a line had no agreement, so there is no ledger to show
     execution_date: dt.date
     transfers: tuple[Transfer, ...]
     set_off: tuple[SetOff, ...]
@@ -263,14 +264,6 @@ async def _run(uow: UnitOfWork, quarter: Quarter) -> SettlementRun:
 async def _views(
     uow: UnitOfWork, run: SettlementRun, quarter: Quarter, only: int | None, pay_day: dt.date
 ) -> list[tuple[KassierView, PaymentBatch | None]]:
-    lines = [
-        _out_line(r)
-        for r in await uow.db.scalars(
-            select(SettlementRunLine)
-            .where(SettlementRunLine.run_id == run.id)
-            .order_by(SettlementRunLine.seq)
-        )
-    ]
     agreements = [
         SubProviderAgreement(
             g.kassier_id,
@@ -281,13 +274,36 @@ async def _views(
         )
         for g in await uow.db.scalars(select(AgreementRow))
     ]
-    holders = {x.holder_id for x in lines}
-    kassier_ids = {x.holder_id for x in lines if x.provider_id != x.holder_id}
+    # Who is a kassier here: a holder with lines others delivered, or with sub-providers.
+    # Asked of the database, so a national-scale run loads only the kassiers' lines.
+    of_run = SettlementRunLine.run_id == run.id
+    holders = set(
+        await uow.db.scalars(select(SettlementRunLine.holder_id).where(of_run).distinct())
+    )
+    kassier_ids = set(
+        await uow.db.scalars(
+            select(SettlementRunLine.holder_id)
+            .where(of_run, SettlementRunLine.provider_id != SettlementRunLine.holder_id)
+            .distinct()
+        )
+    )
     kassier_ids |= {g.kassier_id for g in agreements} & holders
     if only is not None:
         if only not in kassier_ids:
             raise NotFound()
         kassier_ids = {only}
+    lines = (
+        [
+            _out_line(r)
+            for r in await uow.db.scalars(
+                select(SettlementRunLine)
+                .where(of_run, SettlementRunLine.holder_id.in_(kassier_ids))
+                .order_by(SettlementRunLine.seq)
+            )
+        ]
+        if kassier_ids
+        else []
+    )
     org_ids = {x.provider_id for x in lines} | {x.municipality_id for x in lines} | holders
     names: dict[int, str] = {
         i: n
@@ -315,9 +331,11 @@ async def _view(
 ) -> tuple[KassierView, PaymentBatch | None]:
     name = names.get(kid, "")
     problems: list[PaymentProblem] = []
+    missing_agreement = False
     try:
         ledger = kassier_ledger(kid, lines, agreements)
     except MissingAgreement:
+        missing_agreement = True
         covered = {
             x.provider_id
             for x in lines
@@ -385,6 +403,7 @@ async def _view(
         keeps_cents=ledger.keeps_cents,
         owes_cents=sum(ledger.owes.values()),
         balanced=ledger.balanced,
+        complete=not missing_agreement,
         execution_date=pay_day,
         transfers=transfers,
         set_off=set_off,

@@ -8,7 +8,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from keerpunt.platform.errors import NotFound
 from keerpunt.platform.models import AuditEntry, User
@@ -21,6 +21,7 @@ from keerpunt.settlement.kassier_run import (
     DATE_TOO_LATE,
     KASSIER_NO_ACCOUNT,
     NO_ACCOUNT,
+    NO_AGREEMENT,
     InvalidExecutionDate,
     PaymentBatchBlocked,
     check_execution_date,
@@ -30,6 +31,7 @@ from keerpunt.settlement.kassier_run import (
     payment_file,
 )
 from keerpunt.settlement.models import Delivery, SettlementRun
+from keerpunt.settlement.models import SubProviderAgreement as AgreementRow
 from keerpunt.settlement.service import add_agreement, close_quarter, parse_quarter
 from tests.helpers import make_user
 from tests.settlement.factories import principal
@@ -268,3 +270,14 @@ async def test_a_later_execution_date_pays_the_accounts_valid_then(runtime: Runt
     assert b"<IBAN>NL20INGB0001234567</IBAN>" in default.data
     assert refused.date_error == DATE_TOO_EARLY
     assert refused.execution_date == refused.earliest_date
+
+
+async def test_a_line_without_an_agreement_is_named_not_paid(runtime: Runtime) -> None:
+    k = await build_kassier(runtime)
+    await close(runtime, k)
+    # Agreements are only ever added; one gone from the database must not make a wrong file.
+    async with runtime.sessionmaker() as db, db.begin():
+        await db.execute(delete(AgreementRow))
+    (view,) = (await page_as(runtime, k.kassier_finance)).kassiers
+    assert [(p.message, p.name) for p in view.problems] == [(NO_AGREEMENT, "Altra")]
+    assert not view.can_download and not view.complete
