@@ -14,8 +14,9 @@ import datetime as dt
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 
 from keerpunt.platform import audit
 from keerpunt.platform.errors import DomainError, NotFound
@@ -210,7 +211,28 @@ def _pay_day(run: SettlementRun, requested: str) -> tuple[dt.date, dt.date, str 
     return chosen, earliest, None
 
 
-def _out_line(row: SettlementRunLine) -> OutLine:
+# Columns, not ORM objects: a national-scale run has hundreds of thousands of lines.
+_LINE_COLUMNS = (
+    SettlementRunLine.delivery_id,
+    SettlementRunLine.allocation_number,
+    SettlementRunLine.holder_id,
+    SettlementRunLine.provider_id,
+    SettlementRunLine.municipality_id,
+    SettlementRunLine.product_category,
+    SettlementRunLine.product_code,
+    SettlementRunLine.start_date,
+    SettlementRunLine.end_date,
+    SettlementRunLine.volume,
+    SettlementRunLine.unit,
+    SettlementRunLine.tariff_cents,
+    SettlementRunLine.amount_cents,
+    SettlementRunLine.direction,
+    SettlementRunLine.revision,
+)
+_DIRECTIONS = {d.value: d for d in Direction}
+
+
+def _out_line(row: Row[Any]) -> OutLine:
     return OutLine(
         delivery_id=row.delivery_id,
         allocation_number=row.allocation_number,
@@ -225,7 +247,7 @@ def _out_line(row: SettlementRunLine) -> OutLine:
         unit=row.unit,
         tariff_cents=row.tariff_cents,
         amount_cents=row.amount_cents,
-        direction=Direction(row.direction),
+        direction=_DIRECTIONS[row.direction],
         revision=row.revision,
     )
 
@@ -295,8 +317,8 @@ async def _views(
     lines = (
         [
             _out_line(r)
-            for r in await uow.db.scalars(
-                select(SettlementRunLine)
+            for r in await uow.db.execute(
+                select(*_LINE_COLUMNS)
                 .where(of_run, SettlementRunLine.holder_id.in_(kassier_ids))
                 .order_by(SettlementRunLine.seq)
             )
@@ -349,14 +371,16 @@ async def _view(
         missing = sorted({x.provider_id for x in lines} - covered)
         problems = [PaymentProblem(NO_AGREEMENT, names.get(p, ""), pay_day) for p in missing]
         ledger = KassierLedger(kid, ())
+    # The ledger's totals are computed on each access: read each once.
+    municipality_owes, owes, keeps = ledger.municipality_owes, ledger.owes, ledger.keeps_cents
     shares = _shares(ledger, kid, names, agreements, quarter)
     municipalities = tuple(
         sorted(
-            (MunicipalityShare(names.get(m, ""), c) for m, c in ledger.municipality_owes.items()),
+            (MunicipalityShare(names.get(m, ""), c) for m, c in municipality_owes.items()),
             key=lambda s: s.name.casefold(),
         )
     )
-    owed = {p: c for p, c in ledger.owes.items() if c > 0}
+    owed = {p: c for p, c in owes.items() if c > 0}
     accounts = await accounts_valid_on(uow, [kid, *owed], pay_day)
     if not problems:
         if kid not in accounts and owed:
@@ -391,7 +415,7 @@ async def _view(
     )
     set_off = tuple(
         SetOff(names.get(p, ""), -c)
-        for p, c in ledger.owes.items()
+        for p, c in owes.items()
         if c < 0
     )  # fmt: skip
     view = KassierView(
@@ -399,10 +423,10 @@ async def _view(
         name=name,
         shares=shares,
         municipalities=municipalities,
-        municipality_cents=sum(ledger.municipality_owes.values()),
-        keeps_cents=ledger.keeps_cents,
-        owes_cents=sum(ledger.owes.values()),
-        balanced=ledger.balanced,
+        municipality_cents=sum(municipality_owes.values()),
+        keeps_cents=keeps,
+        owes_cents=sum(owes.values()),
+        balanced=sum(municipality_owes.values()) == keeps + sum(owes.values()),
         complete=not missing_agreement,
         execution_date=pay_day,
         transfers=transfers,
