@@ -333,9 +333,11 @@ async def _views(
             select(Organisation.id, Organisation.name).where(Organisation.id.in_(org_ids))
         )
     }
+    per_kassier: dict[int, list[OutLine]] = {kid: [] for kid in kassier_ids}
+    for x in lines:
+        per_kassier[x.holder_id].append(x)
     out: list[tuple[KassierView, PaymentBatch | None]] = []
-    for kid in kassier_ids:
-        mine = [x for x in lines if x.holder_id == kid]
+    for kid, mine in per_kassier.items():
         out.append(await _view(uow, run, quarter, kid, mine, agreements, names, pay_day))
     out.sort(key=lambda v: (v[0].name.casefold(), v[0].kassier_id))
     return out
