@@ -232,7 +232,7 @@ _LINE_COLUMNS = (
 _DIRECTIONS = {d.value: d for d in Direction}
 
 
-def _out_line(row: Row[Any]) -> OutLine:
+def _out_line(row: Row[*tuple[Any, ...]]) -> OutLine:
     return OutLine(
         delivery_id=row.delivery_id,
         allocation_number=row.allocation_number,
