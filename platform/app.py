@@ -73,8 +73,8 @@ async def server_error(request: Request, exc: Exception) -> Response:
 
 def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Starlette:
     from keerpunt.consent import routes as consent_routes
-    from keerpunt.settlement import kassier_routes
     from keerpunt.settlement import routes as settlement_routes
+    from keerpunt.settlement.kassier_routes import routes as kassier_routes
     from keerpunt.triage import allocation_routes
     from keerpunt.triage import routes as triage_routes
 
@@ -93,8 +93,8 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Starlet
         *triage_routes.routes,
         *allocation_routes.routes,
         *consent_routes.routes,
+        *kassier_routes,
         *settlement_routes.routes,
-        *kassier_routes.routes,
     ]
     app = Starlette(
         routes=routes,

@@ -24,7 +24,6 @@ from keerpunt.settlement.declaration import (
     SubProviderAgreement,
     Variant,
 )
-from keerpunt.settlement.models import Contract
 from keerpunt.settlement.service import (
     ContractDraft,
     add_agreement,
@@ -38,6 +37,7 @@ from keerpunt.settlement.service import (
 __all__ = ["load"]
 
 KASSIER = "Pactum"
+PRODUCT = "45A53"
 ACCOUNTS = {  # illustrative accounts with valid check digits
     "Pactum": ("NL91ABNA0417164300", "Stichting Pactum"),
     "Karakter": ("NL20INGB0001234567", "Karakter Kinder- en Jeugdpsychiatrie"),
@@ -76,30 +76,24 @@ async def load(rt: Runtime, case_id: int, municipality_id: int) -> None:
             .order_by(User.id)
         )
         assert finance is not None
-        has_tariff = await db.scalar(
-            select(Contract.id).where(
-                Contract.provider_id == ids[KASSIER],
-                Contract.product_code == "45A52",
-                Contract.valid_from <= quarter.start,
-            )
-        )
         who = staff_principal(finance)
     kassier = ids[KASSIER]
     async with rt.unit_of_work(who) as uow:
-        if has_tariff is None:  # early in the year the last quarter lies in the year before
-            await add_contract(
-                uow,
-                ContractDraft(
-                    provider_id=kassier,
-                    product_category="45",
-                    product_code="45A52",
-                    description="Specialistische jeugdhulp, ambulant",
-                    unit="04",
-                    tariff_cents=11_500,
-                    valid_from=quarter.start,
-                    valid_to=dt.date(quarter.year, 12, 31),
-                ),
-            )
+        # A product of its own, so its tariff never overlaps another demo's (whatever runs
+        # first, and in January-March too, when the quarter lies in the year before).
+        await add_contract(
+            uow,
+            ContractDraft(
+                provider_id=kassier,
+                product_category="45",
+                product_code=PRODUCT,
+                description="Specialistische jeugdhulp, ambulant, met onderaannemers",
+                unit="04",
+                tariff_cents=11_800,
+                valid_from=quarter.start,
+                valid_to=None,
+            ),
+        )
         for name, (iban, holder) in ACCOUNTS.items():
             await record_bank_account(
                 uow,
@@ -125,7 +119,7 @@ async def load(rt: Runtime, case_id: int, municipality_id: int) -> None:
                 start=quarter.start,
                 end=quarter.start + dt.timedelta(days=273),  # nine months (DOMAIN.md)
                 product_category="45",
-                product_code="45A52",
+                product_code=PRODUCT,
                 volume=40,
                 unit="04",
                 frequency=Frequency.MONTH,
@@ -135,7 +129,7 @@ async def load(rt: Runtime, case_id: int, municipality_id: int) -> None:
         start, end = _month(quarter.start, month)
         async with rt.unit_of_work(who) as uow:
             await record_delivery(
-                uow, DeliveryDraft("DEMO-K-0001", "45A52", start, end, hours, ids[name])
+                uow, DeliveryDraft("DEMO-K-0001", PRODUCT, start, end, hours, ids[name])
             )
     async with rt.unit_of_work(who) as uow:
         await close_quarter(uow, quarter, today)
