@@ -12,8 +12,9 @@ session, item, consent record and invitation filled in), and every link, form ac
 target on the pages it gets — the session steps, the case lifecycle and agenda, the RET
 allocation pages, settlement (allocations, deliveries, contracts, the quarter run and its
 JW323 files, unpacked; the kassier and its payment batch; bank accounts), the family's
-consent page, the youth-alone exception and the FHIR export — and sends a bad form to every POST route that takes one. It also listens to the
-websocket of every session while others edit. Whatever it gets must hold no canary the
+consent page, the youth-alone exception and the FHIR export — and sends a bad form to every
+POST route that takes one. It also listens to the websocket of every session while others
+edit. Whatever it gets must hold no canary the
 oracle (in ``leak_world``, written out by hand) does not allow for that viewer.
 """
 
