@@ -75,6 +75,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Starlet
     from keerpunt.consent import routes as consent_routes
     from keerpunt.settlement import monitor_routes
     from keerpunt.settlement import routes as settlement_routes
+    from keerpunt.settlement.kassier_routes import routes as kassier_routes
     from keerpunt.triage import allocation_routes
     from keerpunt.triage import routes as triage_routes
 
@@ -93,6 +94,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Starlet
         *triage_routes.routes,
         *allocation_routes.routes,
         *consent_routes.routes,
+        *kassier_routes,
         *settlement_routes.routes,
         *monitor_routes.routes,
     ]

@@ -210,3 +210,22 @@ class SettlementRunLine(Base):
     unit: Mapped[str] = mapped_column(String(2))
     tariff_cents: Mapped[int] = mapped_column(Integer)
     amount_cents: Mapped[int] = mapped_column(BigInteger)
+
+
+class BankAccount(Base):
+    """An organisation's payment account (bankrekening) from ``valid_from`` on. A change is a
+    new row, never an edit: the account valid on a day is the one with the latest
+    ``valid_from`` on or before it (the last one recorded, when two start the same day), so
+    an old payment batch can always be traced to the account it used."""
+
+    __tablename__ = "bank_account"
+    __table_args__ = (Index("ix_bank_account_organisation", "organisation_id", "valid_from"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"))
+    iban: Mapped[str] = mapped_column(String(34))  # compact, checked with schwifty
+    bic: Mapped[str | None] = mapped_column(String(11))
+    holder_name: Mapped[str] = mapped_column(String(70))  # tenaamstelling (SEPA: 70 at most)
+    valid_from: Mapped[dt.date] = mapped_column(Date)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

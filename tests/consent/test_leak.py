@@ -11,9 +11,10 @@ from ``app.routes``, so new pages are covered automatically, with the ids of eve
 session, item, consent record and invitation filled in), and every link, form action and htmx
 target on the pages it gets — the session steps, the case lifecycle and agenda, the RET
 allocation pages, settlement (allocations, deliveries, contracts, the quarter run and its
-JW323 files, unpacked), the family's consent page, the youth-alone exception and the FHIR
-export — and sends a bad form to every POST route that takes one. It also listens to the
-websocket of every session while others edit. Whatever it gets must hold no canary the
+JW323 files, unpacked; the kassier and its payment batch; bank accounts), the family's
+consent page, the youth-alone exception and the FHIR export — and sends a bad form to every
+POST route that takes one. It also listens to the websocket of every session while others
+edit. Whatever it gets must hold no canary the
 oracle (in ``leak_world``, written out by hand) does not allow for that viewer.
 """
 
@@ -46,6 +47,7 @@ from keerpunt.platform.models import Case, Invitation, LoginSession, RoomCounter
 from keerpunt.platform.runtime import Runtime
 from keerpunt.platform.sessions import COOKIE_NAME, SessionSigner, start_session, token_hash
 from keerpunt.platform.settings import Settings
+from keerpunt.settlement.models import SettlementRunLine
 from tests.conftest import LiveServer
 from tests.consent.leak_world import (
     CASES,
@@ -84,6 +86,7 @@ async def _param_values(rt: Runtime, world: LeakWorld) -> dict[str, list[str]]:
     async with rt.sessionmaker() as db:
         records = (await db.scalars(select(ConsentRecord.id))).all()
         invitations = (await db.scalars(select(Invitation.id))).all()
+        holders = (await db.scalars(select(SettlementRunLine.holder_id).distinct())).all()
     sessions = [s for ids in world.session_ids.values() for s in ids]
     members = [m for ms in world.family.values() for m in ms.values()]
     return {
@@ -94,6 +97,8 @@ async def _param_values(rt: Runtime, world: LeakWorld) -> dict[str, list[str]]:
         "member_id": [str(m) for m in members],
         "token": [*world.invitation_tokens, "geen-echte-link"],
         "contract_id": ["1", "99999"],
+        # whoever declared in a closed run (a kassier's payment batch), and one that did not
+        "kassier_id": [*map(str, holders), "99999"],
         **{name: [*map(str, ids), "99999"] for name, ids in world.ids.items()},
         # a closed quarter (its run's files), the current one, and one that cannot be
         "quarter": [*world.quarters, "geen-kwartaal"],
@@ -310,6 +315,7 @@ BAD_FORM_PROBED = frozenset(
         "settlement.contract_end",
         "settlement.delivery_add",
         "settlement.run_close",
+        "settlement.bank_account_add",
         "triage.factor_import",
         "triage.link_add",
         "triage.note_add",
