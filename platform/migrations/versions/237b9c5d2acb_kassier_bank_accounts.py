@@ -13,7 +13,7 @@ from alembic import op
 import keerpunt.platform.db
 
 revision = "237b9c5d2acb"
-down_revision: str | Sequence[str] | None = "d32a5b436361"
+down_revision = "d32a5b436361"
 branch_labels = None
 depends_on = None
 
