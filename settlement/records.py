@@ -510,3 +510,10 @@ async def check_quarter(uow: UnitOfWork, quarter: Quarter) -> Settlement:
     await check_finance_access(uow)
     deliveries, allocations, contracts, agreements = await load_until(uow, quarter.end)
     return settle(deliveries, allocations, contracts, agreements)
+
+
+# The row readers under public names, for reading many rows at once (settlement.imports).
+allocation_terms = _allocation
+contract_terms = _terms
+delivery_terms = _delivery
+sub_provider_terms = _agreement
