@@ -81,7 +81,9 @@ __all__ = [
     "Table",
     "import_as",
     "import_file",
+    "import_page",
     "parse_money",
+    "read_allocation_fields",
     "read_table",
 ]
 
@@ -567,36 +569,53 @@ def read_contracts(table: Table) -> tuple[list[ContractLine], list[RowError]]:
     return lines, errors
 
 
+def _allocation_fields(row: _Row) -> Allocation:
+    """The allocation's own fields (no case, provider or municipality yet: ids 0)."""
+    variant = row.read("variant", _variant)
+    volume = row.read("volume", _whole, optional=True)
+    unit = row.read("unit", _unit, optional=True)
+    frequency = row.read("frequency", _frequency, optional=True)
+    budget = row.read("budget", parse_money, optional=True)
+    start = row.read("start", _day)
+    end = row.read("end", _day)
+    allocation = Allocation(
+        number=row.text("number"),
+        case_id=0,
+        provider_id=0,
+        municipality_id=0,
+        variant=variant or Variant.GENERIC,
+        start=start or dt.date.min,
+        end=end or dt.date.max,
+        product_category=_category(row.text("product_category")) or None,
+        product_code=row.text("product_code").upper() or None,
+        volume=volume,
+        unit=unit,
+        frequency=frequency,
+        budget_cents=budget,
+    )
+    if variant is not None:
+        _field_errors(row, check_allocation(allocation), {"budget_cents": "budget"})
+    return allocation
+
+
+def read_allocation_fields(values: Mapping[str, str]) -> tuple[Allocation, dict[str, str]]:
+    """An allocation's own fields from a form, read as a file row is (the same words, money
+    and dates); the errors per field are in the current language."""
+    row = _Row(0, dict(values))
+    allocation = _allocation_fields(row)
+    errors: dict[str, str] = {}
+    for e in row.errors:
+        errors.setdefault(e.column or "", e.text())
+    return allocation, errors
+
+
 def read_allocations(table: Table) -> tuple[list[AllocationLine], list[RowError]]:
     rows, errors = _rows(ImportKind.ALLOCATIONS, table)
     lines: list[AllocationLine] = []
     for row in rows:
         for key in ("number", "case", "provider", "municipality"):
             row.read(key, str)
-        variant = row.read("variant", _variant)
-        volume = row.read("volume", _whole, optional=True)
-        unit = row.read("unit", _unit, optional=True)
-        frequency = row.read("frequency", _frequency, optional=True)
-        budget = row.read("budget", parse_money, optional=True)
-        start = row.read("start", _day)
-        end = row.read("end", _day)
-        allocation = Allocation(
-            number=row.text("number"),
-            case_id=0,
-            provider_id=0,
-            municipality_id=0,
-            variant=variant or Variant.GENERIC,
-            start=start or dt.date.min,
-            end=end or dt.date.max,
-            product_category=_category(row.text("product_category")) or None,
-            product_code=row.text("product_code").upper() or None,
-            volume=volume,
-            unit=unit,
-            frequency=frequency,
-            budget_cents=budget,
-        )
-        if variant is not None:
-            _field_errors(row, check_allocation(allocation), {"budget_cents": "budget"})
+        allocation = _allocation_fields(row)
         errors += row.errors
         lines.append(
             AllocationLine(
@@ -1102,6 +1121,38 @@ async def _import_deliveries(
             ),
         )
     return len(candidates)
+
+
+@dataclass(frozen=True)
+class ImportChoice:
+    kind: ImportKind
+    title: str  # message id
+    columns: tuple[Column, ...]
+
+
+_TITLES = {
+    ImportKind.CONTRACTS: N_("Contracttarieven"),
+    ImportKind.ALLOCATIONS: N_("Toewijzingen"),
+    ImportKind.DELIVERIES: N_("Geleverde zorg"),
+}
+
+
+@dataclass(frozen=True)
+class ImportPage:
+    """What the viewer may import: everything for the penvoerder's finance, a provider only
+    its own deliveries (``own_only``: the provider column may then be left out)."""
+
+    choices: tuple[ImportChoice, ...]
+    own_only: bool
+
+
+async def import_page(uow: UnitOfWork) -> ImportPage:
+    """The kinds of file the viewer may import, with their columns."""
+    _, sees_all = await check_settlement_access(uow)
+    kinds = list(ImportKind) if sees_all else [ImportKind.DELIVERIES]
+    return ImportPage(
+        tuple(ImportChoice(k, _TITLES[k], COLUMNS[k]) for k in kinds), own_only=not sees_all
+    )
 
 
 async def import_as(

@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import openpyxl
 import pytest
@@ -34,6 +38,7 @@ from tests.settlement.factories import principal
 from tests.settlement.test_records import World, allocation, build
 
 D = dt.date
+KEERPUNT = str(Path(sys.executable).with_name("keerpunt"))
 
 
 def csv_bytes(rows: list[list[str]], sep: str = ";", bom: bool = False) -> bytes:
@@ -519,3 +524,67 @@ def test_errors_read_in_english_too() -> None:
     finally:
         current_locale.reset(token)
     assert line == "row 3, column tarief: An amount has at most 2 decimals (whole cents)."
+
+
+# ---- the command, as an operator runs it (a real process) ----
+
+
+@pytest.mark.anyio
+async def test_keerpunt_import_reports_every_bad_row_and_exits_non_zero(
+    runtime: Runtime, database_url: str, tmp_path: Path
+) -> None:
+    w = await with_allocation(runtime)
+    s = runtime.settings
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("KEERPUNT_")},
+        "KEERPUNT_DATABASE_URL": database_url,
+        "KEERPUNT_SECRET_KEY": str(s.secret_key),
+        "KEERPUNT_MASTER_KEYS": str(s.master_keys),
+        "KEERPUNT_BSN_INDEX_KEY": str(s.bsn_index_key),
+    }
+
+    def keerpunt(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [KEERPUNT, "import", *args], env=env, capture_output=True, text=True, timeout=60
+        )
+
+    bad = tmp_path / "zorg-juli.csv"
+    bad.write_bytes(
+        csv_bytes(
+            [
+                DELIVERY_HEADER,
+                delivery("T-100", "45A52", "1-7-2026", "31-7-2026", "10"),
+                delivery("T-100", "45A52", "1-8-2026", "31-8-2026", "21"),
+                delivery("T-100", "45A52", "1-9-2026", "5-10-2026", "1"),
+            ]
+        )
+    )
+    before = await counts(runtime)
+    refused = keerpunt("deliveries", str(bad), "--as", w.horizon_staff.email)
+    assert refused.returncode == 1
+    assert refused.stderr.splitlines() == [
+        "rij 3, kolom aantal: Hiermee gaat het aantal boven de toewijzing: toegestaan 20 uur "
+        "per maand, al goedgekeurd 0, deze regel 21.",
+        "rij 4, kolom einddatum: De periode loopt over meer dan één maand. Maak per "
+        "kalendermaand een aparte regel.",
+        "Error: Het bestand is niet ingelezen, want er staan fouten in. Er is niets opgeslagen.",
+    ]
+    assert await counts(runtime) == before
+
+    good = tmp_path / "zorg-juli.xlsx"
+    good.write_bytes(xlsx_bytes([DELIVERY_HEADER, delivery("T-100", "45A52", "1-7-2026", "31-7-2026", "10")]))  # type: ignore[list-item]  # noqa: E501
+    done = keerpunt("deliveries", str(good), "--as", w.horizon_staff.email, "--lang", "en")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"1 deliveries imported from {good} (sha256 ")
+    async with runtime.sessionmaker() as db:
+        entry = await db.scalar(
+            select(AuditEntry).where(AuditEntry.action == "settlement.import.deliveries")
+        )
+    assert entry is not None and entry.actor == f"user:{w.horizon_staff.id}"
+    assert "rows=1 " in entry.detail and entry.detail.endswith("file=zorg-juli.xlsx")
+
+    contracts = tmp_path / "tarieven.csv"
+    contracts.write_bytes(csv_bytes([CONTRACT_HEADER, ["Altra", "45", "45A52", "x", "04", "1", "1-1-2026", ""]]))  # noqa: E501
+    refused = keerpunt("contracts", str(contracts), "--as", w.horizon_staff.email)
+    assert refused.returncode != 0 and "U mag dit niet doen of inzien." in refused.stderr
+    assert keerpunt("contracts", str(contracts), "--as", w.region.finance.email).returncode == 0
