@@ -310,6 +310,8 @@ BAD_FORM_PROBED = frozenset(
         "settlement.contract_end",
         "settlement.delivery_add",
         "settlement.run_close",
+        "settlement.import_upload",
+        "settlement.proposal_confirm",
         "triage.factor_import",
         "triage.link_add",
         "triage.note_add",
