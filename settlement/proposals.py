@@ -25,7 +25,7 @@ from sqlalchemy import select
 
 from keerpunt.platform.errors import InvalidInput, NotAllowed
 from keerpunt.platform.i18n import N_
-from keerpunt.platform.models import Case, Organisation, OrgKind
+from keerpunt.platform.models import Case, Organisation, OrgKind, StaffRole
 from keerpunt.platform.uow import UnitOfWork
 from keerpunt.settlement.access import check_settlement_access
 from keerpunt.settlement.declaration import Allocation, SubProviderAgreement
@@ -200,6 +200,7 @@ class Proposal:
 @dataclass(frozen=True)
 class _Context:
     sees_all: bool
+    holder_finance: bool  # finance staff of a provider: sees the proposals it would hold
     org: Organisation
     lines: list[triage.FixedArrangementLine]
     agreements: list[SubProviderAgreement]
@@ -225,6 +226,7 @@ async def _context(uow: UnitOfWork) -> _Context:
     }
     return _Context(
         sees_all=sees_all,
+        holder_finance=uow.who.has(StaffRole.FINANCE),
         org=org,
         lines=lines,
         agreements=agreements,
@@ -257,7 +259,7 @@ def _open_lines(ctx: _Context) -> list[tuple[triage.FixedArrangementLine, int]]:
         holder = holder_for(line.provider_id, line.start_date, ctx.agreements)
         if line.line_id in ctx.linked or is_covered(line, holder, ctx.allocations):
             continue
-        if ctx.sees_all or holder == ctx.org.id:
+        if ctx.sees_all or (holder == ctx.org.id and ctx.holder_finance):
             out.append((line, holder))
     return out
 
@@ -297,7 +299,8 @@ def _hours(minutes: int) -> str:
 
 async def allocation_proposals(uow: UnitOfWork) -> list[Proposal]:
     """The allocations the fixed arrangements propose that no allocation covers yet: all of
-    them for the penvoerder's finance, for a provider those it would hold."""
+    them for the penvoerder's finance; for a provider's finance staff those it would hold
+    (other staff of the provider see none: a proposal names the case)."""
     ctx = await _context(uow)
     open_lines = _open_lines(ctx)
     if not open_lines:
@@ -358,7 +361,7 @@ async def read_proposal_form(uow: UnitOfWork, values: Mapping[str, str]) -> Prop
 async def confirm_proposal(uow: UnitOfWork, draft: ProposalDraft) -> Allocation:
     """Record the allocation a proposal leads to (toewijzing vastleggen), linked to its
     arrangement line so it is proposed no more. Finance of the penvoerder may confirm any
-    proposal and choose the holder; a provider only one it holds, for itself."""
+    proposal and choose the holder; a provider's finance staff only one it holds, for itself."""
     ctx = await _context(uow)
     found = next(((ln, h) for ln, h in _open_lines(ctx) if ln.line_id == draft.line_id), None)
     if found is None:

@@ -83,7 +83,7 @@ def test_money_is_read_exactly_into_cents(text: str, cents: int) -> None:
     "text", ["12,345", "1.234", "0,005", "12a", "-5", "1,2,3", "", "1.23.4", "1e3", "NaN"]
 )
 def test_money_with_more_than_cents_or_unreadable_is_refused(text: str) -> None:
-    with pytest.raises(Exception) as caught:  # noqa: PT011 - the private _Bad
+    with pytest.raises(Exception) as caught:  # the private _Bad
         parse_money(text)
     assert type(caught.value).__name__ == "_Bad"
 
@@ -183,7 +183,14 @@ ALLOCATION_HEADER = [
     "Begindatum",
     "Einddatum",
 ]
-DELIVERY_HEADER = ["Aanbieder", "Toewijzingnummer", "Productcode", "Begindatum", "Einddatum", "Aantal"]  # noqa: E501
+DELIVERY_HEADER = [
+    "Aanbieder",
+    "Toewijzingnummer",
+    "Productcode",
+    "Begindatum",
+    "Einddatum",
+    "Aantal",
+]
 
 
 async def counts(rt: Runtime) -> tuple[int, ...]:
@@ -438,8 +445,7 @@ async def test_bad_delivery_rows_say_why_as_the_screen_would(runtime: Runtime) -
         "3 allocation_number: Er is geen toewijzing met nummer T-404.",
         "4 start: De periode valt (deels) buiten de toewijzing. De toewijzing loopt van "
         "1-1-2026 tot en met 30-9-2026.",
-        "5 end: De periode loopt over meer dan één maand. Maak per kalendermaand een aparte "
-        "regel.",
+        "5 end: De periode loopt over meer dan één maand. Maak per kalendermaand een aparte regel.",
         "6 product_code: Dit product past niet bij de toewijzing. De toewijzing is voor product "
         "45A52.",
         "7 volume: Hiermee gaat het aantal boven de toewijzing: toegestaan 20 uur per maand, al "
@@ -487,7 +493,9 @@ async def test_a_file_that_pushes_an_earlier_line_out_is_refused(runtime: Runtim
     w = await with_allocation(runtime)
     later = csv_bytes([DELIVERY_HEADER, delivery("T-100", "45A52", "20-7-2026", "31-7-2026", "15")])
     await run_import(runtime, w, ImportKind.DELIVERIES, later)
-    earlier = csv_bytes([DELIVERY_HEADER, delivery("T-100", "45A52", "1-7-2026", "10-7-2026", "10")])
+    earlier = csv_bytes(
+        [DELIVERY_HEADER, delivery("T-100", "45A52", "1-7-2026", "10-7-2026", "10")]
+    )
     errors = await rejected(runtime, w, ImportKind.DELIVERIES, earlier)
     assert errors == [
         "2 volume: Met de regels uit dit bestand past een eerder ingevoerde regel (20-7-2026 "
@@ -501,7 +509,12 @@ async def test_a_provider_imports_only_its_own_care_and_finance_names_the_provid
     runtime: Runtime,
 ) -> None:
     w = await with_allocation(runtime)
-    data = csv_bytes([DELIVERY_HEADER, delivery("T-100", "45A52", "1-7-2026", "31-7-2026", "1", provider="Altra")])  # noqa: E501
+    data = csv_bytes(
+        [
+            DELIVERY_HEADER,
+            delivery("T-100", "45A52", "1-7-2026", "31-7-2026", "1", provider="Altra"),
+        ]
+    )
     assert await rejected(runtime, w, ImportKind.DELIVERIES, data, w.horizon_staff) == [
         "2 provider: U kunt alleen zorg van uw eigen organisatie inlezen."
     ]
@@ -519,7 +532,13 @@ def test_errors_read_in_english_too() -> None:
     try:
         (line,) = error_lines(
             ImportKind.CONTRACTS,
-            [RowError(3, "tariff", "Een bedrag heeft hoogstens 2 cijfers achter de komma (hele centen).")],  # noqa: E501
+            [
+                RowError(
+                    3,
+                    "tariff",
+                    "Een bedrag heeft hoogstens 2 cijfers achter de komma (hele centen).",
+                )
+            ],
         )
     finally:
         current_locale.reset(token)
@@ -572,7 +591,9 @@ async def test_keerpunt_import_reports_every_bad_row_and_exits_non_zero(
     assert await counts(runtime) == before
 
     good = tmp_path / "zorg-juli.xlsx"
-    good.write_bytes(xlsx_bytes([DELIVERY_HEADER, delivery("T-100", "45A52", "1-7-2026", "31-7-2026", "10")]))  # type: ignore[list-item]  # noqa: E501
+    good.write_bytes(
+        xlsx_bytes([DELIVERY_HEADER, delivery("T-100", "45A52", "1-7-2026", "31-7-2026", "10")])
+    )  # type: ignore[list-item]
     done = keerpunt("deliveries", str(good), "--as", w.horizon_staff.email, "--lang", "en")
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"1 deliveries imported from {good} (sha256 ")
@@ -584,7 +605,9 @@ async def test_keerpunt_import_reports_every_bad_row_and_exits_non_zero(
     assert "rows=1 " in entry.detail and entry.detail.endswith("file=zorg-juli.xlsx")
 
     contracts = tmp_path / "tarieven.csv"
-    contracts.write_bytes(csv_bytes([CONTRACT_HEADER, ["Altra", "45", "45A52", "x", "04", "1", "1-1-2026", ""]]))  # noqa: E501
+    contracts.write_bytes(
+        csv_bytes([CONTRACT_HEADER, ["Altra", "45", "45A52", "x", "04", "1", "1-1-2026", ""]])
+    )
     refused = keerpunt("contracts", str(contracts), "--as", w.horizon_staff.email)
     assert refused.returncode != 0 and "U mag dit niet doen of inzien." in refused.stderr
     assert keerpunt("contracts", str(contracts), "--as", w.region.finance.email).returncode == 0

@@ -266,13 +266,18 @@ async def test_in_the_kassier_model_the_kassier_sees_and_confirms_the_proposal(
         runtime, w.region.finance, [(w.region.altra, "45A52", 60, D(2026, 7, 1), D(2027, 3, 31))]
     )
     # Altra delivers, but Horizon is its kassier: the proposal is Horizon's, not Altra's.
-    csrf = await login(client, runtime, user_id=w.altra_staff.id)
-    assert "Voorstellen uit het arrangement" not in (await client.get("/settlement/allocations")).text
-    csrf = await login(client, runtime, user_id=w.horizon_staff.id)
+    await login(client, runtime, user_id=w.altra_staff.id)
+    altra_page = await client.get("/settlement/allocations")
+    assert "Voorstellen uit het arrangement" not in altra_page.text
+    # Horizon's staff without the finance role see no proposal either (it names the case).
+    await login(client, runtime, user_id=w.horizon_staff.id)
+    horizon_page = await client.get("/settlement/allocations")
+    assert "Voorstellen uit het arrangement" not in horizon_page.text
+    csrf = await login(client, runtime, user_id=w.region.other_finance.id)
     r = await client.get("/settlement/allocations")
     assert "Kassiersmodel: de toewijzing is voor de kassier, Horizon." in text_of(r.text)
     line_id = r.text.split('name="line_id" value="')[1].split('"')[0]
-    assert 'name="provider_id" value="%d"' % w.region.horizon.id in r.text  # fixed, not a choice
+    assert f'name="provider_id" value="{w.region.horizon.id}"' in r.text  # fixed, not a choice
     form = {
         **CONFIRM,
         "csrf_token": csrf,
