@@ -1094,11 +1094,11 @@ async def _import_deliveries(
                 )
     if errors:
         raise ImportRejected(errors, ImportKind.DELIVERIES)
+    written: list[tuple[DeliveryLine, DeliveryRow]] = []
     for line, d in candidates.values():
-        allocation = row_of_number[d.allocation_number]
         row = DeliveryRow(
             provider_id=d.provider_id,
-            allocation_id=allocation.id,
+            allocation_id=row_of_number[d.allocation_number].id,
             product_category=d.product_category,
             product_code=d.product_code,
             start_date=d.start,
@@ -1107,18 +1107,22 @@ async def _import_deliveries(
             created_by_id=uow.who.user_id,
         )
         uow.db.add(row)
-        await uow.db.flush()
+        written.append((line, row))
+    await uow.db.flush()  # one batched INSERT for the whole file
+    # One audit row per case (the case's own trail shows what was added to it, by whom), with
+    # every delivery and the file row it came from; the import itself gets one more row.
+    per_case: dict[int, list[str]] = {}
+    case_of = {a.id: a.case_id for a in allocation_rows}
+    for line, row in written:
+        per_case.setdefault(case_of[row.allocation_id], []).append(f"{row.id}:{line.row}")
+    for case_id, items in sorted(per_case.items()):
         await audit.record(
             uow.db,
             uow.who,
-            "settlement.delivery.add",
-            case_id=allocation.case_id,
+            "settlement.delivery.import",
+            case_id=case_id,
             purpose="settlement",
-            detail=(
-                f"delivery={row.id} allocation={d.allocation_number} provider={d.provider_id} "
-                f"product={d.product_code} from={d.start} to={d.end} volume={d.volume} "
-                f"via=import row={line.row}"
-            ),
+            detail=f"deliveries={len(items)} delivery:row={','.join(items)}",
         )
     return len(candidates)
 

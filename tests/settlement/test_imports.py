@@ -409,10 +409,13 @@ async def test_a_provider_imports_its_own_deliveries(runtime: Runtime, fmt: str)
             (d.provider_id, d.product_category, d.start_date, d.end_date, d.volume)
             for d in await db.scalars(select(DeliveryRow))
         )
-        audited = await db.scalar(
-            select(func.count())
-            .select_from(AuditEntry)
-            .where(AuditEntry.action == "settlement.delivery.add", AuditEntry.case_id == w.case_id)
+        audited = list(
+            await db.scalars(
+                select(AuditEntry.detail).where(
+                    AuditEntry.action == "settlement.delivery.import",
+                    AuditEntry.case_id == w.case_id,
+                )
+            )
         )
     h = w.region.horizon.id
     assert got == [
@@ -420,7 +423,8 @@ async def test_a_provider_imports_its_own_deliveries(runtime: Runtime, fmt: str)
         (h, "45", D(2026, 7, 1), D(2026, 7, 31), 10),
         (h, "45", D(2026, 8, 1), D(2026, 8, 31), 20),
     ]
-    assert audited == 3
+    (detail,) = audited  # one row for the case, naming each delivery and its file row
+    assert detail.startswith("deliveries=3 delivery:row=") and detail.endswith(":4")
 
 
 @pytest.mark.anyio
