@@ -464,6 +464,33 @@ async def test_bad_delivery_rows_say_why_as_the_screen_would(runtime: Runtime) -
 
 
 @pytest.mark.anyio
+async def test_bad_cells_of_a_workbook_are_reported_as_excel_shows_them(runtime: Runtime) -> None:
+    w = await with_allocation(runtime)
+    data = xlsx_bytes(
+        [
+            ["Toewijzing", "Product", "Van", "Tot en met", "Aantal"],
+            ["T-100", "45A52", dt.date(2026, 7, 1), dt.date(2026, 7, 31), 2.5],
+            ["T-100", "45A52", dt.datetime(2026, 8, 1, 9, 30), dt.date(2026, 8, 31), 1],
+            [None, None, None, None, None],  # an empty row keeps its number
+            ["T-100", 45052, dt.date(2026, 9, 1), dt.date(2026, 9, 30), 1],
+        ]
+    )
+    errors = await rejected(runtime, w, ImportKind.DELIVERIES, data, w.horizon_staff)
+    assert errors == [
+        "2 volume: Het aantal moet een heel getal groter dan 0 zijn.",
+        "3 start: Vul een datum in zoals 31-12-2026 of 2026-12-31.",
+        "5 product_code: Dit product past niet bij de toewijzing. De toewijzing is voor product "
+        "45A52.",
+    ]
+    tariffs = xlsx_bytes(
+        [CONTRACT_HEADER, ["Altra", 45, "45A60", "x", 4, 118.755, dt.date(2026, 1, 1), None]]
+    )
+    assert await rejected(runtime, w, ImportKind.CONTRACTS, tariffs) == [
+        "2 tariff: Een bedrag heeft hoogstens 2 cijfers achter de komma (hele centen)."
+    ]
+
+
+@pytest.mark.anyio
 async def test_a_file_imported_twice_is_refused_the_second_time(runtime: Runtime) -> None:
     w = await with_allocation(runtime)
     data = csv_bytes([DELIVERY_HEADER, delivery("T-100", "45A52", "1-7-2026", "31-7-2026", "10")])
