@@ -213,17 +213,21 @@ class _Context:
     pseudonym_of: dict[int, str]
 
 
-async def _context(uow: UnitOfWork) -> _Context:
+async def _context(uow: UnitOfWork, today: dt.date) -> _Context:
     org, sees_all = await check_settlement_access(uow)
-    lines = await triage.fixed_arrangement_lines(uow.db, dt.date.min, dt.date.max)
+    # Lines still running or to come: an allocation for care that is over is entered by hand.
+    lines = await triage.fixed_arrangement_lines(uow.db, today, dt.date.max)
+    case_ids = {ln.case_id for ln in lines}
+    codes = {ln.product_code.strip().upper() for ln in lines}
     agreements = [sub_provider_terms(g) for g in await uow.db.scalars(select(AgreementRow))]
-    rows = list(await uow.db.scalars(select(AllocationRow)))
-    contract_rows = list(await uow.db.scalars(select(Contract)))
+    rows = list(
+        await uow.db.scalars(select(AllocationRow).where(AllocationRow.case_id.in_(case_ids)))
+    )
+    contract_rows = list(
+        await uow.db.scalars(select(Contract).where(Contract.product_code.in_(codes)))
+    )
     names = {o.id: o.name for o in await uow.db.scalars(select(Organisation))}
-    cases = {
-        c.id: c
-        for c in await uow.db.scalars(select(Case).where(Case.id.in_({ln.case_id for ln in lines})))
-    }
+    cases = {c.id: c for c in await uow.db.scalars(select(Case).where(Case.id.in_(case_ids)))}
     return _Context(
         sees_all=sees_all,
         holder_finance=uow.who.has(StaffRole.FINANCE),
@@ -297,11 +301,12 @@ def _hours(minutes: int) -> str:
     return str(whole) if not rest else f"{minutes / 60:.2f}".rstrip("0").replace(".", ",")
 
 
-async def allocation_proposals(uow: UnitOfWork) -> list[Proposal]:
-    """The allocations the fixed arrangements propose that no allocation covers yet: all of
+async def allocation_proposals(uow: UnitOfWork, today: dt.date) -> list[Proposal]:
+    """The allocations the fixed arrangements propose that no allocation covers yet, for lines
+    that have not ended before ``today``: all of
     them for the penvoerder's finance; for a provider's finance staff those it would hold
     (other staff of the provider see none: a proposal names the case)."""
-    ctx = await _context(uow)
+    ctx = await _context(uow, today)
     open_lines = _open_lines(ctx)
     if not open_lines:
         return []
@@ -310,9 +315,9 @@ async def allocation_proposals(uow: UnitOfWork) -> list[Proposal]:
     return [_proposal(ctx, line, holder, holders, municipalities) for line, holder in open_lines]
 
 
-async def proposal_form(uow: UnitOfWork, raw_line_id: str) -> Proposal | None:
+async def proposal_form(uow: UnitOfWork, raw_line_id: str, today: dt.date) -> Proposal | None:
     """One open proposal (to show its form again with what was typed), or None."""
-    ctx = await _context(uow)
+    ctx = await _context(uow, today)
     line_id = int(raw_line_id) if raw_line_id.isdecimal() else -1
     found = next(((ln, h) for ln, h in _open_lines(ctx) if ln.line_id == line_id), None)
     if found is None:
@@ -358,11 +363,11 @@ async def read_proposal_form(uow: UnitOfWork, values: Mapping[str, str]) -> Prop
     )
 
 
-async def confirm_proposal(uow: UnitOfWork, draft: ProposalDraft) -> Allocation:
+async def confirm_proposal(uow: UnitOfWork, draft: ProposalDraft, today: dt.date) -> Allocation:
     """Record the allocation a proposal leads to (toewijzing vastleggen), linked to its
     arrangement line so it is proposed no more. Finance of the penvoerder may confirm any
     proposal and choose the holder; a provider's finance staff only one it holds, for itself."""
-    ctx = await _context(uow)
+    ctx = await _context(uow, today)
     found = next(((ln, h) for ln, h in _open_lines(ctx) if ln.line_id == draft.line_id), None)
     if found is None:
         raise InvalidInput({"line_id": N_("Dit voorstel bestaat niet (meer).")})

@@ -174,7 +174,7 @@ async def _allocations_page(
 ) -> Response:
     async with unit_of_work(request, who) as uow:
         page = await allocations_page(uow, _today())
-        proposals = await allocation_proposals(uow)
+        proposals = await allocation_proposals(uow, _today())
     added_line = next(
         (
             (a, d)

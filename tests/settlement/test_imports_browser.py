@@ -4,7 +4,6 @@ at 1280 and 360 px, and nothing scrolls sideways."""
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ from tests.browser.test_accessibility import axe_violations
 from tests.conftest import LiveServer
 from tests.settlement.factories import add_arrangement
 from tests.settlement.test_imports import DELIVERY_HEADER, csv_bytes, delivery, with_allocation
-from tests.settlement.test_imports_web import count
+from tests.settlement.test_imports_web import END, START, count
 
 pytestmark = [pytest.mark.anyio, pytest.mark.browser]
 
@@ -43,7 +42,7 @@ async def test_a_clerk_uploads_a_bad_file_and_reads_why(
     await add_arrangement(
         runtime,
         w.region.finance,
-        [(w.region.horizon, "45A52", 150, dt.date(2026, 7, 1), dt.date(2027, 3, 31))],
+        [(w.region.horizon, "45A52", 150, START, END)],
     )
     bad = tmp_path / "zorg-augustus.csv"
     bad.write_bytes(

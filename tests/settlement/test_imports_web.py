@@ -18,6 +18,7 @@ from keerpunt.settlement.models import Delivery as DeliveryRow
 from keerpunt.settlement.proposals import holder_for, is_covered, prefill
 from keerpunt.settlement.rules import ContractTerms
 from keerpunt.settlement.service import add_agreement
+from keerpunt.triage.arrangement import expected_end
 from tests.helpers import login
 from tests.settlement.factories import add_arrangement, principal
 from tests.settlement.test_imports import DELIVERY_HEADER, csv_bytes, delivery, with_allocation
@@ -26,6 +27,9 @@ from tests.settlement.test_routes import text_of
 
 D = dt.date
 pytestmark = pytest.mark.anyio
+# Proposals are for lines that have not ended: these run from this month for 9 months.
+START = dt.date.today().replace(day=1)
+END = expected_end(START)
 
 
 async def count(rt: Runtime, model: type) -> int:
@@ -198,13 +202,18 @@ async def test_finance_sees_the_proposal_and_confirms_it(
 ) -> None:
     w = await build(runtime)
     pseudonym = await add_arrangement(
-        runtime, w.region.finance, [(w.region.horizon, "45A52", 120, D(2026, 7, 1), D(2027, 3, 31))]
+        runtime, w.region.finance, [(w.region.horizon, "45A52", 120, START, END)]
+    )
+    yesterday = dt.date.today() - dt.timedelta(days=1)
+    ended = await add_arrangement(  # over: its allocation is entered by hand, not proposed
+        runtime, w.region.finance, [(w.region.horizon, "45A52", 60, yesterday, yesterday)]
     )
     csrf = await login(client, runtime, user_id=w.region.finance.id)
     r = await client.get("/settlement/allocations")
     page = text_of(r.text)
     assert "Voorstellen uit het arrangement" in page
     assert f"{pseudonym}: 45A52 bij Horizon" in page and "2 uur per week" in page
+    assert ended not in page
     line_id = r.text.split('name="line_id" value="')[1].split('"')[0]
 
     # Adjusted: the municipality allowed 3 hours a week, not 2.
@@ -219,8 +228,8 @@ async def test_finance_sees_the_proposal_and_confirms_it(
         "volume": "3",
         "unit": "04",
         "frequency": "2",
-        "start": "2026-07-01",
-        "end": "2027-03-31",
+        "start": START.isoformat(),
+        "end": END.isoformat(),
     }
     missing = await client.post("/settlement/proposals", data={**form, "number": "", "volume": "x"})
     assert missing.status_code == 422
@@ -262,9 +271,7 @@ async def test_in_the_kassier_model_the_kassier_sees_and_confirms_the_proposal(
                 D(2026, 1, 1),
             ),
         )
-    await add_arrangement(
-        runtime, w.region.finance, [(w.region.altra, "45A52", 60, D(2026, 7, 1), D(2027, 3, 31))]
-    )
+    await add_arrangement(runtime, w.region.finance, [(w.region.altra, "45A52", 60, START, END)])
     # Altra delivers, but Horizon is its kassier: the proposal is Horizon's, not Altra's.
     await login(client, runtime, user_id=w.altra_staff.id)
     altra_page = await client.get("/settlement/allocations")
@@ -289,8 +296,8 @@ async def test_in_the_kassier_model_the_kassier_sees_and_confirms_the_proposal(
         "volume": "1",
         "unit": "04",
         "frequency": "2",
-        "start": "2026-07-01",
-        "end": "2027-03-31",
+        "start": START.isoformat(),
+        "end": END.isoformat(),
     }
     # A holder cannot give the allocation to someone else.
     other = await client.post(
