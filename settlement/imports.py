@@ -22,6 +22,7 @@ import datetime as dt
 import enum
 import hashlib
 import io
+import itertools
 import re
 import unicodedata
 import zipfile
@@ -226,6 +227,7 @@ class Table:
 
 _XLSX_MAGIC = b"PK\x03\x04"
 _TOO_MANY_ROWS = 200_000
+_MAX_COLUMNS = 100  # cells further right are not read
 
 
 def read_table(data: bytes) -> Table:
@@ -254,7 +256,10 @@ def _read_csv(text: str) -> Table:
     delimiter = max((";", ",", "\t"), key=first.count)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
-        records = [tuple(cell.strip() for cell in record) for record in reader]
+        records = [
+            tuple(cell.strip() for cell in record[:_MAX_COLUMNS])
+            for record in itertools.islice(reader, _TOO_MANY_ROWS + 2)
+        ]
     except csv.Error:
         raise _file_error(N_("Het bestand is geen leesbare CSV.")) from None
     return _table(records)
@@ -269,10 +274,23 @@ def _read_xlsx(data: bytes) -> Table:
         raise _file_error(N_("Het bestand is geen leesbaar Excel-bestand (.xlsx).")) from None
     try:
         sheet = book.worksheets[0]
-        records = [tuple(_cell_text(v) for v in r) for r in sheet.iter_rows(values_only=True)]
+        # Streamed, and never more than one row past the limit: a small file can unpack into
+        # a very large sheet.
+        rows = sheet.iter_rows(max_col=_MAX_COLUMNS, values_only=True)
+        records = [
+            _trimmed([_cell_text(v) for v in r]) for r in itertools.islice(rows, _TOO_MANY_ROWS + 2)
+        ]
+    except (KeyError, OSError, ValueError, zipfile.BadZipFile):
+        raise _file_error(N_("Het bestand is geen leesbaar Excel-bestand (.xlsx).")) from None
     finally:
         book.close()
     return _table(records)
+
+
+def _trimmed(cells: list[str]) -> tuple[str, ...]:
+    while cells and not cells[-1]:
+        cells.pop()
+    return tuple(cells)
 
 
 def _cell_text(value: Any) -> str:
@@ -297,7 +315,7 @@ def _cell_text(value: Any) -> str:
 def _table(records: list[tuple[str, ...]]) -> Table:
     if not records or not any(records[0]):
         raise _file_error(N_("Het bestand is leeg, of de eerste rij heeft geen kolomnamen."))
-    if len(records) > _TOO_MANY_ROWS:
+    if len(records) > _TOO_MANY_ROWS + 1:  # the header and the rows
         raise _file_error(
             N_(
                 "Het bestand heeft te veel rijen. Lees het in delen in van hoogstens %(max)s rijen."

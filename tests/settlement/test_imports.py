@@ -121,6 +121,23 @@ def test_an_unreadable_file_says_why_on_row_1(data: bytes, starts: str) -> None:
     assert error.row == 1 and error.text().startswith(starts)
 
 
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+def test_a_file_past_the_row_limit_is_refused_without_reading_it_all(
+    monkeypatch: pytest.MonkeyPatch, fmt: str
+) -> None:
+    from keerpunt.settlement import imports
+
+    monkeypatch.setattr(imports, "_TOO_MANY_ROWS", 3)
+    rows = [["aantal"]] + [[str(i)] for i in range(1, 10)]
+    data = csv_bytes(rows) if fmt == "csv" else xlsx_bytes(rows)  # type: ignore[arg-type]
+    with pytest.raises(ImportRejected) as caught:
+        read_table(data)
+    assert caught.value.errors[0].text() == (
+        "Het bestand heeft te veel rijen. Lees het in delen in van hoogstens 3 rijen."
+    )
+    assert len(read_table(csv_bytes(rows[:4])).rows) == 3
+
+
 def test_columns_are_known_by_dutch_and_english_names_whatever_the_case() -> None:
     found, errors = map_columns(
         ImportKind.DELIVERIES,
