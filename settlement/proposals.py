@@ -306,6 +306,9 @@ async def allocation_proposals(uow: UnitOfWork, today: dt.date) -> list[Proposal
     that have not ended before ``today``: all of
     them for the penvoerder's finance; for a provider's finance staff those it would hold
     (other staff of the provider see none: a proposal names the case)."""
+    if not uow.who.has(StaffRole.FINANCE):  # only finance staff see proposals: skip the work
+        await check_settlement_access(uow)
+        return []
     ctx = await _context(uow, today)
     open_lines = _open_lines(ctx)
     if not open_lines:
