@@ -172,7 +172,7 @@ def _import(kind: str, path: str, email: str, lang: str | None) -> None:
     from keerpunt.platform import i18n
     from keerpunt.platform.errors import DomainError
     from keerpunt.platform.runtime import Runtime
-    from keerpunt.settlement.imports import (
+    from keerpunt.settlement.service import (
         ImportKind,
         ImportRejected,
         ImportResult,
