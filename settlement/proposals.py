@@ -111,14 +111,22 @@ def holder_for(provider_id: int, day: dt.date, agreements: Iterable[SubProviderA
 
 
 def is_covered(line: ArrangementLine, holder_id: int, allocations: Iterable[Allocation]) -> bool:
-    """Whether an allocation for the line exists already: one for the same case, holder and
-    product whose period shares a day with the line (confirmed from this proposal, imported or
-    entered otherwise)."""
+    """Whether an allocation for the line exists already: one for the same case and holder
+    whose period shares a day with the line and under which its product could be declared
+    (the same product, its category, or any product), confirmed from this proposal, imported
+    or entered otherwise."""
     period = DateRange(line.start_date, max(line.start_date, line.end_date))
+    code = line.product_code.strip().upper()
+
+    def fits(a: Allocation) -> bool:  # as a delivery of the product would fit it
+        if a.product_code is not None:
+            return a.product_code == code
+        return a.product_category is None or a.product_category == code[:2]
+
     return any(
         a.case_id == line.case_id
         and a.provider_id == holder_id
-        and a.product_code == line.product_code
+        and fits(a)
         and a.period.clip(period) is not None
         for a in allocations
     )

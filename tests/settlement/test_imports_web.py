@@ -189,6 +189,11 @@ def test_a_line_is_covered_by_an_allocation_for_its_case_holder_and_product() ->
     assert not is_covered(line(product_code="45A53"), 11, [a])  # type: ignore[arg-type]
     assert not is_covered(line(case_id=4), 11, [a])  # type: ignore[arg-type]
     assert not is_covered(line(start_date=D(2027, 1, 1)), 11, [a])  # type: ignore[arg-type]
+    aspecific = Allocation("T-2", 3, 11, 5, Variant.ASPECIFIC, D(2026, 6, 1), D(2026, 12, 31), "45")
+    assert is_covered(line(), 11, [aspecific])  # type: ignore[arg-type]
+    assert not is_covered(line(product_code="54A01"), 11, [aspecific])  # type: ignore[arg-type]
+    generic = Allocation("T-3", 3, 11, 5, Variant.GENERIC, D(2026, 6, 1), D(2026, 12, 31))
+    assert is_covered(line(product_code="54A01"), 11, [generic])  # type: ignore[arg-type]
 
 
 # ---- proposals: the page and the confirm route ----
