@@ -1,5 +1,5 @@
 """The ``keerpunt`` command: serve, db upgrade, demo load, audit verify, keys rotate,
-retention run, consent export, settle."""
+retention run, consent export, settle, import."""
 
 from __future__ import annotations
 
@@ -161,6 +161,81 @@ def settle(quarter: str, email: str, statement_path: str | None) -> None:
     if statement_path:
         with open(statement_path, "wb") as fh:
             fh.write(data)
+
+
+@main.group("import")
+def import_() -> None:
+    """Import contracts, allocations or deliveries from a CSV or XLSX file (all or nothing)."""
+
+
+def _import(kind: str, path: str, email: str, lang: str | None) -> None:
+    from keerpunt.platform import i18n
+    from keerpunt.platform.errors import DomainError
+    from keerpunt.platform.runtime import Runtime
+    from keerpunt.settlement.service import (
+        ImportKind,
+        ImportRejected,
+        ImportResult,
+        error_lines,
+        import_as,
+    )
+
+    settings = _settings()
+    i18n.current_locale.set(lang or settings.default_locale)
+    which = ImportKind(kind)
+    with open(path, "rb") as fh:
+        data = fh.read()
+
+    async def run() -> ImportResult:
+        rt = Runtime.build(settings, pool=False)
+        try:
+            return await import_as(rt, email, which, data, path)
+        finally:
+            await rt.engine.dispose()
+
+    try:
+        result = asyncio.run(run())
+    except ImportRejected as exc:
+        for line in error_lines(which, exc.errors):
+            click.echo(line, err=True)
+        raise click.ClickException(i18n.gettext(exc.message)) from None
+    except DomainError as exc:
+        raise click.ClickException(i18n.gettext(exc.message)) from None
+    click.echo(f"{result.count} {kind} imported from {path} (sha256 {result.sha256}).")
+
+
+_FILE = click.argument("path", metavar="FILE", type=click.Path(exists=True, dir_okay=False))
+_AS = click.option("--as", "email", required=True, help="E-mail of the user who imports.")
+_LANG = click.option(
+    "--lang", type=click.Choice(["nl", "en"]), help="Language of the error report."
+)
+
+
+@import_.command("contracts")
+@_FILE
+@_AS
+@_LANG
+def import_contracts(path: str, email: str, lang: str | None) -> None:
+    """Contract tariffs (finance of the penvoerder)."""
+    _import("contracts", path, email, lang)
+
+
+@import_.command("allocations")
+@_FILE
+@_AS
+@_LANG
+def import_allocations(path: str, email: str, lang: str | None) -> None:
+    """Allocations, toewijzingen (finance of the penvoerder)."""
+    _import("allocations", path, email, lang)
+
+
+@import_.command("deliveries")
+@_FILE
+@_AS
+@_LANG
+def import_deliveries(path: str, email: str, lang: str | None) -> None:
+    """Delivered care (finance of the penvoerder, or a provider for its own care)."""
+    _import("deliveries", path, email, lang)
 
 
 def _admin(work: Callable[[AsyncSession], Awaitable[str]]) -> None:

@@ -144,6 +144,7 @@ class SecurityMiddleware:
             return replay, values[0] if values else None
         form = await Request(scope, replay).form()
         value = form.get("csrf_token")
+        await form.close()  # an uploaded file is spooled to a temporary file: let it go
         replayed = False  # let the application read the body again
         return replay, value if isinstance(value, str) else None
 

@@ -103,6 +103,9 @@ class Allocation(Base):
     budget_cents: Mapped[int | None] = mapped_column(BigInteger)
     start_date: Mapped[dt.date] = mapped_column(Date)
     end_date: Mapped[dt.date] = mapped_column(Date)
+    # The triage arrangement line this allocation was confirmed from (settlement.proposals).
+    # No foreign key on purpose: settlement's tables do not depend on triage's.
+    arrangement_line_id: Mapped[int | None] = mapped_column(Integer, index=True)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 

@@ -92,6 +92,14 @@ async def add_allocation(uow: UnitOfWork, allocation: Allocation) -> Allocation:
     """Record a toewijzing a municipality issued. Its fields must fit its variant (iJw), its
     number is unique, the holder is a provider and the issuer a municipality."""
     await check_finance_access(uow)
+    return await store_allocation(uow, allocation)
+
+
+async def store_allocation(
+    uow: UnitOfWork, allocation: Allocation, *, arrangement_line_id: int | None = None
+) -> Allocation:
+    """:func:`add_allocation` once the caller has checked who may (a proposal from an
+    arrangement line is also confirmed by its holder); ``arrangement_line_id`` links it."""
     errors = check_allocation(allocation)
     if await _org_of_kind(uow, allocation.provider_id, OrgKind.PROVIDER) is None:
         errors.setdefault("provider_id", N_("Kies een aanbieder."))
@@ -121,6 +129,7 @@ async def add_allocation(uow: UnitOfWork, allocation: Allocation) -> Allocation:
         budget_cents=a.budget_cents,
         start_date=a.start,
         end_date=a.end,
+        arrangement_line_id=arrangement_line_id,
         created_by_id=uow.who.user_id,
     )
     uow.db.add(row)
@@ -135,6 +144,7 @@ async def add_allocation(uow: UnitOfWork, allocation: Allocation) -> Allocation:
             f"allocation={row.id} number={a.number} provider={a.provider_id} "
             f"municipality={a.municipality_id} variant={a.variant.value} "
             f"from={a.start} to={a.end}"
+            + (f" arrangement_line={arrangement_line_id}" if arrangement_line_id else "")
         ),
     )
     return _allocation(row)
@@ -510,3 +520,10 @@ async def check_quarter(uow: UnitOfWork, quarter: Quarter) -> Settlement:
     await check_finance_access(uow)
     deliveries, allocations, contracts, agreements = await load_until(uow, quarter.end)
     return settle(deliveries, allocations, contracts, agreements)
+
+
+# The row readers under public names, for reading many rows at once (settlement.imports).
+allocation_terms = _allocation
+contract_terms = _terms
+delivery_terms = _delivery
+sub_provider_terms = _agreement

@@ -13,6 +13,7 @@ from keerpunt.platform.i18n import AMSTERDAM
 from keerpunt.platform.models import StaffRole
 from keerpunt.platform.principal import Principal
 from keerpunt.platform.web import field, form, is_htmx, render, require, unit_of_work
+from keerpunt.settlement.proposals import allocation_proposals
 from keerpunt.settlement.service import (
     BAD_DATE,
     CONTRACT_FIELDS,
@@ -173,6 +174,7 @@ async def _allocations_page(
 ) -> Response:
     async with unit_of_work(request, who) as uow:
         page = await allocations_page(uow, _today())
+        proposals = await allocation_proposals(uow, _today())
     added_line = next(
         (
             (a, d)
@@ -190,6 +192,8 @@ async def _allocations_page(
             "errors": errors or {},
             "values": values or {},
             "added": added_line,
+            "proposals": proposals,
+            "confirmed": request.query_params.get("confirmed", "")[:20],
         },
         status_code=status_code,
     )

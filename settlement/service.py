@@ -21,6 +21,14 @@ from keerpunt.platform.models import Organisation, OrgKind
 from keerpunt.platform.uow import UnitOfWork
 from keerpunt.settlement.access import check_finance_access
 from keerpunt.settlement.declaration import DELIVERY_FIELDS, DeliveryDraft, read_delivery_form
+from keerpunt.settlement.imports import (
+    ImportKind,
+    ImportRejected,
+    ImportResult,
+    error_lines,
+    import_as,
+    import_file,
+)
 from keerpunt.settlement.models import Contract
 from keerpunt.settlement.records import (
     AllocationsPage,
@@ -96,6 +104,9 @@ __all__ = [
     "DeliveryDraft",
     "DeliveryRefused",
     "DeliveryView",
+    "ImportKind",
+    "ImportRejected",
+    "ImportResult",
     "InvalidAmount",
     "InvalidQuarter",
     "LaterQuarterClosed",
@@ -126,7 +137,10 @@ __all__ = [
     "close_as",
     "close_quarter",
     "end_contract",
+    "error_lines",
     "find_overlap",
+    "import_as",
+    "import_file",
     "list_contracts",
     "parse_date",
     "parse_euros",

@@ -316,6 +316,8 @@ BAD_FORM_PROBED = frozenset(
         "settlement.delivery_add",
         "settlement.run_close",
         "settlement.bank_account_add",
+        "settlement.import_upload",
+        "settlement.proposal_confirm",
         "triage.factor_import",
         "triage.link_add",
         "triage.note_add",
