@@ -73,8 +73,7 @@ async def server_error(request: Request, exc: Exception) -> Response:
 
 def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Starlette:
     from keerpunt.consent import routes as consent_routes
-    from keerpunt.settlement import monitor_routes
-    from keerpunt.settlement import import_routes
+    from keerpunt.settlement import import_routes, monitor_routes
     from keerpunt.settlement import routes as settlement_routes
     from keerpunt.settlement.kassier_routes import routes as kassier_routes
     from keerpunt.triage import allocation_routes
