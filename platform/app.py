@@ -73,6 +73,7 @@ async def server_error(request: Request, exc: Exception) -> Response:
 
 def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Starlette:
     from keerpunt.consent import routes as consent_routes
+    from keerpunt.settlement import api as settlement_api
     from keerpunt.settlement import routes as settlement_routes
     from keerpunt.triage import allocation_routes
     from keerpunt.triage import routes as triage_routes
@@ -93,6 +94,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Starlet
         *allocation_routes.routes,
         *consent_routes.routes,
         *settlement_routes.routes,
+        *settlement_api.routes,
     ]
     app = Starlette(
         routes=routes,

@@ -1,0 +1,796 @@
+"""The JSON API ``/api/v1`` for a provider's own system, and the page where its finance staff
+manage the organisation's API token.
+
+The OpenAPI 3.1 document below is the one source of truth for the API's shape: it is served
+at ``/api/v1/openapi.json`` and request bodies are checked against its schemas (a small
+checker for the few JSON Schema words it uses). What the values mean is checked by the same
+domain functions as the browser's forms (:mod:`keerpunt.settlement.exchange`).
+
+Authentication is ``Authorization: Bearer kp_…`` only. The security middleware never reads
+the login cookie under ``/api/``, so a logged-in browser cannot reach the API with its cookie
+(and CSRF, which protects cookie requests, has nothing to guard here). Errors are RFC 9457
+``application/problem+json`` in the language of ``Accept-Language``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from keerpunt.platform.errors import DomainError, InvalidInput, NotAllowed, NotFound
+from keerpunt.platform.i18n import AMSTERDAM, N_, gettext
+from keerpunt.platform.models import StaffRole
+from keerpunt.platform.principal import Principal
+from keerpunt.platform.web import field, form, redirect, render, require, runtime, unit_of_work
+from keerpunt.settlement.api_tokens import (
+    SCOPE_LABELS,
+    ApiClient,
+    NewToken,
+    Scope,
+    TokenRefused,
+    authenticate,
+    create_token,
+    revoke_token,
+    token_page,
+)
+from keerpunt.settlement.exchange import (
+    ApiAllocation,
+    ApiDelivery,
+    BatchRefused,
+    LineIn,
+    LineOutcome,
+    api_allocation,
+    api_allocations,
+    api_deliveries,
+    parse_period,
+    record_deliveries,
+)
+from keerpunt.settlement.rules import BAD_DATE, parse_date
+
+__all__ = ["OPENAPI", "routes"]
+
+PROBLEM = "application/problem+json"
+MAX_LINES = 500
+MAX_BODY_BYTES = 1024 * 1024
+
+# ---- the OpenAPI document ----
+
+_DATE = {"type": "string", "format": "date", "pattern": r"^\d{4}-\d{2}-\d{2}$"}
+_NULLABLE_INT = {"type": ["integer", "null"]}
+_NULLABLE_STR = {"type": ["string", "null"]}
+
+SCHEMAS: dict[str, Any] = {
+    "Problem": {
+        "type": "object",
+        "description": "RFC 9457 problem details; `detail` in the language of Accept-Language.",
+        "required": ["type", "title", "status"],
+        "properties": {
+            "type": {"type": "string"},
+            "title": {"type": "string"},
+            "status": {"type": "integer"},
+            "detail": {"type": "string"},
+            "errors": {"type": "array", "items": {"$ref": "#/components/schemas/LineError"}},
+        },
+    },
+    "LineError": {
+        "type": "object",
+        "description": (
+            "Why a line (or a part of the request) was refused: `code` is stable for machines, "
+            "`detail` is the text the browser form shows."
+        ),
+        "required": ["index", "reference", "field", "code", "detail"],
+        "properties": {
+            "index": {**_NULLABLE_INT, "description": "Position of the line, from 0."},
+            "reference": _NULLABLE_STR,
+            "field": {"type": "string"},
+            "code": {"type": "string"},
+            "detail": {"type": "string"},
+        },
+    },
+    "Allocation": {
+        "type": "object",
+        "description": "A toewijzing; no personal data, the number identifies it.",
+        "required": [
+            "number",
+            "variant",
+            "product_category",
+            "product_code",
+            "volume",
+            "unit",
+            "frequency",
+            "budget_cents",
+            "start",
+            "end",
+        ],
+        "properties": {
+            "number": {"type": "string"},
+            "variant": {"type": "string", "enum": ["specific", "aspecific", "generic", "output"]},
+            "product_category": _NULLABLE_STR,
+            "product_code": _NULLABLE_STR,
+            "volume": _NULLABLE_INT,
+            "unit": {**_NULLABLE_STR, "description": "iJw unit: 01, 04, 14, 16, 82, 83, 84."},
+            "frequency": {**_NULLABLE_STR, "description": "iJw: 1 day, 2 week, 4 month, 6 total."},
+            "budget_cents": _NULLABLE_INT,
+            "start": _DATE,
+            "end": {**_DATE, "description": "Inclusive."},
+        },
+    },
+    "AllocationList": {
+        "type": "object",
+        "required": ["allocations"],
+        "properties": {
+            "allocations": {"type": "array", "items": {"$ref": "#/components/schemas/Allocation"}}
+        },
+    },
+    "DeliveryLine": {
+        "type": "object",
+        "description": "Delivered care (geleverde zorg) over a period within one calendar month.",
+        "required": ["reference", "allocation_number", "product_code", "start", "end", "volume"],
+        "additionalProperties": False,
+        "properties": {
+            "reference": {
+                "type": "string",
+                "pattern": r"^[A-Za-z0-9._:/-]{1,64}$",
+                "description": (
+                    "Your own unique reference of this line. Posting it again with the same "
+                    "content does not add it twice; with other content it is refused."
+                ),
+            },
+            "allocation_number": {"type": "string", "pattern": r"^[0-9A-Za-z][0-9A-Za-z-]{0,19}$"},
+            "product_code": {"type": "string", "pattern": r"^[0-9A-Za-z]{5}$"},
+            "start": _DATE,
+            "end": {**_DATE, "description": "Inclusive; in the same month as start."},
+            "volume": {"type": "integer", "minimum": 1, "maximum": 999_999_999},
+        },
+    },
+    "DeliveryBatch": {
+        "type": "object",
+        "description": "One or more lines: all are saved, or none.",
+        "required": ["deliveries"],
+        "additionalProperties": False,
+        "properties": {
+            "deliveries": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": MAX_LINES,
+                "items": {"$ref": "#/components/schemas/DeliveryLine"},
+            }
+        },
+    },
+    "RecordedLine": {
+        "type": "object",
+        "required": [
+            "reference",
+            "id",
+            "created",
+            "allocation_number",
+            "product_code",
+            "start",
+            "end",
+            "volume",
+        ],
+        "properties": {
+            "reference": {"type": "string"},
+            "id": {"type": "integer"},
+            "created": {
+                "type": "boolean",
+                "description": "false: this reference was recorded before and is not added again",
+            },
+            "allocation_number": {"type": "string"},
+            "product_code": {"type": "string"},
+            "start": _DATE,
+            "end": _DATE,
+            "volume": {"type": "integer"},
+        },
+    },
+    "RecordedBatch": {
+        "type": "object",
+        "required": ["deliveries"],
+        "properties": {
+            "deliveries": {"type": "array", "items": {"$ref": "#/components/schemas/RecordedLine"}}
+        },
+    },
+    "Delivery": {
+        "type": "object",
+        "description": (
+            "A delivery line with what settlement would make of it now: accepted with tariff "
+            "and amount in cents (volume × tariff, rounded half away from zero once), or "
+            "rejected with the reason."
+        ),
+        "required": [
+            "id",
+            "reference",
+            "allocation_number",
+            "product_code",
+            "start",
+            "end",
+            "volume",
+            "status",
+            "unit",
+            "tariff_cents",
+            "amount_cents",
+            "reason_code",
+            "reason",
+        ],
+        "properties": {
+            "id": {"type": "integer"},
+            "reference": _NULLABLE_STR,
+            "allocation_number": {"type": "string"},
+            "product_code": {"type": "string"},
+            "start": _DATE,
+            "end": _DATE,
+            "volume": {"type": "integer"},
+            "status": {"type": "string", "enum": ["accepted", "rejected"]},
+            "unit": _NULLABLE_STR,
+            "tariff_cents": _NULLABLE_INT,
+            "amount_cents": _NULLABLE_INT,
+            "reason_code": _NULLABLE_STR,
+            "reason": _NULLABLE_STR,
+        },
+    },
+    "DeliveryList": {
+        "type": "object",
+        "required": ["start", "end", "deliveries"],
+        "properties": {
+            "start": _DATE,
+            "end": _DATE,
+            "deliveries": {"type": "array", "items": {"$ref": "#/components/schemas/Delivery"}},
+        },
+    },
+}
+
+
+def _problem_response(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+
+
+def _json_response(description: str, schema: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
+    }
+
+
+_AUTH_PROBLEMS = {
+    "401": _problem_response("No valid token: missing, unknown, expired or revoked."),
+    "403": _problem_response("The token lacks the scope this operation needs."),
+}
+
+OPENAPI: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "Keerpunt API",
+        "version": "1.0.0",
+        "description": (
+            "For a provider's own system: its allocations (toewijzingen), posting delivered "
+            "care (geleverde zorg), and reading it back priced. One token per organisation, "
+            "made on the page 'API-sleutel' by the organisation's finance staff."
+        ),
+    },
+    "servers": [{"url": "/"}],
+    "security": [{"bearer": []}],
+    "paths": {
+        "/api/v1/allocations": {
+            "get": {
+                "operationId": "listAllocations",
+                "summary": "The allocations the organisation may deliver under.",
+                "x-scope": Scope.ALLOCATIONS_READ.value,
+                "responses": {
+                    "200": _json_response("Allocations, by number.", "AllocationList"),
+                    **_AUTH_PROBLEMS,
+                },
+            }
+        },
+        "/api/v1/allocations/{number}": {
+            "get": {
+                "operationId": "getAllocation",
+                "summary": "One allocation; another organisation's is not found.",
+                "x-scope": Scope.ALLOCATIONS_READ.value,
+                "parameters": [
+                    {
+                        "name": "number",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "pattern": r"^[0-9A-Za-z][0-9A-Za-z-]{0,19}$"},
+                    }
+                ],
+                "responses": {
+                    "200": _json_response("The allocation.", "Allocation"),
+                    **_AUTH_PROBLEMS,
+                    "404": _problem_response("No such allocation for this organisation."),
+                },
+            }
+        },
+        "/api/v1/deliveries": {
+            "get": {
+                "operationId": "listDeliveries",
+                "summary": "The organisation's delivery lines starting in a month or quarter.",
+                "x-scope": Scope.DELIVERIES_READ.value,
+                "parameters": [
+                    {
+                        "name": "period",
+                        "in": "query",
+                        "required": True,
+                        "schema": {"type": "string", "pattern": r"^(\d{4}-\d{2}|\d{4}Q[1-4])$"},
+                        "example": "2026-07",
+                    }
+                ],
+                "responses": {
+                    "200": _json_response("The lines, priced.", "DeliveryList"),
+                    "400": _problem_response("The period is not a month or quarter."),
+                    **_AUTH_PROBLEMS,
+                },
+            },
+            "post": {
+                "operationId": "postDeliveries",
+                "summary": "Record delivered care: every line, or none.",
+                "x-scope": Scope.DELIVERIES_WRITE.value,
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": "#/components/schemas/DeliveryBatch"}
+                        }
+                    },
+                },
+                "responses": {
+                    "201": _json_response("Recorded (some lines may have been before).", "RecordedBatch"),
+                    "200": _json_response("Every line was recorded before: nothing added.", "RecordedBatch"),
+                    "400": _problem_response("The body is not JSON."),
+                    **_AUTH_PROBLEMS,
+                    "409": _problem_response("Another post with the same reference came in at the same time; retry."),
+                    "413": _problem_response("The body is too large."),
+                    "415": _problem_response("The body is not application/json."),
+                    "422": _problem_response("A line was refused (see errors); nothing saved."),
+                },
+            },
+        },
+    },
+    "components": {
+        "securitySchemes": {
+            "bearer": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "The organisation's API token, kp_ followed by 43 characters.",
+            }
+        },
+        "schemas": SCHEMAS,
+    },
+}
+
+# ---- checking a body against the schemas above ----
+
+_MISSING = N_("Dit veld ontbreekt.")
+_UNKNOWN = N_("Dit veld kennen we niet.")
+_WRONG = N_("Dit veld heeft niet de goede vorm. Kijk in het OpenAPI-document wat er kan.")
+_TYPES: Mapping[str, tuple[type, ...]] = {
+    "object": (dict,),
+    "array": (list,),
+    "string": (str,),
+    "integer": (int,),
+    "boolean": (bool,),
+}
+
+
+def _resolve(schema: Mapping[str, Any]) -> Mapping[str, Any]:
+    ref = schema.get("$ref")
+    return SCHEMAS[ref.rsplit("/", 1)[1]] if ref else schema
+
+
+def shape_errors(value: object, schema: Mapping[str, Any], path: str = "") -> list[tuple[str, str, str]]:
+    """(field path, code, message id) for each place ``value`` does not fit ``schema``; only
+    the JSON Schema words the document above uses."""
+    schema = _resolve(schema)
+    kind = schema.get("type")
+    allowed = _TYPES.get(kind, ()) if isinstance(kind, str) else ()
+    if allowed and (not isinstance(value, allowed) or (kind == "integer" and isinstance(value, bool))):
+        return [(path or "body", "invalid_format", _WRONG)]
+    out: list[tuple[str, str, str]] = []
+    if isinstance(value, dict):
+        props: Mapping[str, Any] = schema.get("properties", {})
+        out += [(f"{path}{k}" if not path else f"{path}.{k}", "missing", _MISSING)
+                for k in schema.get("required", []) if k not in value]  # fmt: skip
+        for k, v in value.items():
+            where = k if not path else f"{path}.{k}"
+            if k in props:
+                out += shape_errors(v, props[k], where)
+            elif schema.get("additionalProperties") is False:
+                out.append((where, "unknown_field", _UNKNOWN))
+    elif isinstance(value, list):
+        if len(value) < schema.get("minItems", 0) or len(value) > schema.get("maxItems", len(value)):
+            out.append((path, "invalid_format", _WRONG))
+        for i, item in enumerate(value):
+            out += shape_errors(item, schema.get("items", {}), f"{path}[{i}]")
+    elif isinstance(value, str):
+        pattern = schema.get("pattern")
+        if pattern and not re.search(pattern, value, re.ASCII):
+            out.append((path, "invalid_format", _WRONG))
+    elif isinstance(value, int):
+        if value < schema.get("minimum", value) or value > schema.get("maximum", value):
+            out.append((path, "invalid_format", _WRONG))
+    return out
+
+
+# ---- problems and the edge ----
+
+
+class ApiProblem(Exception):
+    def __init__(
+        self,
+        status: int,
+        slug: str,
+        title: str,
+        *,
+        detail: str | None = None,
+        errors: list[dict[str, object]] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(title)
+        self.status, self.slug, self.title = status, slug, title
+        self.detail, self.errors, self.headers = detail, errors, dict(headers or {})
+
+    def response(self) -> Response:
+        body: dict[str, object] = {
+            "type": f"urn:keerpunt:problem:{self.slug}",
+            "title": self.title,
+            "status": self.status,
+        }
+        if self.detail:
+            body["detail"] = self.detail
+        if self.errors is not None:
+            body["errors"] = self.errors
+        return JSONResponse(body, status_code=self.status, media_type=PROBLEM, headers=self.headers)
+
+
+_CHALLENGE = 'Bearer realm="keerpunt"'
+
+
+def _from_domain(exc: DomainError) -> ApiProblem:
+    if isinstance(exc, TokenRefused):
+        return ApiProblem(
+            401,
+            "unauthorized",
+            gettext(exc.message),
+            headers={"WWW-Authenticate": f'{_CHALLENGE}, error="invalid_token"'},
+        )
+    if isinstance(exc, BatchRefused):
+        errors: list[dict[str, object]] = [
+            {"index": p.index, "reference": p.reference, "field": p.field, "code": p.code,
+             "detail": p.message}
+            for p in exc.problems
+        ]  # fmt: skip
+        return ApiProblem(422, "rejected-lines", gettext(exc.message), errors=errors)
+    if isinstance(exc, NotFound):
+        return ApiProblem(404, "not-found", gettext(exc.message))
+    if isinstance(exc, NotAllowed):
+        return ApiProblem(403, "forbidden", gettext(exc.message))
+    if isinstance(exc, InvalidInput):
+        detail = " ".join(gettext(m) for m in exc.errors.values())
+        return ApiProblem(400, "invalid-parameter", gettext(exc.message), detail=detail)
+    return ApiProblem(exc.status_code, "error", gettext(exc.message))
+
+
+ApiHandler = Callable[[Request, ApiClient], Awaitable[Response]]
+
+
+def endpoint(scope: Scope) -> Callable[[ApiHandler], Callable[[Request], Awaitable[Response]]]:
+    """Authenticate the bearer token, require ``scope``, and turn every refusal into a
+    problem document (never the HTML error page of the browser)."""
+
+    def wrap(handler: ApiHandler) -> Callable[[Request], Awaitable[Response]]:
+        async def handle(request: Request) -> Response:
+            try:
+                header = request.headers.get("authorization", "")
+                kind, _, bearer = header.partition(" ")
+                if kind.lower() != "bearer" or not bearer.strip():
+                    raise ApiProblem(
+                        401,
+                        "unauthorized",
+                        gettext(TokenRefused.message),
+                        headers={"WWW-Authenticate": _CHALLENGE},
+                    )
+                rt = runtime(request)
+                async with rt.sessionmaker() as db, db.begin():
+                    client = await authenticate(
+                        db, bearer.strip(), request.scope["state"].get("locale", "nl")
+                    )
+                if scope.value not in client.scopes:
+                    raise ApiProblem(
+                        403,
+                        "insufficient-scope",
+                        gettext(N_("Deze API-sleutel heeft het recht %(scope)s niet."))
+                        % {"scope": scope.value},
+                        headers={
+                            "WWW-Authenticate": (
+                                f'{_CHALLENGE}, error="insufficient_scope", scope="{scope.value}"'
+                            )
+                        },
+                    )
+                return await handler(request, client)
+            except ApiProblem as problem:
+                return problem.response()
+            except DomainError as exc:
+                return _from_domain(exc).response()
+            except IntegrityError:
+                # Two posts with the same new reference at once: the unique key let one in.
+                return ApiProblem(
+                    409,
+                    "conflict",
+                    gettext(
+                        N_(
+                            "Er kwam tegelijk een andere zending met dezelfde referentie binnen. "
+                            "Er is niets opgeslagen. Stuur de zending opnieuw."
+                        )
+                    ),
+                ).response()
+
+        return handle
+
+    return wrap
+
+
+def _today() -> dt.date:
+    return dt.datetime.now(AMSTERDAM).date()
+
+
+def _allocation_json(a: ApiAllocation) -> dict[str, object]:
+    return {
+        "number": a.number,
+        "variant": a.variant,
+        "product_category": a.product_category,
+        "product_code": a.product_code,
+        "volume": a.volume,
+        "unit": a.unit,
+        "frequency": a.frequency,
+        "budget_cents": a.budget_cents,
+        "start": a.start.isoformat(),
+        "end": a.end.isoformat(),
+    }
+
+
+@endpoint(Scope.ALLOCATIONS_READ)
+async def allocations(request: Request, client: ApiClient) -> Response:
+    async with unit_of_work(request, client.principal) as uow:
+        found = await api_allocations(uow, _today())
+    return JSONResponse({"allocations": [_allocation_json(a) for a in found]})
+
+
+@endpoint(Scope.ALLOCATIONS_READ)
+async def allocation(request: Request, client: ApiClient) -> Response:
+    async with unit_of_work(request, client.principal) as uow:
+        found = await api_allocation(uow, request.path_params["number"], _today())
+    return JSONResponse(_allocation_json(found))
+
+
+def _delivery_json(d: ApiDelivery) -> dict[str, object]:
+    return {
+        "id": d.id,
+        "reference": d.reference,
+        "allocation_number": d.allocation_number,
+        "product_code": d.product_code,
+        "start": d.start.isoformat(),
+        "end": d.end.isoformat(),
+        "volume": d.volume,
+        "status": d.status,
+        "unit": d.unit,
+        "tariff_cents": d.tariff_cents,
+        "amount_cents": d.amount_cents,
+        "reason_code": d.reason_code,
+        "reason": d.reason,
+    }
+
+
+@endpoint(Scope.DELIVERIES_READ)
+async def deliveries(request: Request, client: ApiClient) -> Response:
+    period = parse_period(request.query_params.get("period", "").strip())
+    async with unit_of_work(request, client.principal) as uow:
+        found = await api_deliveries(uow, period)
+    return JSONResponse(
+        {
+            "start": period.start.isoformat(),
+            "end": period.end.isoformat(),
+            "deliveries": [_delivery_json(d) for d in found],
+        }
+    )
+
+
+def _recorded_json(o: LineOutcome) -> dict[str, object]:
+    return {
+        "reference": o.reference,
+        "id": o.delivery_id,
+        "created": o.created,
+        "allocation_number": o.allocation_number,
+        "product_code": o.product_code,
+        "start": o.start.isoformat(),
+        "end": o.end.isoformat(),
+        "volume": o.volume,
+    }
+
+
+async def _json_body(request: Request) -> object:
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype != "application/json":
+        raise ApiProblem(
+            415,
+            "unsupported-media-type",
+            gettext(N_("Stuur de gegevens als JSON (Content-Type: application/json).")),
+        )
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise ApiProblem(413, "too-large", gettext(N_("De zending is te groot.")))
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise ApiProblem(
+            400, "invalid-json", gettext(N_("De zending is geen geldige JSON."))
+        ) from None
+
+
+def _line_of(path: str) -> int | None:
+    m = re.match(r"deliveries\[(\d+)\]", path)
+    return int(m[1]) if m else None
+
+
+@endpoint(Scope.DELIVERIES_WRITE)
+async def post_deliveries(request: Request, client: ApiClient) -> Response:
+    data = await _json_body(request)
+    shape = shape_errors(data, SCHEMAS["DeliveryBatch"])
+    if shape:
+        items = data.get("deliveries") if isinstance(data, dict) else None
+
+        def reference(index: int | None) -> object:
+            if index is None or not isinstance(items, list) or not isinstance(items[index], dict):
+                return None
+            ref = items[index].get("reference")
+            return ref if isinstance(ref, str) else None
+
+        raise ApiProblem(
+            422,
+            "invalid-request",
+            gettext(N_("Het verzoek heeft niet de goede vorm. Er is niets opgeslagen.")),
+            errors=[
+                {"index": _line_of(where), "reference": reference(_line_of(where)),
+                 "field": where, "code": code, "detail": gettext(message)}
+                for where, code, message in shape
+            ],
+        )  # fmt: skip
+    assert isinstance(data, dict)
+    lines = [
+        LineIn(
+            reference=x["reference"],
+            allocation_number=x["allocation_number"],
+            product_code=x["product_code"],
+            start=x["start"],
+            end=x["end"],
+            volume=x["volume"],
+        )
+        for x in data["deliveries"]
+    ]
+    async with unit_of_work(request, client.principal) as uow:
+        outcomes = await record_deliveries(uow, lines)
+    created = any(o.created for o in outcomes)
+    return JSONResponse(
+        {"deliveries": [_recorded_json(o) for o in outcomes]}, status_code=201 if created else 200
+    )
+
+
+async def openapi(request: Request) -> Response:
+    return JSONResponse(OPENAPI)
+
+
+_ALLOWED = {
+    "/api/v1/allocations": "GET",
+    "/api/v1/deliveries": "GET, POST",
+    "/api/v1/openapi.json": "GET",
+}
+
+
+async def fallback(request: Request) -> Response:
+    """Anything else under /api/v1: a problem document, not the browser's HTML page."""
+    path = request.url.path.rstrip("/")
+    allow = _ALLOWED.get(path) or ("GET" if path.startswith("/api/v1/allocations/") else None)
+    if allow:
+        return ApiProblem(
+            405,
+            "method-not-allowed",
+            gettext(N_("Deze methode kan hier niet.")),
+            headers={"Allow": allow},
+        ).response()
+    return ApiProblem(404, "not-found", gettext(NotFound.message)).response()
+
+
+# ---- the token page (browser, cookie session, CSRF by the middleware) ----
+
+
+async def _token_page(
+    request: Request,
+    who: Principal,
+    *,
+    new: NewToken | None = None,
+    errors: dict[str, str] | None = None,
+    values: dict[str, object] | None = None,
+    status_code: int = 200,
+) -> Response:
+    async with unit_of_work(request, who) as uow:
+        page = await token_page(uow)
+    return render(
+        request,
+        "settlement/api_token.html",
+        {
+            "page": page,
+            "new": new,
+            "scopes": [(s.value, SCOPE_LABELS[s]) for s in Scope],
+            "errors": errors or {},
+            "values": values or {"scopes": [s.value for s in Scope]},
+        },
+        status_code=status_code,
+    )
+
+
+async def token_show(request: Request) -> Response:
+    who = require(request, StaffRole.FINANCE)
+    return await _token_page(request, who)
+
+
+async def token_create(request: Request) -> Response:
+    who = require(request, StaffRole.FINANCE)
+    data = await form(request)
+    scopes = [s for s in data.getlist("scopes") if isinstance(s, str)]
+    raw_day = field(data, "last_day")
+    replace = field(data, "replace") == "yes"
+    values: dict[str, object] = {"scopes": scopes, "last_day": raw_day}
+    last_day = parse_date(raw_day) if raw_day else None
+    try:
+        if raw_day and last_day is None:
+            raise InvalidInput({"last_day": BAD_DATE})
+        async with unit_of_work(request, who) as uow:
+            new = await create_token(uow, scopes, last_day, replace=replace, today=_today())
+    except InvalidInput as exc:
+        return await _token_page(request, who, errors=exc.errors, values=values, status_code=422)
+    # The secret is in this one response only: never in a URL, a redirect or the database.
+    return await _token_page(request, who, new=new, status_code=201)
+
+
+async def token_revoke(request: Request) -> Response:
+    who = require(request, StaffRole.FINANCE)
+    async with unit_of_work(request, who) as uow:
+        await revoke_token(uow, request.path_params["token_id"])
+    return redirect(request, "settlement.api_token")
+
+
+routes: list[BaseRoute] = [
+    Route("/api/v1/openapi.json", openapi, name="api.openapi"),
+    Route("/api/v1/allocations", allocations, name="api.allocations"),
+    Route("/api/v1/allocations/{number}", allocation, name="api.allocation"),
+    Route("/api/v1/deliveries", deliveries, name="api.deliveries"),
+    Route("/api/v1/deliveries", post_deliveries, methods=["POST"], name="api.deliveries_post"),
+    Route(
+        "/api/v1/{rest:path}",
+        fallback,
+        methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        name="api.fallback",
+    ),
+    Route("/settlement/api-token", token_show, name="settlement.api_token"),
+    Route(
+        "/settlement/api-token", token_create, methods=["POST"], name="settlement.api_token_create"
+    ),
+    Route(
+        "/settlement/api-token/{token_id:int}/revoke",
+        token_revoke,
+        methods=["POST"],
+        name="settlement.api_token_revoke",
+    ),
+]
