@@ -267,6 +267,8 @@ _AUTH_PROBLEMS = {
     "403": _problem_response("The token lacks the scope this operation needs."),
 }
 
+_UNKNOWN_PARAMETER = _problem_response("A query parameter this operation does not have.")
+
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {
@@ -288,6 +290,7 @@ OPENAPI: dict[str, Any] = {
                 "x-scope": Scope.ALLOCATIONS_READ.value,
                 "responses": {
                     "200": _json_response("Allocations, by number.", "AllocationList"),
+                    "400": _UNKNOWN_PARAMETER,
                     **_AUTH_PROBLEMS,
                 },
             }
@@ -307,6 +310,7 @@ OPENAPI: dict[str, Any] = {
                 ],
                 "responses": {
                     "200": _json_response("The allocation.", "Allocation"),
+                    "400": _UNKNOWN_PARAMETER,
                     **_AUTH_PROBLEMS,
                     "404": _problem_response("No such allocation for this organisation."),
                 },
@@ -322,13 +326,18 @@ OPENAPI: dict[str, Any] = {
                         "name": "period",
                         "in": "query",
                         "required": True,
-                        "schema": {"type": "string", "pattern": r"^(\d{4}-\d{2}|\d{4}Q[1-4])$"},
+                        "schema": {
+                            "type": "string",
+                            "pattern": r"^[12]\d{3}(-(0[1-9]|1[0-2])|Q[1-4])$",
+                        },
                         "example": "2026-07",
                     }
                 ],
                 "responses": {
                     "200": _json_response("The lines, priced.", "DeliveryList"),
-                    "400": _problem_response("The period is not a month or quarter."),
+                    "400": _problem_response(
+                        "The period is not a month or quarter, or an unknown parameter."
+                    ),
                     **_AUTH_PROBLEMS,
                 },
             },
@@ -345,11 +354,17 @@ OPENAPI: dict[str, Any] = {
                     },
                 },
                 "responses": {
-                    "201": _json_response("Recorded (some lines may have been before).", "RecordedBatch"),
-                    "200": _json_response("Every line was recorded before: nothing added.", "RecordedBatch"),
-                    "400": _problem_response("The body is not JSON."),
+                    "201": _json_response(
+                        "Recorded (some lines may have been before).", "RecordedBatch"
+                    ),
+                    "200": _json_response(
+                        "Every line was recorded before: nothing added.", "RecordedBatch"
+                    ),
+                    "400": _problem_response("The body is not JSON, or an unknown parameter."),
                     **_AUTH_PROBLEMS,
-                    "409": _problem_response("Another post with the same reference came in at the same time; retry."),
+                    "409": _problem_response(
+                        "Another post with the same reference came in at the same time; retry."
+                    ),
                     "413": _problem_response("The body is too large."),
                     "415": _problem_response("The body is not application/json."),
                     "422": _problem_response("A line was refused (see errors); nothing saved."),
@@ -388,13 +403,17 @@ def _resolve(schema: Mapping[str, Any]) -> Mapping[str, Any]:
     return SCHEMAS[ref.rsplit("/", 1)[1]] if ref else schema
 
 
-def shape_errors(value: object, schema: Mapping[str, Any], path: str = "") -> list[tuple[str, str, str]]:
+def shape_errors(
+    value: object, schema: Mapping[str, Any], path: str = ""
+) -> list[tuple[str, str, str]]:
     """(field path, code, message id) for each place ``value`` does not fit ``schema``; only
     the JSON Schema words the document above uses."""
     schema = _resolve(schema)
     kind = schema.get("type")
     allowed = _TYPES.get(kind, ()) if isinstance(kind, str) else ()
-    if allowed and (not isinstance(value, allowed) or (kind == "integer" and isinstance(value, bool))):
+    if allowed and (
+        not isinstance(value, allowed) or (kind == "integer" and isinstance(value, bool))
+    ):
         return [(path or "body", "invalid_format", _WRONG)]
     out: list[tuple[str, str, str]] = []
     if isinstance(value, dict):
@@ -408,7 +427,9 @@ def shape_errors(value: object, schema: Mapping[str, Any], path: str = "") -> li
             elif schema.get("additionalProperties") is False:
                 out.append((where, "unknown_field", _UNKNOWN))
     elif isinstance(value, list):
-        if len(value) < schema.get("minItems", 0) or len(value) > schema.get("maxItems", len(value)):
+        if len(value) < schema.get("minItems", 0) or len(value) > schema.get(
+            "maxItems", len(value)
+        ):
             out.append((path, "invalid_format", _WRONG))
         for i, item in enumerate(value):
             out += shape_errors(item, schema.get("items", {}), f"{path}[{i}]")
@@ -540,6 +561,18 @@ def endpoint(scope: Scope) -> Callable[[ApiHandler], Callable[[Request], Awaitab
     return wrap
 
 
+def _only_query(request: Request, *allowed: str) -> None:
+    """Refuse query parameters the document does not name, as the body refuses unknown
+    fields: a typo should not silently mean "no filter"."""
+    unknown = sorted(set(request.query_params) - set(allowed))
+    if unknown:
+        raise ApiProblem(
+            400,
+            "unknown-parameter",
+            gettext(N_("Deze parameter kennen we niet: %(name)s.")) % {"name": unknown[0]},
+        )
+
+
 def _today() -> dt.date:
     return dt.datetime.now(AMSTERDAM).date()
 
@@ -561,6 +594,7 @@ def _allocation_json(a: ApiAllocation) -> dict[str, object]:
 
 @endpoint(Scope.ALLOCATIONS_READ)
 async def allocations(request: Request, client: ApiClient) -> Response:
+    _only_query(request)
     async with unit_of_work(request, client.principal) as uow:
         found = await api_allocations(uow, _today())
     return JSONResponse({"allocations": [_allocation_json(a) for a in found]})
@@ -568,6 +602,7 @@ async def allocations(request: Request, client: ApiClient) -> Response:
 
 @endpoint(Scope.ALLOCATIONS_READ)
 async def allocation(request: Request, client: ApiClient) -> Response:
+    _only_query(request)
     async with unit_of_work(request, client.principal) as uow:
         found = await api_allocation(uow, request.path_params["number"], _today())
     return JSONResponse(_allocation_json(found))
@@ -593,6 +628,7 @@ def _delivery_json(d: ApiDelivery) -> dict[str, object]:
 
 @endpoint(Scope.DELIVERIES_READ)
 async def deliveries(request: Request, client: ApiClient) -> Response:
+    _only_query(request, "period")
     period = parse_period(request.query_params.get("period", "").strip())
     async with unit_of_work(request, client.principal) as uow:
         found = await api_deliveries(uow, period)
@@ -646,6 +682,7 @@ def _line_of(path: str) -> int | None:
 
 @endpoint(Scope.DELIVERIES_WRITE)
 async def post_deliveries(request: Request, client: ApiClient) -> Response:
+    _only_query(request)
     data = await _json_body(request)
     shape = shape_errors(data, SCHEMAS["DeliveryBatch"])
     if shape:

@@ -43,7 +43,7 @@ __all__ = [
     "token_page",
 ]
 
-TOKEN_PREFIX = "kp_"
+TOKEN_PREFIX = "kp_"  # noqa: S105 (a recognisable prefix, not a secret)
 # Writing "last used" on every call would make each read a write; a minute is precise enough.
 LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
 

@@ -271,17 +271,16 @@ def _outcome(index: int, line: LineIn, delivery_id: int, created: bool, d: Deliv
 # ---- reading delivered care back, priced ----
 
 BAD_PERIOD = N_("Vul een maand in zoals 2026-07, of een kwartaal zoals 2026Q3.")
-_MONTH = re.compile(r"(\d{4})-(\d{2})", re.ASCII)
+_MONTH = re.compile(r"([12]\d{3})-(0[1-9]|1[0-2])", re.ASCII)
 
 
 def parse_period(raw: str) -> DateRange:
     """A month (``2026-07``) or a quarter (``2026Q3``)."""
     if m := _MONTH.fullmatch(raw):
         year, month = int(m[1]), int(m[2])
-        if 2000 <= year <= 2100 and 1 <= month <= 12:
-            first = dt.date(year, month, 1)
-            following = dt.date(year + month // 12, month % 12 + 1, 1)
-            return DateRange(first, following - dt.timedelta(days=1))
+        first = dt.date(year, month, 1)
+        following = dt.date(year + month // 12, month % 12 + 1, 1)
+        return DateRange(first, following - dt.timedelta(days=1))
     else:
         try:
             quarter = parse_quarter(raw)
@@ -383,4 +382,3 @@ async def api_deliveries(uow: UnitOfWork, period: DateRange) -> list[ApiDelivery
             )
         )
     return out
-

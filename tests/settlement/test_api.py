@@ -186,9 +186,7 @@ async def test_a_body_of_the_wrong_shape_is_refused_by_the_schema(
     client: httpx.AsyncClient, runtime: Runtime
 ) -> None:
     _, token = await horizon(runtime)
-    body = problem(
-        await post(client, token, [line(volume="10"), {**line("x"), "bsn": "123"}]), 422
-    )
+    body = problem(await post(client, token, [line(volume="10"), {**line("x"), "bsn": "123"}]), 422)
     assert body["type"] == "urn:keerpunt:problem:invalid-request"
     found = {(e["field"], e["code"]) for e in body["errors"]}
     assert found == {
@@ -253,8 +251,9 @@ async def test_each_operation_needs_its_scope(client: httpx.AsyncClient, runtime
     body = problem(await post(client, token, [line()]), 403)
     assert body["type"] == "urn:keerpunt:problem:insufficient-scope"
     assert "deliveries:write" in body["title"]
-    assert 'error="insufficient_scope"' in (
-        (await post(client, token, [line()])).headers["www-authenticate"]
+    assert (
+        'error="insufficient_scope"'
+        in ((await post(client, token, [line()])).headers["www-authenticate"])
     )
     problem(await client.get("/api/v1/deliveries?period=2026-07", headers=bearer(token)), 403)
     assert await count_deliveries(runtime) == 0
@@ -263,7 +262,7 @@ async def test_each_operation_needs_its_scope(client: httpx.AsyncClient, runtime
 async def test_allocations_show_only_its_own_and_nothing_personal(
     client: httpx.AsyncClient, runtime: Runtime
 ) -> None:
-    w, token = await horizon(runtime)
+    _, token = await horizon(runtime)
     r = await client.get("/api/v1/allocations", headers=bearer(token))
     (a,) = r.json()["allocations"]
     assert a == {
