@@ -59,20 +59,26 @@ def test_the_api_keeps_to_its_openapi_document(
     }
     auth = {"Authorization": f"Bearer {api_token}"}
     for operation in operations:
-        # A schema-valid line may still break a rule of settlement (no such allocation, over
-        # the volume): 422 with the reason is the documented answer, not a rejected valid shape.
-        excluded = [positive_data_acceptance] if operation.method.upper() == "POST" else []
+        run_operation(operation, mode, live_server.url, auth)
 
-        @given(case=operation.as_strategy(generation_mode=mode))
-        @hypothesis_settings(
-            max_examples=40,
-            suppress_health_check=list(HealthCheck),
-            database=None,
-            derandomize=True,
+
+def run_operation(
+    operation: Any, mode: schemathesis.GenerationMode, base_url: str, auth: dict[str, str]
+) -> None:
+    # A schema-valid line may still break a rule of settlement (no such allocation, over the
+    # volume): 422 with the reason is the documented answer, not a rejected valid shape.
+    excluded = [positive_data_acceptance] if operation.method.upper() == "POST" else []
+
+    @given(case=operation.as_strategy(generation_mode=mode))
+    @hypothesis_settings(
+        max_examples=40,
+        suppress_health_check=list(HealthCheck),
+        database=None,
+        derandomize=True,
+    )
+    def check(case: Any) -> None:
+        case.call_and_validate(
+            base_url=base_url, headers=auth, timeout=30, excluded_checks=excluded
         )
-        def check(case: Any, excluded: list[Any] = excluded) -> None:
-            case.call_and_validate(
-                base_url=live_server.url, headers=auth, timeout=30, excluded_checks=excluded
-            )
 
-        check()
+    check()
