@@ -120,7 +120,8 @@ async def test_amounts_are_whole_cents_per_line_and_never_floats(
     client: httpx.AsyncClient, runtime: Runtime
 ) -> None:
     w = await with_allocation(runtime)
-    # An awkward tariff: € 123,45 an hour for volume 7 and 3 is 86.415 and 37.035 cents.
+    # An odd tariff: € 123,45 an hour × 7 = € 864,15 and × 3 = € 370,35; each line's amount
+    # is an integer number of cents (volume × tariff, rounded once per line), never a float.
     await add_tariff(runtime, w.region.horizon, 12_345, D(2026, 1, 1), product_code="45A53")
     async with runtime.unit_of_work(principal(w.region.finance)) as uow:
         from keerpunt.settlement.service import add_allocation
