@@ -73,6 +73,7 @@ async def server_error(request: Request, exc: Exception) -> Response:
 
 def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Starlette:
     from keerpunt.consent import routes as consent_routes
+    from keerpunt.settlement import api as settlement_api
     from keerpunt.settlement import import_routes, monitor_routes
     from keerpunt.settlement import routes as settlement_routes
     from keerpunt.settlement.kassier_routes import routes as kassier_routes
@@ -98,6 +99,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Starlet
         *settlement_routes.routes,
         *monitor_routes.routes,
         *import_routes.routes,
+        *settlement_api.routes,
     ]
     app = Starlette(
         routes=routes,

@@ -56,6 +56,7 @@ __all__ = [
     "frequency_label",
     "outstanding",
     "read_delivery_form",
+    "reason_of",
     "settle",
     "within_one_month",
 ]
@@ -240,6 +241,11 @@ _PER = {
     Frequency.MONTH: N_("per maand"),
     Frequency.TOTAL: N_("in totaal"),
 }
+
+
+def reason_of(message: str) -> RejectReason | None:
+    """The reason whose message id is ``message`` (for a stable machine code), if any."""
+    return next((r for r, m in _REASONS.items() if m == message), None)
 
 
 def frequency_label(frequency: Frequency) -> str:

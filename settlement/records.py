@@ -392,9 +392,31 @@ _FIELD = {
 }
 
 
+UNKNOWN_ALLOCATION = N_("Er is geen toewijzing met dit nummer.")
+
+
+async def _may_deliver_under(uow: UnitOfWork, org: Organisation, holder_id: int) -> bool:
+    """Whether ``org`` may know of the holder's allocations: its own, or a kassier it was
+    ever registered with (whether the agreement covers the period is a rule of acceptance)."""
+    if holder_id == org.id:
+        return True
+    agreement = await uow.db.scalar(
+        select(AgreementRow.id)
+        .where(AgreementRow.kassier_id == holder_id, AgreementRow.provider_id == org.id)
+        .limit(1)
+    )
+    return agreement is not None
+
+
 class DeliveryRefused(InvalidInput):
     """The line would not be accepted; ``errors`` holds the reason in the viewer's language
-    (already filled in, so the edge shows it as it is)."""
+    (already filled in, so the edge shows it as it is); ``reason`` names it for machines."""
+
+    def __init__(
+        self, errors: dict[str, str], reason: RejectReason = RejectReason.NO_ALLOCATION
+    ) -> None:
+        super().__init__(errors)
+        self.reason = reason
 
 
 async def record_delivery(uow: UnitOfWork, draft: DeliveryDraft) -> Delivery:
@@ -418,8 +440,11 @@ async def record_delivery(uow: UnitOfWork, draft: DeliveryDraft) -> Delivery:
             .with_for_update()
         )
     ).scalar_one_or_none()
-    if allocation_row is None:
-        raise DeliveryRefused({"allocation_number": N_("Er is geen toewijzing met dit nummer.")})
+    if allocation_row is None or not (
+        sees_all or await _may_deliver_under(uow, org, allocation_row.provider_id)
+    ):
+        # Another organisation's allocation reads as one that does not exist.
+        raise DeliveryRefused({"allocation_number": UNKNOWN_ALLOCATION})
     allocation = _allocation(allocation_row)
     contracts = [
         _terms(c)
@@ -465,7 +490,7 @@ async def record_delivery(uow: UnitOfWork, draft: DeliveryDraft) -> Delivery:
     newly = [r for r in after if r.delivery.id not in was_rejected]
     if newly:
         mine = next((r for r in newly if r.delivery.id == new_id), newly[0])
-        raise DeliveryRefused({_FIELD[mine.reason]: mine.text()})
+        raise DeliveryRefused({_FIELD[mine.reason]: mine.text()}, mine.reason)
     row = DeliveryRow(
         provider_id=provider_id,
         allocation_id=allocation_row.id,
