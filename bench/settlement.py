@@ -129,9 +129,11 @@ def deliveries(lines: int, allocations: int, org: list[int]) -> Iterator[tuple[A
         if holder < KASSIERS:  # kassier model: the kassier or one of its sub-providers
             provider = [holder, *_subs(holder)][k % (SUBS_PER_KASSIER + 1)]
         if i % 193 == 0:  # a provider that is neither holder nor registered
-            provider = (holder + 7) % PROVIDERS if holder >= KASSIERS else _subs(
-                (holder + 1) % KASSIERS
-            )[0]
+            provider = (
+                (holder + 7) % PROVIDERS
+                if holder >= KASSIERS
+                else _subs((holder + 1) % KASSIERS)[0]
+            )
         if i % 97 == 0 and PRODUCTS[a % len(PRODUCTS)][4] in ("specific", "output"):
             category, code = "45", ("45A53" if code == "45A52" else "45A52")  # other product
         if PRODUCTS[a % len(PRODUCTS)][4] == "aspecific" and k % 2:
@@ -239,7 +241,7 @@ async def _bulk_deliveries(
     assert raw is not None
     if conn.dialect.name == "postgresql":
         await raw.copy_records_to_table(
-            "delivery", records=(r + (now, now) for r in rows), columns=list(columns)
+            "delivery", records=((*r, now, now) for r in rows), columns=list(columns)
         )
         return
     # SQLite stores dates and times as ISO text, as SQLAlchemy's own types write them.
@@ -365,8 +367,9 @@ def report(backend: str, lines: int, r: dict[str, Any]) -> None:
     ratio = r["settle_s"] / r["baseline_s"]
     print(f"{backend}: {lines:,} delivery lines, {max(1, lines // LINES_PER_ALLOCATION):,} "
           f"allocations, {PROVIDERS} providers (generated in {r['generate_s']:.1f} s)")  # fmt: skip
+    groups = r["baseline_groups"]
     print(f"  baseline (one SQL aggregate)  {r['baseline_s']:8.2f} s  "
-          f"{lines / r['baseline_s']:>12,.0f} lines/s  ({r['baseline_groups']} groups)")  # fmt: skip
+          f"{lines / r['baseline_s']:>12,.0f} lines/s  ({groups} groups)")  # fmt: skip
     print(f"  quarterly run (close_quarter) {r['settle_s']:8.2f} s  "
           f"{lines / r['settle_s']:>12,.0f} lines/s  {ratio:5.1f}x baseline")  # fmt: skip
     print(f"  peak memory of the run        {r['peak_mb']:8.0f} MB  "

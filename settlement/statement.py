@@ -10,11 +10,11 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 from keerpunt.settlement.declaration import OutLine
 
-__all__ = ["HEADER", "digest", "statement_csv"]
+__all__ = ["HEADER", "digest", "statement_csv", "statement_digest"]
 
 HEADER = (
     "kwartaal",
@@ -37,10 +37,26 @@ HEADER = (
 
 def statement_csv(quarter: str, lines: Sequence[OutLine], names: Mapping[int, str]) -> bytes:
     """The lines of one run (or of one provider in it) with their total, as UTF-8 CSV."""
+    return b"".join(_chunks(quarter, lines, names))
+
+
+def statement_digest(quarter: str, lines: Sequence[OutLine], names: Mapping[int, str]) -> str:
+    """``digest(statement_csv(...))``, without the whole statement in memory at once."""
+    h = hashlib.sha256()
+    for chunk in _chunks(quarter, lines, names):
+        h.update(chunk)
+    return h.hexdigest()
+
+
+def _chunks(
+    quarter: str, lines: Sequence[OutLine], names: Mapping[int, str], rows: int = 10_000
+) -> Iterator[bytes]:
+    """The statement's bytes, ``rows`` lines at a time."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(HEADER)
-    for x in lines:
+    total = 0
+    for n, x in enumerate(lines, 1):
         writer.writerow(
             (
                 quarter,
@@ -60,10 +76,14 @@ def statement_csv(quarter: str, lines: Sequence[OutLine], names: Mapping[int, st
                 x.direction.value,
             )
         )
-    total = sum(x.signed_cents for x in lines)
+        total += x.signed_cents
+        if n % rows == 0:
+            yield out.getvalue().encode("utf-8")
+            out.seek(0)
+            out.truncate()
     writer.writerow((quarter, "totaal", "", "", "", "", "", "", "", "", "", "", "", abs(total),
                      "C" if total < 0 else "D"))  # fmt: skip
-    return out.getvalue().encode("utf-8")
+    yield out.getvalue().encode("utf-8")
 
 
 def digest(data: bytes) -> str:
