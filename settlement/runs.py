@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from keerpunt.platform import audit
@@ -181,36 +181,60 @@ def _deliveries(db: Session, last_day: dt.date, numbers: dict[int, str]) -> Iter
         )  # fmt: skip
 
 
+_STORED = (
+    "run_id",
+    "seq",
+    "delivery_id",
+    "revision",
+    "direction",
+    "allocation_number",
+    "holder_id",
+    "provider_id",
+    "municipality_id",
+    "product_category",
+    "product_code",
+    "start_date",
+    "end_date",
+    "volume",
+    "unit",
+    "tariff_cents",
+    "amount_cents",
+)
+
+
 async def _store_lines(uow: UnitOfWork, run_id: int, lines: Sequence[OutLine]) -> None:
-    """Insert a run's lines in batches (one statement per batch, no ORM object per line)."""
-    table = SettlementRunLine.__table__
-    batch = 10_000
-    for first in range(0, len(lines), batch):
-        await uow.db.execute(
-            insert(table),
-            [
-                {
-                    "run_id": run_id,
-                    "seq": seq,
-                    "delivery_id": x.delivery_id,
-                    "revision": x.revision,
-                    "direction": x.direction.value,
-                    "allocation_number": x.allocation_number,
-                    "holder_id": x.holder_id,
-                    "provider_id": x.provider_id,
-                    "municipality_id": x.municipality_id,
-                    "product_category": x.product_category,
-                    "product_code": x.product_code,
-                    "start_date": x.start,
-                    "end_date": x.end,
-                    "volume": x.volume,
-                    "unit": x.unit,
-                    "tariff_cents": x.tariff_cents,
-                    "amount_cents": x.amount_cents,
-                }
-                for seq, x in enumerate(lines[first : first + batch], first + 1)
-            ],
-        )
+    """Insert a run's lines with the driver's bulk path, in the unit of work's transaction:
+    COPY on PostgreSQL, one executemany per batch on SQLite. No ORM object or parameter dict
+    per line: for a quarter of a million lines that is most of the cost of writing them."""
+    rows = (
+        (run_id, seq, x.delivery_id, x.revision, x.direction.value, x.allocation_number,
+         x.holder_id, x.provider_id, x.municipality_id, x.product_category, x.product_code,
+         x.start, x.end, x.volume, x.unit, x.tariff_cents, x.amount_cents)
+        for seq, x in enumerate(lines, 1)
+    )  # fmt: skip
+    conn = await uow.db.connection()
+    raw: Any = (await conn.get_raw_connection()).driver_connection
+    table = SettlementRunLine.__tablename__
+    if conn.dialect.name == "postgresql":
+        await raw.copy_records_to_table(table, records=rows, columns=_STORED)
+        return
+    # SQLite: dates as ISO text, as SQLAlchemy's Date type stores them there.
+    names, marks = ", ".join(_STORED), ", ".join("?" * len(_STORED))
+    sql = f"INSERT INTO {table} ({names}) VALUES ({marks})"  # noqa: S608 - constant names
+    iso: dict[dt.date, str] = {}
+    batch: list[tuple[Any, ...]] = []
+    for r in rows:
+        start, end = r[11], r[12]
+        if start not in iso:
+            iso[start] = start.isoformat()
+        if end not in iso:
+            iso[end] = end.isoformat()
+        batch.append((*r[:11], iso[start], iso[end], *r[13:]))
+        if len(batch) == 20_000:
+            await raw.executemany(sql, batch)
+            batch = []
+    if batch:
+        await raw.executemany(sql, batch)
 
 
 async def close_quarter(uow: UnitOfWork, quarter: Quarter, today: dt.date) -> RunSummary:
