@@ -523,7 +523,10 @@ def accept_lines(
     accepted: list[Accepted] = []
     rejected: list[Rejection] = []
     for x in _judge(deliveries, allocations, contracts, agreements, ordered=ordered):
-        (accepted if isinstance(x, Accepted) else rejected).append(x)
+        if isinstance(x, Accepted):
+            accepted.append(x)
+        else:
+            rejected.append(x)
     return tuple(accepted), tuple(rejected)
 
 

@@ -98,8 +98,12 @@ _LINE_COLUMNS = (
 
 
 def _line(row: Sequence[Any]) -> OutLine:
-    *values, direction, revision = row
-    return OutLine(*values, direction=Direction(direction), revision=revision)
+    (delivery_id, number, holder_id, provider_id, municipality_id, category, code, start, end,
+     volume, unit, tariff_cents, amount_cents, direction, revision) = row  # fmt: skip
+    return OutLine(
+        delivery_id, number, holder_id, provider_id, municipality_id, category, code, start,
+        end, volume, unit, tariff_cents, amount_cents, Direction(direction), revision,
+    )  # fmt: skip
 
 
 def _summary(run: SettlementRun, *, created: bool) -> RunSummary:
@@ -206,8 +210,9 @@ async def _store_lines(uow: UnitOfWork, run_id: int, lines: Sequence[OutLine]) -
     """Insert a run's lines with the driver's bulk path, in the unit of work's transaction:
     COPY on PostgreSQL, one executemany per batch on SQLite. No ORM object or parameter dict
     per line: for a quarter of a million lines that is most of the cost of writing them."""
+    letter = {d: d.value for d in Direction}
     rows = (
-        (run_id, seq, x.delivery_id, x.revision, x.direction.value, x.allocation_number,
+        (run_id, seq, x.delivery_id, x.revision, letter[x.direction], x.allocation_number,
          x.holder_id, x.provider_id, x.municipality_id, x.product_category, x.product_code,
          x.start, x.end, x.volume, x.unit, x.tariff_cents, x.amount_cents)
         for seq, x in enumerate(lines, 1)

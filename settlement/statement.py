@@ -8,11 +8,12 @@ clock: the same lines give the same bytes, so a copy can be checked with its dig
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import hashlib
 import io
 from collections.abc import Iterator, Mapping, Sequence
 
-from keerpunt.settlement.declaration import OutLine
+from keerpunt.settlement.declaration import Direction, OutLine
 
 __all__ = ["HEADER", "digest", "statement_csv", "statement_digest"]
 
@@ -56,24 +57,36 @@ def _chunks(
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(HEADER)
     total = 0
+    # Looked up once per value instead of once per line (a run repeats them many times).
+    who: dict[int, str] = {}
+    day: dict[dt.date, str] = {}
+    letter = {d: d.value for d in Direction}
     for n, x in enumerate(lines, 1):
+        if (holder := who.get(x.holder_id)) is None:
+            holder = who[x.holder_id] = names.get(x.holder_id, f"#{x.holder_id}")
+        if (provider := who.get(x.provider_id)) is None:
+            provider = who[x.provider_id] = names.get(x.provider_id, f"#{x.provider_id}")
+        if (start := day.get(x.start)) is None:
+            start = day[x.start] = x.start.isoformat()
+        if (end := day.get(x.end)) is None:
+            end = day[x.end] = x.end.isoformat()
         writer.writerow(
             (
                 quarter,
-                names.get(x.holder_id, f"#{x.holder_id}"),
-                names.get(x.provider_id, f"#{x.provider_id}"),
+                holder,
+                provider,
                 x.allocation_number,
                 x.reference,
                 x.previous_reference or "",
                 x.product_category,
                 x.product_code,
-                x.start.isoformat(),
-                x.end.isoformat(),
+                start,
+                end,
                 x.volume,
                 x.unit,
                 x.tariff_cents,
                 x.amount_cents,
-                x.direction.value,
+                letter[x.direction],
             )
         )
         total += x.signed_cents
