@@ -231,7 +231,7 @@ async def _generate(url: str, lines: int) -> None:
                         f"(SELECT max(id) FROM {table}))"
                     )
                 )
-    async with engine.connect() as conn:
+    async with engine.begin() as conn:  # statistics, as a database in use would have them
         await conn.execute(text("ANALYZE"))
     await engine.dispose()
 

@@ -856,7 +856,7 @@ def _settle(
             continue
         if keep is not None:
             keep(x)
-        debit = _debit(x, declared[x.delivery.id] + 1)
+        debit = _debit(x, declared.get(x.delivery.id, 0) + 1)
         before = standing.pop(debit.delivery_id, None)
         if before is not None and before.same_claim(debit):
             continue
