@@ -132,12 +132,12 @@ async def _settle_until(
     """Settle every delivery up to ``last_day`` against ``previous``: the pure rules of
     :mod:`~keerpunt.settlement.declaration` over the lines streamed from the database in
     their canonical order, so no million delivery objects are held at once."""
-    allocations = [_allocation(a) for a in await uow.db.scalars(select(AllocationRow))]
+    rows = list(await uow.db.scalars(select(AllocationRow)))
+    allocations = [_allocation(a) for a in rows]
+    numbers = {row.id: a.number for row, a in zip(rows, allocations, strict=True)}
+    del rows
     contracts = [_terms(c) for c in await uow.db.scalars(select(Contract))]
     agreements = [_agreement(g) for g in await uow.db.scalars(select(AgreementRow))]
-    numbers = {
-        a.id: a.number for a in await uow.db.execute(select(AllocationRow.id, AllocationRow.number))
-    }
 
     def run(db: Session) -> tuple[tuple[OutLine, ...], tuple[Rejection, ...]]:
         try:
