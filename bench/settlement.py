@@ -4,7 +4,7 @@ Generates a quarter (2026Q3) in its own temporary database: ``--lines`` delivery
 (default 1,000,000) under ``--lines / 50`` allocations (default 20,000) of 50 providers, with
 contracts whose tariffs are indexed on 1 August, both settlement models (5 kassiers with 3
 registered sub-providers each, 30 providers that declare themselves), every allocation variant
-and a few per cent of lines that the rules reject (no agreement, other product, outside the
+and about one line in ten that the rules reject (no agreement, other product, outside the
 allocation, over volume or budget).
 
 Then it closes the quarter with the real code (:func:`keerpunt.settlement.runs.close_quarter`,

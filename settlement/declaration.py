@@ -20,6 +20,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
+from operator import attrgetter
 
 from keerpunt.platform.errors import InvalidInput
 from keerpunt.platform.i18n import N_, gettext
@@ -558,7 +559,7 @@ def _judge(
     used_budget: dict[str, int] = defaultdict(int)
 
     ordered_lines = (
-        _in_order(deliveries) if ordered else sorted(deliveries, key=lambda x: x.order_key)
+        _in_order(deliveries) if ordered else sorted(deliveries, key=attrgetter("order_key"))
     )
     for d in ordered_lines:
         if d.end < d.start:
@@ -877,6 +878,6 @@ def _in_declaration_order(lines: list[OutLine]) -> tuple[OutLine, ...]:
     lines.clear()
     for holder in sorted(per_holder):
         group = per_holder.pop(holder)
-        group.sort(key=lambda line: line.sort_key)
+        group.sort(key=attrgetter("sort_key"))
         lines.extend(group)
     return tuple(lines)
