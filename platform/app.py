@@ -73,8 +73,10 @@ async def server_error(request: Request, exc: Exception) -> Response:
 
 def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Starlette:
     from keerpunt.consent import routes as consent_routes
-    from keerpunt.settlement import monitor_routes
+    from keerpunt.settlement import api as settlement_api
+    from keerpunt.settlement import import_routes, monitor_routes
     from keerpunt.settlement import routes as settlement_routes
+    from keerpunt.settlement.kassier_routes import routes as kassier_routes
     from keerpunt.triage import allocation_routes
     from keerpunt.triage import routes as triage_routes
 
@@ -93,8 +95,11 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Starlet
         *triage_routes.routes,
         *allocation_routes.routes,
         *consent_routes.routes,
+        *kassier_routes,
         *settlement_routes.routes,
         *monitor_routes.routes,
+        *import_routes.routes,
+        *settlement_api.routes,
     ]
     app = Starlette(
         routes=routes,

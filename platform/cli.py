@@ -1,5 +1,5 @@
 """The ``keerpunt`` command: serve, db upgrade, demo load, audit verify, keys rotate,
-retention run, consent export, settle."""
+retention run, consent export, settle, import."""
 
 from __future__ import annotations
 
@@ -150,24 +150,18 @@ def settle(quarter: str, email: str, statement_path: str | None, pdf_dir: str | 
     from keerpunt.platform.i18n import AMSTERDAM, gettext
     from keerpunt.platform.runtime import Runtime
     from keerpunt.settlement.service import (
-        COUNT_TEXT,
         PHASE_TEXT,
         RunSummary,
         cli_principal,
         close_as,
+        count_text,
         parse_quarter,
         statement_pdfs,
     )
 
     def progress(phase: str, done: int, total: int) -> None:
-        text = gettext(PHASE_TEXT.get(phase, phase))
-        if phase in COUNT_TEXT and total:
-            counts = {
-                "done": format_decimal(done, locale="nl"),
-                "total": format_decimal(total, locale="nl"),
-            }
-            text += " " + gettext(COUNT_TEXT[phase]) % counts
-        click.echo(text, err=True)
+        counts = count_text(phase, done, total, lambda n: format_decimal(n, locale="nl"))
+        click.echo(f"{gettext(PHASE_TEXT.get(phase, phase))} {counts}".rstrip(), err=True)
 
     async def run() -> tuple[RunSummary, bytes, list[tuple[str, bytes]]]:
         rt = Runtime.build(_settings(), pool=False)
@@ -200,6 +194,81 @@ def settle(quarter: str, email: str, statement_path: str | None, pdf_dir: str | 
         for name, pdf in pdfs:
             (folder / name).write_bytes(pdf)
         click.echo(f"{len(pdfs)} PDF statements written to {folder}", err=True)
+
+
+@main.group("import")
+def import_() -> None:
+    """Import contracts, allocations or deliveries from a CSV or XLSX file (all or nothing)."""
+
+
+def _import(kind: str, path: str, email: str, lang: str | None) -> None:
+    from keerpunt.platform import i18n
+    from keerpunt.platform.errors import DomainError
+    from keerpunt.platform.runtime import Runtime
+    from keerpunt.settlement.service import (
+        ImportKind,
+        ImportRejected,
+        ImportResult,
+        error_lines,
+        import_as,
+    )
+
+    settings = _settings()
+    i18n.current_locale.set(lang or settings.default_locale)
+    which = ImportKind(kind)
+    with open(path, "rb") as fh:
+        data = fh.read()
+
+    async def run() -> ImportResult:
+        rt = Runtime.build(settings, pool=False)
+        try:
+            return await import_as(rt, email, which, data, path)
+        finally:
+            await rt.engine.dispose()
+
+    try:
+        result = asyncio.run(run())
+    except ImportRejected as exc:
+        for line in error_lines(which, exc.errors):
+            click.echo(line, err=True)
+        raise click.ClickException(i18n.gettext(exc.message)) from None
+    except DomainError as exc:
+        raise click.ClickException(i18n.gettext(exc.message)) from None
+    click.echo(f"{result.count} {kind} imported from {path} (sha256 {result.sha256}).")
+
+
+_FILE = click.argument("path", metavar="FILE", type=click.Path(exists=True, dir_okay=False))
+_AS = click.option("--as", "email", required=True, help="E-mail of the user who imports.")
+_LANG = click.option(
+    "--lang", type=click.Choice(["nl", "en"]), help="Language of the error report."
+)
+
+
+@import_.command("contracts")
+@_FILE
+@_AS
+@_LANG
+def import_contracts(path: str, email: str, lang: str | None) -> None:
+    """Contract tariffs (finance of the penvoerder)."""
+    _import("contracts", path, email, lang)
+
+
+@import_.command("allocations")
+@_FILE
+@_AS
+@_LANG
+def import_allocations(path: str, email: str, lang: str | None) -> None:
+    """Allocations, toewijzingen (finance of the penvoerder)."""
+    _import("allocations", path, email, lang)
+
+
+@import_.command("deliveries")
+@_FILE
+@_AS
+@_LANG
+def import_deliveries(path: str, email: str, lang: str | None) -> None:
+    """Delivered care (finance of the penvoerder, or a provider for its own care)."""
+    _import("deliveries", path, email, lang)
 
 
 def _admin(work: Callable[[AsyncSession], Awaitable[str]]) -> None:

@@ -187,6 +187,9 @@ async def load(rt: Runtime) -> bool:
                 uow, past.id, provider_id, "45A52", "ambulant", hours, held.date()
             )
         await triage.close_session(uow, past.id)
+    from keerpunt.settlement import kassier_demo
+
+    await kassier_demo.load(rt, case_ids[0], deventer_id)
     await load_allocation(rt, case_ids)
     await monitor_demo.load(rt)
     return True

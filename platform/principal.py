@@ -28,6 +28,8 @@ class Principal:
     member_role: str | None = None  # family members: youth / parent / guardian / jim
     locale: str = "nl"
     csrf_token: str = ""
+    # An organisation's own system calling the JSON API with a bearer token (no person).
+    api_token_id: int | None = None
 
     @property
     def is_staff(self) -> bool:
@@ -35,11 +37,15 @@ class Principal:
 
     @property
     def actor(self) -> str:
+        if self.api_token_id is not None:
+            return f"api-token:{self.api_token_id}"
         return f"user:{self.user_id}" if self.user_id is not None else f"member:{self.member_id}"
 
     @property
     def role_label(self) -> str:
         """Main role for the audit log."""
+        if self.api_token_id is not None:
+            return "api"
         if self.member_role:
             return self.member_role
         return ",".join(sorted(self.staff_roles)) or "staff"

@@ -19,6 +19,10 @@ from keerpunt.platform.runtime import Runtime
 from keerpunt.platform.sessions import COOKIE_NAME, SessionSigner, load_principal
 
 ANON_CSRF_COOKIE = "kp_csrf"
+# The JSON API authenticates with a bearer token only (keerpunt.settlement.api). Under this
+# prefix the login cookie is never read, so a cookie alone carries no authority there and
+# CSRF (which guards cookie-authenticated requests) has nothing to protect.
+API_PREFIX = "/api/"
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 MAX_FORM_BYTES = 10 * 1024 * 1024
 
@@ -38,6 +42,9 @@ class SecurityMiddleware:
             return
         request = HTTPConnection(scope)
         scope.setdefault("state", {})
+        if scope["type"] == "http" and scope["path"].startswith(API_PREFIX):
+            await self._api(scope, receive, send)
+            return
         principal = None
         raw = request.cookies.get(COOKIE_NAME)
         token = self.signer.loads(raw, self.max_age) if raw else None
@@ -97,6 +104,26 @@ class SecurityMiddleware:
 
         await self.app(scope, receive, send_wrapper)
 
+    async def _api(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The bearer API: no principal from the cookie, no CSRF, the same security headers.
+        The language comes from Accept-Language alone (a machine has no session)."""
+        request = HTTPConnection(scope)
+        scope["state"]["principal"] = None
+        scope["state"]["csrf_token"] = ""
+        locale = negotiate(request.headers.get("accept-language"))
+        scope["state"]["locale"] = locale
+        current_locale.set(locale)
+        headers_to_add = self._security_headers(request)
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for k, v in headers_to_add.items():
+                    headers.setdefault(k, v)
+            await send(message)
+
+        await self.app(scope, receive, send_wrapper)
+
     def _origin_ok(self, headers: Headers) -> bool:
         origin = headers.get("origin")
         if origin == "null":  # privacy settings can hide the origin; the browser still says
@@ -144,6 +171,7 @@ class SecurityMiddleware:
             return replay, values[0] if values else None
         form = await Request(scope, replay).form()
         value = form.get("csrf_token")
+        await form.close()  # an uploaded file is spooled to a temporary file: let it go
         replayed = False  # let the application read the body again
         return replay, value if isinstance(value, str) else None
 

@@ -24,9 +24,10 @@ async def check_finance_access(uow: UnitOfWork) -> Organisation:
 async def check_settlement_access(uow: UnitOfWork) -> tuple[Organisation, bool]:
     """The viewer's organisation and whether it is the penvoerder's finance (sees all).
 
-    Otherwise only staff of a provider (zorgaanbieder) get in, for their own care only."""
+    Otherwise only staff of a provider (zorgaanbieder) get in, for their own care only; so
+    does the provider's own system with its API token (it never holds the finance role)."""
     who = uow.who
-    if not who.is_staff or who.organisation_id is None:
+    if not (who.is_staff or who.api_token_id is not None) or who.organisation_id is None:
         raise NotAllowed()
     org = await uow.db.get(Organisation, who.organisation_id)
     if org is None:

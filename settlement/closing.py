@@ -17,12 +17,13 @@ import dataclasses
 import datetime as dt
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import select
 
 from keerpunt.platform.errors import DomainError
-from keerpunt.platform.i18n import N_
+from keerpunt.platform.i18n import N_, gettext
 from keerpunt.platform.principal import Principal
 from keerpunt.platform.runtime import Runtime
 from keerpunt.platform.settings import Settings
@@ -50,6 +51,7 @@ __all__ = [
     "CloseJob",
     "Closer",
     "check_close",
+    "count_text",
 ]
 
 log = logging.getLogger(__name__)
@@ -77,6 +79,17 @@ COUNT_TEXT = {
     PHASE_CHECK: N_("%(done)s van %(total)s regels gecontroleerd"),
     PHASE_WRITE: N_("%(done)s van %(total)s regels opgeslagen"),
 }
+# While checking, the lines are streamed: their number is known only at the end.
+COUNT_SO_FAR = N_("%(done)s regels gecontroleerd")
+
+
+def count_text(phase: str, done: int, total: int, number: Callable[[int], str]) -> str:
+    """How far a phase is, in words ("12.000 van 40.000 regels gecontroleerd"), or ""."""
+    if phase in COUNT_TEXT and total:
+        return gettext(COUNT_TEXT[phase]) % {"done": number(done), "total": number(total)}
+    if phase == PHASE_CHECK and done:
+        return gettext(COUNT_SO_FAR) % {"done": number(done)}
+    return ""
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,10 @@ import datetime as dt
 import enum
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
+from operator import attrgetter
 
 from keerpunt.platform.errors import InvalidInput
 from keerpunt.platform.i18n import N_, gettext
@@ -44,6 +45,7 @@ __all__ = [
     "Margin",
     "MarginKind",
     "OutLine",
+    "OutOfOrder",
     "PreviousLine",
     "RejectReason",
     "Rejection",
@@ -56,7 +58,9 @@ __all__ = [
     "frequency_label",
     "outstanding",
     "read_delivery_form",
+    "reason_of",
     "settle",
+    "settle_lines",
     "within_one_month",
 ]
 
@@ -142,7 +146,7 @@ class Allocation:
         return DateRange(self.start, self.end)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Delivery:
     """One line of delivered care (geleverde zorg): ``volume`` in the contract's unit over a
     product period ``start``..``end`` (inclusive) within one calendar month.
@@ -170,6 +174,16 @@ class Delivery:
             self.volume,
             self.id,
         )
+
+
+# Enum members used once or more per line, looked up once: on Python 3.11 ``Enum.MEMBER``
+# costs a descriptor call (~0.25 µs), which adds up over a million lines.
+_SPECIFIC, _ASPECIFIC, _GENERIC, _OUTPUT = (
+    Variant.SPECIFIC,
+    Variant.ASPECIFIC,
+    Variant.GENERIC,
+    Variant.OUTPUT,
+)
 
 
 class RejectReason(enum.StrEnum):
@@ -242,6 +256,11 @@ _PER = {
 }
 
 
+def reason_of(message: str) -> RejectReason | None:
+    """The reason whose message id is ``message`` (for a stable machine code), if any."""
+    return next((r for r, m in _REASONS.items() if m == message), None)
+
+
 def frequency_label(frequency: Frequency) -> str:
     """ "per dag", "per week", "per maand" or "in totaal" (a message id)."""
     return _PER[frequency]
@@ -270,7 +289,7 @@ class Rejection:
 _WORDS = frozenset({"per", "unit", "contract_unit", "allocation_unit"})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Accepted:
     """An accepted delivery line, priced: ``holder_id`` declares it to the municipality."""
 
@@ -413,32 +432,36 @@ def _volume(value: Fraction | int) -> str:
 
 
 def _allowed_products(a: Allocation) -> str:
-    if a.variant in (Variant.SPECIFIC, Variant.OUTPUT):
+    if a.variant in (_SPECIFIC, _OUTPUT):
         return f"product {a.product_code}"
     return f"productcategorie {a.product_category}"
 
 
 def _product_fits(a: Allocation, d: Delivery) -> bool:
-    if a.variant is Variant.GENERIC:
+    if a.variant is _GENERIC:
         return True
-    if a.variant is Variant.ASPECIFIC:
+    if a.variant is _ASPECIFIC:
         return d.product_category == a.product_category
     return d.product_code == a.product_code and (
         a.product_category is None or d.product_category == a.product_category
     )
 
 
+def _valid_on(c: ContractTerms, day: dt.date) -> bool:
+    return c.valid_from <= day and (c.valid_to is None or day <= c.valid_to)
+
+
 def _tariff(
-    contracts: Sequence[ContractTerms], holder_id: int, d: Delivery
+    mine: Sequence[ContractTerms], d: Delivery
 ) -> tuple[ContractTerms | None, RejectReason | None, dt.date]:
-    """The holder's tariff covering the whole period, or why there is none."""
-    mine = [c for c in contracts if c.provider_id == holder_id and c.product_code == d.product_code]
-    at_start = next((c for c in mine if c.period.clip(DateRange(d.start, d.start))), None)
+    """The holder's tariff covering the whole period, or why there is none. ``mine``: the
+    holder's contracts for the delivered product, in the order they were given."""
+    at_start = next((c for c in mine if _valid_on(c, d.start)), None)
     if at_start is None:
         return None, RejectReason.NO_TARIFF, d.start
     if at_start.valid_to is not None and at_start.valid_to < d.end:
         following = at_start.valid_to + dt.timedelta(days=1)
-        has_next = any(c.period.clip(DateRange(following, following)) for c in mine)
+        has_next = any(_valid_on(c, following) for c in mine)
         return (
             None,
             (RejectReason.TARIFF_CHANGES if has_next else RejectReason.NO_TARIFF),
@@ -470,11 +493,28 @@ def _volume_cap(a: Allocation, d: Delivery) -> tuple[object, Fraction]:
     return bucket, per_day * days
 
 
+class OutOfOrder(ValueError):
+    """Deliveries said to come in canonical order did not (see :func:`accept_lines`)."""
+
+
+def _in_order(deliveries: Iterable[Delivery]) -> Iterator[Delivery]:
+    """The deliveries as they come, checking that each follows the one before."""
+    before: tuple[str, dt.date, dt.date, int, str, int, int] | None = None
+    for d in deliveries:
+        key = d.order_key
+        if before is not None and key < before:
+            raise OutOfOrder(f"delivery {d.id} comes after a later one")
+        before = key
+        yield d
+
+
 def accept_lines(
     deliveries: Iterable[Delivery],
     allocations: Iterable[Allocation],
     contracts: Sequence[ContractTerms],
     agreements: Iterable[SubProviderAgreement] = (),
+    *,
+    ordered: bool = False,
 ) -> tuple[tuple[Accepted, ...], tuple[Rejection, ...]]:
     """Check every delivery line against its allocation, the contract tariff, the period and
     the volume or budget; return the accepted lines (priced) and the rejected ones (with why).
@@ -483,89 +523,137 @@ def accept_lines(
     kassier's in the kassier model (the kassier declares it and pays on minus its margin).
 
     Lines are taken in one canonical order (allocation, period, provider, product, volume,
-    id), so which line goes over a limit does not depend on the order they arrived in."""
-    by_number = {a.number: a for a in allocations}
-    agreements = tuple(agreements)
-    used_volume: dict[tuple[str, object], Fraction] = defaultdict(Fraction)
-    used_budget: dict[str, int] = defaultdict(int)
+    id), so which line goes over a limit does not depend on the order they arrived in.
+    ``ordered``: the lines already come in that order (e.g. streamed from a sorted query), so
+    they are checked as they pass instead of sorted; one out of order raises
+    :class:`OutOfOrder`."""
     accepted: list[Accepted] = []
     rejected: list[Rejection] = []
+    for x in _judge(deliveries, allocations, contracts, agreements, ordered=ordered):
+        if isinstance(x, Accepted):
+            accepted.append(x)
+        else:
+            rejected.append(x)
+    return tuple(accepted), tuple(rejected)
 
-    def reject(d: Delivery, reason: RejectReason, **params: str) -> None:
-        rejected.append(Rejection(d, reason, params))
 
-    for d in sorted(deliveries, key=lambda x: x.order_key):
+def _judge(
+    deliveries: Iterable[Delivery],
+    allocations: Iterable[Allocation],
+    contracts: Sequence[ContractTerms],
+    agreements: Iterable[SubProviderAgreement],
+    *,
+    ordered: bool,
+) -> Iterator[Accepted | Rejection]:
+    """The outcome of each line, one at a time in canonical order (see :func:`accept_lines`),
+    so a caller with a million lines need not hold them all."""
+    by_number = {a.number: a for a in allocations}
+    # Looked up per line, so indexed once: a kassier's agreements per sub-provider, and the
+    # tariffs per holder and product (each list in the order given).
+    registrations: dict[tuple[int, int], list[SubProviderAgreement]] = defaultdict(list)
+    for g in agreements:
+        registrations[(g.kassier_id, g.provider_id)].append(g)
+    tariffs: dict[tuple[int, str], list[ContractTerms]] = defaultdict(list)
+    for c in contracts:
+        tariffs[(c.provider_id, c.product_code)].append(c)
+    tariff_of: dict[
+        tuple[int, str, dt.date, dt.date],
+        tuple[ContractTerms | None, RejectReason | None, dt.date],
+    ] = {}
+    caps: dict[tuple[str, int, int], tuple[object, Fraction]] = {}
+    used_volume: dict[tuple[str, object], int] = defaultdict(int)
+    used_budget: dict[str, int] = defaultdict(int)
+
+    ordered_lines = (
+        _in_order(deliveries) if ordered else sorted(deliveries, key=attrgetter("order_key"))
+    )
+    for d in ordered_lines:
         if d.end < d.start:
-            reject(d, RejectReason.BAD_PERIOD)
+            yield Rejection(d, RejectReason.BAD_PERIOD, {})
             continue
         if not within_one_month(d.start, d.end):
-            reject(d, RejectReason.NOT_ONE_MONTH)
+            yield Rejection(d, RejectReason.NOT_ONE_MONTH, {})
             continue
         if d.volume <= 0:
-            reject(d, RejectReason.BAD_VOLUME)
+            yield Rejection(d, RejectReason.BAD_VOLUME, {})
             continue
         a = by_number.get(d.allocation_number)
         if a is None:
-            reject(d, RejectReason.NO_ALLOCATION, number=d.allocation_number)
+            yield Rejection(d, RejectReason.NO_ALLOCATION, {"number": d.allocation_number})
             continue
-        period = DateRange(d.start, d.end)
-        own = d.provider_id == a.provider_id
-        registered = any(
-            g.kassier_id == a.provider_id and g.provider_id == d.provider_id and g.covers(period)
-            for g in agreements
-        )
-        if not own and not registered:
-            reject(d, RejectReason.NOT_ALLOWED, number=a.number)
-            continue
+        if d.provider_id != a.provider_id:
+            period = DateRange(d.start, d.end)
+            if not any(
+                g.covers(period) for g in registrations.get((a.provider_id, d.provider_id), ())
+            ):
+                yield Rejection(d, RejectReason.NOT_ALLOWED, {"number": a.number})
+                continue
         if not (a.start <= d.start and d.end <= a.end):
-            reject(d, RejectReason.OUTSIDE_ALLOCATION, start=_day(a.start), end=_day(a.end))
-            continue
-        if not _product_fits(a, d):
-            reject(d, RejectReason.OTHER_PRODUCT, allowed=_allowed_products(a))
-            continue
-        contract, why, day = _tariff(contracts, a.provider_id, d)
-        if contract is None:
-            assert why is not None
-            reject(d, why, product=d.product_code, day=_day(day))
-            continue
-        if a.unit is not None and contract.unit != a.unit:
-            reject(
-                d,
-                RejectReason.OTHER_UNIT,
-                contract_unit=UNITS[contract.unit].label,
-                allocation_unit=UNITS[a.unit].label if a.unit in UNITS else a.unit,
+            yield Rejection(
+                d, RejectReason.OUTSIDE_ALLOCATION, {"start": _day(a.start), "end": _day(a.end)}
             )
             continue
-        amount = round_half_away_from_zero(Fraction(d.volume * contract.tariff_cents))
+        if not _product_fits(a, d):
+            yield Rejection(d, RejectReason.OTHER_PRODUCT, {"allowed": _allowed_products(a)})
+            continue
+        # The same holder, product and period recur on many lines: look the tariff up once.
+        if (
+            priced := tariff_of.get(key := (a.provider_id, d.product_code, d.start, d.end))
+        ) is None:
+            mine = tariffs.get((a.provider_id, d.product_code), ())
+            priced = tariff_of[key] = _tariff(mine, d)
+        contract, why, day = priced
+        if contract is None:
+            assert why is not None
+            yield Rejection(d, why, {"product": d.product_code, "day": _day(day)})
+            continue
+        if a.unit is not None and contract.unit != a.unit:
+            yield Rejection(
+                d,
+                RejectReason.OTHER_UNIT,
+                {
+                    "contract_unit": UNITS[contract.unit].label,
+                    "allocation_unit": UNITS[a.unit].label if a.unit in UNITS else a.unit,
+                },
+            )
+            continue
+        # Whole units times whole cents: already a whole cent, rounding (once) changes nothing.
+        amount = d.volume * contract.tariff_cents
         if a.volume is not None and a.frequency is not None:
-            bucket, cap = _volume_cap(a, d)
+            month = (a.number, d.start.year, d.start.month)
+            if (found := caps.get(month)) is None:
+                found = caps[month] = _volume_cap(a, d)
+            bucket, cap = found
             used = used_volume[(a.number, bucket)]
-            if used + d.volume > cap:
-                reject(
+            if (used + d.volume) * cap.denominator > cap.numerator:
+                yield Rejection(
                     d,
                     RejectReason.OVER_VOLUME,
-                    allowed=_volume(cap),
-                    unit=UNITS[contract.unit].label,
-                    per=_PER[a.frequency],
-                    used=_volume(used),
-                    volume=_volume(d.volume),
+                    {
+                        "allowed": _volume(cap),
+                        "unit": UNITS[contract.unit].label,
+                        "per": _PER[a.frequency],
+                        "used": _volume(used),
+                        "volume": _volume(d.volume),
+                    },
                 )
                 continue
             used_volume[(a.number, bucket)] = used + d.volume
         if a.budget_cents is not None:
             spent = used_budget[a.number]
             if spent + amount > a.budget_cents:
-                reject(
+                yield Rejection(
                     d,
                     RejectReason.OVER_BUDGET,
-                    budget=_euros(a.budget_cents),
-                    used=_euros(spent),
-                    amount=_euros(amount),
+                    {
+                        "budget": _euros(a.budget_cents),
+                        "used": _euros(spent),
+                        "amount": _euros(amount),
+                    },
                 )
                 continue
             used_budget[a.number] = spent + amount
-        accepted.append(Accepted(d, a, a.provider_id, contract.unit, contract.tariff_cents, amount))
-    return tuple(accepted), tuple(rejected)
+        yield Accepted(d, a, a.provider_id, contract.unit, contract.tariff_cents, amount)
 
 
 # ---- corrections and the lines of a run ----
@@ -578,7 +666,10 @@ class Direction(enum.StrEnum):
     CREDIT = "C"
 
 
-@dataclass(frozen=True)
+_DEBIT, _CREDIT = Direction.DEBIT, Direction.CREDIT  # see _SPECIFIC
+
+
+@dataclass(frozen=True, slots=True)
 class OutLine:
     """A line as it goes out in a run: a debit for accepted care, or a credit that takes back,
     in full, a line declared in an earlier (closed) run. ``amount_cents`` is never negative;
@@ -604,16 +695,16 @@ class OutLine:
     def reference(self) -> str:
         """The line's own reference (ReferentieNummer): unique per delivery, revision and
         direction; a credit's :attr:`previous_reference` names the debit it takes back."""
-        suffix = "C" if self.direction is Direction.CREDIT else ""
+        suffix = "C" if self.direction is _CREDIT else ""
         return f"{self.delivery_id}-{self.revision}{suffix}"
 
     @property
     def previous_reference(self) -> str | None:
-        return f"{self.delivery_id}-{self.revision}" if self.direction is Direction.CREDIT else None
+        return f"{self.delivery_id}-{self.revision}" if self.direction is _CREDIT else None
 
     @property
     def signed_cents(self) -> int:
-        return self.amount_cents if self.direction is Direction.DEBIT else -self.amount_cents
+        return self.amount_cents if self.direction is _DEBIT else -self.amount_cents
 
     @property
     def sort_key(self) -> tuple[int, str, dt.date, int, str, str]:
@@ -623,7 +714,7 @@ class OutLine:
             self.allocation_number,
             self.start,
             self.delivery_id,
-            "0" if self.direction is Direction.CREDIT else "1",
+            "0" if self.direction is _CREDIT else "1",
             self.product_code,
         )
 
@@ -654,8 +745,8 @@ class OutLine:
         )
 
     def credit(self) -> OutLine:
-        assert self.direction is Direction.DEBIT
-        return replace(self, direction=Direction.CREDIT)
+        assert self.direction is _DEBIT
+        return replace(self, direction=_CREDIT)
 
 
 # An earlier run's line, as stored with that run.
@@ -678,7 +769,7 @@ def _debit(x: Accepted, revision: int) -> OutLine:
         unit=x.unit,
         tariff_cents=x.tariff_cents,
         amount_cents=x.amount_cents,
-        direction=Direction.DEBIT,
+        direction=_DEBIT,
         revision=revision,
     )
 
@@ -687,7 +778,7 @@ def outstanding(previous: Iterable[OutLine]) -> dict[int, OutLine]:
     """Per delivery, the debit of earlier runs that still stands (not yet credited)."""
     standing: dict[int, OutLine] = {}
     for line in previous:
-        if line.direction is Direction.DEBIT:
+        if line.direction is _DEBIT:
             standing[line.delivery_id] = line
         else:
             standing.pop(line.delivery_id, None)
@@ -721,19 +812,58 @@ def settle(
     contracts: Sequence[ContractTerms],
     agreements: Iterable[SubProviderAgreement] = (),
     previous: Iterable[OutLine] = (),
+    *,
+    ordered: bool = False,
 ) -> Settlement:
     """Settle a run: accept or reject every delivery, then compare with what earlier, closed
     runs declared (``previous``, in the order they went out). A line already declared and
     unchanged goes out no more; a changed one is first credited in full and then declared
     anew; one no longer accepted (changed into a rejection or removed) is credited. Earlier
-    runs are never rewritten: every correction is a new line in this run."""
-    accepted, rejected = accept_lines(deliveries, allocations, contracts, agreements)
+    runs are never rewritten: every correction is a new line in this run.
+
+    ``ordered``: as for :func:`accept_lines`."""
+    accepted: list[Accepted] = []
+    lines, rejected = _settle(
+        deliveries, allocations, contracts, agreements, previous, accepted.append, ordered
+    )
+    return Settlement(lines, tuple(accepted), rejected)
+
+
+def settle_lines(
+    deliveries: Iterable[Delivery],
+    allocations: Iterable[Allocation],
+    contracts: Sequence[ContractTerms],
+    agreements: Iterable[SubProviderAgreement] = (),
+    previous: Iterable[OutLine] = (),
+    *,
+    ordered: bool = False,
+) -> tuple[tuple[OutLine, ...], tuple[Rejection, ...]]:
+    """The lines and rejections of :func:`settle`, without keeping every accepted line (and
+    so every delivery) alive: what a quarterly run of a million lines stores."""
+    return _settle(deliveries, allocations, contracts, agreements, previous, None, ordered)
+
+
+def _settle(
+    deliveries: Iterable[Delivery],
+    allocations: Iterable[Allocation],
+    contracts: Sequence[ContractTerms],
+    agreements: Iterable[SubProviderAgreement],
+    previous: Iterable[OutLine],
+    keep: Callable[[Accepted], None] | None,
+    ordered: bool,
+) -> tuple[tuple[OutLine, ...], tuple[Rejection, ...]]:
     previous = tuple(previous)
     standing = outstanding(previous)
-    declared = Counter(p.delivery_id for p in previous if p.direction is Direction.DEBIT)
+    declared = Counter(p.delivery_id for p in previous if p.direction is _DEBIT)
+    rejected: list[Rejection] = []
     out: list[OutLine] = []
-    for x in accepted:
-        debit = _debit(x, declared[x.delivery.id] + 1)
+    for x in _judge(deliveries, allocations, contracts, agreements, ordered=ordered):
+        if not isinstance(x, Accepted):
+            rejected.append(x)
+            continue
+        if keep is not None:
+            keep(x)
+        debit = _debit(x, declared.get(x.delivery.id, 0) + 1)
         before = standing.pop(debit.delivery_id, None)
         if before is not None and before.same_claim(debit):
             continue
@@ -741,5 +871,19 @@ def settle(
             out.append(before.credit())
         out.append(debit)
     out.extend(before.credit() for before in standing.values())
-    out.sort(key=lambda line: line.sort_key)
-    return Settlement(tuple(out), accepted, rejected)
+    return _in_declaration_order(out), tuple(rejected)
+
+
+def _in_declaration_order(lines: list[OutLine]) -> tuple[OutLine, ...]:
+    """``lines`` sorted by :attr:`OutLine.sort_key`. Its first part is the holder, so each
+    holder's lines are sorted on their own: the same order, with the sort keys of one holder
+    in memory at a time instead of all of them."""
+    per_holder: dict[int, list[OutLine]] = defaultdict(list)
+    for line in lines:
+        per_holder[line.holder_id].append(line)
+    lines.clear()
+    for holder in sorted(per_holder):
+        group = per_holder.pop(holder)
+        group.sort(key=attrgetter("sort_key"))
+        lines.extend(group)
+    return tuple(lines)

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Integer,
     String,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -103,6 +104,9 @@ class Allocation(Base):
     budget_cents: Mapped[int | None] = mapped_column(BigInteger)
     start_date: Mapped[dt.date] = mapped_column(Date)
     end_date: Mapped[dt.date] = mapped_column(Date)
+    # The triage arrangement line this allocation was confirmed from (settlement.proposals).
+    # No foreign key on purpose: settlement's tables do not depend on triage's.
+    arrangement_line_id: Mapped[int | None] = mapped_column(Integer, index=True)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
@@ -210,3 +214,72 @@ class SettlementRunLine(Base):
     unit: Mapped[str] = mapped_column(String(2))
     tariff_cents: Mapped[int] = mapped_column(Integer)
     amount_cents: Mapped[int] = mapped_column(BigInteger)
+
+
+class BankAccount(Base):
+    """An organisation's payment account (bankrekening) from ``valid_from`` on. A change is a
+    new row, never an edit: the account valid on a day is the one with the latest
+    ``valid_from`` on or before it (the last one recorded, when two start the same day), so
+    an old payment batch can always be traced to the account it used."""
+
+    __tablename__ = "bank_account"
+    __table_args__ = (Index("ix_bank_account_organisation", "organisation_id", "valid_from"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"))
+    iban: Mapped[str] = mapped_column(String(34))  # compact, checked with schwifty
+    bic: Mapped[str | None] = mapped_column(String(11))
+    holder_name: Mapped[str] = mapped_column(String(70))  # tenaamstelling (SEPA: 70 at most)
+    valid_from: Mapped[dt.date] = mapped_column(Date)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ApiToken(Base):
+    """An organisation's key to the JSON API (``/api/v1``), for its own system.
+
+    Only the SHA-256 of the secret is kept; the secret is shown once, when it is made.
+    ``scopes`` is a comma-separated list (``deliveries:write`` …). At most one token of an
+    organisation is not revoked: a new one replaces the old (the partial unique index holds
+    that even when two admins press the button at once).
+    """
+
+    __tablename__ = "api_token"
+    __table_args__ = (
+        Index(
+            "uq_api_token_one_active",
+            "organisation_id",
+            unique=True,
+            sqlite_where=text("revoked_at IS NULL"),
+            postgresql_where=text("revoked_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"), index=True)
+    prefix: Mapped[str] = mapped_column(String(12))  # the first characters, to recognise it
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[dt.datetime | None] = mapped_column()
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column()
+    revoked_at: Mapped[dt.datetime | None] = mapped_column()
+    revoked_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+
+
+class DeliveryReference(Base):
+    """The provider system's own reference of a delivery line posted over the API, so a
+    retried post finds the line it already made instead of declaring it twice.
+    ``fingerprint`` is the SHA-256 of the line's content: the same reference with other
+    content is refused."""
+
+    __tablename__ = "delivery_reference"
+    __table_args__ = (UniqueConstraint("provider_id", "reference"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"))
+    reference: Mapped[str] = mapped_column(String(64))
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("delivery.id"), index=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

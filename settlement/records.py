@@ -93,6 +93,14 @@ async def add_allocation(uow: UnitOfWork, allocation: Allocation) -> Allocation:
     """Record a toewijzing a municipality issued. Its fields must fit its variant (iJw), its
     number is unique, the holder is a provider and the issuer a municipality."""
     await check_finance_access(uow)
+    return await store_allocation(uow, allocation)
+
+
+async def store_allocation(
+    uow: UnitOfWork, allocation: Allocation, *, arrangement_line_id: int | None = None
+) -> Allocation:
+    """:func:`add_allocation` once the caller has checked who may (a proposal from an
+    arrangement line is also confirmed by its holder); ``arrangement_line_id`` links it."""
     errors = check_allocation(allocation)
     if await _org_of_kind(uow, allocation.provider_id, OrgKind.PROVIDER) is None:
         errors.setdefault("provider_id", N_("Kies een aanbieder."))
@@ -122,6 +130,7 @@ async def add_allocation(uow: UnitOfWork, allocation: Allocation) -> Allocation:
         budget_cents=a.budget_cents,
         start_date=a.start,
         end_date=a.end,
+        arrangement_line_id=arrangement_line_id,
         created_by_id=uow.who.user_id,
     )
     uow.db.add(row)
@@ -136,6 +145,7 @@ async def add_allocation(uow: UnitOfWork, allocation: Allocation) -> Allocation:
             f"allocation={row.id} number={a.number} provider={a.provider_id} "
             f"municipality={a.municipality_id} variant={a.variant.value} "
             f"from={a.start} to={a.end}"
+            + (f" arrangement_line={arrangement_line_id}" if arrangement_line_id else "")
         ),
     )
     return _allocation(row)
@@ -388,9 +398,31 @@ _FIELD = {
 }
 
 
+UNKNOWN_ALLOCATION = N_("Er is geen toewijzing met dit nummer.")
+
+
+async def _may_deliver_under(uow: UnitOfWork, org: Organisation, holder_id: int) -> bool:
+    """Whether ``org`` may know of the holder's allocations: its own, or a kassier it was
+    ever registered with (whether the agreement covers the period is a rule of acceptance)."""
+    if holder_id == org.id:
+        return True
+    agreement = await uow.db.scalar(
+        select(AgreementRow.id)
+        .where(AgreementRow.kassier_id == holder_id, AgreementRow.provider_id == org.id)
+        .limit(1)
+    )
+    return agreement is not None
+
+
 class DeliveryRefused(InvalidInput):
     """The line would not be accepted; ``errors`` holds the reason in the viewer's language
-    (already filled in, so the edge shows it as it is)."""
+    (already filled in, so the edge shows it as it is); ``reason`` names it for machines."""
+
+    def __init__(
+        self, errors: dict[str, str], reason: RejectReason = RejectReason.NO_ALLOCATION
+    ) -> None:
+        super().__init__(errors)
+        self.reason = reason
 
 
 async def record_delivery(uow: UnitOfWork, draft: DeliveryDraft) -> Delivery:
@@ -414,8 +446,11 @@ async def record_delivery(uow: UnitOfWork, draft: DeliveryDraft) -> Delivery:
             .with_for_update()
         )
     ).scalar_one_or_none()
-    if allocation_row is None:
-        raise DeliveryRefused({"allocation_number": N_("Er is geen toewijzing met dit nummer.")})
+    if allocation_row is None or not (
+        sees_all or await _may_deliver_under(uow, org, allocation_row.provider_id)
+    ):
+        # Another organisation's allocation reads as one that does not exist.
+        raise DeliveryRefused({"allocation_number": UNKNOWN_ALLOCATION})
     allocation = _allocation(allocation_row)
     contracts = [
         _terms(c)
@@ -461,7 +496,7 @@ async def record_delivery(uow: UnitOfWork, draft: DeliveryDraft) -> Delivery:
     newly = [r for r in after if r.delivery.id not in was_rejected]
     if newly:
         mine = next((r for r in newly if r.delivery.id == new_id), newly[0])
-        raise DeliveryRefused({_FIELD[mine.reason]: mine.text()})
+        raise DeliveryRefused({_FIELD[mine.reason]: mine.text()}, mine.reason)
     row = DeliveryRow(
         provider_id=provider_id,
         allocation_id=allocation_row.id,
@@ -516,3 +551,10 @@ async def check_quarter(uow: UnitOfWork, quarter: Quarter) -> Settlement:
     await check_finance_access(uow)
     deliveries, allocations, contracts, agreements = await load_until(uow, quarter.end)
     return settle(deliveries, allocations, contracts, agreements)
+
+
+# The row readers under public names, for reading many rows at once (settlement.imports).
+allocation_terms = _allocation
+contract_terms = _terms
+delivery_terms = _delivery
+sub_provider_terms = _agreement

@@ -10,7 +10,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from keerpunt.platform.errors import InvalidInput
-from keerpunt.platform.i18n import AMSTERDAM, current_locale, gettext
+from keerpunt.platform.i18n import AMSTERDAM, current_locale
 from keerpunt.platform.models import StaffRole
 from keerpunt.platform.principal import Principal
 from keerpunt.platform.web import (
@@ -22,10 +22,10 @@ from keerpunt.platform.web import (
     runtime,
     unit_of_work,
 )
+from keerpunt.settlement.proposals import allocation_proposals
 from keerpunt.settlement.service import (
     BAD_DATE,
     CONTRACT_FIELDS,
-    COUNT_TEXT,
     DELIVERY_FIELDS,
     PHASE_DONE,
     PHASE_TEXT,
@@ -42,6 +42,7 @@ from keerpunt.settlement.service import (
     allocations_page,
     check_close,
     check_finance_access,
+    count_text,
     end_contract,
     list_contracts,
     parse_date,
@@ -193,6 +194,7 @@ async def _allocations_page(
 ) -> Response:
     async with unit_of_work(request, who) as uow:
         page = await allocations_page(uow, _today())
+        proposals = await allocation_proposals(uow, _today())
     added_line = next(
         (
             (a, d)
@@ -210,6 +212,8 @@ async def _allocations_page(
             "errors": errors or {},
             "values": values or {},
             "added": added_line,
+            "proposals": proposals,
+            "confirmed": request.query_params.get("confirmed", "")[:20],
         },
         status_code=status_code,
     )
@@ -260,16 +264,11 @@ def _count(n: int) -> str:
 
 
 def _progress(job: CloseJob) -> dict[str, object]:
-    count = COUNT_TEXT.get(job.phase)
     return {
         "job": job,
         "focus": False,
         "phase_text": PHASE_TEXT.get(job.phase, ""),
-        "count_text": (
-            gettext(count) % {"done": _count(job.done), "total": _count(job.total)}
-            if count and job.total
-            else ""
-        ),
+        "count_text": count_text(job.phase, job.done, job.total, _count),
     }
 
 

@@ -28,8 +28,17 @@ from keerpunt.settlement.closing import (
     CloseJob,
     Closer,
     check_close,
+    count_text,
 )
 from keerpunt.settlement.declaration import DELIVERY_FIELDS, DeliveryDraft, read_delivery_form
+from keerpunt.settlement.imports import (
+    ImportKind,
+    ImportRejected,
+    ImportResult,
+    error_lines,
+    import_as,
+    import_file,
+)
 from keerpunt.settlement.models import Contract
 from keerpunt.settlement.records import (
     AllocationsPage,
@@ -119,6 +128,9 @@ __all__ = [
     "DeliveryDraft",
     "DeliveryRefused",
     "DeliveryView",
+    "ImportKind",
+    "ImportRejected",
+    "ImportResult",
     "InvalidAmount",
     "InvalidQuarter",
     "LaterQuarterClosed",
@@ -151,8 +163,12 @@ __all__ = [
     "cli_principal",
     "close_as",
     "close_quarter",
+    "count_text",
     "end_contract",
+    "error_lines",
     "find_overlap",
+    "import_as",
+    "import_file",
     "list_contracts",
     "parse_date",
     "parse_euros",

@@ -23,7 +23,7 @@ from keerpunt.settlement.models import SettlementRun, SettlementRunLine
 # Siblings in this domain: the run's own row-to-line conversion and name lookup.
 from keerpunt.settlement.records import load_agreements
 from keerpunt.settlement.rules import UNITS, Quarter
-from keerpunt.settlement.runs import _line, _names_of
+from keerpunt.settlement.runs import _LINE_COLUMNS, _line, _names_of
 from keerpunt.settlement.statement import statement_csv
 
 __all__ = [
@@ -126,8 +126,8 @@ async def _run(uow: UnitOfWork, quarter: Quarter) -> SettlementRun:
 
 
 async def _lines_of(uow: UnitOfWork, run_id: int, provider_id: int) -> list[OutLine]:
-    rows = await uow.db.scalars(
-        select(SettlementRunLine)
+    rows = await uow.db.execute(
+        select(*_LINE_COLUMNS)
         .where(
             SettlementRunLine.run_id == run_id,
             or_(

@@ -11,15 +11,17 @@ from ``app.routes``, so new pages are covered automatically, with the ids of eve
 session, item, consent record and invitation filled in), and every link, form action and htmx
 target on the pages it gets — the session steps, the case lifecycle and agenda, the RET
 allocation pages, settlement (allocations, deliveries, contracts, the quarter run and its
-JW323 files, unpacked), the family's consent page, the youth-alone exception and the FHIR
-export — and sends a bad form to every POST route that takes one. It also listens to the
-websocket of every session while others edit. Whatever it gets must hold no canary the
+JW323 files, unpacked; the kassier and its payment batch; bank accounts), the family's
+consent page, the youth-alone exception and the FHIR export — and sends a bad form to every
+POST route that takes one. It also listens to the websocket of every session while others
+edit. Whatever it gets must hold no canary the
 oracle (in ``leak_world``, written out by hand) does not allow for that viewer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import html
 import io
 import itertools
@@ -42,10 +44,15 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from keerpunt.consent.models import ConsentRecord
 from keerpunt.platform.app import create_app
-from keerpunt.platform.models import Case, Invitation, LoginSession, RoomCounter
+from keerpunt.platform.i18n import AMSTERDAM
+from keerpunt.platform.models import Case, Invitation, LoginSession, Organisation, RoomCounter
+from keerpunt.platform.principal import staff_principal
 from keerpunt.platform.runtime import Runtime
 from keerpunt.platform.sessions import COOKIE_NAME, SessionSigner, start_session, token_hash
 from keerpunt.platform.settings import Settings
+from keerpunt.settlement.api_tokens import Scope, create_token
+from keerpunt.settlement.models import Allocation as SettlementAllocation
+from keerpunt.settlement.models import SettlementRunLine
 from tests.conftest import LiveServer
 from tests.consent.leak_world import (
     CASES,
@@ -55,6 +62,7 @@ from tests.consent.leak_world import (
     canary,
     may_read_report,
 )
+from tests.helpers import make_user
 
 N = Sees.NOTHING
 
@@ -84,6 +92,7 @@ async def _param_values(rt: Runtime, world: LeakWorld) -> dict[str, list[str]]:
     async with rt.sessionmaker() as db:
         records = (await db.scalars(select(ConsentRecord.id))).all()
         invitations = (await db.scalars(select(Invitation.id))).all()
+        holders = (await db.scalars(select(SettlementRunLine.holder_id).distinct())).all()
     sessions = [s for ids in world.session_ids.values() for s in ids]
     members = [m for ms in world.family.values() for m in ms.values()]
     return {
@@ -94,11 +103,18 @@ async def _param_values(rt: Runtime, world: LeakWorld) -> dict[str, list[str]]:
         "member_id": [str(m) for m in members],
         "token": [*world.invitation_tokens, "geen-echte-link"],
         "contract_id": ["1", "99999"],
+        # whoever declared in a closed run (a kassier's payment batch), and one that did not
+        "kassier_id": [*map(str, holders), "99999"],
         **{name: [*map(str, ids), "99999"] for name, ids in world.ids.items()},
         # a closed quarter (its run's files), the current one, and one that cannot be
         "quarter": [*world.quarters, "geen-kwartaal"],
         # every report's unguessable address, and a guess of the same shape
         "public_id": [*world.reports.values(), GUESSED_REPORT],
+        # the JSON API (a cookie opens nothing there; the bearer crawl is below) and its
+        # token page: only a token that does not exist (revoking a real one would succeed)
+        "number": ["T-LEAK-C", "99999"],
+        "rest": ["niets-hier"],
+        "token_id": ["99999"],
     }
 
 
@@ -310,6 +326,9 @@ BAD_FORM_PROBED = frozenset(
         "settlement.contract_end",
         "settlement.delivery_add",
         "settlement.run_close",
+        "settlement.bank_account_add",
+        "settlement.import_upload",
+        "settlement.proposal_confirm",
         "triage.factor_import",
         "triage.link_add",
         "triage.note_add",
@@ -333,6 +352,10 @@ BAD_FORM_PROBED = frozenset(
         "triage.activity_status",
         "triage.agreement_save",
         "triage.finish",
+        "api.deliveries_post",
+        "api.fallback",
+        "settlement.api_token_create",
+        "settlement.api_token_revoke",
     }
 )
 NOT_PROBED = {
@@ -601,6 +624,51 @@ async def pooled_app(settings: Settings) -> AsyncIterator[Any]:
     await rt.engine.dispose()
 
 
+async def crawl_api(rt: Runtime, app: Any, world: LeakWorld) -> dict[str, str]:
+    """Every API read, and a refused and an accepted post, with a bearer token of the
+    organisation that holds C's toewijzing; the response texts by request."""
+    async with rt.sessionmaker() as db:
+        holder = await db.scalar(
+            select(SettlementAllocation.provider_id).where(
+                SettlementAllocation.number == "T-LEAK-C"
+            )
+        )
+        organisation = await db.get(Organisation, holder)
+    assert organisation is not None
+    clerk = await make_user(rt, organisation, "Fenna Factuur", "finance")
+    today = dt.datetime.now(AMSTERDAM).date()
+    async with rt.unit_of_work(staff_principal(clerk)) as uow:
+        new = await create_token(uow, [s.value for s in Scope], None, replace=True, today=today)
+    auth = {"Authorization": f"Bearer {new.secret}"}
+    month = today.replace(day=1).isoformat()
+    line = {
+        "reference": "leak-1",
+        "allocation_number": "T-LEAK-C",
+        "product_code": "45A52",
+        "start": month,
+        "end": month,
+        "volume": 1,
+    }
+    pages: dict[str, str] = {}
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url=BASE, headers=auth) as client:
+        for body in ({"deliveries": [{**line, "volume": 9999}]}, {"deliveries": [line]}):
+            r = await client.post("/api/v1/deliveries", json=body)
+            assert r.status_code in {201, 422}, r.text
+            pages[f"POST /api/v1/deliveries {body}"] = r.text
+        for url in (
+            "/api/v1/openapi.json",
+            "/api/v1/allocations",
+            "/api/v1/allocations/T-LEAK-C",
+            *(f"/api/v1/deliveries?period={q}" for q in world.quarters),
+            f"/api/v1/deliveries?period={month[:7]}",
+        ):
+            r = await client.get(url)
+            assert r.status_code == 200, (url, r.text)
+            pages[f"GET {url}"] = "\n".join(f"{k}: {v}" for k, v in r.headers.items()) + r.text
+    return pages
+
+
 @pytest.mark.timeout(600)  # thousands of requests; slow only on a machine under load
 async def test_no_canary_reaches_anyone_consent_does_not_allow(
     pooled_app: Any, runtime: Runtime, live_server: LiveServer
@@ -670,6 +738,14 @@ async def test_no_canary_reaches_anyone_consent_does_not_allow(
         if found := s.leaks(world.forbidden(v), live):
             leaks[v] = found
     assert not leaks, json.dumps(leaks, indent=1)[:6000]
+
+    # The JSON API with the token of the provider holding C's toewijzing: the allocation
+    # number and nothing personal of any case, whatever consent allows its staff.
+    api_pages = await crawl_api(runtime, app, world)
+    assert "T-LEAK-C" in api_pages["GET /api/v1/allocations"]
+    everything = set(world.canaries) | set(world.reports.values())
+    found = {where: sorted(c for c in everything if c in text) for where, text in api_pages.items()}
+    assert not any(found.values()), found
 
     # The crawl is not blind: everyone sees what they are allowed to see.
     for viewer in viewers:

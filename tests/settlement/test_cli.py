@@ -45,7 +45,7 @@ async def test_settle_closes_once_and_gives_the_same_statement_again(
     assert first.stdout.startswith("2026Q3: closed; 1 lines, 0 rejected, total 37440 cents")
     assert first.stderr.splitlines()[:5] == [
         "Stap 1 van 3: de gegevens worden opgehaald.",
-        "Stap 2 van 3: de regels worden gecontroleerd. 0 van 1 regels gecontroleerd",
+        "Stap 2 van 3: de regels worden gecontroleerd.",
         "Stap 2 van 3: de regels worden gecontroleerd. 1 van 1 regels gecontroleerd",
         "Stap 3 van 3: de afrekening wordt opgeslagen. 0 van 1 regels opgeslagen",
         "Stap 3 van 3: de afrekening wordt opgeslagen. 1 van 1 regels opgeslagen",

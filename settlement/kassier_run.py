@@ -1,0 +1,533 @@
+"""The kassier's side of a closed quarter (kassiersadministratie per kwartaal): the ledger of
+every kassier in an immutable run, and the payment batch (betaalopdracht) to its
+sub-providers as SEPA XML. Inside the caller's unit of work; never commits.
+
+Everything is built from the run's own lines, the sub-provider agreements and the bank
+accounts valid on the execution date, and dated from the run, never from the clock: the same
+run gives the same bytes, however often it is downloaded. A problem that would make a broken
+or wrong file (a provider without an account) is shown instead of a file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Row, select
+
+from keerpunt.platform import audit
+from keerpunt.platform.errors import DomainError, NotFound
+from keerpunt.platform.i18n import AMSTERDAM, N_
+from keerpunt.platform.models import Organisation, StaffRole
+from keerpunt.platform.uow import UnitOfWork
+from keerpunt.settlement.bank_accounts import accounts_valid_on, display_iban
+from keerpunt.settlement.declaration import (
+    Direction,
+    Margin,
+    MarginKind,
+    OutLine,
+    SubProviderAgreement,
+)
+from keerpunt.settlement.kassier import KassierLedger, MissingAgreement, kassier_ledger
+from keerpunt.settlement.models import SettlementRun, SettlementRunLine
+from keerpunt.settlement.models import SubProviderAgreement as AgreementRow
+from keerpunt.settlement.rules import BAD_DATE, DateRange, Quarter, parse_date, parse_quarter
+from keerpunt.settlement.sepa import InvalidBankAccount, PaymentBatch, payment_batch
+
+__all__ = [
+    "ClosedQuarter",
+    "InvalidExecutionDate",
+    "KassierPage",
+    "KassierView",
+    "PaymentBatchBlocked",
+    "PaymentFile",
+    "PaymentProblem",
+    "ProviderShare",
+    "check_execution_date",
+    "execution_date",
+    "kassier_page",
+    "kassier_quarters",
+    "payment_file",
+]
+
+NO_ACCOUNT = N_(
+    "%(name)s heeft geen bankrekening die geldig is op %(day)s. Vraag %(name)s om die in te "
+    "vullen op de pagina Bankrekeningen, of vul hem zelf in. Daarna kunt u de betaalopdracht "
+    "maken."
+)
+KASSIER_NO_ACCOUNT = N_(
+    "De kassier %(name)s heeft geen eigen bankrekening die geldig is op %(day)s. Van die "
+    "rekening wordt betaald. Vul hem in op de pagina Bankrekeningen."
+)
+BAD_ACCOUNT = N_(
+    "Het rekeningnummer (IBAN) of de BIC van %(name)s klopt niet. Pas het aan op de pagina "
+    "Bankrekeningen."
+)
+NO_AGREEMENT = N_(
+    "Voor een regel van %(name)s is geen afspraak over de opslag van de kassier. Zonder die "
+    "afspraak is niet uit te rekenen wat de kassier moet betalen. Leg de afspraak vast."
+)
+
+
+DATE_TOO_EARLY = N_(
+    "Kies een uitvoerdatum na de dag waarop het kwartaal is afgesloten. De vroegste datum "
+    "staat bij het veld."
+)
+DATE_NOT_WORKDAY = N_("Kies een werkdag (maandag tot en met vrijdag): dan betaalt de bank.")
+DATE_TOO_LATE = N_("Kies een uitvoerdatum binnen een jaar na de vroegste datum.")
+
+
+class InvalidExecutionDate(DomainError):
+    """A chosen execution date the bank cannot use; ``message`` says why."""
+
+    status_code = 400
+
+
+class PaymentBatchBlocked(DomainError):
+    status_code = 409
+    message = N_(
+        "De betaalopdracht kan nog niet worden gemaakt. Op de kassierspagina staat wat eerst "
+        "moet gebeuren."
+    )
+
+
+@dataclass(frozen=True)
+class ProviderShare:
+    """One provider's part of a kassier's ledger: what its lines bring in (``gross``), what the
+    kassier keeps of them and what it owes the provider. For the kassier's own lines the
+    kassier keeps all."""
+
+    provider_id: int
+    name: str
+    own: bool
+    margins: tuple[Margin, ...]  # the agreements that applied in the quarter
+    gross_cents: int
+    margin_cents: int
+    net_cents: int
+
+
+@dataclass(frozen=True)
+class MunicipalityShare:
+    name: str
+    cents: int
+
+
+@dataclass(frozen=True)
+class Transfer:
+    name: str
+    iban: str  # grouped for reading
+    cents: int
+
+
+@dataclass(frozen=True)
+class SetOff:
+    """A provider whose lines add up to a credit: it owes the kassier; not paid, set off."""
+
+    name: str
+    cents: int  # what the provider owes the kassier (positive)
+
+
+@dataclass(frozen=True)
+class PaymentProblem:
+    message: str  # message id with %(name)s and %(day)s
+    name: str
+    day: dt.date
+
+
+@dataclass(frozen=True)
+class KassierView:
+    kassier_id: int
+    name: str
+    shares: tuple[ProviderShare, ...]
+    municipalities: tuple[MunicipalityShare, ...]
+    municipality_cents: int  # what the municipalities owe the kassier
+    keeps_cents: int
+    owes_cents: int  # what the kassier owes its sub-providers, net
+    balanced: bool
+    complete: bool  # False: a line had no agreement, so there is no ledger to show
+    execution_date: dt.date
+    transfers: tuple[Transfer, ...]
+    set_off: tuple[SetOff, ...]
+    problems: tuple[PaymentProblem, ...]
+
+    @property
+    def transfer_cents(self) -> int:
+        return sum(t.cents for t in self.transfers)
+
+    @property
+    def can_download(self) -> bool:
+        return not self.problems and bool(self.transfers)
+
+
+@dataclass(frozen=True)
+class KassierPage:
+    quarter: Quarter
+    closed_at: dt.datetime
+    kassiers: tuple[KassierView, ...]
+    execution_date: dt.date  # the one used on the page
+    earliest_date: dt.date  # the first working day after closing: the default
+    date_error: str | None  # message id: the chosen date could not be used
+
+
+@dataclass(frozen=True)
+class PaymentFile:
+    filename: str
+    data: bytes
+
+
+def execution_date(closed_at: dt.datetime) -> dt.date:
+    """The day the kassier's bank pays (ReqdExctnDt): the first working day (Monday to Friday)
+    after the day the run closed, in Amsterdam. Derived from the run, so it never moves."""
+    day = closed_at.astimezone(AMSTERDAM).date() + dt.timedelta(days=1)
+    while day.weekday() >= 5:
+        day += dt.timedelta(days=1)
+    return day
+
+
+def check_execution_date(chosen: dt.date, earliest: dt.date) -> str | None:
+    """Why the bank cannot pay on ``chosen`` (a message id), or None: not before the first
+    working day after closing, on a working day, and within a year of that."""
+    if chosen < earliest:
+        return DATE_TOO_EARLY
+    if chosen.weekday() >= 5:
+        return DATE_NOT_WORKDAY
+    if chosen > earliest + dt.timedelta(days=366):
+        return DATE_TOO_LATE
+    return None
+
+
+def _pay_day(run: SettlementRun, requested: str) -> tuple[dt.date, dt.date, str | None]:
+    """The execution date to use, the earliest one, and why the requested one is refused."""
+    earliest = execution_date(run.closed_at)
+    if not requested:
+        return earliest, earliest, None
+    chosen = parse_date(requested)
+    why = BAD_DATE if chosen is None else check_execution_date(chosen, earliest)
+    if why is not None or chosen is None:
+        return earliest, earliest, why
+    return chosen, earliest, None
+
+
+# Columns, not ORM objects: a national-scale run has hundreds of thousands of lines.
+_LINE_COLUMNS = (
+    SettlementRunLine.delivery_id,
+    SettlementRunLine.allocation_number,
+    SettlementRunLine.holder_id,
+    SettlementRunLine.provider_id,
+    SettlementRunLine.municipality_id,
+    SettlementRunLine.product_category,
+    SettlementRunLine.product_code,
+    SettlementRunLine.start_date,
+    SettlementRunLine.end_date,
+    SettlementRunLine.volume,
+    SettlementRunLine.unit,
+    SettlementRunLine.tariff_cents,
+    SettlementRunLine.amount_cents,
+    SettlementRunLine.direction,
+    SettlementRunLine.revision,
+)
+_DIRECTIONS = {d.value: d for d in Direction}
+
+
+def _out_line(row: Row[*tuple[Any, ...]]) -> OutLine:
+    return OutLine(
+        delivery_id=row.delivery_id,
+        allocation_number=row.allocation_number,
+        holder_id=row.holder_id,
+        provider_id=row.provider_id,
+        municipality_id=row.municipality_id,
+        product_category=row.product_category,
+        product_code=row.product_code,
+        start=row.start_date,
+        end=row.end_date,
+        volume=row.volume,
+        unit=row.unit,
+        tariff_cents=row.tariff_cents,
+        amount_cents=row.amount_cents,
+        direction=_DIRECTIONS[row.direction],
+        revision=row.revision,
+    )
+
+
+async def _visible(uow: UnitOfWork) -> int | None:
+    """Which kassier the viewer may see: None for all (the penvoerder's finance staff), else
+    its own organisation. Anyone else is told the page does not exist."""
+    who = uow.who
+    if not who.has(StaffRole.FINANCE) or who.organisation_id is None:
+        raise NotFound()
+    org = await uow.db.get(Organisation, who.organisation_id)
+    if org is None:
+        raise NotFound()
+    return None if org.is_penvoerder else org.id
+
+
+def _share_margins(
+    agreements: Iterable[SubProviderAgreement], kassier_id: int, provider_id: int, q: Quarter
+) -> tuple[Margin, ...]:
+    return tuple(
+        g.margin
+        for g in sorted(agreements, key=lambda g: g.valid_from)
+        if g.kassier_id == kassier_id
+        and g.provider_id == provider_id
+        and DateRange(g.valid_from, g.valid_to or dt.date.max).clip(q.period) is not None
+    )
+
+
+async def _run(uow: UnitOfWork, quarter: Quarter) -> SettlementRun:
+    run = await uow.db.scalar(select(SettlementRun).where(SettlementRun.quarter == quarter.code))
+    if run is None:
+        raise NotFound()
+    return run
+
+
+async def _views(
+    uow: UnitOfWork, run: SettlementRun, quarter: Quarter, only: int | None, pay_day: dt.date
+) -> list[tuple[KassierView, PaymentBatch | None]]:
+    agreements = [
+        SubProviderAgreement(
+            g.kassier_id,
+            g.provider_id,
+            Margin(MarginKind(g.margin_kind), g.margin_value),
+            g.valid_from,
+            g.valid_to,
+        )
+        for g in await uow.db.scalars(select(AgreementRow))
+    ]
+    # Who is a kassier here: a holder with lines others delivered, or with sub-providers.
+    # Asked of the database, so a national-scale run loads only the kassiers' lines.
+    of_run = SettlementRunLine.run_id == run.id
+    holders = set(
+        await uow.db.scalars(select(SettlementRunLine.holder_id).where(of_run).distinct())
+    )
+    kassier_ids = set(
+        await uow.db.scalars(
+            select(SettlementRunLine.holder_id)
+            .where(of_run, SettlementRunLine.provider_id != SettlementRunLine.holder_id)
+            .distinct()
+        )
+    )
+    kassier_ids |= {g.kassier_id for g in agreements} & holders
+    if only is not None:
+        if only not in kassier_ids:
+            raise NotFound()
+        kassier_ids = {only}
+    lines = (
+        [
+            _out_line(r)
+            for r in await uow.db.execute(
+                select(*_LINE_COLUMNS)
+                .where(of_run, SettlementRunLine.holder_id.in_(kassier_ids))
+                .order_by(SettlementRunLine.seq)
+            )
+        ]
+        if kassier_ids
+        else []
+    )
+    org_ids = {x.provider_id for x in lines} | {x.municipality_id for x in lines} | holders
+    names: dict[int, str] = {
+        i: n
+        for i, n in await uow.db.execute(
+            select(Organisation.id, Organisation.name).where(Organisation.id.in_(org_ids))
+        )
+    }
+    per_kassier: dict[int, list[OutLine]] = {kid: [] for kid in kassier_ids}
+    for x in lines:
+        per_kassier[x.holder_id].append(x)
+    out: list[tuple[KassierView, PaymentBatch | None]] = []
+    for kid, mine in per_kassier.items():
+        out.append(await _view(uow, run, quarter, kid, mine, agreements, names, pay_day))
+    out.sort(key=lambda v: (v[0].name.casefold(), v[0].kassier_id))
+    return out
+
+
+async def _view(
+    uow: UnitOfWork,
+    run: SettlementRun,
+    quarter: Quarter,
+    kid: int,
+    lines: list[OutLine],
+    agreements: list[SubProviderAgreement],
+    names: dict[int, str],
+    pay_day: dt.date,
+) -> tuple[KassierView, PaymentBatch | None]:
+    name = names.get(kid, "")
+    problems: list[PaymentProblem] = []
+    missing_agreement = False
+    try:
+        ledger = kassier_ledger(kid, lines, agreements)
+    except MissingAgreement:
+        missing_agreement = True
+        covered = {
+            x.provider_id
+            for x in lines
+            if x.provider_id == kid
+            or any(
+                g.kassier_id == kid and g.provider_id == x.provider_id
+                and g.covers(DateRange(x.start, x.end))
+                for g in agreements
+            )
+        }  # fmt: skip
+        missing = sorted({x.provider_id for x in lines} - covered)
+        problems = [PaymentProblem(NO_AGREEMENT, names.get(p, ""), pay_day) for p in missing]
+        ledger = KassierLedger(kid, ())
+    # The ledger's totals are computed on each access: read each once.
+    municipality_owes, owes, keeps = ledger.municipality_owes, ledger.owes, ledger.keeps_cents
+    shares = _shares(ledger, kid, names, agreements, quarter)
+    municipalities = tuple(
+        sorted(
+            (MunicipalityShare(names.get(m, ""), c) for m, c in municipality_owes.items()),
+            key=lambda s: s.name.casefold(),
+        )
+    )
+    owed = {p: c for p, c in owes.items() if c > 0}
+    accounts = await accounts_valid_on(uow, [kid, *owed], pay_day)
+    if not problems:
+        if kid not in accounts and owed:
+            problems.append(PaymentProblem(KASSIER_NO_ACCOUNT, name, pay_day))
+        problems += [
+            PaymentProblem(NO_ACCOUNT, names.get(p, ""), pay_day)
+            for p in sorted(owed, key=lambda p: names.get(p, "").casefold())
+            if p not in accounts
+        ]
+    batch: PaymentBatch | None = None
+    if not problems and owed:
+        try:
+            batch = payment_batch(
+                ledger,
+                accounts[kid],
+                accounts,
+                message_id=f"KP-{quarter.code}-{kid}-{run.digest[:12]}",
+                created_at=run.closed_at,
+                execution_date=pay_day,
+                remittance=f"Keerpunt afrekening {quarter.year}K{quarter.q} {name}",
+            )
+        except InvalidBankAccount as exc:
+            bad = str(exc.params.get("names", ""))
+            problems.append(PaymentProblem(BAD_ACCOUNT, bad, pay_day))
+    transfers = (
+        tuple(
+            Transfer(names.get(p.provider_id, ""), display_iban(p.account.iban), p.amount_cents)
+            for p in batch.payments
+        )
+        if batch
+        else ()
+    )
+    set_off = tuple(
+        SetOff(names.get(p, ""), -c)
+        for p, c in owes.items()
+        if c < 0
+    )  # fmt: skip
+    view = KassierView(
+        kassier_id=kid,
+        name=name,
+        shares=shares,
+        municipalities=municipalities,
+        municipality_cents=sum(municipality_owes.values()),
+        keeps_cents=keeps,
+        owes_cents=sum(owes.values()),
+        balanced=sum(municipality_owes.values()) == keeps + sum(owes.values()),
+        complete=not missing_agreement,
+        execution_date=pay_day,
+        transfers=transfers,
+        set_off=set_off,
+        problems=tuple(problems),
+    )
+    return view, batch
+
+
+def _shares(
+    ledger: KassierLedger,
+    kid: int,
+    names: dict[int, str],
+    agreements: list[SubProviderAgreement],
+    quarter: Quarter,
+) -> tuple[ProviderShare, ...]:
+    totals: dict[int, list[int]] = {}
+    for e in ledger.entries:
+        t = totals.setdefault(e.provider_id, [0, 0, 0])
+        t[0] += e.gross_cents
+        t[1] += e.margin_cents
+        t[2] += e.net_cents if e.provider_id != kid else 0
+    shares = [
+        ProviderShare(
+            provider_id=p,
+            name=names.get(p, ""),
+            own=p == kid,
+            margins=() if p == kid else _share_margins(agreements, kid, p, quarter),
+            gross_cents=g,
+            margin_cents=m,
+            net_cents=n,
+        )
+        for p, (g, m, n) in totals.items()
+    ]
+    return tuple(sorted(shares, key=lambda s: (not s.own, s.name.casefold(), s.provider_id)))
+
+
+async def kassier_page(uow: UnitOfWork, quarter: Quarter, requested: str = "") -> KassierPage:
+    """The ledger of every kassier in a closed quarter the viewer may see — the penvoerder's
+    finance staff all of them, a kassier's finance staff their own — with what each payment
+    batch would pay on the execution date (``requested``, or the first working day after
+    closing), set off, or what stops it. Not found for anyone else, or before the quarter is
+    closed."""
+    only = await _visible(uow)
+    run = await _run(uow, quarter)
+    pay_day, earliest, why = _pay_day(run, requested)
+    views = await _views(uow, run, quarter, only, pay_day)
+    return KassierPage(quarter, run.closed_at, tuple(v for v, _b in views), pay_day, earliest, why)
+
+
+async def payment_file(
+    uow: UnitOfWork, quarter: Quarter, kassier_id: int, requested: str = ""
+) -> PaymentFile:
+    """The kassier's payment batch of a closed quarter as SEPA pain.001.001.03 (betaalopdracht):
+    message id and creation time come from the run, so the same run and execution date give
+    the same bytes every time. Refused while a problem stands. Every download is audited."""
+    only = await _visible(uow)
+    if only is not None and only != kassier_id:
+        raise NotFound()
+    run = await _run(uow, quarter)
+    pay_day, _earliest, why = _pay_day(run, requested)
+    if why is not None:
+        raise InvalidExecutionDate(why)
+    ((view, batch),) = await _views(uow, run, quarter, kassier_id, pay_day)
+    if batch is None or not view.can_download:
+        raise PaymentBatchBlocked()
+    data = batch.to_xml()
+    await audit.record(
+        uow.db,
+        uow.who,
+        "settlement.kassier.payment_batch",
+        purpose="settlement",
+        detail=(
+            f"run={run.id} quarter={quarter.code} kassier={kassier_id} date={pay_day} "
+            f"payments={len(batch.payments)} total_cents={batch.total_cents} "
+            f"sha256={hashlib.sha256(data).hexdigest()}"
+        ),
+    )
+    return PaymentFile(f"betaalopdracht-{quarter.code}-{kassier_id}.xml", data)
+
+
+@dataclass(frozen=True)
+class ClosedQuarter:
+    quarter: Quarter
+    closed_at: dt.datetime
+
+
+async def kassier_quarters(uow: UnitOfWork) -> tuple[ClosedQuarter, ...]:
+    """The closed quarters with a kassier ledger the viewer may see, newest first."""
+    only = await _visible(uow)
+    query = select(SettlementRun).order_by(SettlementRun.closed_at.desc(), SettlementRun.id.desc())
+    if only is not None:
+        is_kassier = await uow.db.scalar(
+            select(AgreementRow.id).where(AgreementRow.kassier_id == only).limit(1)
+        )
+        holds = select(SettlementRunLine.run_id).where(SettlementRunLine.holder_id == only)
+        if is_kassier is None:
+            holds = holds.where(SettlementRunLine.provider_id != only)
+        query = query.where(SettlementRun.id.in_(holds))
+    return tuple(
+        ClosedQuarter(parse_quarter(r.quarter), r.closed_at) for r in await uow.db.scalars(query)
+    )
