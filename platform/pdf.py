@@ -15,6 +15,7 @@ __all__ = ["FONT", "FONT_DIR", "FontMissing", "KeerpuntPDF", "font_path"]
 # sign, and fpdf2 embeds only the subset a document uses.
 FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
 FONT = "DejaVu"
+_PAGES = "{total_pages}"
 
 
 class FontMissing(RuntimeError):
@@ -44,13 +45,15 @@ class KeerpuntPDF(FPDF):
         self.add_font(FONT, "B", str(font_path("DejaVuSans-Bold.ttf")))
         self.set_auto_page_break(auto=True, margin=18)
         self.set_margins(18, 18, 18)
+        # A wide alias: statements run to thousands of pages, "{nb}" has room for fewer.
+        self.alias_nb_pages(_PAGES)
         if created is not None:
             self.set_creation_date(created.astimezone(dt.UTC))
 
     def footer(self) -> None:
         self.set_y(-12)
         self.set_font(FONT, "", 8)
-        self.cell(0, 6, f"{self._footer_text} · {self.page_no()}/{{nb}}", align="C")
+        self.cell(0, 6, f"{self._footer_text} · {self.page_no()}/{_PAGES}", align="C")
 
     def title_line(self, text: str) -> None:
         self.set_font(FONT, "B", 17)
