@@ -66,6 +66,7 @@ __all__ = [
     "LineView",
     "LinkView",
     "PersonLabel",
+    "ROLE_LABELS",
     "Registration",
     "SessionView",
     "TableChanges",
@@ -282,7 +283,8 @@ async def register_case(uow: UnitOfWork, reg: Registration) -> Case:
 # -- reading a case ---------------------------------------------------------------------------
 
 
-_ROLE_LABELS = {
+# Who someone is at a case's table (Dutch message ids; templates translate them).
+ROLE_LABELS: dict[str, str] = {
     "youth": N_("Jeugdige"),
     "parent": N_("Ouder"),
     "guardian": N_("Voogd"),
@@ -381,7 +383,7 @@ async def _members(
             else (m.user.display_name if m.user else None)
         )
         org = m.user.organisation.name if m.user else None
-        out.append(MemberView(m.id, m.role, _ROLE_LABELS.get(m.role, m.role), name, org, family))
+        out.append(MemberView(m.id, m.role, ROLE_LABELS.get(m.role, m.role), name, org, family))
     return tuple(out)
 
 
@@ -717,7 +719,7 @@ async def _labels(
             labels[f"user:{m.user_id}"] = PersonLabel(None, staff)
         else:
             family = _reveal(cipher, level, "member.name", m.name_enc)
-            labels[f"member:{m.id}"] = PersonLabel(_ROLE_LABELS.get(m.role, m.role), family)
+            labels[f"member:{m.id}"] = PersonLabel(ROLE_LABELS.get(m.role, m.role), family)
     return labels
 
 
@@ -1087,13 +1089,21 @@ async def table_changes(
     return TableChanges(session.id, items, reader.labels, board, choices, level)
 
 
-async def table_labels(uow: UnitOfWork, session_id: int) -> dict[str, PersonLabel]:
+async def table_labels(
+    uow: UnitOfWork, session_id: int, present: frozenset[str] = frozenset()
+) -> dict[str, PersonLabel]:
     """The labels of the people at the table for this viewer, for the typing signal.
+    ``present``: the actors connected to the meeting now; with the family at the table the
+    names are shown as in the presence list and on the rest of the screen.
 
     Not audited as a read: it names only the people the presence list (audited) already
     named on this connection, and it runs for every typing signal."""
-    _session, case = await _session_for(uow, session_id)
-    level = (await consent.disclosure(uow, case, audit_read=False)).level
+    session, case = await _session_for(uow, session_id)
+    level = (
+        await consent.disclosure(
+            uow, case, family_present=family_at_the_table(present, session), audit_read=False
+        )
+    ).level
     if level is Disclosure.NOTHING:
         raise NotFound()
     cipher = await uow.vault.cipher(uow.db, case.id)

@@ -243,3 +243,19 @@ async def test_a_goal_date_and_everything_else_stay_out_after_closing(runtime: R
     async with runtime.unit_of_work(jim) as uow:
         with pytest.raises(NotAllowed):
             await triage.add_note(uow, sid, 1, "Te laat")
+
+
+async def test_who_is_typing_is_named_as_the_presence_list_names_them(runtime: Runtime) -> None:
+    """No consent for the outsider's organisation, but the youth (14) and a parent are at the
+    table: the whole screen then names the family, so "who is typing" does too; once they
+    are gone it is the role only again."""
+    world = await build_world(runtime, consent_to_expert_org=False)
+    parent = f"member:{world.members['parent']}"
+    family = frozenset({f"member:{world.members['youth']}", parent})
+    async with runtime.unit_of_work(staff_principal(world.outsider_expert)) as uow:
+        at_the_table = await triage.table_labels(uow, world.session_id, family)
+        presence = (await triage.table_changes(uow, world.session_id, [], family)).present
+        away = await triage.table_labels(uow, world.session_id)
+    assert at_the_table[parent] == presence[parent]
+    assert at_the_table[parent].name == "Ma Canarie"
+    assert away[parent].name is None and away[parent].role == "Ouder"
