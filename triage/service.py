@@ -56,6 +56,7 @@ from keerpunt.triage.models import (
 
 __all__ = [
     "ENTRY_QUESTIONS",
+    "ROLE_LABELS",
     "STEPS",
     "BoardView",
     "CaseView",
@@ -66,7 +67,6 @@ __all__ = [
     "LineView",
     "LinkView",
     "PersonLabel",
-    "ROLE_LABELS",
     "Registration",
     "SessionView",
     "TableChanges",
