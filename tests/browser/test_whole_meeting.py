@@ -251,9 +251,8 @@ async def test_a_whole_meeting_with_an_expert_a_parent_and_the_jim(
     await step2.get_by_label("Wat is er aan de hand?").fill("Opa helpt elke woensdag")
     t = await timer.saved(expert, step2.get_by_role("button", name="Toevoegen", exact=True).click)
     await timer.seen(t, (jim.locator("#factor-list-network"), "Opa helpt elke woensdag"))
-    await (
-        jim.get_by_label("Mijn kijk op deze stap").nth(1).fill("Sem is slim, school snapt hem niet")
-    )
+    jim_view = jim.get_by_label("Mijn kijk op deze stap")
+    await jim_view.nth(1).fill("Sem is slim, school snapt hem niet")
     t = await timer.saved(jim, jim.get_by_role("button", name="Mijn kijk toevoegen").nth(1).click)
     await timer.seen(t, (expert.locator("#note-list-2"), "Sem is slim"))
     # Meanwhile the parent writes on the phone: not sent, and not lost either.
@@ -288,6 +287,8 @@ async def test_a_whole_meeting_with_an_expert_a_parent_and_the_jim(
         parent, parent.get_by_role("button", name="Mijn kijk toevoegen").nth(1).click
     )
     await timer.seen(t, (expert.locator("#note-list-2"), "Ik wil dat Sem thuis blijft"))
+    sent = expert.locator("#note-list-2 .kp-item").filter(has_text="Ik wil dat Sem thuis blijft")
+    await expect(sent).to_have_count(1)  # the try while offline never reached the server
     problems |= await accessible(checked, live_server, "step 2")
 
     # -- Step 3: perspective and goals, in the youth's words --------------------------------
@@ -381,11 +382,8 @@ async def test_a_whole_meeting_with_an_expert_a_parent_and_the_jim(
         (parent.locator("#arrangement-status"), "De verdeling is vastgelegd"),
     )
     await expect(expert.locator("#arrangement-line-add")).to_have_count(0)
-    await (
-        parent.get_by_label("Mijn kijk op deze stap")
-        .nth(3)
-        .fill("Liever hulp thuis dan ergens anders")
-    )
+    parent_view = parent.get_by_label("Mijn kijk op deze stap")
+    await parent_view.nth(3).fill("Liever hulp thuis dan ergens anders")
     t = await timer.saved(
         parent, parent.get_by_role("button", name="Mijn kijk toevoegen").nth(3).click
     )
