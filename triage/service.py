@@ -1116,6 +1116,11 @@ async def _open_session(uow: UnitOfWork, session_id: int) -> tuple[TriageSession
         raise NotAllowed(N_("Deze bespreking is gesloten. Er kan niets meer bij."))
     level = (await consent.disclosure(uow, case, audit_read=False)).level
     if session.status == SessionStatus.PLANNED:
+        # The first edits of a meeting often come at once: the first opens it (and moves the
+        # case into triage), the others wait for that here and find it open.
+        await uow.db.refresh(session, with_for_update=True)
+    if session.status == SessionStatus.PLANNED:
+        await uow.db.refresh(case)
         session.status = SessionStatus.OPEN
         if case.status == lifecycle.Status.SCHEDULED:
             await lifecycle.transition(uow, case, lifecycle.Status.IN_TRIAGE, flow="session_start")
