@@ -23,7 +23,7 @@ from keerpunt.triage import deadlines as dl
 from keerpunt.triage import lifecycle
 from keerpunt.triage.lifecycle import STATUS_LABELS, Rule, Status
 from keerpunt.triage.models import CaseTransition, SessionStatus
-from keerpunt.triage.service import _ROLE_LABELS, CaseView, list_cases
+from keerpunt.triage.service import ROLE_LABELS, CaseView, list_cases
 
 __all__ = [
     "AgendaView",
@@ -162,7 +162,7 @@ async def _who_labels(
     if member_ids:
         cipher = await uow.vault.cipher(uow.db, case.id)
         for m in await uow.db.scalars(select(CaseMember).where(CaseMember.id.in_(member_ids))):
-            role = _ROLE_LABELS.get(m.role, m.role)
+            role = ROLE_LABELS.get(m.role, m.role)
             name = (
                 cipher.decrypt("member.name", m.name_enc)
                 if level is Disclosure.FULL and not cipher.shredded

@@ -277,6 +277,13 @@ def report_pdf(view: ReportView) -> bytes:
         kind = _t(VOCAB["factor_kind"].get(f.factor_kind, f.factor_kind))
         pdf.bullet(f"{area} · {kind}: {f.text if f.text is not None else hidden}")
 
+    board = view.session.board
+    pdf.heading(_t(N_("Gewenst perspectief")))
+    if board.perspective:
+        pdf.para(board.perspective)
+    else:
+        pdf.para(hidden if board.perspective_hidden else _t(N_("Niets opgeschreven.")))
+
     pdf.heading(_t(N_("Doelen")))
     if not view.session.goals:
         pdf.para(_t(N_("Niets opgeschreven.")))
@@ -311,4 +318,11 @@ def report_pdf(view: ReportView) -> bytes:
     for ag in view.plan.agreements:
         pdf.para(_t(VOCAB["plan_topic"][ag.topic]), bold=True)
         pdf.para(ag.text if ag.text is not None else (hidden if ag.hidden else "–"))
+
+    if view.session.notes:
+        pdf.heading(_t(N_("Eigen kijk van de jeugdige, ouders en JIM")))
+        for note in view.session.notes:
+            step = _t(N_("Stap %(n)s"), n=str(note.step))
+            text = note.text if note.text is not None else hidden
+            pdf.bullet(f"{step} · {_person(note.author)}: {text}")
     return pdf.to_bytes()

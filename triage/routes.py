@@ -471,42 +471,6 @@ async def perspective_save(request: Request) -> Response:
     )
 
 
-async def line_add(request: Request) -> Response:
-    who = require(request)
-    sid = request.path_params["session_id"]
-    data = await form(request)
-    errors: dict[str, str] = {}
-    start = date_field(data, "start_date", errors)
-    provider = field(data, "provider_id")
-    try:
-        if errors:
-            raise InvalidInput(errors)
-        async with unit_of_work(request, who) as uow:
-            await service.add_line(
-                uow,
-                sid,
-                int(provider) if provider.isdigit() else 0,
-                field(data, "product_code"),
-                field(data, "help_form"),
-                field(data, "hours"),
-                start,
-            )
-    except InvalidInput as exc:
-        async with unit_of_work(request, who) as uow:
-            view = await service.session_view(uow, sid)
-        return render(
-            request,
-            "triage/_partials/line_add.html",
-            {"s": view, "vocab": VOCAB, "errors": exc.errors, "values": dict(data)},
-            status_code=422,
-        )
-    async with unit_of_work(request, who) as uow:
-        view = await service.session_view(uow, sid)
-    return await _after_add(
-        request, sid, "triage/_partials/line_add.html", s=view, errors={}, values={}
-    )
-
-
 def _item_kind(request: Request) -> str:
     kind: str = request.path_params["kind"]
     if kind not in {"factor", "goal", "note"}:
@@ -730,12 +694,6 @@ routes: list[BaseRoute] = [
         perspective_save,
         methods=["POST"],
         name="triage.perspective_save",
-    ),
-    Route(
-        "/triage/sessions/{session_id:int}/lines",
-        line_add,
-        methods=["POST"],
-        name="triage.line_add",
     ),
     Route("/triage/sessions/{session_id:int}/{kind}/{item_id:int}", item, name="triage.item"),
     Route(

@@ -56,6 +56,7 @@ from keerpunt.triage.models import (
 
 __all__ = [
     "ENTRY_QUESTIONS",
+    "ROLE_LABELS",
     "STEPS",
     "AttendanceChoice",
     "BoardView",
@@ -290,7 +291,8 @@ async def register_case(uow: UnitOfWork, reg: Registration) -> Case:
 # -- reading a case ---------------------------------------------------------------------------
 
 
-_ROLE_LABELS = {
+# Who someone is at a case's table (Dutch message ids; templates translate them).
+ROLE_LABELS: dict[str, str] = {
     "youth": N_("Jeugdige"),
     "parent": N_("Ouder"),
     "guardian": N_("Voogd"),
@@ -389,7 +391,7 @@ async def _members(
             else (m.user.display_name if m.user else None)
         )
         org = m.user.organisation.name if m.user else None
-        out.append(MemberView(m.id, m.role, _ROLE_LABELS.get(m.role, m.role), name, org, family))
+        out.append(MemberView(m.id, m.role, ROLE_LABELS.get(m.role, m.role), name, org, family))
     return tuple(out)
 
 
@@ -725,7 +727,7 @@ async def _labels(
             labels[f"user:{m.user_id}"] = PersonLabel(None, staff)
         else:
             family = _reveal(cipher, level, "member.name", m.name_enc)
-            labels[f"member:{m.id}"] = PersonLabel(_ROLE_LABELS.get(m.role, m.role), family)
+            labels[f"member:{m.id}"] = PersonLabel(ROLE_LABELS.get(m.role, m.role), family)
     return labels
 
 
@@ -1095,13 +1097,21 @@ async def table_changes(
     return TableChanges(session.id, items, reader.labels, board, choices, level)
 
 
-async def table_labels(uow: UnitOfWork, session_id: int) -> dict[str, PersonLabel]:
+async def table_labels(
+    uow: UnitOfWork, session_id: int, present: frozenset[str] = frozenset()
+) -> dict[str, PersonLabel]:
     """The labels of the people at the table for this viewer, for the typing signal.
+    ``present``: the actors connected to the meeting now; with the family at the table the
+    names are shown as in the presence list and on the rest of the screen.
 
     Not audited as a read: it names only the people the presence list (audited) already
     named on this connection, and it runs for every typing signal."""
-    _session, case = await _session_for(uow, session_id)
-    level = (await consent.disclosure(uow, case, audit_read=False)).level
+    session, case = await _session_for(uow, session_id)
+    level = (
+        await consent.disclosure(
+            uow, case, family_present=family_at_the_table(present, session), audit_read=False
+        )
+    ).level
     if level is Disclosure.NOTHING:
         raise NotFound()
     cipher = await uow.vault.cipher(uow.db, case.id)
@@ -1114,6 +1124,11 @@ async def _open_session(uow: UnitOfWork, session_id: int) -> tuple[TriageSession
         raise NotAllowed(N_("Deze bespreking is gesloten. Er kan niets meer bij."))
     level = (await consent.disclosure(uow, case, audit_read=False)).level
     if session.status == SessionStatus.PLANNED:
+        # The first edits of a meeting often come at once: the first opens it (and moves the
+        # case into triage), the others wait for that here and find it open.
+        await uow.db.refresh(session, with_for_update=True)
+    if session.status == SessionStatus.PLANNED:
+        await uow.db.refresh(case)
         session.status = SessionStatus.OPEN
         if case.status == lifecycle.Status.SCHEDULED:
             await lifecycle.transition(uow, case, lifecycle.Status.IN_TRIAGE, flow="session_start")

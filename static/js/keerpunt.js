@@ -96,6 +96,16 @@
 
   /* ---- b. resume after (re)connect ---- */
 
+  /* ws.js waits up to 2^n seconds (at most 64) before its n-th reconnect. A phone without
+   * any network (navigator.onLine false) would then catch up only long after its signal is
+   * back; while offline a try costs nothing, so try every second and catch up at once. */
+  function reconnectDelay(retryCount) {
+    if (navigator.onLine === false) return 500 + Math.random() * 500;
+    return 1000 * Math.pow(2, Math.min(retryCount, 6)) * Math.random(); // ws.js "full-jitter"
+  }
+
+  if (window.htmx && window.htmx.config) window.htmx.config.wsReconnectDelay = reconnectDelay;
+
   var retries = new WeakMap();
   var known = []; // [{elt, wrapper, open}] for reconnects ws.js does not do itself
   var leaving = false;

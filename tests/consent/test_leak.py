@@ -319,7 +319,6 @@ BAD_FORM_PROBED = frozenset(
         "triage.plan_session",
         "triage.factor_add",
         "triage.goal_add",
-        "triage.line_add",
         "triage.item_update",
         "consent.record",
         "settlement.contract_add",

@@ -243,3 +243,72 @@ async def test_a_goal_date_and_everything_else_stay_out_after_closing(runtime: R
     async with runtime.unit_of_work(jim) as uow:
         with pytest.raises(NotAllowed):
             await triage.add_note(uow, sid, 1, "Te laat")
+
+
+async def test_who_is_typing_is_named_as_the_presence_list_names_them(runtime: Runtime) -> None:
+    """No consent for the outsider's organisation, but the youth (14) and a parent are at the
+    table: the whole screen then names the family, so "who is typing" does too; once they
+    are gone it is the role only again."""
+    world = await build_world(runtime, consent_to_expert_org=False)
+    parent = f"member:{world.members['parent']}"
+    family = frozenset({f"member:{world.members['youth']}", parent})
+    async with runtime.unit_of_work(staff_principal(world.outsider_expert)) as uow:
+        at_the_table = await triage.table_labels(uow, world.session_id, family)
+        presence = (await triage.table_changes(uow, world.session_id, [], family)).present
+        away = await triage.table_labels(uow, world.session_id)
+    assert at_the_table[parent] == presence[parent]
+    assert at_the_table[parent].name == "Ma Canarie"
+    assert away[parent].name is None and away[parent].role == "Ouder"
+
+
+async def test_two_first_edits_at_once_both_land_and_open_the_meeting_once(
+    runtime: Runtime,
+) -> None:
+    """The first edits of a meeting often come at the same moment (the chair puts step 1 on
+    screen while the JIM writes). The first opens the meeting and moves the case into triage;
+    the other waits for it and lands too, instead of being refused with "De casus staat al op
+    deze stand"."""
+    import asyncio
+
+    from sqlalchemy import func, text
+
+    from keerpunt.triage.models import CaseTransition
+
+    world = await build_world(runtime)
+    sid = world.session_id
+    jim = await _family(runtime, world, "jim")
+
+    async def jim_writes() -> None:
+        async with runtime.unit_of_work(jim) as uow:
+            await triage.add_note(uow, sid, 1, "Ik ken Sem al zijn hele leven")
+
+    async with runtime.unit_of_work(staff_principal(world.coordinator)) as uow:
+        await triage.put_on_screen(uow, sid, 1)  # opens the meeting, not yet committed
+        second = asyncio.create_task(jim_writes())
+        if runtime.engine.dialect.name == "postgresql":
+            # Wait (bounded) until the JIM's transaction waits for this one.
+            async with runtime.sessionmaker() as probe:
+                for _ in range(250):
+                    waiting = await probe.scalar(
+                        text(
+                            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                            " AND datname = current_database()"
+                        )
+                    )
+                    if waiting:
+                        break
+                    await asyncio.sleep(0.02)
+                assert waiting, "the second edit never met the first"
+        else:
+            await asyncio.sleep(0.1)  # SQLite: BEGIN IMMEDIATE queues the second writer
+    await second
+    async with runtime.sessionmaker() as db:
+        opened = await db.scalar(
+            select(func.count())
+            .select_from(CaseTransition)
+            .where(CaseTransition.case_id == world.case_id, CaseTransition.to_status == "in_triage")
+        )
+    assert opened == 1
+    async with runtime.unit_of_work(jim) as uow:
+        view = await triage.session_view(uow, sid)
+    assert [n.text for n in view.notes_for(1)] == ["Ik ken Sem al zijn hele leven"]

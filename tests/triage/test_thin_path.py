@@ -134,25 +134,25 @@ async def test_closing_fixes_the_arrangement(client: httpx.AsyncClient, runtime:
     refused = await client.post(f"/triage/sessions/{sid}/close", headers=h)
     assert refused.status_code == 422  # no arrangement yet
     r = await client.post(
-        f"/triage/sessions/{sid}/lines",
+        f"/triage/sessions/{sid}/arrangement/lines",
         headers=h,
         data={
             "provider_id": str(world.provider.id),
             "product_code": "45a52",
             "help_form": "ambulant",
-            "hours": "2,5",
+            "amount": "2,5",
         },
     )
     assert r.status_code in (200, 303)
     assert (await client.post(f"/triage/sessions/{sid}/close", headers=h)).status_code == 303
     after = await client.post(
-        f"/triage/sessions/{sid}/lines",
+        f"/triage/sessions/{sid}/arrangement/lines",
         headers=h,
         data={
             "provider_id": str(world.provider.id),
             "product_code": "45A52",
             "help_form": "ambulant",
-            "hours": "1",
+            "amount": "1",
         },
     )
     assert after.status_code == 403
@@ -223,15 +223,15 @@ async def test_the_family_adds_goals_but_not_arrangement_lines(
     csrf = await login(client, runtime, member_id=world.members["parent"])
     sid = world.session_id
     page = await client.get(f"/triage/sessions/{sid}")
-    assert "line-add" not in page.text and "goal-add" in page.text
+    assert "arrangement-line-add" not in page.text and "goal-add" in page.text
     r = await client.post(
-        f"/triage/sessions/{sid}/lines",
+        f"/triage/sessions/{sid}/arrangement/lines",
         headers={"X-CSRF-Token": csrf},
         data={
             "provider_id": str(world.provider.id),
             "product_code": "45A52",
             "help_form": "ambulant",
-            "hours": "1",
+            "amount": "1",
         },
     )
     assert r.status_code == 403
