@@ -413,7 +413,8 @@ async def test_a_whole_meeting_with_an_expert_a_parent_and_the_jim(
     problems |= await accessible(checked, live_server, "step 5")
 
     # -- Ending: the family's answer per party, then the report -------------------------------
-    for fieldset in await chair.locator("#finish-form fieldset").all():
+    # The attendance list (triage hours for settlement) keeps its prefilled hours.
+    for fieldset in await chair.locator("#finish-form fieldset:not(#attendance)").all():
         legend = await fieldset.locator("legend").inner_text()
         answer = "Nee, niet naar deze partij" if "Accare" in legend else "Ja, het gezin vindt"
         await fieldset.get_by_label(answer).check()
