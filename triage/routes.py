@@ -45,7 +45,7 @@ from keerpunt.triage.vocab import VOCAB
 
 
 def register_realtime(hub: Hub, jinja: jinja2.Environment) -> None:
-    hub.register("triage", TriageRenderer(jinja, hub.present))
+    hub.register("triage", TriageRenderer(jinja, hub.present, hub.typing))
 
 
 def _present(request: Request, session_id: int) -> frozenset[str]:
