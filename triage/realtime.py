@@ -29,6 +29,7 @@ from starlette.routing import Router
 
 from keerpunt.consent import service as consent
 from keerpunt.consent.service import Disclosure, DisclosureDecision
+from keerpunt.platform.errors import NotFound
 from keerpunt.platform.i18n import current_locale
 from keerpunt.platform.models import Case, CaseMember, RoomEvent
 from keerpunt.platform.principal import Principal
@@ -399,6 +400,20 @@ class TriageRenderer:
             if p.actor != uow.who.actor
         ]
         return self._render("triage/_partials/typing.html", typing=entries)
+
+
+async def follow(uow: UnitOfWork, session_id: int) -> tuple[str, int]:
+    """Whether this viewer may follow a session live (invited to it, or coordinating, and
+    consent lets them know the case): its room and last sequence number; NotFound otherwise.
+    It reads no personal data (the page and every push do, audited), so a websocket handshake
+    stays cheap when a whole table joins at once."""
+    session = await uow.db.get(TriageSession, session_id)
+    case = await uow.db.get(Case, session.case_id) if session is not None else None
+    if session is None or case is None or not await _followers(uow, session, [uow.who]):
+        raise NotFound()
+    if (await consent.disclosure(uow, case, audit_read=False)).level is Disclosure.NOTHING:
+        raise NotFound()
+    return session.room, await uow.last_seq(session.room)
 
 
 async def _followers(

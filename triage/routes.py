@@ -40,7 +40,7 @@ from keerpunt.platform.web import (
 from keerpunt.triage import agenda, arrangement, report, service
 from keerpunt.triage import plan as plan_step5
 from keerpunt.triage.lifecycle import IllegalTransition
-from keerpunt.triage.realtime import TriageRenderer
+from keerpunt.triage.realtime import TriageRenderer, follow
 from keerpunt.triage.vocab import VOCAB
 
 
@@ -652,12 +652,12 @@ async def session_ws(websocket: WebSocket) -> None:
     rt = runtime(websocket)
     try:
         async with rt.unit_of_work(who) as uow:
-            view = await service.session_view(uow, sid, frozenset())
+            room, last_seq = await follow(uow, sid)
     except DomainError:
         await websocket.close(code=4403)
         return
     after = websocket.query_params.get("after", "")
-    await rt.hub.serve(websocket, view.room, who, int(after) if after.isdigit() else view.last_seq)
+    await rt.hub.serve(websocket, room, who, int(after) if after.isdigit() else last_seq)
 
 
 routes: list[BaseRoute] = [
