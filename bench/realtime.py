@@ -369,7 +369,7 @@ async def measure_keerpunt(
             except (OSError, InvalidStatus, ConnectionClosed) as exc:
                 # The browser's websocket extension retries too (with a back-off).
                 refused.append(f"{type(exc).__name__}: {exc}"[:160])
-                await asyncio.sleep(0.5 * 2**attempt)
+                await asyncio.sleep(min(5.0, 0.5 * 2**attempt))
         raise SystemExit(f"could not join after 10 attempts: {refused[-1]}")
 
     t_join = time.perf_counter()

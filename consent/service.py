@@ -127,14 +127,7 @@ async def disclosure(
     roles = await _case_roles(uow, case.id, who)
     decision = await _decide(uow, case, purpose, who, roles, family_present)
     if audit_read and decision.level is not Disclosure.NOTHING:
-        await audit.record(
-            uow.db,
-            who,
-            "case.read",
-            case_id=case.id,
-            purpose=purpose.value,
-            detail=_read_detail(decision),
-        )
+        await record_reads(uow, case, purpose, [(who, decision)])
     return decision
 
 
@@ -189,21 +182,25 @@ async def record_reads(
     reads: Sequence[tuple[Principal, DisclosureDecision]],
 ) -> None:
     """Audit that each of these viewers read the case at the level consent decided, with the
-    records that justify it (one audit row per viewer who saw anything), in one batch."""
-    await audit.record_many(
-        uow.db,
-        [
-            audit.Entry(
-                who,
-                "case.read",
-                case_id=case.id,
-                purpose=purpose.value,
-                detail=_read_detail(decision),
-            )
-            for who, decision in reads
-            if decision.level is not Disclosure.NOTHING
-        ],
-    )
+    records that justify it (one audit row per viewer who saw anything), in one batch. In a
+    read-only unit of work (``uow.deferred_audit``) the rows wait for the caller to write
+    them before anything is shown."""
+    entries = [
+        audit.Entry(
+            who, "case.read", case_id=case.id, purpose=purpose.value, detail=_read_detail(decision)
+        )
+        for who, decision in reads
+        if decision.level is not Disclosure.NOTHING
+    ]
+    if uow.deferred_audit is not None:
+        uow.deferred_audit.extend(entries)
+    elif len(entries) == 1:
+        e = entries[0]
+        await audit.record(
+            uow.db, e.who, e.action, case_id=e.case_id, purpose=e.purpose, detail=e.detail
+        )
+    else:
+        await audit.record_many(uow.db, entries)
 
 
 def _read_detail(decision: DisclosureDecision) -> str:

@@ -91,7 +91,15 @@ def _sqlite_autocommit_off(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None
 
 
+READ_ONLY = "keerpunt_read_only"
+"""Execution option for a session that only reads (the live fan-out renders in one): on
+SQLite it reads beside the writer (WAL) instead of taking the write lock."""
+
+
 def _sqlite_begin(conn: Any) -> None:
+    if conn.get_execution_options().get(READ_ONLY):
+        conn.exec_driver_sql("BEGIN")
+        return
     # Every write transaction in Keerpunt reads before it writes (sequence numbers, the audit
     # chain); IMMEDIATE takes the write lock up front so two writers queue instead of failing.
     conn.exec_driver_sql("BEGIN IMMEDIATE")

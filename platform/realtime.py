@@ -32,7 +32,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from keerpunt.platform.db import utcnow
+from keerpunt.platform import audit
+from keerpunt.platform.db import READ_ONLY, utcnow
 from keerpunt.platform.models import LoginSession, RoomEvent
 from keerpunt.platform.principal import SYSTEM, Principal
 from keerpunt.platform.uow import CONSENT_CHANGED, UnitOfWork
@@ -290,19 +291,28 @@ class Hub:
         connection whose login ended or who may no longer follow the room, else the html."""
         renderer = self._renderers[room.split(":", 1)[0]]
         events = update if isinstance(update, list) else []
-        async with self._db_slots(), self._sessionmaker() as db, db.begin():
-            ended = await _ended_logins(db, {c.viewer.session_id for c in conns})
-            active = [c for c in conns if c.viewer.session_id not in ended]
-            uow = UnitOfWork(db=db, vault=self._vault, who=SYSTEM)
-            viewers = [c.viewer for c in active]
-            htmls = await renderer.render_for(uow, room, viewers, update) if active else []
-            if events and any(e.kind == CONSENT_CHANGED for e in events):
-                # Who is present is labelled by consent too: label them anew.
-                again = await renderer.render_for(uow, room, viewers, "presence")
-                htmls = [
-                    None if h is None or p is None else h + p
-                    for h, p in zip(htmls, again, strict=True)
-                ]
+        async with self._db_slots():
+            # Rendering only reads: on SQLite it does not hold the write lock (saves go on
+            # meanwhile); the audit rows of the reads are written after, before anything is sent.
+            async with (
+                self._sessionmaker(execution_options={READ_ONLY: True}) as db,
+                db.begin(),
+            ):
+                ended = await _ended_logins(db, {c.viewer.session_id for c in conns})
+                active = [c for c in conns if c.viewer.session_id not in ended]
+                uow = UnitOfWork(db=db, vault=self._vault, who=SYSTEM, deferred_audit=[])
+                viewers = [c.viewer for c in active]
+                htmls = await renderer.render_for(uow, room, viewers, update) if active else []
+                if events and any(e.kind == CONSENT_CHANGED for e in events):
+                    # Who is present is labelled by consent too: label them anew.
+                    again = await renderer.render_for(uow, room, viewers, "presence")
+                    htmls = [
+                        None if h is None or p is None else h + p
+                        for h, p in zip(htmls, again, strict=True)
+                    ]
+            if uow.deferred_audit:
+                async with self._sessionmaker() as db, db.begin():
+                    await audit.record_many(db, uow.deferred_audit)
         by_conn = dict(zip(active, htmls, strict=True))
         out: list[str | int] = []
         for conn in conns:
@@ -325,7 +335,10 @@ class Hub:
     async def _catch_up(self, conn: Connection) -> None:
         """Replay what the client missed, then what was published meanwhile; then go live."""
         try:
-            async with self._db_slots(), self._sessionmaker() as db:
+            async with (
+                self._db_slots(),
+                self._sessionmaker(execution_options={READ_ONLY: True}) as db,
+            ):
                 missed = list(
                     (
                         await db.scalars(

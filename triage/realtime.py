@@ -126,7 +126,7 @@ class TriageRenderer:
         readers = [v for v in viewers if v.actor in level and level[v.actor].level]
         if update == "presence":
             # Flagged items are drawn again (shown or held back): a read, audited above.
-            authors = {a for _k, _i, a in flagged}
+            authors = {a for k, _i, a in flagged if k == "note"}
             present_list = self._present(room)
             for v in viewers:
                 if v not in readers:
@@ -455,23 +455,16 @@ async def _flagged(uow: UnitOfWork, session_id: int) -> list[tuple[str, int, str
 
 
 async def _authors(uow: UnitOfWork, session_id: int, events: list[RoomEvent]) -> set[str]:
-    """Who wrote the items these events are about (a viewer's own item looks different)."""
-    wanted: dict[str, set[int]] = {}
-    for e in events:
-        kind = e.kind.partition(".")[0]
-        if kind in ITEM_KINDS and e.subject_id is not None:
-            wanted.setdefault(kind, set()).add(e.subject_id)
-    out: set[str] = set()
-    for kind, model in (("factor", Factor), ("goal", Goal), ("note", StepNote)):
-        if wanted.get(kind):
-            out.update(
-                await uow.db.scalars(
-                    select(model.author).where(
-                        model.session_id == session_id, model.id.in_(wanted[kind])
-                    )
-                )
-            )
-    return out
+    """Who wrote the notes these events are about: its author may edit a note (a factor or
+    goal anyone at the table may edit), so the author's view of it differs."""
+    notes = {e.subject_id for e in events if e.kind.startswith("note.") and e.subject_id}
+    if not notes:
+        return set()
+    return set(
+        await uow.db.scalars(
+            select(StepNote.author).where(StepNote.session_id == session_id, StepNote.id.in_(notes))
+        )
+    )
 
 
 def _view_key(

@@ -199,3 +199,66 @@ async def test_someone_not_at_this_table_gets_nothing(app: Any, runtime: Runtime
     )
     assert out[0] is not None and WITH_CONSENT in out[0]
     assert out[1] is None  # not invited to this meeting: the hub closes the stream
+
+
+async def test_a_live_push_is_audited_per_viewer_before_it_is_shown(
+    runtime: Runtime, live_server: Any
+) -> None:
+    """Through the real hub (uvicorn, websockets): the push renders in a read-only
+    transaction and the viewers' audit rows are written before it is sent."""
+    import asyncio
+    import json
+
+    import httpx
+    from websockets.asyncio.client import connect
+
+    from keerpunt.platform.models import LoginSession
+    from keerpunt.platform.sessions import COOKIE_NAME, SessionSigner, start_session, token_hash
+
+    w = await build_world(runtime)
+
+    async def cookie(user_id: int) -> tuple[str, str]:
+        async with runtime.sessionmaker() as db, db.begin():
+            token = await start_session(db, how="test", hours=1, user_id=user_id)
+        async with runtime.sessionmaker() as db:
+            row = await db.get(LoginSession, token_hash(token))
+            assert row is not None
+        return SessionSigner(str(runtime.settings.secret_key)).dumps(token), row.csrf_token
+
+    url = live_server.url.replace("http", "ws") + f"/triage/sessions/{w.session_id}/ws"
+    screens = []
+    for user in (w.expert, w.outsider_expert, w.coordinator):
+        c, _ = await cookie(user.id)
+        ws = await connect(
+            url, additional_headers={"Cookie": f"{COOKIE_NAME}={c}", "Origin": live_server.url}
+        )
+        await ws.send(json.dumps({"type": "resume", "after": 0}))
+        screens.append(ws)
+    writer, csrf = await cookie(w.expert.id)
+    await asyncio.sleep(0.5)  # everyone is in the room
+    before = len(await _reads(runtime))
+    async with httpx.AsyncClient(base_url=live_server.url, cookies={COOKIE_NAME: writer}) as http:
+        r = await http.post(
+            f"/triage/sessions/{w.session_id}/factors",
+            data={"life_area": "home", "kind": "protective", "text": WITH_CONSENT},
+            headers={"X-CSRF-Token": csrf, "HX-Request": "true"},
+        )
+        assert r.status_code == 200
+
+    async def until(ws: Any, needle: str) -> str:
+        while True:
+            msg = str(await ws.recv())
+            if needle in msg:
+                return msg
+
+    pushed = [await asyncio.wait_for(until(ws, "factor-"), 3) for ws in screens]
+    assert WITH_CONSENT in pushed[0]  # the expert named in the consent
+    assert WITH_CONSENT not in pushed[1]  # the other expert: the pseudonym
+    rows = (await _reads(runtime))[before:]
+    assert sorted(r.actor for r in rows) == sorted(
+        f"user:{u.id}" for u in (w.expert, w.outsider_expert, w.coordinator)
+    )
+    async with runtime.sessionmaker() as db:
+        assert await audit.verify(db) == []
+    for ws in screens:
+        await ws.close()
