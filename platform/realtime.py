@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from keerpunt.platform import audit
-from keerpunt.platform.db import READ_ONLY, utcnow
+from keerpunt.platform.db import READ_ONLY, WriterTurns, utcnow
 from keerpunt.platform.models import LoginSession, RoomEvent
 from keerpunt.platform.principal import SYSTEM, Principal
 from keerpunt.platform.uow import CONSENT_CHANGED, UnitOfWork
@@ -46,10 +46,10 @@ RESUME_WAIT_SECONDS = 5.0
 STOP_WAIT_SECONDS = 5.0
 TYPING_EVERY_SECONDS = 1.0  # at most one typing signal per connection per second
 TYPING_SHOWN_SECONDS = 6.0  # a typing signal is shown this long after the last keystroke
-PRESENCE_GATHER_SECONDS = 0.05  # people join in bursts: wait a moment, then draw the list once
+PRESENCE_GATHER_SECONDS = 0.2  # people join in bursts: wait a moment, then draw the list once
 # Transactions the hub runs at once: the rest of the app (saves, page loads, websocket
-# handshakes) keeps connections of the pool, and on SQLite the writers do not pile up.
-HUB_TRANSACTIONS = 3
+# handshakes) keeps connections of the pool (5 + 10 overflow by default).
+HUB_TRANSACTIONS = 8
 _TYPING_WHERE = re.compile(r"[a-z0-9-]{1,20}")
 
 Update = list[RoomEvent] | Literal["presence", "typing"]
@@ -108,9 +108,15 @@ class _Room:
 
 
 class Hub:
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], vault: Vault) -> None:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        vault: Vault,
+        writers: WriterTurns | None = None,
+    ) -> None:
         self._sessionmaker = sessionmaker
         self._vault = vault
+        self._writers = writers
         self._rooms: dict[str, _Room] = {}
         self._renderers: dict[str, RoomRenderer] = {}
         # room -> actor -> (where, when): who typed where lately (memory only, never saved)
@@ -311,7 +317,11 @@ class Hub:
                         for h, p in zip(htmls, again, strict=True)
                     ]
             if uow.deferred_audit:
-                async with self._sessionmaker() as db, db.begin():
+                async with (
+                    self._writers.turn() if self._writers else contextlib.nullcontext(),
+                    self._sessionmaker() as db,
+                    db.begin(),
+                ):
                     await audit.record_many(db, uow.deferred_audit)
         by_conn = dict(zip(active, htmls, strict=True))
         out: list[str | int] = []

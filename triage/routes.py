@@ -14,6 +14,7 @@ from starlette.websockets import WebSocket
 
 from keerpunt.consent import service as consent
 from keerpunt.platform import auth
+from keerpunt.platform.db import READ_ONLY
 from keerpunt.platform.errors import (
     DomainError,
     InvalidInput,
@@ -25,6 +26,7 @@ from keerpunt.platform.i18n import AMSTERDAM, N_, current_locale, gettext
 from keerpunt.platform.models import Organisation, OrgKind
 from keerpunt.platform.principal import Principal
 from keerpunt.platform.realtime import Hub
+from keerpunt.platform.uow import UnitOfWork
 from keerpunt.platform.web import (
     current,
     date_field,
@@ -651,8 +653,10 @@ async def session_ws(websocket: WebSocket) -> None:
     sid = websocket.path_params["session_id"]
     rt = runtime(websocket)
     try:
-        async with rt.unit_of_work(who) as uow:
-            room, last_seq = await follow(uow, sid)
+        # Only reads (on SQLite beside the writer): a whole table joining at once must not
+        # queue behind the saves.
+        async with rt.sessionmaker(execution_options={READ_ONLY: True}) as db:
+            room, last_seq = await follow(UnitOfWork(db=db, vault=rt.vault, who=who), sid)
     except DomainError:
         await websocket.close(code=4403)
         return
