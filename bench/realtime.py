@@ -207,14 +207,18 @@ async def seed(url: str, env: dict[str, str], sessions: int, participants: int) 
     return tables
 
 
-def _start(cmd: list[str], env: dict[str, str], ready: Callable[[], bool]) -> subprocess.Popen[str]:
-    proc = subprocess.Popen(
-        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
+def _start(
+    cmd: list[str], env: dict[str, str], ready: Callable[[], bool], log: str
+) -> subprocess.Popen[str]:
+    # The server's output goes to a file: a pipe nobody reads fills up (an access-log line
+    # per request) and then blocks the server mid-run.
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"server did not start:\n{proc.stdout.read() if proc.stdout else ''}")
+            with open(log) as f:
+                raise SystemExit(f"server did not start:\n{f.read()[-3000:]}")
         if ready():
             return proc
         time.sleep(0.1)
@@ -494,15 +498,23 @@ def main() -> None:
             ],
             env,
             _port_open(port),
+            f"{tmp}/server.log",
         )
         try:
             app = asyncio.run(measure_keerpunt(tables, port, args.saves, args.interval, server.pid))
         finally:
             _stop(server)
+        with open(f"{tmp}/server.log") as f:
+            errors = f.read().count("Traceback")
+        if errors:
+            print(f"  the server logged {errors} errors (tracebacks)", flush=True)
 
         bport = _free_port()
         bare = _start(
-            [sys.executable, "-c", BASELINE_SERVER, str(bport)], dict(os.environ), _port_open(bport)
+            [sys.executable, "-c", BASELINE_SERVER, str(bport)],
+            dict(os.environ),
+            _port_open(bport),
+            f"{tmp}/baseline.log",
         )
         try:
             base = asyncio.run(
