@@ -152,6 +152,13 @@ async def disclosures_for(
     same viewer, case, purpose and family answers from them and does not audit again — the
     batch settles the audit; a caller who shows more later audits it with
     :func:`record_reads`."""
+    keys = [_decided_key(who, case.id, purpose, family_present) for who in viewers]
+    if all(k in uow.decided for k in keys):
+        # Decided already in this batch: the same answer (one batch, one picture of consent).
+        cached: list[DisclosureDecision] = [uow.decided[k] for k in keys]
+        if audit_read:
+            await record_reads(uow, case, purpose, list(zip(viewers, cached, strict=True)))
+        return cached
     roles_by_viewer = await _case_roles_many(uow, case.id, viewers)
     context: _ConsentContext | None = None
     decisions: list[DisclosureDecision] = []

@@ -117,6 +117,13 @@ class Hub:
         self._sessionmaker = sessionmaker
         self._vault = vault
         self._writers = writers
+        # A batch is rendered from one picture of the database: on SQLite a read transaction
+        # is that already; PostgreSQL needs REPEATABLE READ (read committed would let a
+        # consent given halfway show in one part of a push and not in another).
+        bind = sessionmaker.kw.get("bind")
+        self._read_options: dict[str, object] = {READ_ONLY: True}
+        if bind is not None and bind.dialect.name == "postgresql":
+            self._read_options["isolation_level"] = "REPEATABLE READ"
         self._rooms: dict[str, _Room] = {}
         self._renderers: dict[str, RoomRenderer] = {}
         # room -> actor -> (where, when): who typed where lately (memory only, never saved)
@@ -301,7 +308,7 @@ class Hub:
             # Rendering only reads: on SQLite it does not hold the write lock (saves go on
             # meanwhile); the audit rows of the reads are written after, before anything is sent.
             async with (
-                self._sessionmaker(execution_options={READ_ONLY: True}) as db,
+                self._sessionmaker(execution_options=self._read_options) as db,
                 db.begin(),
             ):
                 ended = await _ended_logins(db, {c.viewer.session_id for c in conns})
@@ -347,7 +354,7 @@ class Hub:
         try:
             async with (
                 self._db_slots(),
-                self._sessionmaker(execution_options={READ_ONLY: True}) as db,
+                self._sessionmaker(execution_options=self._read_options) as db,
             ):
                 missed = list(
                     (
