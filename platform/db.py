@@ -119,18 +119,29 @@ class WriterTurns:
         self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
             weakref.WeakKeyDictionary()
         )
+        self._holders: weakref.WeakSet[asyncio.Task[object]] = weakref.WeakSet()
 
     @asynccontextmanager
     async def turn(self) -> AsyncIterator[None]:
         if not self._sqlite:
             yield
             return
+        task = asyncio.current_task()
+        if task is not None and task in self._holders:
+            yield  # a turn inside a turn (nested unit of work): it has the turn already
+            return
         loop = asyncio.get_running_loop()
         lock = self._locks.get(loop)
         if lock is None:
             lock = self._locks[loop] = asyncio.Lock()
         async with lock:
-            yield
+            if task is not None:
+                self._holders.add(task)
+            try:
+                yield
+            finally:
+                if task is not None:
+                    self._holders.discard(task)
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -262,3 +262,18 @@ async def test_a_live_push_is_audited_per_viewer_before_it_is_shown(
         assert await audit.verify(db) == []
     for ws in screens:
         await ws.close()
+
+
+async def test_a_unit_of_work_inside_another_does_not_wait_for_itself(runtime: Runtime) -> None:
+    """On SQLite writers take turns in the process; a nested unit of work in the same task
+    already has the turn (it would otherwise wait for itself forever)."""
+    import asyncio
+
+    w = await build_world(runtime)
+    who = staff_principal(w.coordinator)
+
+    async def nested() -> None:
+        async with runtime.unit_of_work(who), runtime.writers.turn():
+            pass
+
+    await asyncio.wait_for(nested(), 5)
