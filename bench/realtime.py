@@ -41,6 +41,7 @@ import httpx
 from sqlalchemy import select
 from starlette.datastructures import Secret
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from keerpunt.consent.service import Decision, Purpose, record_consent
 from keerpunt.platform.db import make_engine
@@ -53,6 +54,7 @@ from keerpunt.platform.settings import Settings
 from keerpunt.triage import service as triage
 
 YES = {key: True for key, _q, _w in triage.ENTRY_QUESTIONS}
+JOINING = 50  # websocket handshakes in flight at once while everyone joins
 
 # The bare baseline server, run in its own process: rooms by path, forward to the others.
 BASELINE_SERVER = """
@@ -82,6 +84,10 @@ async def main():
 
 asyncio.run(main())
 """
+
+
+class SaveFailed(Exception):
+    pass
 
 
 @dataclass
@@ -201,19 +207,32 @@ async def seed(url: str, env: dict[str, str], sessions: int, participants: int) 
     return tables
 
 
-def _start(cmd: list[str], env: dict[str, str], ready: Callable[[], bool]) -> subprocess.Popen[str]:
-    proc = subprocess.Popen(
-        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
+def _start(
+    cmd: list[str], env: dict[str, str], ready: Callable[[], bool], log: str
+) -> subprocess.Popen[str]:
+    # The server's output goes to a file: a pipe nobody reads fills up (an access-log line
+    # per request) and then blocks the server mid-run.
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"server did not start:\n{proc.stdout.read() if proc.stdout else ''}")
+            with open(log) as f:
+                raise SystemExit(f"server did not start:\n{f.read()[-3000:]}")
         if ready():
             return proc
         time.sleep(0.1)
     proc.kill()
     raise SystemExit("server did not start within 30 s")
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:  # stuck finishing its connections: do not leave it
+        proc.kill()
+        proc.wait(10)
 
 
 def _port_open(port: int) -> Callable[[], bool]:
@@ -238,6 +257,7 @@ async def _drive(
     """Every table saves ``saves`` times; returns latencies (s) and the number of misses."""
     sent: dict[str, float] = {}
     latencies: list[float] = []
+    failed: list[str] = []
     expected = 0
     received = 0
 
@@ -276,13 +296,19 @@ async def _drive(
             marker = f"KPB-{t}-{seat}-{k}-END"
             sent[marker] = time.perf_counter()
             expected += len(sockets[t]) - 1
-            await save(t, seat, marker)
+            try:
+                await save(t, seat, marker)
+            except (httpx.HTTPError, SaveFailed) as exc:
+                # Counted, not fatal: an overloaded server shows as failed saves and misses.
+                failed.append(f"{type(exc).__name__}: {exc}"[:200])
             await asyncio.sleep(interval)
 
     await asyncio.gather(*(table_loop(t) for t in range(len(sockets))))
     await asyncio.sleep(3)  # let the last pushes arrive
     for task in listeners:
         task.cancel()
+    if failed:
+        print(f"  {len(failed)} saves failed, e.g. {failed[0]}", flush=True)
     return latencies, expected - received
 
 
@@ -303,23 +329,69 @@ async def _settle(sockets: list[list[ClientConnection]], quiet: float = 2.0) -> 
             return
 
 
+def _cpu_seconds(pid: int) -> float:
+    """CPU time a process used so far (Linux): unlike latency, it does not grow when other
+    programs on the machine take the processor, so runs on a busy machine compare."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
 async def measure_keerpunt(
-    tables: list[Table], port: int, saves: int, interval: float
+    tables: list[Table], port: int, saves: int, interval: float, pid: int
 ) -> tuple[list[float], int]:
     base = f"http://127.0.0.1:{port}"
-    sockets: list[list[ClientConnection]] = []
-    for table in tables:
-        row = []
-        for seat in table.seats:
-            ws = await connect(
-                f"ws://127.0.0.1:{port}/triage/sessions/{table.session_id}/ws",
-                additional_headers={"Cookie": f"{COOKIE_NAME}={seat.cookie}", "Origin": base},
-                max_size=None,
-                open_timeout=120,
-            )
-            await ws.send(json.dumps({"type": "resume", "after": 0}))
-            row.append(ws)
-        sockets.append(row)
+    cpu0 = _cpu_seconds(pid)
+    # Everyone joins at once, as at the start of the meetings (at most JOINING handshakes in
+    # flight, like browsers opening the page): the server must not starve the handshakes.
+    gate = asyncio.Semaphore(JOINING)
+    handshakes: list[float] = []
+
+    refused: list[str] = []
+
+    async def join(table: Table, seat: Seat) -> ClientConnection:
+        t0 = time.perf_counter()
+        for attempt in range(10):
+            try:
+                async with gate:
+                    ws = await connect(
+                        f"ws://127.0.0.1:{port}/triage/sessions/{table.session_id}/ws",
+                        additional_headers={
+                            "Cookie": f"{COOKIE_NAME}={seat.cookie}",
+                            "Origin": base,
+                        },
+                        max_size=None,
+                        open_timeout=120,
+                    )
+                    await ws.send(json.dumps({"type": "resume", "after": 0}))
+                    await ws.recv()  # the first push: who is present (the screen is live)
+                handshakes.append(time.perf_counter() - t0)
+                return ws
+            except (OSError, InvalidStatus, ConnectionClosed) as exc:
+                # The browser's websocket extension retries too (with a back-off).
+                refused.append(f"{type(exc).__name__}: {exc}"[:160])
+                await asyncio.sleep(min(5.0, 0.5 * 2**attempt))
+        raise SystemExit(f"could not join after 10 attempts: {refused[-1]}")
+
+    t_join = time.perf_counter()
+    sockets = list(
+        await asyncio.gather(
+            *(asyncio.gather(*(join(table, seat) for seat in table.seats)) for table in tables)
+        )
+    )
+    joined = time.perf_counter() - t_join
+    cpu_join = _cpu_seconds(pid) - cpu0
+    print(
+        f"  {len(handshakes)} participants joined in {joined:.1f} s; from connect to the first"
+        f" push p50 {_percentile(handshakes, 0.5) * 1000:.0f} ms,"
+        f" p99 {_percentile(handshakes, 0.99) * 1000:.0f} ms; server CPU {cpu_join:.1f} s",
+        flush=True,
+    )
+    if refused:
+        print(f"  {len(refused)} handshakes refused and retried, e.g. {refused[0]}", flush=True)
     await _settle(sockets)  # everyone has joined: the presence lists are drawn
     limits = httpx.Limits(max_connections=len(tables) * 2)
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as http:
@@ -333,9 +405,17 @@ async def measure_keerpunt(
                 cookies={COOKIE_NAME: seat.cookie},
             )
             if r.status_code != 200:
-                raise SystemExit(f"save failed: {r.status_code} {r.text[:300]}")
+                raise SaveFailed(f"{r.status_code} {r.text[:100]}")
 
+        cpu1 = _cpu_seconds(pid)
         result = await _drive(sockets, save, saves, interval)
+        cpu = _cpu_seconds(pid) - cpu1
+    done = saves * len(tables)
+    print(
+        f"  server CPU while saving: {cpu:.1f} s, {cpu / done * 1000:.0f} ms per save"
+        f" (save, fan-out to {len(tables[0].seats) - 1} others, audit)",
+        flush=True,
+    )
     for row in sockets:
         for ws in row:
             await ws.close()
@@ -418,24 +498,30 @@ def main() -> None:
             ],
             env,
             _port_open(port),
+            f"{tmp}/server.log",
         )
         try:
-            app = asyncio.run(measure_keerpunt(tables, port, args.saves, args.interval))
+            app = asyncio.run(measure_keerpunt(tables, port, args.saves, args.interval, server.pid))
         finally:
-            server.terminate()
-            server.wait(10)
+            _stop(server)
+        with open(f"{tmp}/server.log") as f:
+            errors = f.read().count("Traceback")
+        if errors:
+            print(f"  the server logged {errors} errors (tracebacks)", flush=True)
 
         bport = _free_port()
         bare = _start(
-            [sys.executable, "-c", BASELINE_SERVER, str(bport)], dict(os.environ), _port_open(bport)
+            [sys.executable, "-c", BASELINE_SERVER, str(bport)],
+            dict(os.environ),
+            _port_open(bport),
+            f"{tmp}/baseline.log",
         )
         try:
             base = asyncio.run(
                 measure_baseline(args.sessions, args.participants, bport, args.saves, args.interval)
             )
         finally:
-            bare.terminate()
-            bare.wait(10)
+            _stop(bare)
 
     print(
         f"{args.sessions} sessions x {args.participants} participants,"

@@ -7,7 +7,7 @@ this module; consent never imports triage or settlement.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import NoReturn
 
@@ -61,11 +61,13 @@ __all__ = [
     "consent_overview_for",
     "consent_tasks",
     "disclosure",
+    "disclosures_for",
     "end_youth_alone",
     "family_page",
     "identifying_kinds",
     "identifying_warning",
     "record_consent",
+    "record_reads",
     "record_youth_alone",
     "withdraw_consent",
 ]
@@ -117,19 +119,133 @@ async def disclosure(
     :func:`keerpunt.consent.rules.decide`). Someone with no part in the case sees nothing.
     """
     who = uow.who
+    decided: DisclosureDecision | None = uow.decided.get(
+        _decided_key(who, case.id, purpose, family_present)
+    )
+    if decided is not None:
+        return decided  # decided for this viewer by disclosures_for, which also audits
     roles = await _case_roles(uow, case.id, who)
     decision = await _decide(uow, case, purpose, who, roles, family_present)
     if audit_read and decision.level is not Disclosure.NOTHING:
-        await audit.record(
-            uow.db,
-            who,
-            "case.read",
-            case_id=case.id,
-            purpose=purpose.value,
-            detail=f"level={decision.level.name.lower()} records={list(decision.record_ids)}"
-            f" reason={decision.reason}",
-        )
+        await record_reads(uow, case, purpose, [(who, decision)])
     return decision
+
+
+async def disclosures_for(
+    uow: UnitOfWork,
+    case: Case,
+    viewers: Sequence[Principal],
+    purpose: Purpose = Purpose.INFORMATION_EXCHANGE,
+    *,
+    family_present: Collection[int] = (),
+    audit_read: bool = True,
+) -> list[DisclosureDecision]:
+    """:func:`disclosure` for many viewers of one case at once (a live table: everyone in
+    the room), in the caller's transaction: the case's consent context (family members,
+    consent records, legal basis, youth-alone exception) is read once and
+    :func:`keerpunt.consent.rules.decide` runs per viewer, so each viewer gets exactly the
+    decision the single path gives them. With ``audit_read`` every viewer who may see
+    anything gets their own audit row, with the records that justify it, written in one batch.
+
+    The decisions are remembered in ``uow.decided`` (shared by the units of work that
+    :meth:`UnitOfWork.acting_as` derives for each viewer): a later :func:`disclosure` for the
+    same viewer, case, purpose and family answers from them and does not audit again — the
+    batch settles the audit; a caller who shows more later audits it with
+    :func:`record_reads`."""
+    keys = [_decided_key(who, case.id, purpose, family_present) for who in viewers]
+    if all(k in uow.decided for k in keys):
+        # Decided already in this batch: the same answer (one batch, one picture of consent).
+        cached: list[DisclosureDecision] = [uow.decided[k] for k in keys]
+        if audit_read:
+            await record_reads(uow, case, purpose, list(zip(viewers, cached, strict=True)))
+        return cached
+    roles_by_viewer = await _case_roles_many(uow, case.id, viewers)
+    context: _ConsentContext | None = None
+    decisions: list[DisclosureDecision] = []
+    for who in viewers:
+        roles = roles_by_viewer[who.actor]
+        step = _decide_without_consent(case, purpose, who, roles)
+        if step is None:
+            if context is None:
+                context = await _consent_context(uow, case, purpose)
+            step = _decide_by_consent(
+                context,
+                who,
+                roles | (who.staff_roles & _TEAM_ROLES),
+                at_table=bool(roles),
+                family_present=family_present,
+            )
+        decisions.append(step)
+        uow.decided[_decided_key(who, case.id, purpose, family_present)] = step
+    if audit_read:
+        await record_reads(uow, case, purpose, list(zip(viewers, decisions, strict=True)))
+    return decisions
+
+
+async def record_reads(
+    uow: UnitOfWork,
+    case: Case,
+    purpose: Purpose,
+    reads: Sequence[tuple[Principal, DisclosureDecision]],
+) -> None:
+    """Audit that each of these viewers read the case at the level consent decided, with the
+    records that justify it (one audit row per viewer who saw anything), in one batch. In a
+    read-only unit of work (``uow.deferred_audit``) the rows wait for the caller to write
+    them before anything is shown."""
+    entries = [
+        audit.Entry(
+            who, "case.read", case_id=case.id, purpose=purpose.value, detail=_read_detail(decision)
+        )
+        for who, decision in reads
+        if decision.level is not Disclosure.NOTHING
+    ]
+    if uow.deferred_audit is not None:
+        uow.deferred_audit.extend(entries)
+    elif len(entries) == 1:
+        e = entries[0]
+        await audit.record(
+            uow.db, e.who, e.action, case_id=e.case_id, purpose=e.purpose, detail=e.detail
+        )
+    else:
+        await audit.record_many(uow.db, entries)
+
+
+def _read_detail(decision: DisclosureDecision) -> str:
+    return (
+        f"level={decision.level.name.lower()} records={list(decision.record_ids)}"
+        f" reason={decision.reason}"
+    )
+
+
+def _decided_key(
+    who: Principal, case_id: int, purpose: Purpose, family_present: Collection[int]
+) -> tuple[object, ...]:
+    return (who.actor, case_id, purpose.value, tuple(sorted(set(family_present))))
+
+
+async def _case_roles_many(
+    uow: UnitOfWork, case_id: int, viewers: Sequence[Principal]
+) -> dict[str, frozenset[str]]:
+    """:func:`_case_roles` for many viewers with one query."""
+    user_ids = {w.user_id for w in viewers if w.member_id is None and w.user_id is not None}
+    by_user: dict[int, set[str]] = {}
+    if user_ids:
+        rows = await uow.db.execute(
+            select(CaseMember.user_id, CaseMember.role).where(
+                CaseMember.case_id == case_id,
+                CaseMember.user_id.in_(user_ids),
+                CaseMember.removed_at.is_(None),
+            )
+        )
+        for user_id, role in rows:
+            by_user.setdefault(user_id or 0, set()).add(role)
+    out: dict[str, frozenset[str]] = {}
+    for w in viewers:
+        if w.member_id is not None:
+            out[w.actor] = frozenset({w.member_role or ""}) if w.case_id == case_id else frozenset()
+        else:
+            out[w.actor] = frozenset(by_user.get(w.user_id or 0, ()))
+    return out
 
 
 async def _decide(
@@ -140,6 +256,22 @@ async def _decide(
     roles: frozenset[str],
     family_present: Collection[int],
 ) -> DisclosureDecision:
+    decided = _decide_without_consent(case, purpose, who, roles)
+    if decided is not None:
+        return decided
+    return _decide_by_consent(
+        await _consent_context(uow, case, purpose),
+        who,
+        roles | (who.staff_roles & _TEAM_ROLES),
+        at_table=bool(roles),
+        family_present=family_present,
+    )
+
+
+def _decide_without_consent(
+    case: Case, purpose: Purpose, who: Principal, roles: frozenset[str]
+) -> DisclosureDecision | None:
+    """The decisions that need no consent record; None: consent decides."""
     if case.shredded_at is not None:
         return DisclosureDecision(
             Disclosure.PSEUDONYMOUS if roles else Disclosure.NOTHING, reason="shredded"
@@ -156,32 +288,28 @@ async def _decide(
         return DisclosureDecision(Disclosure.FULL, reason="registrar")
     if not roles and not (who.staff_roles & _TEAM_ROLES):
         return DisclosureDecision(Disclosure.NOTHING, reason="no_part")
-    return await _by_consent(
-        uow,
-        case,
-        purpose,
-        who,
-        roles | (who.staff_roles & _TEAM_ROLES),
-        at_table=bool(roles),
-        family_present=family_present,
-    )
+    return None
 
 
-async def _by_consent(
-    uow: UnitOfWork,
-    case: Case,
-    purpose: Purpose,
-    who: Principal,
-    roles: frozenset[str],
-    *,
-    at_table: bool,
-    family_present: Collection[int],
-) -> DisclosureDecision:
+@dataclass(frozen=True)
+class _ConsentContext:
+    """What consent needs to know of a case for one purpose, the same for every viewer."""
+
+    age: int | None  # None: no birth date known
+    basis: LegalBasis
+    members: tuple[CaseMember, ...]
+    records: tuple[RecordFacts, ...]
+    exception_id: int | None
+    today: dt.date
+
+
+async def _consent_context(uow: UnitOfWork, case: Case, purpose: Purpose) -> _ConsentContext:
     cipher = await uow.vault.cipher(uow.db, case.id)
     birth_raw = cipher.decrypt("case.birth_date", case.birth_date_enc)
-    if birth_raw is None:
-        return DisclosureDecision(Disclosure.PSEUDONYMOUS, reason="no_birth_date")
     today = _today()
+    basis = LegalBasis(case.legal_basis)
+    if birth_raw is None:
+        return _ConsentContext(None, basis, (), (), None, today)
     members = (
         await uow.db.scalars(
             select(CaseMember).where(
@@ -199,21 +327,40 @@ async def _by_consent(
         )
     ).all()
     exception = await _youth_alone(uow, case.id)
-    consenters = [Consenter(m.id, _consent_role(m.role)) for m in members]
+    return _ConsentContext(
+        age_on(dt.date.fromisoformat(birth_raw), today),
+        basis,
+        tuple(members),
+        tuple(_facts(r) for r in records),
+        exception.id if exception is not None else None,
+        today,
+    )
+
+
+def _decide_by_consent(
+    ctx: _ConsentContext,
+    who: Principal,
+    roles: frozenset[str],
+    *,
+    at_table: bool,
+    family_present: Collection[int],
+) -> DisclosureDecision:
+    if ctx.age is None:
+        return DisclosureDecision(Disclosure.PSEUDONYMOUS, reason="no_birth_date")
     present_ids = frozenset(family_present)  # ids not of this case's family count for nothing
     outcome = decide(
-        age=age_on(dt.date.fromisoformat(birth_raw), today),
-        basis=LegalBasis(case.legal_basis),
-        consenters=consenters,
-        records=[_facts(r) for r in records],
+        age=ctx.age,
+        basis=ctx.basis,
+        consenters=[Consenter(m.id, _consent_role(m.role)) for m in ctx.members],
+        records=ctx.records,
         recipient=Recipient(who.organisation_id, roles, at_table),
-        today=today,
-        youth_alone=exception is not None,
-        family_present=frozenset(_consent_role(m.role) for m in members if m.id in present_ids),
+        today=ctx.today,
+        youth_alone=ctx.exception_id is not None,
+        family_present=frozenset(_consent_role(m.role) for m in ctx.members if m.id in present_ids),
     )
     reason = outcome.reason
-    if reason == "youth_alone" and exception is not None:
-        reason = f"youth_alone:{exception.id}"
+    if reason == "youth_alone" and ctx.exception_id is not None:
+        reason = f"youth_alone:{ctx.exception_id}"
     return DisclosureDecision(outcome.level, outcome.record_ids, reason)
 
 

@@ -6,7 +6,9 @@ command) opens the transaction, commits it, and only then publishes real-time ev
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -91,10 +93,55 @@ def _sqlite_autocommit_off(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None
 
 
+READ_ONLY = "keerpunt_read_only"
+"""Execution option for a session that only reads (the live fan-out renders in one): on
+SQLite it reads beside the writer (WAL) instead of taking the write lock."""
+
+
 def _sqlite_begin(conn: Any) -> None:
+    if conn.get_execution_options().get(READ_ONLY):
+        conn.exec_driver_sql("BEGIN")
+        return
     # Every write transaction in Keerpunt reads before it writes (sequence numbers, the audit
     # chain); IMMEDIATE takes the write lock up front so two writers queue instead of failing.
     conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class WriterTurns:
+    """On SQLite, writers in this process take turns here, first come first served, before
+    they take the database's write lock: SQLite's own wait for a busy lock sleeps and polls,
+    which under many concurrent writers (saves, the live fan-out's audit rows) leaves the
+    lock idle while everyone sleeps. On PostgreSQL (row locks) it does nothing."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._sqlite = engine.dialect.name == "sqlite"
+        # One lock per event loop (tests run several loops against one engine).
+        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._holders: weakref.WeakSet[asyncio.Task[object]] = weakref.WeakSet()
+
+    @asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        if not self._sqlite:
+            yield
+            return
+        task = asyncio.current_task()
+        if task is not None and task in self._holders:
+            yield  # a turn inside a turn (nested unit of work): it has the turn already
+            return
+        loop = asyncio.get_running_loop()
+        lock = self._locks.get(loop)
+        if lock is None:
+            lock = self._locks[loop] = asyncio.Lock()
+        async with lock:
+            if task is not None:
+                self._holders.add(task)
+            try:
+                yield
+            finally:
+                if task is not None:
+                    self._holders.discard(task)
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

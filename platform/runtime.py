@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from keerpunt.platform.crypto import KeyRing
-from keerpunt.platform.db import make_engine, make_sessionmaker
+from keerpunt.platform.db import WriterTurns, make_engine, make_sessionmaker
 from keerpunt.platform.principal import Principal
 from keerpunt.platform.realtime import Hub
 from keerpunt.platform.settings import Settings
@@ -24,6 +24,7 @@ class Runtime:
     sessionmaker: async_sessionmaker[AsyncSession]
     vault: Vault
     hub: Hub
+    writers: WriterTurns
 
     @classmethod
     def build(cls, settings: Settings, *, pool: bool = True) -> Runtime:
@@ -32,12 +33,15 @@ class Runtime:
         vault = Vault(
             KeyRing.parse(str(settings.master_keys)), str(settings.bsn_index_key).encode()
         )
-        return cls(settings, engine, sessionmaker, vault, Hub(sessionmaker, vault))
+        writers = WriterTurns(engine)
+        return cls(
+            settings, engine, sessionmaker, vault, Hub(sessionmaker, vault, writers), writers
+        )
 
     @asynccontextmanager
     async def unit_of_work(self, who: Principal) -> AsyncIterator[UnitOfWork]:
         """One transaction; room events are published only after it committed."""
-        async with self.sessionmaker() as db:
+        async with self.writers.turn(), self.sessionmaker() as db:
             async with db.begin():
                 uow = UnitOfWork(db=db, vault=self.vault, who=who)
                 yield uow

@@ -14,6 +14,7 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from keerpunt.platform.db import READ_ONLY
 from keerpunt.platform.i18n import N_, current_locale, gettext, negotiate
 from keerpunt.platform.runtime import Runtime
 from keerpunt.platform.sessions import COOKIE_NAME, SessionSigner, load_principal
@@ -49,7 +50,8 @@ class SecurityMiddleware:
         raw = request.cookies.get(COOKIE_NAME)
         token = self.signer.loads(raw, self.max_age) if raw else None
         if token:
-            async with self.runtime.sessionmaker() as db:
+            # Only reads: on SQLite it does not queue for the write lock behind the saves.
+            async with self.runtime.sessionmaker(execution_options={READ_ONLY: True}) as db:
                 principal = await load_principal(db, token, self.runtime.vault)
         scope["state"]["principal"] = principal
         locale = negotiate(

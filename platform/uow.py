@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -41,6 +42,24 @@ class UnitOfWork:
     vault: Vault
     who: Principal
     pending_events: list[RoomEvent] = field(default_factory=list)
+    # Disclosure decisions already made (and audited) for a batch in this transaction, by
+    # viewer, case, purpose and family at the table (consent.disclosures_for).
+    decided: dict[tuple[object, ...], Any] = field(default_factory=dict)
+    # Set in a read-only transaction (the live fan-out): audit rows of reads wait here and
+    # are written, before anything is shown, in a short write transaction of their own.
+    deferred_audit: list[Any] | None = None
+
+    def acting_as(self, who: Principal) -> UnitOfWork:
+        """The same transaction, seen by another viewer (a live push renders one batch for
+        everyone in a room); decisions made for the batch, and deferred audit rows, are
+        shared."""
+        return UnitOfWork(
+            db=self.db,
+            vault=self.vault,
+            who=who,
+            decided=self.decided,
+            deferred_audit=self.deferred_audit,
+        )
 
     async def emit(self, room: str, kind: str, subject_id: int | None = None) -> RoomEvent:
         """Save an event with the room's next sequence number, in this transaction."""

@@ -14,6 +14,7 @@ from starlette.websockets import WebSocket
 
 from keerpunt.consent import service as consent
 from keerpunt.platform import auth
+from keerpunt.platform.db import READ_ONLY
 from keerpunt.platform.errors import (
     DomainError,
     InvalidInput,
@@ -25,6 +26,7 @@ from keerpunt.platform.i18n import AMSTERDAM, N_, current_locale, gettext
 from keerpunt.platform.models import Organisation, OrgKind
 from keerpunt.platform.principal import Principal
 from keerpunt.platform.realtime import Hub
+from keerpunt.platform.uow import UnitOfWork
 from keerpunt.platform.web import (
     current,
     date_field,
@@ -40,12 +42,12 @@ from keerpunt.platform.web import (
 from keerpunt.triage import agenda, arrangement, report, service
 from keerpunt.triage import plan as plan_step5
 from keerpunt.triage.lifecycle import IllegalTransition
-from keerpunt.triage.realtime import TriageRenderer
+from keerpunt.triage.realtime import TriageRenderer, follow
 from keerpunt.triage.vocab import VOCAB
 
 
 def register_realtime(hub: Hub, jinja: jinja2.Environment) -> None:
-    hub.register("triage", TriageRenderer(jinja, hub.present))
+    hub.register("triage", TriageRenderer(jinja, hub.present, hub.typing))
 
 
 def _present(request: Request, session_id: int) -> frozenset[str]:
@@ -615,13 +617,15 @@ async def session_ws(websocket: WebSocket) -> None:
     sid = websocket.path_params["session_id"]
     rt = runtime(websocket)
     try:
-        async with rt.unit_of_work(who) as uow:
-            view = await service.session_view(uow, sid, frozenset())
+        # Only reads (on SQLite beside the writer): a whole table joining at once must not
+        # queue behind the saves.
+        async with rt.sessionmaker(execution_options={READ_ONLY: True}) as db:
+            room, last_seq = await follow(UnitOfWork(db=db, vault=rt.vault, who=who), sid)
     except DomainError:
         await websocket.close(code=4403)
         return
     after = websocket.query_params.get("after", "")
-    await rt.hub.serve(websocket, view.room, who, int(after) if after.isdigit() else view.last_seq)
+    await rt.hub.serve(websocket, room, who, int(after) if after.isdigit() else last_seq)
 
 
 routes: list[BaseRoute] = [
