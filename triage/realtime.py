@@ -393,7 +393,7 @@ class TriageRenderer:
     ) -> str:
         """Who is typing where ("Ma typt bij stap 2"): names only as consent allows."""
         session_id = int(room.split(":", 1)[1])
-        labels = await service.table_labels(uow, session_id)
+        labels = await service.table_labels(uow, session_id, self._actors(room))
         entries = [
             (labels.get(p.actor) or service.PersonLabel(None, p.display_name), where)
             for p, where in typing

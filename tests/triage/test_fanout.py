@@ -277,3 +277,21 @@ async def test_a_unit_of_work_inside_another_does_not_wait_for_itself(runtime: R
             pass
 
     await asyncio.wait_for(nested(), 5)
+
+
+async def test_who_is_typing_names_the_family_while_they_are_at_the_table(
+    app: Any, runtime: Runtime
+) -> None:
+    """The outsider's organisation has no consent, but the youth and a parent are connected:
+    the presence list names them, so the typing signal does too (not the role alone)."""
+    w = await build_world(runtime, consent_to_expert_org=False)
+    viewers = await _viewers(runtime, w)
+    outsider, youth, parent = viewers[2], viewers[4], viewers[5]
+    room = f"triage:{w.session_id}"
+    at_table = TriageRenderer(app.state.jinja, lambda _r: [outsider, youth, parent])
+    away = TriageRenderer(app.state.jinja, lambda _r: [outsider])
+    async with runtime.unit_of_work(outsider) as uow:
+        named = await at_table.render_typing(uow, room, [(parent, "step-2")])
+        role_only = await away.render_typing(uow, room, [(parent, "step-2")])
+    assert "Ma Canarie" in named
+    assert "Ma Canarie" not in role_only and "Ouder" in role_only
