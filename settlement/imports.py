@@ -46,7 +46,6 @@ from keerpunt.settlement.declaration import (
     Delivery,
     Frequency,
     Rejection,
-    RejectReason,
     Variant,
     accept_lines,
     check_allocation,
@@ -57,10 +56,12 @@ from keerpunt.settlement.models import Contract
 from keerpunt.settlement.models import Delivery as DeliveryRow
 from keerpunt.settlement.models import SubProviderAgreement as AgreementRow
 from keerpunt.settlement.records import (
+    REJECTION_FIELD,
     add_allocation,
     allocation_terms,
     contract_terms,
     delivery_terms,
+    store_contract,
     sub_provider_terms,
 )
 from keerpunt.settlement.rules import (
@@ -816,30 +817,8 @@ async def _import_contracts(uow: UnitOfWork, table: Table) -> int:
     if errors:
         raise ImportRejected(errors, ImportKind.CONTRACTS)
     for line, provider in resolved:
-        d = line.draft
-        contract = Contract(
-            provider_id=provider.id,
-            product_category=d.product_category,
-            product_code=d.product_code,
-            description=d.description,
-            unit=d.unit,
-            tariff_cents=d.tariff_cents,
-            valid_from=d.valid_from,
-            valid_to=d.valid_to,
-            created_by_id=uow.who.user_id,
-        )
-        uow.db.add(contract)
-        await uow.db.flush()
-        await audit.record(
-            uow.db,
-            uow.who,
-            "settlement.contract.add",
-            purpose="settlement",
-            detail=(
-                f"contract={contract.id} provider={provider.id} product={d.product_code} "
-                f"unit={d.unit} tariff_cents={d.tariff_cents} from={d.valid_from} "
-                f"to={d.valid_to or ''} via=import row={line.row}"
-            ),
+        await store_contract(
+            uow, replace(line.draft, provider_id=provider.id), note=f"via=import row={line.row}"
         )
     return len(resolved)
 
@@ -916,23 +895,6 @@ async def _import_allocations(uow: UnitOfWork, table: Table) -> int:
 
 def _with_ids(a: Allocation, case_id: int, provider_id: int, municipality_id: int) -> Allocation:
     return replace(a, case_id=case_id, provider_id=provider_id, municipality_id=municipality_id)
-
-
-# Which column a broken acceptance rule points at.
-_REJECTION_COLUMN = {
-    RejectReason.BAD_PERIOD: "end",
-    RejectReason.NOT_ONE_MONTH: "end",
-    RejectReason.BAD_VOLUME: "volume",
-    RejectReason.NO_ALLOCATION: "allocation_number",
-    RejectReason.NOT_ALLOWED: "allocation_number",
-    RejectReason.OUTSIDE_ALLOCATION: "start",
-    RejectReason.OTHER_PRODUCT: "product_code",
-    RejectReason.NO_TARIFF: "product_code",
-    RejectReason.TARIFF_CHANGES: "end",
-    RejectReason.OTHER_UNIT: "product_code",
-    RejectReason.OVER_VOLUME: "volume",
-    RejectReason.OVER_BUDGET: "volume",
-}
 
 
 def _period(start: dt.date, end: dt.date) -> str:
@@ -1091,7 +1053,7 @@ async def _import_deliveries(
         if d.id in candidates:
             line = candidates[d.id][0]
             errors.append(
-                RowError(line.row, _REJECTION_COLUMN[rejection.reason], "", rejection=rejection)
+                RowError(line.row, REJECTION_FIELD[rejection.reason], "", rejection=rejection)
             )
             continue
         # A line entered before no longer fits because of this file: say so on every row of

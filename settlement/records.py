@@ -40,6 +40,7 @@ from keerpunt.settlement.models import Delivery as DeliveryRow
 from keerpunt.settlement.models import SubProviderAgreement as AgreementRow
 from keerpunt.settlement.rules import (
     UNITS,
+    ContractDraft,
     ContractTerms,
     DateRange,
     ProviderInfo,
@@ -381,8 +382,9 @@ def _terms(c: Contract) -> ContractTerms:
     )
 
 
-# Which form field a rejection belongs to, so the message sits next to what must change.
-_FIELD = {
+# Which form field (or import column) a rejection belongs to, so the message sits next to what
+# must change.
+REJECTION_FIELD = {
     RejectReason.BAD_PERIOD: "end",
     RejectReason.NOT_ONE_MONTH: "end",
     RejectReason.BAD_VOLUME: "volume",
@@ -496,7 +498,7 @@ async def record_delivery(uow: UnitOfWork, draft: DeliveryDraft) -> Delivery:
     newly = [r for r in after if r.delivery.id not in was_rejected]
     if newly:
         mine = next((r for r in newly if r.delivery.id == new_id), newly[0])
-        raise DeliveryRefused({_FIELD[mine.reason]: mine.text()}, mine.reason)
+        raise DeliveryRefused({REJECTION_FIELD[mine.reason]: mine.text()}, mine.reason)
     row = DeliveryRow(
         provider_id=provider_id,
         allocation_id=allocation_row.id,
@@ -558,3 +560,34 @@ allocation_terms = _allocation
 contract_terms = _terms
 delivery_terms = _delivery
 sub_provider_terms = _agreement
+
+
+async def store_contract(uow: UnitOfWork, draft: ContractDraft, *, note: str = "") -> Contract:
+    """Write one checked tariff (contract) and its audit row; the screen and the import both
+    come here, after their own checks, so a contract is recorded the same way either way."""
+    contract = Contract(
+        provider_id=draft.provider_id,
+        product_category=draft.product_category,
+        product_code=draft.product_code,
+        description=draft.description,
+        unit=draft.unit,
+        tariff_cents=draft.tariff_cents,
+        valid_from=draft.valid_from,
+        valid_to=draft.valid_to,
+        created_by_id=uow.who.user_id,
+    )
+    uow.db.add(contract)
+    await uow.db.flush()
+    await audit.record(
+        uow.db,
+        uow.who,
+        "settlement.contract.add",
+        purpose="settlement",
+        detail=(
+            f"contract={contract.id} provider={contract.provider_id} "
+            f"product={contract.product_code} unit={contract.unit} "
+            f"tariff_cents={contract.tariff_cents} from={contract.valid_from} "
+            f"to={contract.valid_to or ''} {note}"
+        ).rstrip(),
+    )
+    return contract

@@ -50,6 +50,7 @@ from keerpunt.settlement.records import (
     allocations_page,
     check_quarter,
     record_delivery,
+    store_contract,
     visible_allocations,
 )
 from keerpunt.settlement.rules import (
@@ -277,31 +278,7 @@ async def add_contract(uow: UnitOfWork, draft: ContractDraft) -> ContractRow:
     existing = await _tariffs_of(uow, draft.provider_id, draft.product_code)
     if find_overlap(existing, draft.valid_from, draft.valid_to):
         raise InvalidInput({"valid_from": OVERLAP})
-    contract = Contract(
-        provider_id=draft.provider_id,
-        product_category=draft.product_category,
-        product_code=draft.product_code,
-        description=draft.description,
-        unit=draft.unit,
-        tariff_cents=draft.tariff_cents,
-        valid_from=draft.valid_from,
-        valid_to=draft.valid_to,
-        created_by_id=uow.who.user_id,
-    )
-    uow.db.add(contract)
-    await uow.db.flush()
-    await audit.record(
-        uow.db,
-        uow.who,
-        "settlement.contract.add",
-        purpose="settlement",
-        detail=(
-            f"contract={contract.id} provider={contract.provider_id} "
-            f"product={contract.product_code} unit={contract.unit} "
-            f"tariff_cents={contract.tariff_cents} from={contract.valid_from} "
-            f"to={contract.valid_to or ''}"
-        ),
-    )
+    contract = await store_contract(uow, draft)
     return _row(contract, provider.name)
 
 
