@@ -14,9 +14,8 @@ import datetime as dt
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
-from sqlalchemy import Row, select
+from sqlalchemy import select
 
 from keerpunt.platform import audit
 from keerpunt.platform.errors import DomainError, NotFound
@@ -25,7 +24,6 @@ from keerpunt.platform.models import Organisation, StaffRole
 from keerpunt.platform.uow import UnitOfWork
 from keerpunt.settlement.bank_accounts import accounts_valid_on, display_iban
 from keerpunt.settlement.declaration import (
-    Direction,
     Margin,
     MarginKind,
     OutLine,
@@ -35,6 +33,7 @@ from keerpunt.settlement.kassier import KassierLedger, MissingAgreement, kassier
 from keerpunt.settlement.models import SettlementRun, SettlementRunLine
 from keerpunt.settlement.models import SubProviderAgreement as AgreementRow
 from keerpunt.settlement.rules import BAD_DATE, DateRange, Quarter, parse_date, parse_quarter
+from keerpunt.settlement.runs import RUN_LINE_COLUMNS, run_line
 from keerpunt.settlement.sepa import InvalidBankAccount, PaymentBatch, payment_batch
 
 __all__ = [
@@ -211,47 +210,6 @@ def _pay_day(run: SettlementRun, requested: str) -> tuple[dt.date, dt.date, str 
     return chosen, earliest, None
 
 
-# Columns, not ORM objects: a national-scale run has hundreds of thousands of lines.
-_LINE_COLUMNS = (
-    SettlementRunLine.delivery_id,
-    SettlementRunLine.allocation_number,
-    SettlementRunLine.holder_id,
-    SettlementRunLine.provider_id,
-    SettlementRunLine.municipality_id,
-    SettlementRunLine.product_category,
-    SettlementRunLine.product_code,
-    SettlementRunLine.start_date,
-    SettlementRunLine.end_date,
-    SettlementRunLine.volume,
-    SettlementRunLine.unit,
-    SettlementRunLine.tariff_cents,
-    SettlementRunLine.amount_cents,
-    SettlementRunLine.direction,
-    SettlementRunLine.revision,
-)
-_DIRECTIONS = {d.value: d for d in Direction}
-
-
-def _out_line(row: Row[*tuple[Any, ...]]) -> OutLine:
-    return OutLine(
-        delivery_id=row.delivery_id,
-        allocation_number=row.allocation_number,
-        holder_id=row.holder_id,
-        provider_id=row.provider_id,
-        municipality_id=row.municipality_id,
-        product_category=row.product_category,
-        product_code=row.product_code,
-        start=row.start_date,
-        end=row.end_date,
-        volume=row.volume,
-        unit=row.unit,
-        tariff_cents=row.tariff_cents,
-        amount_cents=row.amount_cents,
-        direction=_DIRECTIONS[row.direction],
-        revision=row.revision,
-    )
-
-
 async def _visible(uow: UnitOfWork) -> int | None:
     """Which kassier the viewer may see: None for all (the penvoerder's finance staff), else
     its own organisation. Anyone else is told the page does not exist."""
@@ -316,9 +274,9 @@ async def _views(
         kassier_ids = {only}
     lines = (
         [
-            _out_line(r)
+            run_line(r)
             for r in await uow.db.execute(
-                select(*_LINE_COLUMNS)
+                select(*RUN_LINE_COLUMNS)
                 .where(of_run, SettlementRunLine.holder_id.in_(kassier_ids))
                 .order_by(SettlementRunLine.seq)
             )

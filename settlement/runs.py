@@ -97,7 +97,7 @@ class RunSummary:
 
 
 # A run line's columns in the order of OutLine's fields (read without ORM objects).
-_LINE_COLUMNS = (
+RUN_LINE_COLUMNS = (
     SettlementRunLine.delivery_id,
     SettlementRunLine.allocation_number,
     SettlementRunLine.holder_id,
@@ -116,7 +116,7 @@ _LINE_COLUMNS = (
 )
 
 
-def _line(row: Sequence[Any]) -> OutLine:
+def run_line(row: Sequence[Any]) -> OutLine:
     (delivery_id, number, holder_id, provider_id, municipality_id, category, code, start, end,
      volume, unit, tariff_cents, amount_cents, direction, revision) = row  # fmt: skip
     return OutLine(
@@ -133,16 +133,18 @@ def _summary(run: SettlementRun, *, created: bool) -> RunSummary:
 
 async def _names(uow: UnitOfWork, lines: Iterable[OutLine]) -> dict[int, str]:
     lines = list(lines)
-    return await _names_of(uow, {x.holder_id for x in lines} | {x.provider_id for x in lines})
+    return await organisation_names(
+        uow, {x.holder_id for x in lines} | {x.provider_id for x in lines}
+    )
 
 
 async def _run_lines(uow: UnitOfWork, run_ids: Iterable[int]) -> list[OutLine]:
     rows = await uow.db.execute(
-        select(*_LINE_COLUMNS)
+        select(*RUN_LINE_COLUMNS)
         .where(SettlementRunLine.run_id.in_(list(run_ids)))
         .order_by(SettlementRunLine.run_id, SettlementRunLine.seq)
     )
-    return [_line(r) for r in rows]
+    return [run_line(r) for r in rows]
 
 
 async def _settle_until(
@@ -411,7 +413,7 @@ async def run_page(uow: UnitOfWork, quarter: Quarter, today: dt.date) -> RunPage
         previous = await _run_lines(uow, [r.id for r in runs])
         settled, refused = await _settle_until(uow, quarter.end, previous)
         lines = list(settled)
-        names = await _names_of(uow, {r.delivery.provider_id for r in refused})
+        names = await organisation_names(uow, {r.delivery.provider_id for r in refused})
         rejected = tuple(
             RejectedLine(
                 names.get(r.delivery.provider_id, ""),
@@ -447,7 +449,7 @@ async def run_page(uow: UnitOfWork, quarter: Quarter, today: dt.date) -> RunPage
     )
 
 
-async def _names_of(uow: UnitOfWork, ids: set[int]) -> dict[int, str]:
+async def organisation_names(uow: UnitOfWork, ids: set[int]) -> dict[int, str]:
     if not ids:
         return {}
     rows = await uow.db.execute(

@@ -19,11 +19,9 @@ from keerpunt.settlement.access import check_finance_access, check_settlement_ac
 from keerpunt.settlement.declaration import OutLine
 from keerpunt.settlement.kassier import MissingAgreement, kassier_ledger
 from keerpunt.settlement.models import SettlementRun, SettlementRunLine
-
-# Siblings in this domain: the run's own row-to-line conversion and name lookup.
 from keerpunt.settlement.records import load_agreements
 from keerpunt.settlement.rules import UNITS, Quarter
-from keerpunt.settlement.runs import _LINE_COLUMNS, _line, _names_of
+from keerpunt.settlement.runs import RUN_LINE_COLUMNS, organisation_names, run_line
 from keerpunt.settlement.statement import statement_csv
 
 __all__ = [
@@ -127,7 +125,7 @@ async def _run(uow: UnitOfWork, quarter: Quarter) -> SettlementRun:
 
 async def _lines_of(uow: UnitOfWork, run_id: int, provider_id: int) -> list[OutLine]:
     rows = await uow.db.execute(
-        select(*_LINE_COLUMNS)
+        select(*RUN_LINE_COLUMNS)
         .where(
             SettlementRunLine.run_id == run_id,
             or_(
@@ -137,7 +135,7 @@ async def _lines_of(uow: UnitOfWork, run_id: int, provider_id: int) -> list[OutL
         )
         .order_by(SettlementRunLine.seq)
     )
-    return [_line(r) for r in rows]
+    return [run_line(r) for r in rows]
 
 
 def _parts(totals: dict[int, list[int]], names: dict[int, str]) -> tuple[KassierPart, ...]:
@@ -160,7 +158,7 @@ async def provider_statement(
     lines = await _lines_of(uow, run.id, provider_id)
     if not lines:
         raise NotFound()
-    names = await _names_of(
+    names = await organisation_names(
         uow, {x.holder_id for x in lines} | {x.provider_id for x in lines} | {provider_id}
     )
     as_kassier: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0])
@@ -228,7 +226,9 @@ async def provider_statement_csv(uow: UnitOfWork, quarter: Quarter, provider_id:
     lines = await _lines_of(uow, run.id, provider_id)
     if not lines:
         raise NotFound()
-    names = await _names_of(uow, {x.holder_id for x in lines} | {x.provider_id for x in lines})
+    names = await organisation_names(
+        uow, {x.holder_id for x in lines} | {x.provider_id for x in lines}
+    )
     return statement_csv(quarter.code, lines, names)
 
 
@@ -244,5 +244,5 @@ async def statement_providers(uow: UnitOfWork, quarter: Quarter) -> list[tuple[i
         .distinct()
     ):
         ids |= {holder, provider}
-    names = await _names_of(uow, ids)
+    names = await organisation_names(uow, ids)
     return sorted(((i, names.get(i, f"#{i}")) for i in ids), key=lambda p: (p[1].casefold(), p[0]))
