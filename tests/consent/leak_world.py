@@ -78,11 +78,11 @@ class Sees(Enum):
 #   team). A shredded case shows nobody any personal data. The penvoerder's finance staff
 #   settle fixed arrangements (A, B and C have one: a closed session) under the case's
 #   pseudonym, and know nothing else.
-#   Staff without a part (the RET manager, a staff member without roles) and anonymous
-#   visitors see nothing. The RET manager allocates B (the manager zorgbemiddeling works
-#   under the pseudonym: "no names") and knows only that. Karakter holds C's settlement
-#   allocation; Ruud sees it anyway. Every family member (the JIM included) sees their own
-#   case in full, and nothing of the others.
+#   Staff without a part (the RET manager, a staff member without roles, the municipality's
+#   funder who reads the monitor) and anonymous visitors see nothing. The RET manager
+#   allocates B (the manager zorgbemiddeling works under the pseudonym: "no names") and knows
+#   only that. Karakter holds C's settlement allocation; Ruud sees it anyway. Every family
+#   member (the JIM included) sees their own case in full, and nothing of the others.
 N, P, T, F = Sees.NOTHING, Sees.PSEUDONYM, Sees.TABLE, Sees.FULL
 STAFF_ORACLE: dict[str, tuple[Sees, Sees, Sees, Sees]] = {
     "coordinator": (T, T, F, T),
@@ -93,6 +93,7 @@ STAFF_ORACLE: dict[str, tuple[Sees, Sees, Sees, Sees]] = {
     "finance_penvoerder": (P, P, P, N),  # settles fixed arrangements, by pseudonym
     "ret_manager": (N, P, N, N),  # allocates B, by pseudonym
     "outsider_staff": (N, N, N, N),
+    "funder_gemeente": (N, N, N, N),  # the monitor's aggregates only: no case, no pseudonym
 }
 ANONYMOUS_VISITOR = (N, N, N, N)
 
@@ -230,7 +231,7 @@ async def build_leak_world(rt: Runtime) -> LeakWorld:
     karakter = await make_org(rt, "Karakter", agb_code="98000004")
     accare = await make_org(rt, "Accare", agb_code="98000001")
     trias = await make_org(rt, "Trias Jeugdhulp", agb_code="98000008")
-    await make_org(rt, "Gemeente Deventer", kind="municipality", cbs_code="0150")
+    deventer = await make_org(rt, "Gemeente Deventer", kind="municipality", cbs_code="0150")
     staff = {
         "registrar": await make_user(rt, wijkteam, "Wim Wijkteam", "registrar"),
         "coordinator": await make_user(rt, pactum, "Carla Coord", "coordinator"),
@@ -246,6 +247,7 @@ async def build_leak_world(rt: Runtime) -> LeakWorld:
         "finance_penvoerder": await make_user(rt, pactum, "Fatima Financien", "finance"),
         "ret_manager": await make_user(rt, pactum, "Rita Ret", "allocation_manager"),
         "outsider_staff": await make_user(rt, accare, "Otto Buiten", ""),
+        "funder_gemeente": await make_user(rt, deventer, "Frank Financier", "funder"),
     }
     world = LeakWorld({}, {}, staff, {})
     today = dt.datetime.now(AMSTERDAM).date()

@@ -809,4 +809,6 @@ async def test_no_canary_reaches_anyone_consent_does_not_allow(
     assert canary("activity-what-registrarreported", "B") in seen["family:B:parent1"].pages[b_pdf]
     assert seen["ruud_named_karakter"].contains(canary("activity-who-sanne_accare", "A"))
     assert any(s.viewer == "ruud_named_karakter" and not s.refused for s in streams)
-    assert all(s.refused for s in streams if s.viewer in {"anonymous", "outsider_staff"})
+    assert all(
+        s.refused for s in streams if s.viewer in {"anonymous", "outsider_staff", "funder_gemeente"}
+    )
