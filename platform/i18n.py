@@ -22,6 +22,13 @@ from babel.numbers import format_currency
 LOCALES = ("nl", "en")
 DEFAULT_LOCALE = "nl"
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
+
+
+def today() -> dt.date:
+    """Today's date in the Netherlands: the day deadlines, quarters and tariffs count by."""
+    return dt.datetime.now(AMSTERDAM).date()
+
+
 _LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 
 current_locale: ContextVar[str] = ContextVar("current_locale", default=DEFAULT_LOCALE)

@@ -14,7 +14,6 @@ the login cookie under ``/api/``, so a logged-in browser cannot reach the API wi
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import re
 from collections.abc import Awaitable, Callable, Mapping
@@ -25,7 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from keerpunt.platform.errors import DomainError, InvalidInput, NotAllowed, NotFound
-from keerpunt.platform.i18n import AMSTERDAM, N_, gettext
+from keerpunt.platform.i18n import N_, gettext, today
 from keerpunt.platform.models import StaffRole
 from keerpunt.platform.principal import Principal
 from keerpunt.platform.web import field, form, redirect, render, require, runtime, unit_of_work
@@ -189,10 +188,6 @@ def _only_query(request: Request, *allowed: str) -> None:
         )
 
 
-def _today() -> dt.date:
-    return dt.datetime.now(AMSTERDAM).date()
-
-
 def _allocation_json(a: ApiAllocation) -> dict[str, object]:
     return {
         "number": a.number,
@@ -212,7 +207,7 @@ def _allocation_json(a: ApiAllocation) -> dict[str, object]:
 async def allocations(request: Request, client: ApiClient) -> Response:
     _only_query(request)
     async with unit_of_work(request, client.principal) as uow:
-        found = await api_allocations(uow, _today())
+        found = await api_allocations(uow, today())
     return JSONResponse({"allocations": [_allocation_json(a) for a in found]})
 
 
@@ -220,7 +215,7 @@ async def allocations(request: Request, client: ApiClient) -> Response:
 async def allocation(request: Request, client: ApiClient) -> Response:
     _only_query(request)
     async with unit_of_work(request, client.principal) as uow:
-        found = await api_allocation(uow, request.path_params["number"], _today())
+        found = await api_allocation(uow, request.path_params["number"], today())
     return JSONResponse(_allocation_json(found))
 
 
@@ -410,7 +405,7 @@ async def token_create(request: Request) -> Response:
         if raw_day and last_day is None:
             raise InvalidInput({"last_day": BAD_DATE})
         async with unit_of_work(request, who) as uow:
-            new = await create_token(uow, scopes, last_day, replace=replace, today=_today())
+            new = await create_token(uow, scopes, last_day, replace=replace, today=today())
     except InvalidInput as exc:
         return await _token_page(request, who, errors=exc.errors, values=values, status_code=422)
     # The secret is in this one response only: never in a URL, a redirect or the database.

@@ -3,15 +3,13 @@ call the service, render)."""
 
 from __future__ import annotations
 
-import datetime as dt
-
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from keerpunt.platform.errors import InvalidInput
-from keerpunt.platform.i18n import AMSTERDAM, N_
+from keerpunt.platform.i18n import N_, today
 from keerpunt.platform.principal import Principal
 from keerpunt.platform.web import field, form, render, require, unit_of_work
 from keerpunt.settlement.imports import (
@@ -102,10 +100,6 @@ async def import_upload(request: Request) -> Response:
 # ---- proposed allocations (voorstellen uit het arrangement) ----
 
 
-def _today() -> dt.date:
-    return dt.datetime.now(AMSTERDAM).date()
-
-
 async def proposal_confirm(request: Request) -> Response:
     who = require(request)
     data = await form(request)
@@ -113,10 +107,10 @@ async def proposal_confirm(request: Request) -> Response:
     try:
         async with unit_of_work(request, who) as uow:
             draft = await read_proposal_form(uow, values)
-            saved = await confirm_proposal(uow, draft, _today())
+            saved = await confirm_proposal(uow, draft, today())
     except InvalidInput as exc:
         async with unit_of_work(request, who) as uow:
-            proposal = await proposal_form(uow, values.get("line_id", ""), _today())
+            proposal = await proposal_form(uow, values.get("line_id", ""), today())
         return render(
             request,
             "settlement/proposal.html",

@@ -3,14 +3,12 @@ kassier's ledger of a closed quarter and its payment batch as SEPA XML."""
 
 from __future__ import annotations
 
-import datetime as dt
-
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from keerpunt.platform.errors import InvalidInput, NotFound
-from keerpunt.platform.i18n import AMSTERDAM
+from keerpunt.platform.i18n import today
 from keerpunt.platform.models import StaffRole
 from keerpunt.platform.principal import Principal
 from keerpunt.platform.web import field, form, is_htmx, render, require, unit_of_work
@@ -21,10 +19,6 @@ from keerpunt.settlement.bank_accounts import (
 )
 from keerpunt.settlement.kassier_run import kassier_page, kassier_quarters, payment_file
 from keerpunt.settlement.rules import InvalidQuarter, Quarter, parse_quarter
-
-
-def _today() -> dt.date:
-    return dt.datetime.now(AMSTERDAM).date()
 
 
 def _fragment(request: Request) -> bool:
@@ -86,7 +80,7 @@ async def _bank_page(
     status_code: int = 200,
 ) -> Response:
     async with unit_of_work(request, who) as uow:
-        page = await bank_accounts_page(uow, _today())
+        page = await bank_accounts_page(uow, today())
     added_account = next(
         (
             (o, a)

@@ -10,7 +10,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from keerpunt.platform.errors import InvalidInput
-from keerpunt.platform.i18n import AMSTERDAM, current_locale
+from keerpunt.platform.i18n import AMSTERDAM, current_locale, today
 from keerpunt.platform.models import StaffRole
 from keerpunt.platform.principal import Principal
 from keerpunt.platform.web import (
@@ -179,10 +179,6 @@ async def contract_end(request: Request) -> Response:
     return RedirectResponse(str(url), status_code=303)
 
 
-def _today() -> dt.date:
-    return dt.datetime.now(AMSTERDAM).date()
-
-
 async def _allocations_page(
     request: Request,
     who: Principal,
@@ -193,8 +189,8 @@ async def _allocations_page(
     status_code: int = 200,
 ) -> Response:
     async with unit_of_work(request, who) as uow:
-        page = await allocations_page(uow, _today())
-        proposals = await allocation_proposals(uow, _today())
+        page = await allocations_page(uow, today())
+        proposals = await allocation_proposals(uow, today())
     added_line = next(
         (
             (a, d)
@@ -246,7 +242,7 @@ async def delivery_add(request: Request) -> Response:
 
 def _run_quarter(raw: str) -> Quarter:
     # Default: the last quarter that is over, the one a penvoerder closes next.
-    return parse_quarter(raw) if raw else quarter_of(_today()).previous
+    return parse_quarter(raw) if raw else quarter_of(today()).previous
 
 
 def _closer(request: Request) -> Closer:
@@ -299,7 +295,7 @@ async def _run_page(
             if chosen is None:
                 await check_finance_access(uow)
             else:
-                page = await run_page(uow, chosen, _today())
+                page = await run_page(uow, chosen, today())
                 finished = _closer(request).outcome(chosen.code, who)
                 close_error = finished.error if finished is not None else None
                 if page.run is not None:
@@ -337,11 +333,11 @@ async def run_close(request: Request) -> Response:
     try:
         chosen = parse_quarter(raw)
         async with unit_of_work(request, who) as uow:
-            closed = await check_close(uow, chosen, _today())
+            closed = await check_close(uow, chosen, today())
     except (InvalidQuarter, QuarterNotOver, LaterQuarterClosed) as exc:
         return await _run_page(request, who, raw, error=exc.message, status_code=exc.status_code)
     if closed is None:
-        _closer(request).start(who, chosen, _today())
+        _closer(request).start(who, chosen, today())
     if _fragment(request):
         return await _run_page(
             request, who, chosen.code, announce=PHASE_TEXT[PHASE_WAIT] if closed is None else None

@@ -17,6 +17,7 @@ from keerpunt.consent import service as consent
 from keerpunt.consent.service import Disclosure
 from keerpunt.platform.errors import NotAllowed, NotFound
 from keerpunt.platform.i18n import AMSTERDAM, N_
+from keerpunt.platform.i18n import today as dutch_today
 from keerpunt.platform.models import AuditEntry, Case, CaseMember, User
 from keerpunt.platform.uow import UnitOfWork
 from keerpunt.triage import deadlines as dl
@@ -39,10 +40,6 @@ __all__ = [
 ]
 
 _TEAM = frozenset({"coordinator", "triage_member"})
-
-
-def _today() -> dt.date:
-    return dt.datetime.now(AMSTERDAM).date()
 
 
 def _local(at: dt.datetime) -> dt.date:
@@ -227,7 +224,7 @@ async def lifecycle_view(
     case = await uow.db.get(Case, view.id)
     if case is None:
         raise NotFound()
-    today = today or _today()
+    today = today or dutch_today()
     rows = await _transitions(uow, case.id)
     facts = await _facts(uow, case, view, rows)
     staff = uow.who.is_staff
@@ -294,7 +291,7 @@ async def week_agenda(uow: UnitOfWork, day: dt.date, today: dt.date | None = Non
     week and what is overdue, over the cases this viewer may see (each read audited)."""
     if not (uow.who.staff_roles & _TEAM):
         raise NotAllowed(N_("De weekagenda is voor de coördinator en het triageteam."))
-    today = today or _today()
+    today = today or dutch_today()
     monday = week_start(day)
     end = monday + dt.timedelta(days=7)
     horizon = [monday + dt.timedelta(weeks=i) for i in range(8)]
@@ -335,4 +332,4 @@ async def case_deadlines(
     if case is None or not uow.who.is_staff:
         return ()
     facts = await _facts(uow, case, view, await _transitions(uow, case.id))
-    return tuple(_deadline_views(view, facts, today or _today()))
+    return tuple(_deadline_views(view, facts, today or dutch_today()))

@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from keerpunt.platform import audit
 from keerpunt.platform.db import utcnow
 from keerpunt.platform.errors import DomainError, InvalidInput, NotAllowed, NotFound, StaleVersion
-from keerpunt.platform.i18n import AMSTERDAM, N_
+from keerpunt.platform.i18n import AMSTERDAM, N_, today
 from keerpunt.platform.models import Case, Organisation, OrgKind, User
 from keerpunt.platform.principal import SYSTEM
 from keerpunt.platform.uow import UnitOfWork
@@ -140,10 +140,6 @@ def _ids(raw: str) -> frozenset[int]:
 def _int(raw: str) -> int | None:
     raw = raw.strip()
     return int(raw) if raw.isdigit() and len(raw) < 6 else None
-
-
-def _today() -> dt.date:
-    return dt.datetime.now(AMSTERDAM).date()
 
 
 # -- the provider list (data) ----------------------------------------------------------------
@@ -367,7 +363,7 @@ async def _apply(
         errors["trigger"] = N_("Kies waarom de casus nu wordt toegewezen.")
     if d.since is None:
         errors["since"] = N_("Vul de datum in.")
-    elif d.since > _today():
+    elif d.since > today():
         errors["since"] = N_("Deze datum ligt in de toekomst.")
     if d.domain not in set(Domain):
         errors["domain"] = N_("Kies het domein waar de problemen het zwaarst wegen.")
@@ -389,7 +385,7 @@ async def _apply(
     if errors:
         raise InvalidInput(errors)
     assert d.since is not None
-    check_trigger(TriggerKind(d.trigger), d.since, _today())
+    check_trigger(TriggerKind(d.trigger), d.since, today())
     req.lot = d.lot
     req.trigger_kind = d.trigger
     req.trigger_since = d.since
@@ -442,7 +438,7 @@ async def trigger_fired(
     await _no_open_request(uow, case.id, errors)
     if errors:
         raise InvalidInput(errors)
-    check_trigger(trigger, since, _today())
+    check_trigger(trigger, since, today())
     req = AllocationRequest(
         case_id=case.id,
         lot=lot,

@@ -71,6 +71,11 @@ async def test_the_button_closes_in_the_background_and_ends_with_the_statements(
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
     assert r.content.endswith(b"2026Q3,totaal,,,,,,,,,,,,62400,D\r\n")
 
+    # The sub-provider's own statement: what it receives through the kassier.
+    r = await client.get(f"/settlement/run/2026Q3/statement/{w.region.altra.id}")
+    assert r.status_code == 200
+    assert "Horizon € 249,60 € 16,47 € 233,13" in text_of(r.text)
+
 
 async def test_a_provider_sees_only_its_own_statement(
     client: httpx.AsyncClient, runtime: Runtime
