@@ -25,12 +25,16 @@ from keerpunt.settlement.access import check_finance_access
 from keerpunt.settlement.declaration import (
     Delivery,
     Direction,
+    Margin,
+    MarginKind,
     OutLine,
     OutOfOrder,
     Rejection,
+    SubProviderAgreement,
     settle_lines,
 )
 from keerpunt.settlement.jw323 import Sender, declaration_files
+from keerpunt.settlement.kassier import agreement_index, line_margin
 from keerpunt.settlement.models import Allocation as AllocationRow
 from keerpunt.settlement.models import Contract, SettlementRun, SettlementRunLine
 from keerpunt.settlement.models import Delivery as DeliveryRow
@@ -40,9 +44,11 @@ from keerpunt.settlement.rules import Quarter, parse_quarter
 from keerpunt.settlement.statement import statement_csv, statement_digest
 
 __all__ = [
+    "MARGIN_COLUMNS",
     "PHASE_CHECK",
     "PHASE_LOAD",
     "PHASE_WRITE",
+    "RUN_LINE_COLUMNS",
     "HolderTotal",
     "LaterQuarterClosed",
     "Progress",
@@ -50,12 +56,15 @@ __all__ = [
     "RejectedLine",
     "RunPage",
     "RunSummary",
+    "StoredMargin",
     "cli_principal",
     "close_as",
     "close_quarter",
     "run_declarations",
+    "run_line",
     "run_page",
     "run_statement",
+    "stored_margin",
 ]
 
 
@@ -125,6 +134,34 @@ def run_line(row: Sequence[Any]) -> OutLine:
     )  # fmt: skip
 
 
+# The kassier's margin stored with a run line (see SettlementRunLine.margin_cents).
+MARGIN_COLUMNS = (
+    SettlementRunLine.margin_cents,
+    SettlementRunLine.agreement_id,
+    SettlementRunLine.margin_kind,
+    SettlementRunLine.margin_value,
+)
+
+
+@dataclass(frozen=True)
+class StoredMargin:
+    """The kassier's margin on a run line as stored when the run closed, and the agreement's
+    margin it came from (None on the kassier's own line)."""
+
+    margin_cents: int
+    agreement_id: int | None
+    margin: Margin | None
+
+
+def stored_margin(row: Sequence[Any]) -> StoredMargin | None:
+    """A run line's :data:`MARGIN_COLUMNS` read back; None when no margin was stored."""
+    cents, agreement_id, kind, value = row
+    if cents is None:
+        return None
+    margin = None if kind is None else Margin(MarginKind(kind), value)
+    return StoredMargin(cents, agreement_id, margin)
+
+
 def _summary(run: SettlementRun, *, created: bool) -> RunSummary:
     return RunSummary(
         run.quarter, created, run.line_count, run.rejected_count, run.total_cents, run.digest
@@ -158,7 +195,7 @@ async def _settle_until(
     numbers = {row.id: a.number for row, a in zip(rows, allocations, strict=True)}
     del rows
     contracts = [_terms(c) for c in await uow.db.scalars(select(Contract))]
-    agreements = [_agreement(g) for g in await uow.db.scalars(select(AgreementRow))]
+    agreements = [g for _id, g in await _agreements(uow)]
 
     def run(db: Session) -> tuple[tuple[OutLine, ...], tuple[Rejection, ...]]:
         try:
@@ -173,6 +210,37 @@ async def _settle_until(
             )  # fmt: skip
 
     return await uow.db.run_sync(run)
+
+
+async def _agreements(uow: UnitOfWork) -> list[tuple[int, SubProviderAgreement]]:
+    """Every sub-provider agreement with its id, in the order of their ids."""
+    rows = await uow.db.scalars(select(AgreementRow).order_by(AgreementRow.id))
+    return [(g.id, _agreement(g)) for g in rows]
+
+
+def _margins(
+    lines: Sequence[OutLine], agreements: Sequence[tuple[int, SubProviderAgreement]]
+) -> Iterator[tuple[int | None, int | None, str | None, int | None]]:
+    """Per line, what is stored of the kassier's margin: (margin in cents, agreement id,
+    margin kind, margin value), by the same rule as :func:`~keerpunt.settlement.kassier.\
+kassier_ledger`. A kassier is a holder with agreements or with lines others delivered; its own
+    lines it keeps whole. Nothing for the lines of other holders, nor for a sub-provider's line
+    without agreement (the kassier page names it)."""
+    index = agreement_index(g for _id, g in agreements)
+    ids = {id(g): i for i, g in agreements}
+    kassiers = {g.kassier_id for _id, g in agreements}
+    kassiers |= {x.holder_id for x in lines if x.holder_id != x.provider_id}
+    nothing = (None, None, None, None)
+    for x in lines:
+        if x.holder_id not in kassiers:
+            yield nothing
+        elif x.provider_id == x.holder_id:
+            yield (x.signed_cents, None, None, None)
+        elif (found := line_margin(x, index)) is None:
+            yield nothing
+        else:
+            g = found.agreement
+            yield (found.margin_cents, ids[id(g)], g.margin.kind.value, g.margin.value)
 
 
 def _counted(deliveries: Iterator[Delivery], report: Progress) -> Iterator[Delivery]:
@@ -236,19 +304,29 @@ _STORED = (
     "unit",
     "tariff_cents",
     "amount_cents",
+    "margin_cents",
+    "agreement_id",
+    "margin_kind",
+    "margin_value",
 )
 
 
-async def _store_lines(uow: UnitOfWork, run_id: int, lines: Sequence[OutLine]) -> None:
+async def _store_lines(
+    uow: UnitOfWork,
+    run_id: int,
+    lines: Sequence[OutLine],
+    agreements: Sequence[tuple[int, SubProviderAgreement]],
+) -> None:
     """Insert a run's lines with the driver's bulk path, in the unit of work's transaction:
     COPY on PostgreSQL, one executemany per batch on SQLite. No ORM object or parameter dict
-    per line: for a quarter of a million lines that is most of the cost of writing them."""
+    per line: for a quarter of a million lines that is most of the cost of writing them.
+    The kassier's margin of each line is worked out in the same pass (:func:`_margins`)."""
     letter = {d: d.value for d in Direction}
     rows = (
         (run_id, seq, x.delivery_id, x.revision, letter[x.direction], x.allocation_number,
          x.holder_id, x.provider_id, x.municipality_id, x.product_category, x.product_code,
-         x.start, x.end, x.volume, x.unit, x.tariff_cents, x.amount_cents)
-        for seq, x in enumerate(lines, 1)
+         x.start, x.end, x.volume, x.unit, x.tariff_cents, x.amount_cents, *margin)
+        for seq, (x, margin) in enumerate(zip(lines, _margins(lines, agreements), strict=True), 1)
     )  # fmt: skip
     conn = await uow.db.connection()
     raw: Any = (await conn.get_raw_connection()).driver_connection
@@ -308,10 +386,11 @@ async def close_quarter(
         rejected_count=len(rejected),
         total_cents=sum(x.signed_cents for x in lines),
         digest=statement_digest(quarter.code, lines, await _names(uow, lines)),
+        margins_stored=True,
     )
     uow.db.add(run)
     await uow.db.flush()
-    await _store_lines(uow, run.id, lines)
+    await _store_lines(uow, run.id, lines, await _agreements(uow))
     report(PHASE_WRITE, len(lines), len(lines))
     await audit.record(
         uow.db,

@@ -17,11 +17,23 @@ from keerpunt.platform.errors import NotAllowed, NotFound
 from keerpunt.platform.uow import UnitOfWork
 from keerpunt.settlement.access import check_finance_access, check_settlement_access
 from keerpunt.settlement.declaration import OutLine
-from keerpunt.settlement.kassier import MissingAgreement, kassier_ledger
+from keerpunt.settlement.kassier import (
+    KassierLedger,
+    MissingAgreement,
+    kassier_ledger,
+    ledger_from_margins,
+)
 from keerpunt.settlement.models import SettlementRun, SettlementRunLine
 from keerpunt.settlement.records import load_agreements
 from keerpunt.settlement.rules import UNITS, Quarter
-from keerpunt.settlement.runs import RUN_LINE_COLUMNS, organisation_names, run_line
+from keerpunt.settlement.runs import (
+    MARGIN_COLUMNS,
+    RUN_LINE_COLUMNS,
+    StoredMargin,
+    organisation_names,
+    run_line,
+    stored_margin,
+)
 from keerpunt.settlement.statement import statement_csv
 
 __all__ = [
@@ -83,7 +95,10 @@ class ProviderStatement:
     sub_providers: tuple[KassierPart, ...]  # as kassier: per sub-provider
     kassiers: tuple[KassierPart, ...]  # as sub-provider: per kassier it delivered under
     kassier_keeps_cents: int  # as kassier: margins plus its own lines
-    ledger_complete: bool  # False: an agreement for a line is gone, margins cannot be shown
+    ledger_complete: bool  # False: a line had no agreement, margins cannot be shown
+    # True: the run closed before margins were stored with it; they are worked out with the
+    # agreements of today, and the statement says so.
+    margins_of_today: bool = False
 
     @property
     def debit_cents(self) -> int:
@@ -124,8 +139,15 @@ async def _run(uow: UnitOfWork, quarter: Quarter) -> SettlementRun:
 
 
 async def _lines_of(uow: UnitOfWork, run_id: int, provider_id: int) -> list[OutLine]:
+    return [x for x, _m in await _lines_with_margins(uow, run_id, provider_id)]
+
+
+async def _lines_with_margins(
+    uow: UnitOfWork, run_id: int, provider_id: int
+) -> list[tuple[OutLine, StoredMargin | None]]:
+    n = len(RUN_LINE_COLUMNS)
     rows = await uow.db.execute(
-        select(*RUN_LINE_COLUMNS)
+        select(*RUN_LINE_COLUMNS, *MARGIN_COLUMNS)
         .where(
             SettlementRunLine.run_id == run_id,
             or_(
@@ -135,7 +157,31 @@ async def _lines_of(uow: UnitOfWork, run_id: int, provider_id: int) -> list[OutL
         )
         .order_by(SettlementRunLine.seq)
     )
-    return [run_line(r) for r in rows]
+    return [(run_line(r[:n]), stored_margin(r[n:])) for r in rows]
+
+
+async def _ledgers(
+    uow: UnitOfWork,
+    run: SettlementRun,
+    kassier_ids: set[int],
+    lines: list[tuple[OutLine, StoredMargin | None]],
+) -> dict[int, KassierLedger | None]:
+    """Per kassier its ledger over these lines (None: a line had no agreement): from the
+    margins stored when the run closed, or for a run closed before that, from the
+    agreements of today."""
+    out: dict[int, KassierLedger | None] = {}
+    agreements = None if run.margins_stored else await load_agreements(uow)
+    for kassier_id in sorted(kassier_ids):
+        try:
+            if agreements is None:
+                out[kassier_id] = ledger_from_margins(
+                    kassier_id, ((x, None if m is None else m.margin_cents) for x, m in lines)
+                )
+            else:
+                out[kassier_id] = kassier_ledger(kassier_id, (x for x, _m in lines), agreements)
+        except MissingAgreement:
+            out[kassier_id] = None
+    return out
 
 
 def _parts(totals: dict[int, list[int]], names: dict[int, str]) -> tuple[KassierPart, ...]:
@@ -155,9 +201,10 @@ async def provider_statement(
     only from the run's lines (and the margins agreed), so it reads the same every time."""
     await _check_reader(uow, provider_id)
     run = await _run(uow, quarter)
-    lines = await _lines_of(uow, run.id, provider_id)
-    if not lines:
+    with_margins = await _lines_with_margins(uow, run.id, provider_id)
+    if not with_margins:
         raise NotFound()
+    lines = [x for x, _m in with_margins]
     names = await organisation_names(
         uow, {x.holder_id for x in lines} | {x.provider_id for x in lines} | {provider_id}
     )
@@ -166,27 +213,24 @@ async def provider_statement(
     keeps = 0
     complete = True
     kassier_ids = {x.holder_id for x in lines if x.holder_id != x.provider_id}
-    if kassier_ids:
-        agreements = await load_agreements(uow)
-        for kassier_id in sorted(kassier_ids):
-            try:
-                ledger = kassier_ledger(kassier_id, lines, agreements)
-            except MissingAgreement:
-                complete = False
-                continue
-            for e in ledger.entries:
-                if kassier_id == provider_id:
-                    keeps += e.margin_cents
-                    if e.provider_id == provider_id:
-                        continue
-                    part = as_kassier[e.provider_id]
-                elif e.provider_id == provider_id:
-                    part = under_kassier[kassier_id]
-                else:
+    ledgers = await _ledgers(uow, run, kassier_ids, with_margins)
+    for kassier_id, ledger in ledgers.items():
+        if ledger is None:
+            complete = False
+            continue
+        for e in ledger.entries:
+            if kassier_id == provider_id:
+                keeps += e.margin_cents
+                if e.provider_id == provider_id:
                     continue
-                part[0] += e.gross_cents
-                part[1] += e.margin_cents
-                part[2] += e.net_cents
+                part = as_kassier[e.provider_id]
+            elif e.provider_id == provider_id:
+                part = under_kassier[kassier_id]
+            else:
+                continue
+            part[0] += e.gross_cents
+            part[1] += e.margin_cents
+            part[2] += e.net_cents
     return ProviderStatement(
         quarter=quarter,
         provider_id=provider_id,
@@ -216,6 +260,7 @@ async def provider_statement(
         kassiers=_parts(under_kassier, names),
         kassier_keeps_cents=keeps if as_kassier else 0,
         ledger_complete=complete,
+        margins_of_today=bool(kassier_ids) and not run.margins_stored,
     )
 
 

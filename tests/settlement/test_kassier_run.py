@@ -276,8 +276,16 @@ async def test_a_line_without_an_agreement_is_named_not_paid(runtime: Runtime) -
     k = await build_kassier(runtime)
     await close(runtime, k)
     # Agreements are only ever added; one gone from the database must not make a wrong file.
+    # Q3 keeps the margins stored when it closed; Q4 credits Altra's corrected line, and that
+    # credit has no agreement any more when Q4 closes.
     async with runtime.sessionmaker() as db, db.begin():
         await db.execute(delete(AgreementRow))
-    (view,) = (await page_as(runtime, k.kassier_finance)).kassiers
+        await db.execute(
+            update(Delivery).where(Delivery.provider_id == k.w.region.altra.id).values(volume=5)
+        )
+    (q3,) = (await page_as(runtime, k.kassier_finance)).kassiers
+    assert q3.problems == () and q3.complete and q3.can_download
+    await close(runtime, k, Q4, D(2027, 1, 5))
+    (view,) = (await page_as(runtime, k.kassier_finance, Q4)).kassiers
     assert [(p.message, p.name) for p in view.problems] == [(NO_AGREEMENT, "Altra")]
     assert not view.can_download and not view.complete

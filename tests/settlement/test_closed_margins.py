@@ -1,0 +1,120 @@
+"""A closed quarter is never rewritten, also not by the kassier's agreements: the margin of
+every line is worked out once when the quarter closes and stored with the run. Changing or
+ending an agreement afterwards changes nothing of that quarter: not the statement (page, PDF,
+CSV), not the kassier page, not the payment batch."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import httpx
+import pytest
+from sqlalchemy import delete, select, update
+
+from keerpunt.platform.runtime import Runtime
+from keerpunt.settlement.models import SettlementRun, SettlementRunLine
+from keerpunt.settlement.models import SubProviderAgreement as AgreementRow
+from tests.helpers import login
+from tests.settlement.test_kassier_run import build_kassier, close
+from tests.settlement.test_routes import text_of
+
+pytestmark = pytest.mark.anyio
+
+D = dt.date
+
+
+async def snapshot(client: httpx.AsyncClient, horizon: int, altra: int) -> dict[str, object]:
+    """Everything a closed quarter shows of the kassier's margins, as a user gets it."""
+    got: dict[str, object] = {}
+    for who in (horizon, altra):
+        base = f"/settlement/run/2026Q3/statement/{who}"
+        page = await client.get(base)
+        pdf = await client.get(f"{base}.pdf")
+        csv = await client.get(f"{base}.csv")
+        assert page.status_code == pdf.status_code == csv.status_code == 200
+        got[f"page {who}"] = text_of(page.text)
+        got[f"pdf {who}"] = pdf.content
+        got[f"csv {who}"] = csv.content
+    kassier = await client.get("/settlement/kassier/2026Q3")
+    assert kassier.status_code == 200
+    got["kassier"] = text_of(kassier.text)
+    batch = await client.get(f"/settlement/kassier/2026Q3/{horizon}/betaalopdracht.xml")
+    assert batch.status_code == 200
+    got["sepa"] = batch.content
+    return got
+
+
+async def test_changing_or_ending_an_agreement_leaves_a_closed_quarter_as_it_was(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    k = await build_kassier(runtime)
+    await close(runtime, k)
+    horizon, altra = k.w.region.horizon.id, k.w.region.altra.id
+    await login(client, runtime, user_id=k.w.region.finance.id)
+    before = await snapshot(client, horizon, altra)
+    assert "Altra 6,60% van het bedrag € 1.248,00 € 82,37 € 1.165,63" in str(before["kassier"])
+    assert "Altra € 1.248,00 € 82,37 € 1.165,63" in str(before[f"page {horizon}"])
+    assert b'<InstdAmt Ccy="EUR">1165.63</InstdAmt>' in bytes(before["sepa"])  # type: ignore[arg-type]
+
+    changes = (
+        update(AgreementRow).values(margin_kind="fixed", margin_value=2_000),  # € 20 per hour
+        update(AgreementRow).values(margin_value=1_500),  # 15 %
+        update(AgreementRow).values(valid_to=D(2026, 6, 30)),  # ended before the quarter
+        delete(AgreementRow),
+    )
+    for change in changes:
+        async with runtime.sessionmaker() as db, db.begin():
+            await db.execute(change)
+        after = await snapshot(client, horizon, altra)
+        for key, value in before.items():
+            assert after[key] == value, f"{key} changed after {change}"
+
+
+async def test_a_run_closed_before_margins_were_stored_says_it_uses_todays_agreements(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    k = await build_kassier(runtime)
+    await close(runtime, k)
+    # What the migration leaves of a run closed before margins were stored.
+    async with runtime.sessionmaker() as db, db.begin():
+        await db.execute(update(SettlementRun).values(margins_stored=False))
+        await db.execute(
+            update(SettlementRunLine).values(
+                margin_cents=None, agreement_id=None, margin_kind=None, margin_value=None
+            )
+        )
+    horizon = k.w.region.horizon.id
+    await login(client, runtime, user_id=k.w.region.finance.id)
+    note = "berekend met de afspraken van vandaag"
+    page = text_of((await client.get(f"/settlement/run/2026Q3/statement/{horizon}")).text)
+    assert note in page and "Altra € 1.248,00 € 82,37 € 1.165,63" in page
+    kassier = text_of((await client.get("/settlement/kassier/2026Q3")).text)
+    assert note in kassier and "Altra 6,60% van het bedrag € 1.248,00 € 82,37" in kassier
+
+
+async def test_closing_stores_each_lines_margin_and_the_agreement_used(runtime: Runtime) -> None:
+    k = await build_kassier(runtime)
+    await close(runtime, k)
+    horizon, altra = k.w.region.horizon.id, k.w.region.altra.id
+    async with runtime.sessionmaker() as db:
+        run = await db.scalar(select(SettlementRun))
+        agreement_id = await db.scalar(select(AgreementRow.id))
+        rows = (
+            await db.execute(
+                select(
+                    SettlementRunLine.provider_id,
+                    SettlementRunLine.amount_cents,
+                    SettlementRunLine.margin_cents,
+                    SettlementRunLine.agreement_id,
+                    SettlementRunLine.margin_kind,
+                    SettlementRunLine.margin_value,
+                ).order_by(SettlementRunLine.seq)
+            )
+        ).all()
+    assert run is not None and run.margins_stored
+    assert sorted(tuple(r) for r in rows) == sorted(
+        [
+            (horizon, 37_440, 37_440, None, None, None),  # its own care: kept whole
+            (altra, 124_800, 8_237, agreement_id, "percent", 660),  # 6,60 %, rounded once
+        ]
+    )
