@@ -553,9 +553,15 @@ async def kassier_quarters(uow: UnitOfWork) -> tuple[ClosedQuarter, ...]:
         is_kassier = await uow.db.scalar(
             select(AgreementRow.id).where(AgreementRow.kassier_id == only).limit(1)
         )
-        holds = select(SettlementRunLine.run_id).where(SettlementRunLine.holder_id == only)
-        if is_kassier is None:
-            holds = holds.where(SettlementRunLine.provider_id != only)
+        L = SettlementRunLine
+        # A kassier in a run: lines others delivered under it, or (its own lines carry a
+        # stored margin) agreements when the run closed. Runs closed before margins were
+        # stored go by the agreements of today, as their kassier page does.
+        kassier_line = or_(L.provider_id != only, L.margin_cents.is_not(None))
+        if is_kassier is not None:
+            unstored = select(SettlementRun.id).where(SettlementRun.margins_stored.is_(False))
+            kassier_line = or_(kassier_line, L.run_id.in_(unstored))
+        holds = select(L.run_id).where(L.holder_id == only, kassier_line)
         query = query.where(SettlementRun.id.in_(holds))
     return tuple(
         ClosedQuarter(parse_quarter(r.quarter), r.closed_at) for r in await uow.db.scalars(query)

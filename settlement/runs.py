@@ -185,7 +185,11 @@ async def _run_lines(uow: UnitOfWork, run_ids: Iterable[int]) -> list[OutLine]:
 
 
 async def _settle_until(
-    uow: UnitOfWork, last_day: dt.date, previous: Sequence[OutLine], report: Progress = _quiet
+    uow: UnitOfWork,
+    last_day: dt.date,
+    previous: Sequence[OutLine],
+    report: Progress = _quiet,
+    with_ids: Sequence[tuple[int, SubProviderAgreement]] | None = None,
 ) -> tuple[tuple[OutLine, ...], tuple[Rejection, ...]]:
     """Settle every delivery up to ``last_day`` against ``previous``: the pure rules of
     :mod:`~keerpunt.settlement.declaration` over the lines streamed from the database in
@@ -195,7 +199,9 @@ async def _settle_until(
     numbers = {row.id: a.number for row, a in zip(rows, allocations, strict=True)}
     del rows
     contracts = [_terms(c) for c in await uow.db.scalars(select(Contract))]
-    agreements = [g for _id, g in await _agreements(uow)]
+    if with_ids is None:
+        with_ids = await _agreements(uow)
+    agreements = [g for _id, g in with_ids]
 
     def run(db: Session) -> tuple[tuple[OutLine, ...], tuple[Rejection, ...]]:
         try:
@@ -377,7 +383,8 @@ async def close_quarter(
         raise LaterQuarterClosed()
     report(PHASE_LOAD, 0, 0)
     previous = await _run_lines(uow, [r.id for r in runs])
-    lines, rejected = await _settle_until(uow, quarter.end, previous, report)
+    agreements = await _agreements(uow)  # the same for checking and for the margins
+    lines, rejected = await _settle_until(uow, quarter.end, previous, report, agreements)
     report(PHASE_WRITE, 0, len(lines))
     run = SettlementRun(
         quarter=quarter.code,
@@ -390,7 +397,7 @@ async def close_quarter(
     )
     uow.db.add(run)
     await uow.db.flush()
-    await _store_lines(uow, run.id, lines, await _agreements(uow))
+    await _store_lines(uow, run.id, lines, agreements)
     report(PHASE_WRITE, len(lines), len(lines))
     await audit.record(
         uow.db,

@@ -12,15 +12,22 @@ import pytest
 from sqlalchemy import delete, select, update
 
 from keerpunt.platform.runtime import Runtime
+from keerpunt.settlement.declaration import Margin, MarginKind, SubProviderAgreement
+from keerpunt.settlement.kassier_run import kassier_page, kassier_quarters
 from keerpunt.settlement.models import SettlementRun, SettlementRunLine
 from keerpunt.settlement.models import SubProviderAgreement as AgreementRow
+from keerpunt.settlement.service import add_agreement, close_quarter, parse_quarter
 from tests.helpers import login
+from tests.settlement.factories import principal
+from tests.settlement.test_delivery_routes import with_allocation
 from tests.settlement.test_kassier_run import build_kassier, close
+from tests.settlement.test_records import enter, line
 from tests.settlement.test_routes import text_of
 
 pytestmark = pytest.mark.anyio
 
 D = dt.date
+Q3 = parse_quarter("2026Q3")
 
 
 async def snapshot(client: httpx.AsyncClient, horizon: int, altra: int) -> dict[str, object]:
@@ -118,3 +125,29 @@ async def test_closing_stores_each_lines_margin_and_the_agreement_used(runtime: 
             (altra, 124_800, 8_237, agreement_id, "percent", 660),  # 6,60 %, rounded once
         ]
     )
+
+
+async def test_an_agreement_made_after_closing_makes_no_kassier_of_that_quarter(
+    runtime: Runtime,
+) -> None:
+    w = await with_allocation(runtime)
+    await enter(runtime, w.horizon_staff, line(volume=3))  # Horizon declares its own care
+    async with runtime.unit_of_work(principal(w.region.finance)) as uow:
+        await close_quarter(uow, Q3, D(2026, 10, 5))
+    finance = w.region.other_finance  # Horizon's finance staff
+
+    async def kassier_side() -> tuple[object, ...]:
+        async with runtime.unit_of_work(principal(finance)) as uow:
+            quarters = await kassier_quarters(uow)
+        async with runtime.unit_of_work(principal(w.region.finance)) as uow:
+            page = await kassier_page(uow, Q3)
+        return quarters, page.kassiers
+
+    before = await kassier_side()
+    assert before == ((), ())
+    async with runtime.unit_of_work(principal(w.region.finance)) as uow:
+        margin = Margin(MarginKind.PERCENT, 660)
+        await add_agreement(
+            uow, SubProviderAgreement(w.region.horizon.id, w.region.altra.id, margin, D(2026, 1, 1))
+        )
+    assert await kassier_side() == before
