@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from sqlalchemy import or_, select
 
 from keerpunt.platform.errors import NotAllowed, NotFound
+from keerpunt.platform.i18n import N_
 from keerpunt.platform.uow import UnitOfWork
 from keerpunt.settlement.access import check_finance_access, check_settlement_access
-from keerpunt.settlement.declaration import OutLine
+from keerpunt.settlement.declaration import Direction, OutLine
 from keerpunt.settlement.kassier import (
     KassierLedger,
     MissingAgreement,
@@ -37,13 +38,57 @@ from keerpunt.settlement.runs import (
 from keerpunt.settlement.statement import statement_csv
 
 __all__ = [
+    "PAGE_SIZE",
     "KassierPart",
+    "PageNotFound",
     "ProviderStatement",
     "StatementLine",
+    "StatementPage",
     "provider_statement",
     "provider_statement_csv",
+    "statement_page",
     "statement_providers",
 ]
+
+
+PAGE_SIZE = 200  # lines per page of the statement on the web; the PDF and CSV are whole
+
+
+class PageNotFound(NotFound):
+    message = N_(
+        "Deze pagina van het overzicht bestaat niet. Ga naar de eerste pagina van het "
+        "overzicht en blader met Vorige en Volgende."
+    )
+
+
+@dataclass(frozen=True)
+class StatementPage:
+    """Which part of the lines a web page of the statement shows: page ``number`` of
+    ``count``, lines ``first`` to ``last`` (counted from 1) of ``of``."""
+
+    number: int
+    count: int
+    first: int
+    last: int
+    of: int
+
+    @property
+    def previous(self) -> int | None:
+        return self.number - 1 if self.number > 1 else None
+
+    @property
+    def next(self) -> int | None:
+        return self.number + 1 if self.number < self.count else None
+
+
+def statement_page(line_count: int, number: int) -> StatementPage:
+    """Page ``number`` of a statement with ``line_count`` lines; a page that does not exist
+    (0, negative, beyond the last) is not found. A statement always has a first page."""
+    count = max(1, -(-line_count // PAGE_SIZE))
+    if not 1 <= number <= count:
+        raise PageNotFound()
+    first = (number - 1) * PAGE_SIZE
+    return StatementPage(number, count, first + 1, min(first + PAGE_SIZE, line_count), line_count)
 
 
 @dataclass(frozen=True)
@@ -91,7 +136,9 @@ class ProviderStatement:
     provider_name: str
     closed_at: dt.datetime
     digest: str  # of the whole run's statement
-    lines: tuple[StatementLine, ...]
+    lines: tuple[StatementLine, ...]  # all of them, or those of ``page``
+    debit_cents: int  # totals: always of the whole statement
+    credit_cents: int
     sub_providers: tuple[KassierPart, ...]  # as kassier: per sub-provider
     kassiers: tuple[KassierPart, ...]  # as sub-provider: per kassier it delivered under
     kassier_keeps_cents: int  # as kassier: margins plus its own lines
@@ -99,14 +146,7 @@ class ProviderStatement:
     # True: the run closed before margins were stored with it; they are worked out with the
     # agreements of today, and the statement says so.
     margins_of_today: bool = False
-
-    @property
-    def debit_cents(self) -> int:
-        return sum(x.amount_cents for x in self.lines if not x.is_credit)
-
-    @property
-    def credit_cents(self) -> int:
-        return sum(x.amount_cents for x in self.lines if x.is_credit)
+    page: StatementPage | None = None  # None: every line (the PDF)
 
     @property
     def total_cents(self) -> int:
@@ -194,11 +234,13 @@ def _parts(totals: dict[int, list[int]], names: dict[int, str]) -> tuple[Kassier
 
 
 async def provider_statement(
-    uow: UnitOfWork, quarter: Quarter, provider_id: int
+    uow: UnitOfWork, quarter: Quarter, provider_id: int, page: int | None = None
 ) -> ProviderStatement:
     """The statement of one provider in a closed quarter: every line it declared or delivered,
     debit and credit, with totals; for a kassier also its margin and what it pays on. Built
-    only from the run's lines (and the margins agreed), so it reads the same every time."""
+    only from the run's lines and the margins stored when it closed, so it reads the same
+    every time. With ``page`` only the lines of that page (:data:`PAGE_SIZE` a page), the
+    totals still of the whole statement; a page that does not exist is not found."""
     await _check_reader(uow, provider_id)
     run = await _run(uow, quarter)
     with_margins = await _lines_with_margins(uow, run.id, provider_id)
@@ -231,6 +273,7 @@ async def provider_statement(
             part[0] += e.gross_cents
             part[1] += e.margin_cents
             part[2] += e.net_cents
+    shown = statement_page(len(lines), page) if page is not None else None
     return ProviderStatement(
         quarter=quarter,
         provider_id=provider_id,
@@ -254,13 +297,16 @@ async def provider_statement(
                 amount_cents=x.amount_cents,
                 direction=x.direction.value,
             )
-            for x in lines
+            for x in (lines[shown.first - 1 : shown.last] if shown else lines)
         ),
+        debit_cents=sum(x.amount_cents for x in lines if x.direction is Direction.DEBIT),
+        credit_cents=sum(x.amount_cents for x in lines if x.direction is Direction.CREDIT),
         sub_providers=_parts(as_kassier, names),
         kassiers=_parts(under_kassier, names),
         kassier_keeps_cents=keeps if as_kassier else 0,
         ledger_complete=complete,
         margins_of_today=bool(kassier_ids) and not run.margins_stored,
+        page=shown,
     )
 
 
