@@ -224,29 +224,75 @@ async def _agreements(uow: UnitOfWork) -> list[tuple[int, SubProviderAgreement]]
     return [(g.id, _agreement(g)) for g in rows]
 
 
+# What is stored of the kassier's margin per line: (cents, agreement id, kind, value).
+StoredRow = tuple[int | None, int | None, str | None, int | None]
+
+
 def _margins(
-    lines: Sequence[OutLine], agreements: Sequence[tuple[int, SubProviderAgreement]]
-) -> Iterator[tuple[int | None, int | None, str | None, int | None]]:
-    """Per line, what is stored of the kassier's margin: (margin in cents, agreement id,
-    margin kind, margin value), by the same rule as :func:`~keerpunt.settlement.kassier.\
-kassier_ledger`. A kassier is a holder with agreements or with lines others delivered; its own
-    lines it keeps whole. Nothing for the lines of other holders, nor for a sub-provider's line
-    without agreement (the kassier page names it)."""
+    lines: Sequence[OutLine],
+    agreements: Sequence[tuple[int, SubProviderAgreement]],
+    credited: dict[tuple[int, int], StoredRow] | None = None,
+) -> Iterator[StoredRow]:
+    """Per line, what is stored of the kassier's margin, by the kassier ledger's own rule
+    (:func:`~keerpunt.settlement.kassier.line_margin`). A kassier is a holder with agreements
+    or with lines others delivered; its own lines it keeps whole. A credit of a line whose
+    margin an earlier run stored (``credited``, by delivery and revision) takes back exactly
+    that margin, whatever the agreement says now. Nothing for the lines of other holders, nor
+    for a sub-provider's line without agreement (the kassier page names it)."""
     index = agreement_index(g for _id, g in agreements)
     ids = {id(g): i for i, g in agreements}
     kassiers = {g.kassier_id for _id, g in agreements}
     kassiers |= {x.holder_id for x in lines if x.holder_id != x.provider_id}
+    credited = credited or {}
     nothing = (None, None, None, None)
     for x in lines:
         if x.holder_id not in kassiers:
             yield nothing
         elif x.provider_id == x.holder_id:
             yield (x.signed_cents, None, None, None)
+        elif (
+            x.direction is Direction.CREDIT
+            and (was := credited.get((x.delivery_id, x.revision))) is not None
+        ):
+            cents, agreement_id, kind, value = was
+            yield (None if cents is None else -cents, agreement_id, kind, value)
         elif (found := line_margin(x, index)) is None:
             yield nothing
         else:
             g = found.agreement
             yield (found.margin_cents, ids[id(g)], g.margin.kind.value, g.margin.value)
+
+
+async def _credited_margins(
+    uow: UnitOfWork, run_ids: Sequence[int], lines: Sequence[OutLine]
+) -> dict[tuple[int, int], StoredRow]:
+    """The margins earlier runs stored on the sub-providers' debits that ``lines`` credit,
+    by (delivery, revision): a few queries for all of them, none per line."""
+    wanted = {
+        (x.delivery_id, x.revision)
+        for x in lines
+        if x.direction is Direction.CREDIT and x.holder_id != x.provider_id
+    }
+    if not wanted or not run_ids:
+        return {}
+    L = SettlementRunLine
+    found: dict[tuple[int, int], StoredRow] = {}
+    deliveries = sorted({d for d, _r in wanted})
+    for i in range(0, len(deliveries), 5_000):
+        rows = await uow.db.execute(
+            select(L.delivery_id, L.revision, *MARGIN_COLUMNS)
+            .where(
+                L.run_id.in_(run_ids),
+                L.delivery_id.in_(deliveries[i : i + 5_000]),
+                L.direction == Direction.DEBIT.value,
+                L.margin_cents.is_not(None),
+            )
+            .order_by(L.run_id, L.seq)
+        )
+        for delivery_id, revision, cents, agreement_id, kind, value in rows:
+            if (delivery_id, revision) in wanted:
+                found[delivery_id, revision] = (cents, agreement_id, kind, value)
+    return found
 
 
 def _counted(deliveries: Iterator[Delivery], report: Progress) -> Iterator[Delivery]:
@@ -322,17 +368,19 @@ async def _store_lines(
     run_id: int,
     lines: Sequence[OutLine],
     agreements: Sequence[tuple[int, SubProviderAgreement]],
+    credited: dict[tuple[int, int], StoredRow] | None = None,
 ) -> None:
     """Insert a run's lines with the driver's bulk path, in the unit of work's transaction:
     COPY on PostgreSQL, one executemany per batch on SQLite. No ORM object or parameter dict
     per line: for a quarter of a million lines that is most of the cost of writing them.
     The kassier's margin of each line is worked out in the same pass (:func:`_margins`)."""
     letter = {d: d.value for d in Direction}
+    margins = _margins(lines, agreements, credited)
     rows = (
         (run_id, seq, x.delivery_id, x.revision, letter[x.direction], x.allocation_number,
          x.holder_id, x.provider_id, x.municipality_id, x.product_category, x.product_code,
          x.start, x.end, x.volume, x.unit, x.tariff_cents, x.amount_cents, *margin)
-        for seq, (x, margin) in enumerate(zip(lines, _margins(lines, agreements), strict=True), 1)
+        for seq, (x, margin) in enumerate(zip(lines, margins, strict=True), 1)
     )  # fmt: skip
     conn = await uow.db.connection()
     raw: Any = (await conn.get_raw_connection()).driver_connection
@@ -397,7 +445,8 @@ async def close_quarter(
     )
     uow.db.add(run)
     await uow.db.flush()
-    await _store_lines(uow, run.id, lines, agreements)
+    stored = [r.id for r in runs if r.margins_stored]
+    await _store_lines(uow, run.id, lines, agreements, await _credited_margins(uow, stored, lines))
     report(PHASE_WRITE, len(lines), len(lines))
     await audit.record(
         uow.db,

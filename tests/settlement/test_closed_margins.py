@@ -14,7 +14,7 @@ from sqlalchemy import delete, select, update
 from keerpunt.platform.runtime import Runtime
 from keerpunt.settlement.declaration import Margin, MarginKind, SubProviderAgreement
 from keerpunt.settlement.kassier_run import kassier_page, kassier_quarters
-from keerpunt.settlement.models import SettlementRun, SettlementRunLine
+from keerpunt.settlement.models import Delivery, SettlementRun, SettlementRunLine
 from keerpunt.settlement.models import SubProviderAgreement as AgreementRow
 from keerpunt.settlement.service import add_agreement, close_quarter, parse_quarter
 from tests.helpers import login
@@ -27,7 +27,7 @@ from tests.settlement.test_routes import text_of
 pytestmark = pytest.mark.anyio
 
 D = dt.date
-Q3 = parse_quarter("2026Q3")
+Q3, Q4 = parse_quarter("2026Q3"), parse_quarter("2026Q4")
 
 
 async def snapshot(client: httpx.AsyncClient, horizon: int, altra: int) -> dict[str, object]:
@@ -151,3 +151,33 @@ async def test_an_agreement_made_after_closing_makes_no_kassier_of_that_quarter(
             uow, SubProviderAgreement(w.region.horizon.id, w.region.altra.id, margin, D(2026, 1, 1))
         )
     assert await kassier_side() == before
+
+
+@pytest.mark.parametrize(
+    ("change", "margin_cents", "net_cents"),
+    [
+        # Now 15 %: the credit takes back the 6,60 % booked (€ 82,37); the new 5 hours
+        # (€ 624,00) are split at 15 % (€ 93,60).
+        ({"margin_value": 1_500}, -8_237 + 9_360, -116_563 + 53_040),
+        # Ended before the quarter: the new 5 hours are refused; the credit still takes back
+        # exactly what was booked, so nothing stands in the way of settling it.
+        ({"valid_to": D(2026, 6, 30)}, -8_237, -116_563),
+    ],
+)
+async def test_a_correction_takes_back_the_margin_booked_when_the_quarter_closed(
+    runtime: Runtime, change: dict[str, object], margin_cents: int, net_cents: int
+) -> None:
+    k = await build_kassier(runtime)
+    await close(runtime, k)
+    async with runtime.sessionmaker() as db, db.begin():
+        await db.execute(update(AgreementRow).values(**change))
+        await db.execute(
+            update(Delivery).where(Delivery.provider_id == k.w.region.altra.id).values(volume=5)
+        )
+    await close(runtime, k, Q4, D(2027, 1, 5))
+    async with runtime.unit_of_work(principal(k.kassier_finance)) as uow:
+        (view,) = (await kassier_page(uow, Q4)).kassiers
+    assert view.complete and view.balanced and view.problems == ()
+    (altra,) = [s for s in view.shares if s.name == "Altra"]
+    assert (altra.margin_cents, altra.net_cents) == (margin_cents, net_cents)
+    assert [(s.name, s.cents) for s in view.set_off] == [("Altra", -net_cents)]
