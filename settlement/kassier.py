@@ -18,7 +18,17 @@ from dataclasses import dataclass
 from keerpunt.settlement.declaration import OutLine, SubProviderAgreement
 from keerpunt.settlement.rules import DateRange
 
-__all__ = ["KassierLedger", "LedgerEntry", "MissingAgreement", "kassier_ledger"]
+__all__ = [
+    "AgreementIndex",
+    "KassierLedger",
+    "LedgerEntry",
+    "LineMargin",
+    "MissingAgreement",
+    "agreement_index",
+    "kassier_ledger",
+    "ledger_from_margins",
+    "line_margin",
+]
 
 
 class MissingAgreement(LookupError):
@@ -72,27 +82,53 @@ class KassierLedger:
         return sum(self.municipality_owes.values()) == self.keeps_cents + sum(self.owes.values())
 
 
-def kassier_ledger(
-    kassier_id: int, lines: Iterable[OutLine], agreements: Iterable[SubProviderAgreement]
+AgreementIndex = dict[tuple[int, int], list[SubProviderAgreement]]
+
+
+def agreement_index(agreements: Iterable[SubProviderAgreement]) -> AgreementIndex:
+    """The agreements per (kassier, provider), in the order given: looked up once per line."""
+    index: AgreementIndex = defaultdict(list)
+    for g in agreements:
+        index[g.kassier_id, g.provider_id].append(g)
+    return dict(index)
+
+
+@dataclass(frozen=True)
+class LineMargin:
+    """What the kassier keeps of one sub-provider's line (negative for a credit), and the
+    agreement it was taken from."""
+
+    margin_cents: int
+    agreement: SubProviderAgreement
+
+
+def line_margin(line: OutLine, index: AgreementIndex) -> LineMargin | None:
+    """The margin of a line a sub-provider delivered under the kassier's allocation: from the
+    agreement valid in the line's period, or None when there is none."""
+    period = DateRange(line.start, line.end)
+    for g in index.get((line.holder_id, line.provider_id), ()):
+        if g.covers(period):
+            return LineMargin(g.margin.of(line.signed_cents, line.volume), g)
+    return None
+
+
+def ledger_from_margins(
+    kassier_id: int, lines: Iterable[tuple[OutLine, int | None]]
 ) -> KassierLedger:
-    """Split every line the kassier declares (its allocations) into what it keeps and what it
-    owes the delivering provider, with the margin of the agreement valid in the line's period."""
-    mine = [g for g in agreements if g.kassier_id == kassier_id]
+    """The kassier's ledger from each line and its margin already worked out (as stored with
+    a closed run): its own lines it keeps whole; a sub-provider's line without a margin
+    (None) means there was no agreement for it."""
     entries: list[LedgerEntry] = []
-    for line in lines:
+    for line, stored in lines:
         if line.holder_id != kassier_id:
             continue
         gross = line.signed_cents
         if line.provider_id == kassier_id:
             margin = gross
+        elif stored is None:
+            raise MissingAgreement(f"delivery {line.delivery_id}")
         else:
-            period = DateRange(line.start, line.end)
-            agreement = next(
-                (g for g in mine if g.provider_id == line.provider_id and g.covers(period)), None
-            )
-            if agreement is None:
-                raise MissingAgreement(f"delivery {line.delivery_id}")
-            margin = agreement.margin.of(gross, line.volume)
+            margin = stored
         entries.append(
             LedgerEntry(
                 delivery_id=line.delivery_id,
@@ -105,3 +141,21 @@ def kassier_ledger(
             )
         )
     return KassierLedger(kassier_id, tuple(entries))
+
+
+def kassier_ledger(
+    kassier_id: int, lines: Iterable[OutLine], agreements: Iterable[SubProviderAgreement]
+) -> KassierLedger:
+    """Split every line the kassier declares (its allocations) into what it keeps and what it
+    owes the delivering provider, with the margin of the agreement valid in the line's period."""
+    index = agreement_index(g for g in agreements if g.kassier_id == kassier_id)
+
+    def margin(line: OutLine) -> int | None:
+        if line.provider_id == kassier_id:
+            return None
+        found = line_margin(line, index)
+        return None if found is None else found.margin_cents
+
+    return ledger_from_margins(
+        kassier_id, ((x, margin(x)) for x in lines if x.holder_id == kassier_id)
+    )

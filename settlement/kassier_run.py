@@ -15,7 +15,7 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from keerpunt.platform import audit
 from keerpunt.platform.errors import DomainError, NotFound
@@ -25,15 +25,26 @@ from keerpunt.platform.uow import UnitOfWork
 from keerpunt.settlement.bank_accounts import accounts_valid_on, display_iban
 from keerpunt.settlement.declaration import (
     Margin,
-    MarginKind,
     OutLine,
     SubProviderAgreement,
 )
-from keerpunt.settlement.kassier import KassierLedger, MissingAgreement, kassier_ledger
+from keerpunt.settlement.kassier import (
+    KassierLedger,
+    MissingAgreement,
+    kassier_ledger,
+    ledger_from_margins,
+)
 from keerpunt.settlement.models import SettlementRun, SettlementRunLine
 from keerpunt.settlement.models import SubProviderAgreement as AgreementRow
+from keerpunt.settlement.records import load_agreements
 from keerpunt.settlement.rules import BAD_DATE, DateRange, Quarter, parse_date, parse_quarter
-from keerpunt.settlement.runs import RUN_LINE_COLUMNS, run_line
+from keerpunt.settlement.runs import (
+    MARGIN_COLUMNS,
+    RUN_LINE_COLUMNS,
+    StoredMargin,
+    run_line,
+    stored_margin,
+)
 from keerpunt.settlement.sepa import InvalidBankAccount, PaymentBatch, payment_batch
 
 __all__ = [
@@ -169,6 +180,9 @@ class KassierPage:
     execution_date: dt.date  # the one used on the page
     earliest_date: dt.date  # the first working day after closing: the default
     date_error: str | None  # message id: the chosen date could not be used
+    # True: the run closed before margins were stored with it; they are worked out with the
+    # agreements of today, and the page says so.
+    margins_of_today: bool = False
 
 
 @dataclass(frozen=True)
@@ -241,62 +255,127 @@ async def _run(uow: UnitOfWork, quarter: Quarter) -> SettlementRun:
     return run
 
 
+Lines = list[tuple[OutLine, StoredMargin | None]]
+
+
+@dataclass(frozen=True)
+class _Split:
+    """A kassier's ledger (None: a sub-provider's line had no agreement), the providers whose
+    lines had none, and per provider the margins agreed that applied."""
+
+    ledger: KassierLedger | None
+    missing: tuple[int, ...]
+    margins: dict[int, tuple[Margin, ...]]
+
+
+def _stored_split(kid: int, lines: Lines) -> _Split:
+    """From the margins stored when the run closed: the agreements of today play no part."""
+    try:
+        ledger: KassierLedger | None = ledger_from_margins(
+            kid, ((x, None if m is None else m.margin_cents) for x, m in lines)
+        )
+    except MissingAgreement:
+        ledger = None
+    missing = sorted({x.provider_id for x, m in lines if x.provider_id != kid and m is None})
+    first: dict[int, dict[Margin, dt.date]] = {}
+    for x, m in lines:
+        if m is not None and m.margin is not None:
+            seen = first.setdefault(x.provider_id, {})
+            seen[m.margin] = min(seen.get(m.margin, x.start), x.start)
+    margins = {
+        p: tuple(sorted(seen, key=lambda g: (seen[g], g.kind.value, g.value)))
+        for p, seen in first.items()
+    }
+    return _Split(ledger, tuple(missing), margins)
+
+
+def _split_of_today(
+    kid: int, lines: Lines, agreements: list[SubProviderAgreement], quarter: Quarter
+) -> _Split:
+    """For a run closed before margins were stored: with the agreements of today."""
+    plain = [x for x, _m in lines]
+    providers = {x.provider_id for x in plain} - {kid}
+    margins = {p: _share_margins(agreements, kid, p, quarter) for p in providers}
+    try:
+        return _Split(kassier_ledger(kid, plain, agreements), (), margins)
+    except MissingAgreement:
+        covered = {
+            x.provider_id
+            for x in plain
+            if x.provider_id == kid
+            or any(
+                g.kassier_id == kid and g.provider_id == x.provider_id
+                and g.covers(DateRange(x.start, x.end))
+                for g in agreements
+            )
+        }  # fmt: skip
+        missing = sorted({x.provider_id for x in plain} - covered)
+        return _Split(None, tuple(missing), margins)
+
+
 async def _views(
     uow: UnitOfWork, run: SettlementRun, quarter: Quarter, only: int | None, pay_day: dt.date
 ) -> list[tuple[KassierView, PaymentBatch | None]]:
-    agreements = [
-        SubProviderAgreement(
-            g.kassier_id,
-            g.provider_id,
-            Margin(MarginKind(g.margin_kind), g.margin_value),
-            g.valid_from,
-            g.valid_to,
-        )
-        for g in await uow.db.scalars(select(AgreementRow))
-    ]
-    # Who is a kassier here: a holder with lines others delivered, or with sub-providers.
-    # Asked of the database, so a national-scale run loads only the kassiers' lines.
+    # Who is a kassier here: a holder with lines others delivered, or with sub-providers
+    # (agreements) when the run closed — its own lines then carry a stored margin. Asked of
+    # the database, so a national-scale run loads only the kassiers' lines. A run closed
+    # before margins were stored can only go by the agreements of today.
     of_run = SettlementRunLine.run_id == run.id
-    holders = set(
-        await uow.db.scalars(select(SettlementRunLine.holder_id).where(of_run).distinct())
-    )
-    kassier_ids = set(
-        await uow.db.scalars(
-            select(SettlementRunLine.holder_id)
-            .where(of_run, SettlementRunLine.provider_id != SettlementRunLine.holder_id)
-            .distinct()
+    L = SettlementRunLine
+    agreements: list[SubProviderAgreement] | None = None
+    if run.margins_stored:
+        kassier_ids = set(
+            await uow.db.scalars(
+                select(L.holder_id)
+                .where(of_run, or_(L.provider_id != L.holder_id, L.margin_cents.is_not(None)))
+                .distinct()
+            )
         )
-    )
-    kassier_ids |= {g.kassier_id for g in agreements} & holders
+    else:
+        agreements = await load_agreements(uow)
+        holders = set(await uow.db.scalars(select(L.holder_id).where(of_run).distinct()))
+        kassier_ids = set(
+            await uow.db.scalars(
+                select(L.holder_id).where(of_run, L.provider_id != L.holder_id).distinct()
+            )
+        )
+        kassier_ids |= {g.kassier_id for g in agreements} & holders
     if only is not None:
         if only not in kassier_ids:
             raise NotFound()
         kassier_ids = {only}
-    lines = (
+    n = len(RUN_LINE_COLUMNS)
+    lines: Lines = (
         [
-            run_line(r)
+            (run_line(r[:n]), stored_margin(r[n:]))
             for r in await uow.db.execute(
-                select(*RUN_LINE_COLUMNS)
-                .where(of_run, SettlementRunLine.holder_id.in_(kassier_ids))
-                .order_by(SettlementRunLine.seq)
+                select(*RUN_LINE_COLUMNS, *MARGIN_COLUMNS)
+                .where(of_run, L.holder_id.in_(kassier_ids))
+                .order_by(L.seq)
             )
         ]
         if kassier_ids
         else []
     )
-    org_ids = {x.provider_id for x in lines} | {x.municipality_id for x in lines} | holders
+    org_ids = {x.provider_id for x, _m in lines} | {x.municipality_id for x, _m in lines}
+    org_ids |= kassier_ids
     names: dict[int, str] = {
         i: n
         for i, n in await uow.db.execute(
             select(Organisation.id, Organisation.name).where(Organisation.id.in_(org_ids))
         )
     }
-    per_kassier: dict[int, list[OutLine]] = {kid: [] for kid in kassier_ids}
-    for x in lines:
-        per_kassier[x.holder_id].append(x)
+    per_kassier: dict[int, Lines] = {kid: [] for kid in kassier_ids}
+    for x, m in lines:
+        per_kassier[x.holder_id].append((x, m))
     out: list[tuple[KassierView, PaymentBatch | None]] = []
     for kid, mine in per_kassier.items():
-        out.append(await _view(uow, run, quarter, kid, mine, agreements, names, pay_day))
+        split = (
+            _stored_split(kid, mine)
+            if agreements is None
+            else _split_of_today(kid, mine, agreements, quarter)
+        )
+        out.append(await _view(uow, run, quarter, kid, split, names, pay_day))
     out.sort(key=lambda v: (v[0].name.casefold(), v[0].kassier_id))
     return out
 
@@ -306,34 +385,19 @@ async def _view(
     run: SettlementRun,
     quarter: Quarter,
     kid: int,
-    lines: list[OutLine],
-    agreements: list[SubProviderAgreement],
+    split: _Split,
     names: dict[int, str],
     pay_day: dt.date,
 ) -> tuple[KassierView, PaymentBatch | None]:
     name = names.get(kid, "")
     problems: list[PaymentProblem] = []
-    missing_agreement = False
-    try:
-        ledger = kassier_ledger(kid, lines, agreements)
-    except MissingAgreement:
-        missing_agreement = True
-        covered = {
-            x.provider_id
-            for x in lines
-            if x.provider_id == kid
-            or any(
-                g.kassier_id == kid and g.provider_id == x.provider_id
-                and g.covers(DateRange(x.start, x.end))
-                for g in agreements
-            )
-        }  # fmt: skip
-        missing = sorted({x.provider_id for x in lines} - covered)
-        problems = [PaymentProblem(NO_AGREEMENT, names.get(p, ""), pay_day) for p in missing]
-        ledger = KassierLedger(kid, ())
+    missing_agreement = split.ledger is None
+    ledger = KassierLedger(kid, ()) if split.ledger is None else split.ledger
+    if missing_agreement:
+        problems = [PaymentProblem(NO_AGREEMENT, names.get(p, ""), pay_day) for p in split.missing]
     # The ledger's totals are computed on each access: read each once.
     municipality_owes, owes, keeps = ledger.municipality_owes, ledger.owes, ledger.keeps_cents
-    shares = _shares(ledger, kid, names, agreements, quarter)
+    shares = _shares(ledger, kid, names, split.margins)
     municipalities = tuple(
         sorted(
             (MunicipalityShare(names.get(m, ""), c) for m, c in municipality_owes.items()),
@@ -400,8 +464,7 @@ def _shares(
     ledger: KassierLedger,
     kid: int,
     names: dict[int, str],
-    agreements: list[SubProviderAgreement],
-    quarter: Quarter,
+    margins: dict[int, tuple[Margin, ...]],
 ) -> tuple[ProviderShare, ...]:
     totals: dict[int, list[int]] = {}
     for e in ledger.entries:
@@ -414,7 +477,7 @@ def _shares(
             provider_id=p,
             name=names.get(p, ""),
             own=p == kid,
-            margins=() if p == kid else _share_margins(agreements, kid, p, quarter),
+            margins=() if p == kid else margins.get(p, ()),
             gross_cents=g,
             margin_cents=m,
             net_cents=n,
@@ -434,7 +497,15 @@ async def kassier_page(uow: UnitOfWork, quarter: Quarter, requested: str = "") -
     run = await _run(uow, quarter)
     pay_day, earliest, why = _pay_day(run, requested)
     views = await _views(uow, run, quarter, only, pay_day)
-    return KassierPage(quarter, run.closed_at, tuple(v for v, _b in views), pay_day, earliest, why)
+    return KassierPage(
+        quarter,
+        run.closed_at,
+        tuple(v for v, _b in views),
+        pay_day,
+        earliest,
+        why,
+        margins_of_today=bool(views) and not run.margins_stored,
+    )
 
 
 async def payment_file(
@@ -482,9 +553,15 @@ async def kassier_quarters(uow: UnitOfWork) -> tuple[ClosedQuarter, ...]:
         is_kassier = await uow.db.scalar(
             select(AgreementRow.id).where(AgreementRow.kassier_id == only).limit(1)
         )
-        holds = select(SettlementRunLine.run_id).where(SettlementRunLine.holder_id == only)
-        if is_kassier is None:
-            holds = holds.where(SettlementRunLine.provider_id != only)
+        L = SettlementRunLine
+        # A kassier in a run: lines others delivered under it, or (its own lines carry a
+        # stored margin) agreements when the run closed. Runs closed before margins were
+        # stored go by the agreements of today, as their kassier page does.
+        kassier_line = or_(L.provider_id != only, L.margin_cents.is_not(None))
+        if is_kassier is not None:
+            unstored = select(SettlementRun.id).where(SettlementRun.margins_stored.is_(False))
+            kassier_line = or_(kassier_line, L.run_id.in_(unstored))
+        holds = select(L.run_id).where(L.holder_id == only, kassier_line)
         query = query.where(SettlementRun.id.in_(holds))
     return tuple(
         ClosedQuarter(parse_quarter(r.quarter), r.closed_at) for r in await uow.db.scalars(query)

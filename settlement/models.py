@@ -13,6 +13,7 @@ import datetime as dt
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Date,
     ForeignKey,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     Integer,
     String,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -181,6 +183,10 @@ class SettlementRun(Base):
     rejected_count: Mapped[int] = mapped_column(Integer)
     total_cents: Mapped[int] = mapped_column(BigInteger)
     digest: Mapped[str] = mapped_column(String(64))
+    # True: the kassier's margins were worked out when the run closed and stored on its lines.
+    # Runs closed before that have none; their margins can only be worked out with the
+    # agreements of today, and say so.
+    margins_stored: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class SettlementRunLine(Base):
@@ -217,6 +223,15 @@ class SettlementRunLine(Base):
     unit: Mapped[str] = mapped_column(String(2))
     tariff_cents: Mapped[int] = mapped_column(Integer)
     amount_cents: Mapped[int] = mapped_column(BigInteger)
+    # The kassier's margin on this line, worked out once when the run closed
+    # (kassier.line_margin), so the quarter reads the same after an agreement changes or ends.
+    # Signed like the line: negative on a credit. On a kassier's own line the whole line,
+    # without agreement. NULL on lines of a holder that is no kassier, on a sub-provider's line
+    # without agreement, and on runs closed before margins were stored.
+    margin_cents: Mapped[int | None] = mapped_column(BigInteger)
+    agreement_id: Mapped[int | None] = mapped_column(Integer)  # a copy, no foreign key
+    margin_kind: Mapped[str | None] = mapped_column(String(10))  # of that agreement
+    margin_value: Mapped[int | None] = mapped_column(Integer)
 
 
 class BankAccount(Base):

@@ -377,11 +377,14 @@ def _statement_args(request: Request) -> tuple[Quarter, int]:
 
 
 async def statement(request: Request) -> Response:
-    """A provider's statement of a closed quarter as a web page."""
+    """A provider's statement of a closed quarter as a web page, a page of lines at a time
+    (``?page=2``); a page number that is no number is a page that does not exist."""
     who = require(request)
     chosen, provider_id = _statement_args(request)
+    raw = request.query_params.get("page", "").strip() or "1"
+    page = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 9 else 0
     async with unit_of_work(request, who) as uow:
-        view = await provider_statement(uow, chosen, provider_id)
+        view = await provider_statement(uow, chosen, provider_id, page)
     return render(request, "settlement/statement.html", {"view": view})
 
 

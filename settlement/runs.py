@@ -25,12 +25,16 @@ from keerpunt.settlement.access import check_finance_access
 from keerpunt.settlement.declaration import (
     Delivery,
     Direction,
+    Margin,
+    MarginKind,
     OutLine,
     OutOfOrder,
     Rejection,
+    SubProviderAgreement,
     settle_lines,
 )
 from keerpunt.settlement.jw323 import Sender, declaration_files
+from keerpunt.settlement.kassier import agreement_index, line_margin
 from keerpunt.settlement.models import Allocation as AllocationRow
 from keerpunt.settlement.models import Contract, SettlementRun, SettlementRunLine
 from keerpunt.settlement.models import Delivery as DeliveryRow
@@ -40,9 +44,11 @@ from keerpunt.settlement.rules import Quarter, parse_quarter
 from keerpunt.settlement.statement import statement_csv, statement_digest
 
 __all__ = [
+    "MARGIN_COLUMNS",
     "PHASE_CHECK",
     "PHASE_LOAD",
     "PHASE_WRITE",
+    "RUN_LINE_COLUMNS",
     "HolderTotal",
     "LaterQuarterClosed",
     "Progress",
@@ -50,12 +56,15 @@ __all__ = [
     "RejectedLine",
     "RunPage",
     "RunSummary",
+    "StoredMargin",
     "cli_principal",
     "close_as",
     "close_quarter",
     "run_declarations",
+    "run_line",
     "run_page",
     "run_statement",
+    "stored_margin",
 ]
 
 
@@ -125,6 +134,34 @@ def run_line(row: Sequence[Any]) -> OutLine:
     )  # fmt: skip
 
 
+# The kassier's margin stored with a run line (see SettlementRunLine.margin_cents).
+MARGIN_COLUMNS = (
+    SettlementRunLine.margin_cents,
+    SettlementRunLine.agreement_id,
+    SettlementRunLine.margin_kind,
+    SettlementRunLine.margin_value,
+)
+
+
+@dataclass(frozen=True)
+class StoredMargin:
+    """The kassier's margin on a run line as stored when the run closed, and the agreement's
+    margin it came from (None on the kassier's own line)."""
+
+    margin_cents: int
+    agreement_id: int | None
+    margin: Margin | None
+
+
+def stored_margin(row: Sequence[Any]) -> StoredMargin | None:
+    """A run line's :data:`MARGIN_COLUMNS` read back; None when no margin was stored."""
+    cents, agreement_id, kind, value = row
+    if cents is None:
+        return None
+    margin = None if kind is None else Margin(MarginKind(kind), value)
+    return StoredMargin(cents, agreement_id, margin)
+
+
 def _summary(run: SettlementRun, *, created: bool) -> RunSummary:
     return RunSummary(
         run.quarter, created, run.line_count, run.rejected_count, run.total_cents, run.digest
@@ -148,7 +185,11 @@ async def _run_lines(uow: UnitOfWork, run_ids: Iterable[int]) -> list[OutLine]:
 
 
 async def _settle_until(
-    uow: UnitOfWork, last_day: dt.date, previous: Sequence[OutLine], report: Progress = _quiet
+    uow: UnitOfWork,
+    last_day: dt.date,
+    previous: Sequence[OutLine],
+    report: Progress = _quiet,
+    with_ids: Sequence[tuple[int, SubProviderAgreement]] | None = None,
 ) -> tuple[tuple[OutLine, ...], tuple[Rejection, ...]]:
     """Settle every delivery up to ``last_day`` against ``previous``: the pure rules of
     :mod:`~keerpunt.settlement.declaration` over the lines streamed from the database in
@@ -158,7 +199,9 @@ async def _settle_until(
     numbers = {row.id: a.number for row, a in zip(rows, allocations, strict=True)}
     del rows
     contracts = [_terms(c) for c in await uow.db.scalars(select(Contract))]
-    agreements = [_agreement(g) for g in await uow.db.scalars(select(AgreementRow))]
+    if with_ids is None:
+        with_ids = await _agreements(uow)
+    agreements = [g for _id, g in with_ids]
 
     def run(db: Session) -> tuple[tuple[OutLine, ...], tuple[Rejection, ...]]:
         try:
@@ -173,6 +216,83 @@ async def _settle_until(
             )  # fmt: skip
 
     return await uow.db.run_sync(run)
+
+
+async def _agreements(uow: UnitOfWork) -> list[tuple[int, SubProviderAgreement]]:
+    """Every sub-provider agreement with its id, in the order of their ids."""
+    rows = await uow.db.scalars(select(AgreementRow).order_by(AgreementRow.id))
+    return [(g.id, _agreement(g)) for g in rows]
+
+
+# What is stored of the kassier's margin per line: (cents, agreement id, kind, value).
+StoredRow = tuple[int | None, int | None, str | None, int | None]
+
+
+def _margins(
+    lines: Sequence[OutLine],
+    agreements: Sequence[tuple[int, SubProviderAgreement]],
+    credited: dict[tuple[int, int], StoredRow] | None = None,
+) -> Iterator[StoredRow]:
+    """Per line, what is stored of the kassier's margin, by the kassier ledger's own rule
+    (:func:`~keerpunt.settlement.kassier.line_margin`). A kassier is a holder with agreements
+    or with lines others delivered; its own lines it keeps whole. A credit of a line whose
+    margin an earlier run stored (``credited``, by delivery and revision) takes back exactly
+    that margin, whatever the agreement says now. Nothing for the lines of other holders, nor
+    for a sub-provider's line without agreement (the kassier page names it)."""
+    index = agreement_index(g for _id, g in agreements)
+    ids = {id(g): i for i, g in agreements}
+    kassiers = {g.kassier_id for _id, g in agreements}
+    kassiers |= {x.holder_id for x in lines if x.holder_id != x.provider_id}
+    credited = credited or {}
+    nothing = (None, None, None, None)
+    for x in lines:
+        if x.holder_id not in kassiers:
+            yield nothing
+        elif x.provider_id == x.holder_id:
+            yield (x.signed_cents, None, None, None)
+        elif (
+            x.direction is Direction.CREDIT
+            and (was := credited.get((x.delivery_id, x.revision))) is not None
+        ):
+            cents, agreement_id, kind, value = was
+            yield (None if cents is None else -cents, agreement_id, kind, value)
+        elif (found := line_margin(x, index)) is None:
+            yield nothing
+        else:
+            g = found.agreement
+            yield (found.margin_cents, ids[id(g)], g.margin.kind.value, g.margin.value)
+
+
+async def _credited_margins(
+    uow: UnitOfWork, run_ids: Sequence[int], lines: Sequence[OutLine]
+) -> dict[tuple[int, int], StoredRow]:
+    """The margins earlier runs stored on the sub-providers' debits that ``lines`` credit,
+    by (delivery, revision): a few queries for all of them, none per line."""
+    wanted = {
+        (x.delivery_id, x.revision)
+        for x in lines
+        if x.direction is Direction.CREDIT and x.holder_id != x.provider_id
+    }
+    if not wanted or not run_ids:
+        return {}
+    L = SettlementRunLine
+    found: dict[tuple[int, int], StoredRow] = {}
+    deliveries = sorted({d for d, _r in wanted})
+    for i in range(0, len(deliveries), 5_000):
+        rows = await uow.db.execute(
+            select(L.delivery_id, L.revision, *MARGIN_COLUMNS)
+            .where(
+                L.run_id.in_(run_ids),
+                L.delivery_id.in_(deliveries[i : i + 5_000]),
+                L.direction == Direction.DEBIT.value,
+                L.margin_cents.is_not(None),
+            )
+            .order_by(L.run_id, L.seq)
+        )
+        for delivery_id, revision, cents, agreement_id, kind, value in rows:
+            if (delivery_id, revision) in wanted:
+                found[delivery_id, revision] = (cents, agreement_id, kind, value)
+    return found
 
 
 def _counted(deliveries: Iterator[Delivery], report: Progress) -> Iterator[Delivery]:
@@ -236,19 +356,31 @@ _STORED = (
     "unit",
     "tariff_cents",
     "amount_cents",
+    "margin_cents",
+    "agreement_id",
+    "margin_kind",
+    "margin_value",
 )
 
 
-async def _store_lines(uow: UnitOfWork, run_id: int, lines: Sequence[OutLine]) -> None:
+async def _store_lines(
+    uow: UnitOfWork,
+    run_id: int,
+    lines: Sequence[OutLine],
+    agreements: Sequence[tuple[int, SubProviderAgreement]],
+    credited: dict[tuple[int, int], StoredRow] | None = None,
+) -> None:
     """Insert a run's lines with the driver's bulk path, in the unit of work's transaction:
     COPY on PostgreSQL, one executemany per batch on SQLite. No ORM object or parameter dict
-    per line: for a quarter of a million lines that is most of the cost of writing them."""
+    per line: for a quarter of a million lines that is most of the cost of writing them.
+    The kassier's margin of each line is worked out in the same pass (:func:`_margins`)."""
     letter = {d: d.value for d in Direction}
+    margins = _margins(lines, agreements, credited)
     rows = (
         (run_id, seq, x.delivery_id, x.revision, letter[x.direction], x.allocation_number,
          x.holder_id, x.provider_id, x.municipality_id, x.product_category, x.product_code,
-         x.start, x.end, x.volume, x.unit, x.tariff_cents, x.amount_cents)
-        for seq, x in enumerate(lines, 1)
+         x.start, x.end, x.volume, x.unit, x.tariff_cents, x.amount_cents, *margin)
+        for seq, (x, margin) in enumerate(zip(lines, margins, strict=True), 1)
     )  # fmt: skip
     conn = await uow.db.connection()
     raw: Any = (await conn.get_raw_connection()).driver_connection
@@ -299,7 +431,8 @@ async def close_quarter(
         raise LaterQuarterClosed()
     report(PHASE_LOAD, 0, 0)
     previous = await _run_lines(uow, [r.id for r in runs])
-    lines, rejected = await _settle_until(uow, quarter.end, previous, report)
+    agreements = await _agreements(uow)  # the same for checking and for the margins
+    lines, rejected = await _settle_until(uow, quarter.end, previous, report, agreements)
     report(PHASE_WRITE, 0, len(lines))
     run = SettlementRun(
         quarter=quarter.code,
@@ -308,10 +441,12 @@ async def close_quarter(
         rejected_count=len(rejected),
         total_cents=sum(x.signed_cents for x in lines),
         digest=statement_digest(quarter.code, lines, await _names(uow, lines)),
+        margins_stored=True,
     )
     uow.db.add(run)
     await uow.db.flush()
-    await _store_lines(uow, run.id, lines)
+    stored = [r.id for r in runs if r.margins_stored]
+    await _store_lines(uow, run.id, lines, agreements, await _credited_margins(uow, stored, lines))
     report(PHASE_WRITE, len(lines), len(lines))
     await audit.record(
         uow.db,

@@ -174,12 +174,20 @@ def statement_pdf(view: ProviderStatement) -> bytes:
         )
     if not view.ledger_complete:
         pdf.para(_t(LEDGER_INCOMPLETE))
+    if view.margins_of_today:
+        pdf.para(_t(MARGINS_OF_TODAY))
     return pdf.to_bytes()
 
 
 LEDGER_INCOMPLETE = N_(
     "Van een of meer regels is de afspraak met de kassier niet meer te vinden. Daarom staat "
     "de marge van die regels niet op dit overzicht."
+)
+MARGINS_OF_TODAY = N_(
+    "Let op: de marges van de kassier op dit overzicht zijn berekend met de afspraken van "
+    "vandaag. Dit kwartaal is afgesloten voordat Keerpunt de marges bij het afsluiten "
+    "bewaarde. Is een afspraak daarna veranderd, dan kan de marge afwijken van wat toen is "
+    "betaald."
 )
 
 

@@ -676,6 +676,14 @@ async def test_no_canary_reaches_anyone_consent_does_not_allow(
     world = await build_leak_world(runtime)
     values = await _param_values(runtime, world)
     gets, sockets = route_urls(app, values, world)
+    # The statement's web page comes a page of lines at a time (?page=): the pages beyond the
+    # first, and numbers that are no page, answer like any other statement.
+    closed = world.quarters[0]
+    gets += [
+        f"/settlement/run/{closed}/statement/{provider}?page={page}"
+        for provider in world.ids["provider_id"]
+        for page in ("1", "2", "x")
+    ]
     viewers = world.viewers()
     cookies = {
         v: (await _login(runtime, *ids))[0] if ids != (None, None) else None
@@ -774,6 +782,13 @@ async def test_no_canary_reaches_anyone_consent_does_not_allow(
                 own,
             )
             assert other != 200, (viewer, suffix, other)
+        base = f"/settlement/run/{closed}/statement"
+        for page in ("1", "2", "x"):  # a statement has one page here: 2 and x do not exist
+            own = seen[viewer].status[f"{base}/{karakter}?page={page}"]
+            other = seen[viewer].status[f"{base}/{accare}?page={page}"]
+            allowed = viewer in ("finance_penvoerder", "ruud_named_karakter") and page == "1"
+            assert (own == 200) == allowed, (viewer, page, own)
+            assert other != 200, (viewer, page, other)
     assert seen["coordinator"].status[f"/cases/{world.case_ids['A']}/consents.fhir.json"] == 200
     # The funder's monitor (page, XLSX, CSV) was read, and holds no case at all: not even a
     # pseudonym leaves the care chain.

@@ -16,7 +16,13 @@ from keerpunt.settlement.declaration import (
     OutLine,
     SubProviderAgreement,
 )
-from keerpunt.settlement.kassier import MissingAgreement, kassier_ledger
+from keerpunt.settlement.kassier import (
+    MissingAgreement,
+    agreement_index,
+    kassier_ledger,
+    ledger_from_margins,
+    line_margin,
+)
 
 D = dt.date
 KASSIER, ALTRA, HORIZON, ZWOLLE, DEVENTER = 1, 3, 4, 90, 91
@@ -140,3 +146,30 @@ def test_ledger_always_balances_to_the_cent(
     for e in ledger.entries:  # and the margin never goes the wrong way
         assert abs(e.margin_cents) <= abs(e.gross_cents)
         assert e.margin_cents * e.gross_cents >= 0
+
+
+@given(_lines, _margins, _margins)
+def test_margins_stored_per_line_give_the_same_ledger(
+    lines: list[OutLine], altra: Margin, horizon: Margin
+) -> None:
+    """What a run stores per line when it closes (line_margin) reads back as the very ledger
+    the agreements give, balanced to the cent."""
+    agreements = [
+        SubProviderAgreement(KASSIER, ALTRA, altra, D(2026, 1, 1)),
+        SubProviderAgreement(KASSIER, HORIZON, horizon, D(2026, 1, 1)),
+    ]
+    index = agreement_index(agreements)
+    stored = []
+    for x in lines:
+        found = None if x.provider_id == KASSIER else line_margin(x, index)
+        stored.append((x, None if found is None else found.margin_cents))
+    ledger = ledger_from_margins(KASSIER, stored)
+    assert ledger == kassier_ledger(KASSIER, lines, agreements)
+    assert ledger.balanced
+
+
+def test_a_stored_line_without_margin_is_an_error_not_a_silent_zero() -> None:
+    with pytest.raises(MissingAgreement):
+        ledger_from_margins(KASSIER, [(line(), None)])
+    (own,) = ledger_from_margins(KASSIER, [(line(provider_id=KASSIER), None)]).entries
+    assert own.margin_cents == own.gross_cents == 120_000

@@ -30,7 +30,7 @@ from keerpunt.settlement.kassier_run import (
     kassier_quarters,
     payment_file,
 )
-from keerpunt.settlement.models import Delivery, SettlementRun
+from keerpunt.settlement.models import Delivery, SettlementRun, SettlementRunLine
 from keerpunt.settlement.models import SubProviderAgreement as AgreementRow
 from keerpunt.settlement.service import add_agreement, close_quarter, parse_quarter
 from tests.helpers import make_user
@@ -276,8 +276,18 @@ async def test_a_line_without_an_agreement_is_named_not_paid(runtime: Runtime) -
     k = await build_kassier(runtime)
     await close(runtime, k)
     # Agreements are only ever added; one gone from the database must not make a wrong file.
+    # A credit takes back the margin its quarter stored; Q3 here closed before margins were
+    # stored, and Q4 credits Altra's corrected line when its agreement is gone.
     async with runtime.sessionmaker() as db, db.begin():
+        await db.execute(update(SettlementRun).values(margins_stored=False))
+        await db.execute(update(SettlementRunLine).values(margin_cents=None))
         await db.execute(delete(AgreementRow))
-    (view,) = (await page_as(runtime, k.kassier_finance)).kassiers
+        await db.execute(
+            update(Delivery).where(Delivery.provider_id == k.w.region.altra.id).values(volume=5)
+        )
+    (q3,) = (await page_as(runtime, k.kassier_finance)).kassiers  # of today: none
+    assert [(p.message, p.name) for p in q3.problems] == [(NO_AGREEMENT, "Altra")]
+    await close(runtime, k, Q4, D(2027, 1, 5))
+    (view,) = (await page_as(runtime, k.kassier_finance, Q4)).kassiers
     assert [(p.message, p.name) for p in view.problems] == [(NO_AGREEMENT, "Altra")]
     assert not view.can_download and not view.complete
