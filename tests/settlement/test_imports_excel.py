@@ -24,6 +24,7 @@ from keerpunt.settlement.imports import Encoding, ImportKind, ImportRejected, re
 from keerpunt.settlement.models import Allocation as AllocationRow
 from keerpunt.settlement.models import Contract
 from keerpunt.settlement.models import Delivery as DeliveryRow
+from tests.conftest import LiveServer
 from tests.helpers import login, make_user
 from tests.settlement.test_imports import (
     ALLOCATION_HEADER,
@@ -316,6 +317,27 @@ async def test_a_file_past_the_limit_is_told_so_on_the_page_and_nothing_is_read(
     assert await audit_rows(runtime) == before
 
 
+@pytest.mark.anyio
+async def test_over_a_real_connection_the_sender_gets_the_page_not_a_broken_connection(
+    runtime: Runtime, live_server: LiveServer
+) -> None:
+    # uvicorn, not the test transport: an answer sent while the upload is still coming in
+    # must reach the sender (the rest of the body is read and thrown away first).
+    w = await with_allocation(runtime)
+    async with httpx.AsyncClient(base_url=live_server.url, timeout=60) as client:
+        csrf = await login(client, runtime, user_id=w.region.finance.id)
+        r = await client.post(
+            "/settlement/import",
+            data={"csrf_token": csrf, "kind": "deliveries"},
+            files={"file": ("landelijk.csv", too_large_file(), "text/csv")},
+        )
+        assert r.status_code == 413
+        assert "Het bestand is te groot (meer dan 10 MB)." in text_of(r.text)
+        # The connection is still good for the next request.
+        assert (await client.get("/settlement/import")).status_code == 200
+    assert await counts_of_deliveries(runtime) == 0
+
+
 async def counts_of_deliveries(rt: Runtime) -> int:
     async with rt.sessionmaker() as db:
         return await db.scalar(select(func.count()).select_from(DeliveryRow)) or 0
@@ -345,7 +367,11 @@ async def test_a_normal_upload_with_a_wrong_or_no_token_is_still_refused(
     w = await with_allocation(runtime)
     csrf = await login(client, runtime, user_id=w.region.finance.id)
     data = csv_bytes([DELIVERY_HEADER, delivery("T-100", "45A52", "1-7-2026", "31-7-2026", "1")])
-    for fields in ({"kind": "deliveries"}, {"kind": "deliveries", "csrf_token": csrf[::-1]}):
+    for fields in (
+        {"kind": "deliveries"},
+        {"kind": "deliveries", "csrf_token": csrf[::-1]},
+        {"kind": "deliveries", "csrf_token": "é" * len(csrf)},  # not ASCII: a 403, not a 500
+    ):
         r = await client.post(
             "/settlement/import", data=fields, files={"file": ("juli.csv", data, "text/csv")}
         )
@@ -391,6 +417,8 @@ async def test_a_funder_sees_only_the_monitor_and_staff_without_a_role_only_the_
     w = await build(runtime)
     funder = await make_user(runtime, w.zwolle, "Femke Financier", "funder")
     await login(client, runtime, user_id=funder.id)
+    home = await client.get("/")  # the "Keerpunt" link: the monitor, not an empty case list
+    assert home.status_code == 303 and home.headers["location"].endswith("/settlement/monitor")
     page = await client.get("/settlement/monitor")
     assert page.status_code == 200
     assert menu(page.text) == ["Monitor"]
