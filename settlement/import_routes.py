@@ -61,6 +61,7 @@ async def _page(
             "max_mb": MAX_FORM_BYTES // 2**20,
             # How a CSV file's bytes were read: a wrong guess shows as odd letters in names.
             "read_as": ENCODING_LABELS[encoding] if encoding not in {None, Encoding.XLSX} else "",
+            "read_as_guess": encoding is Encoding.CP1252,  # not UTF-8: Excel's own "CSV"
         },
         status_code=status_code,
     )

@@ -285,6 +285,16 @@ async def test_the_page_imports_an_excel_csv_and_says_how_it_was_read(
     assert "Er is geen aanbieder met naam of AGB-code 'Zoë Zorg'." in page
     assert "Gelezen als Windows-1252 (Excel). Ziet u vreemde tekens in namen?" in page
 
+    # The same file in UTF-8: how it was read, and no advice to save it as UTF-8.
+    r = await client.post(
+        "/settlement/import",
+        data={"csrf_token": csrf, "kind": "contracts"},
+        files={"file": ("tarieven.csv", bad.decode("cp1252").encode(), "text/csv")},
+    )
+    page = html.unescape(text_of(r.text))
+    assert "Er is geen aanbieder met naam of AGB-code 'Zoë Zorg'." in page
+    assert "Gelezen als UTF-8." in page and "Ziet u vreemde tekens" not in page
+
 
 def too_large_file() -> bytes:
     row = b"Horizon;T-100;45A52;1-7-2026;31-7-2026;1\r\n"
