@@ -5,6 +5,7 @@ number of rows. Real database (both backends), real command, real app."""
 
 from __future__ import annotations
 
+import asyncio
 import html
 import os
 import subprocess
@@ -15,17 +16,24 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, text
 
 from keerpunt.platform.models import AuditEntry
 from keerpunt.platform.runtime import Runtime
 from keerpunt.platform.security import MAX_FORM_BYTES
-from keerpunt.settlement.imports import Encoding, ImportKind, ImportRejected, read_table
+from keerpunt.settlement.imports import (
+    Encoding,
+    ImportKind,
+    ImportRejected,
+    import_file,
+    read_table,
+)
 from keerpunt.settlement.models import Allocation as AllocationRow
 from keerpunt.settlement.models import Contract
 from keerpunt.settlement.models import Delivery as DeliveryRow
 from tests.conftest import LiveServer
 from tests.helpers import login, make_user
+from tests.settlement.factories import principal
 from tests.settlement.test_imports import (
     ALLOCATION_HEADER,
     CONTRACT_HEADER,
@@ -447,3 +455,38 @@ async def test_a_funder_sees_only_the_monitor_and_staff_without_a_role_only_the_
         "Monitor",
         "API-sleutel",
     ]
+
+
+@pytest.mark.anyio
+async def test_two_files_with_the_same_number_at_once_import_one_and_refuse_the_other(
+    runtime: Runtime,
+) -> None:
+    """PostgreSQL: the second file passed its checks before the first was committed; the
+    unique number stops it at the INSERT, and it is refused whole with a clear reason."""
+    if runtime.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite runs one writer at a time: the second file sees the first")
+    w = await with_pseudonym(runtime, await build(runtime))
+    case = w.case_pseudonym  # type: ignore[attr-defined]
+    who = principal(w.region.finance)
+    async with runtime.unit_of_work(who) as first:
+        await import_file(first, ImportKind.ALLOCATIONS, allocation_file(case, range(1, 3)), "a")
+        second = asyncio.create_task(
+            run_import(runtime, w, ImportKind.ALLOCATIONS, allocation_file(case, range(2, 5)))
+        )
+        # Wait until the second file waits for the first one's number (a lock), then commit.
+        async with runtime.engine.connect() as watch:
+            while not await watch.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            ):
+                assert not second.done(), second
+                await asyncio.sleep(0.01)
+    with pytest.raises(ImportRejected) as caught:
+        await second
+    (error,) = caught.value.errors
+    assert error.text().startswith("Terwijl dit bestand werd ingelezen, heeft iemand anders")
+    async with runtime.sessionmaker() as db:
+        numbers = set(await db.scalars(select(AllocationRow.number)))
+    assert numbers == {"T-1", "T-2"}
