@@ -15,6 +15,7 @@ from starlette.staticfiles import StaticFiles
 
 from keerpunt.platform import auth_routes, i18n
 from keerpunt.platform.errors import DomainError
+from keerpunt.platform.models import StaffRole
 from keerpunt.platform.runtime import Runtime
 from keerpunt.platform.security import SecurityMiddleware
 from keerpunt.platform.settings import Settings
@@ -41,6 +42,8 @@ async def home(request: Request) -> Response:
         return RedirectResponse(
             str(request.url_for("triage.case", case_id=principal.case_id)), status_code=303
         )
+    if principal.staff_roles == {StaffRole.FUNDER}:  # aggregates only, never a case
+        return RedirectResponse(str(request.url_for("settlement.monitor")), status_code=303)
     return RedirectResponse(str(request.url_for("triage.cases")), status_code=303)
 
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -114,11 +114,11 @@ class Entry:
     detail: str = ""
 
 
-async def record_many(db: AsyncSession, entries: Sequence[Entry]) -> list[AuditEntry]:
+async def record_many(db: AsyncSession, entries: Sequence[Entry]) -> None:
     """Append several rows in the caller's transaction, chained in order, with one lock of
     the head (a live push audits every viewer's read of one batch at once)."""
     if not entries:
-        return []
+        return
     bump = (
         update(AuditHead)
         .where(AuditHead.id == 1)
@@ -131,7 +131,7 @@ async def record_many(db: AsyncSession, entries: Sequence[Entry]) -> list[AuditE
         row = (await db.execute(bump)).one()
     last_seq, prev = row
     at = utcnow()
-    rows: list[AuditEntry] = []
+    rows: list[dict[str, Any]] = []
     for seq, e in enumerate(entries, start=last_seq - len(entries) + 1):
         who = e.who or SYSTEM
         fields = dict(
@@ -146,11 +146,11 @@ async def record_many(db: AsyncSession, entries: Sequence[Entry]) -> list[AuditE
             detail=e.detail,
         )
         digest = _row_hash(**fields, prev_hash=prev)  # type: ignore[arg-type]
-        rows.append(AuditEntry(**fields, prev_hash=prev, hash=digest))
+        rows.append({**fields, "prev_hash": prev, "hash": digest})
         prev = digest
-    db.add_all(rows)
+    # One executemany, not one INSERT per row (the ORM would fetch each new id on SQLite).
+    await db.execute(insert(AuditEntry), rows)
     await db.execute(update(AuditHead).where(AuditHead.id == 1).values(last_hash=prev))
-    return rows
 
 
 def _insert_head(db: AsyncSession) -> Any:

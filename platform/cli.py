@@ -205,6 +205,7 @@ def _import(kind: str, path: str, email: str, lang: str | None) -> None:
     from keerpunt.platform import i18n
     from keerpunt.platform.errors import DomainError
     from keerpunt.platform.runtime import Runtime
+    from keerpunt.settlement.imports import read_as_line
     from keerpunt.settlement.service import (
         ImportKind,
         ImportRejected,
@@ -231,10 +232,14 @@ def _import(kind: str, path: str, email: str, lang: str | None) -> None:
     except ImportRejected as exc:
         for line in error_lines(which, exc.errors):
             click.echo(line, err=True)
+        if exc.encoding is not None and read_as_line(exc.encoding):
+            click.echo(read_as_line(exc.encoding), err=True)
         raise click.ClickException(i18n.gettext(exc.message)) from None
     except DomainError as exc:
         raise click.ClickException(i18n.gettext(exc.message)) from None
     click.echo(f"{result.count} {kind} imported from {path} (sha256 {result.sha256}).")
+    if read_as_line(result.encoding):
+        click.echo(read_as_line(result.encoding))
 
 
 _FILE = click.argument("path", metavar="FILE", type=click.Path(exists=True, dir_okay=False))

@@ -26,6 +26,16 @@ ANON_CSRF_COOKIE = "kp_csrf"
 API_PREFIX = "/api/"
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 MAX_FORM_BYTES = 10 * 1024 * 1024
+# A body past the limit is read on (and thrown away) up to this much, so that the browser,
+# still sending, receives the answer instead of a broken connection; past it we stop reading.
+DRAIN_BYTES = 16 * MAX_FORM_BYTES
+# Pages that show "too large" themselves: a form posted to them that is too large gets the
+# page (GET, the same path) with status 413 and ``form_too_large`` set in the request state.
+# Other forms get the message as text. Either way nothing of the body reaches a handler.
+TOO_LARGE_PAGES = frozenset({"/settlement/import"})
+TOO_LARGE = N_("Wat u verstuurde is te groot (meer dan %(mb)s MB). Er is niets opgeslagen.")
+FORM_TOO_LARGE = "form_too_large"
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
 class SecurityMiddleware:
@@ -76,8 +86,20 @@ class SecurityMiddleware:
             return
 
         if scope["type"] == "http" and scope["method"] not in SAFE_METHODS:
-            receive, supplied = await self._csrf_supplied(scope, receive)
-            if not supplied or not hmac.compare_digest(supplied, expected):
+            checked = await self._csrf_supplied(scope, receive)
+            if checked is None:
+                # Too large to read: the token in it cannot be checked, so nothing of it is
+                # used; the sender is told why (not "the form expired", which misleads).
+                if scope["path"] not in TOO_LARGE_PAGES:
+                    await self._refuse(
+                        scope, _no_body, send, TOO_LARGE, mb=MAX_FORM_BYTES // 2**20, status=413
+                    )
+                    return
+                # The page itself (a GET: no change) says so, with status 413.
+                scope = {**scope, "method": "GET", "query_string": b""}
+                scope["state"][FORM_TOO_LARGE] = True
+                receive = _no_body
+            elif not checked[1] or not hmac.compare_digest(checked[1].encode(), expected.encode()):
                 await self._refuse(
                     scope,
                     receive,
@@ -88,11 +110,17 @@ class SecurityMiddleware:
                     ),
                 )
                 return
+            else:
+                receive = checked[0]
 
         headers_to_add = self._security_headers(request)
 
+        too_large = scope["state"].get(FORM_TOO_LARGE, False)
+
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
+                if too_large and message["status"] == 200:
+                    message = {**message, "status": 413}
                 headers = MutableHeaders(scope=message)
                 for k, v in headers_to_add.items():
                     headers.setdefault(k, v)
@@ -135,14 +163,21 @@ class SecurityMiddleware:
         host = headers.get("host", "")
         return urlsplit(origin).netloc == host
 
-    async def _csrf_supplied(self, scope: Scope, receive: Receive) -> tuple[Receive, str | None]:
+    async def _csrf_supplied(
+        self, scope: Scope, receive: Receive
+    ) -> tuple[Receive, str | None] | None:
+        """The token the request carries (header or form field) and a receive that gives the
+        application the body; None when a form is larger than :data:`MAX_FORM_BYTES` (what
+        was sent has then been read and thrown away)."""
         headers = Headers(scope=scope)
         supplied = headers.get("x-csrf-token")
         ctype = headers.get("content-type", "")
-        if supplied or not (
-            ctype.startswith("application/x-www-form-urlencoded")
-            or ctype.startswith("multipart/form-data")
-        ):
+        is_form = ctype.startswith(_FORM_TYPES)
+        declared = headers.get("content-length", "")
+        if is_form and declared.isdecimal() and int(declared) > MAX_FORM_BYTES:
+            await _drain(receive, 0)
+            return None
+        if supplied or not is_form:
             return receive, supplied
         # Read the body once, look for the form field, then replay it to the application.
         chunks: list[bytes] = []
@@ -154,7 +189,9 @@ class SecurityMiddleware:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > MAX_FORM_BYTES:
-                return receive, None
+                if message.get("more_body"):
+                    await _drain(receive, size)
+                return None
             chunks.append(chunk)
             if not message.get("more_body"):
                 break
@@ -177,11 +214,21 @@ class SecurityMiddleware:
         replayed = False  # let the application read the body again
         return replay, value if isinstance(value, str) else None
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send, message: str) -> None:
+    async def _refuse(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        message: str,
+        *,
+        status: int = 403,
+        **params: object,
+    ) -> None:
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008})
             return
-        response = PlainTextResponse(gettext(message), status_code=403)
+        text = gettext(message) % params if params else gettext(message)
+        response = PlainTextResponse(text, status_code=status)
         response.headers.update(self._security_headers(HTTPConnection(scope)))
         await response(scope, receive, send)
 
@@ -205,3 +252,18 @@ class SecurityMiddleware:
         if self.runtime.settings.behind_tls:
             headers["strict-transport-security"] = "max-age=31536000; includeSubDomains"
         return headers
+
+
+async def _no_body() -> Message:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+async def _drain(receive: Receive, size: int) -> None:
+    """Read the rest of a body and throw it away, up to :data:`DRAIN_BYTES` in all."""
+    while size <= DRAIN_BYTES:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        size += len(message.get("body", b""))
+        if not message.get("more_body"):
+            return

@@ -11,8 +11,11 @@ from starlette.routing import BaseRoute, Route
 from keerpunt.platform.errors import InvalidInput
 from keerpunt.platform.i18n import N_, today
 from keerpunt.platform.principal import Principal
+from keerpunt.platform.security import FORM_TOO_LARGE, MAX_FORM_BYTES
 from keerpunt.platform.web import field, form, render, require, unit_of_work
 from keerpunt.settlement.imports import (
+    ENCODING_LABELS,
+    Encoding,
     ImportKind,
     ImportRejected,
     RowError,
@@ -37,6 +40,7 @@ async def _page(
     rows: tuple[RowError, ...] = (),
     filename: str = "",
     done: tuple[ImportKind, int] | None = None,
+    encoding: Encoding | None = None,
     status_code: int = 200,
 ) -> Response:
     async with unit_of_work(request, who) as uow:
@@ -54,6 +58,10 @@ async def _page(
             ],
             "filename": filename,
             "done": done,
+            "max_mb": MAX_FORM_BYTES // 2**20,
+            # How a CSV file's bytes were read: a wrong guess shows as odd letters in names.
+            "read_as": ENCODING_LABELS[encoding] if encoding not in {None, Encoding.XLSX} else "",
+            "read_as_guess": encoding is Encoding.CP1252,  # not UTF-8: Excel's own "CSV"
         },
         status_code=status_code,
     )
@@ -63,10 +71,22 @@ async def import_view(request: Request) -> Response:
     who = require(request)
     raw_kind = request.query_params.get("kind", "")
     raw_count = request.query_params.get("count", "")
+    raw_encoding = request.query_params.get("encoding", "")
     done = None
     if raw_kind in ImportKind.__members__.values() and raw_count.isdecimal():
         done = (ImportKind(raw_kind), int(raw_count))
-    return await _page(request, who, kind=raw_kind, done=done)
+    encoding = Encoding(raw_encoding) if raw_encoding in Encoding.__members__.values() else None
+    if getattr(request.state, FORM_TOO_LARGE, False):
+        # A file past the form limit: the security layer read none of it (the page, 413).
+        return await _page(request, who, errors={"file": TOO_LARGE_FILE}, status_code=413)
+    return await _page(request, who, kind=raw_kind, done=done, encoding=encoding if done else None)
+
+
+TOO_LARGE_FILE = N_(
+    "Het bestand is te groot (meer dan %(mb)s MB). Splits het bestand in delen en lees die een "
+    "voor een in, of sla het op als Excel-werkmap (.xlsx): dat is kleiner. Er is niets "
+    "opgeslagen."
+)
 
 
 async def import_upload(request: Request) -> Response:
@@ -89,10 +109,16 @@ async def import_upload(request: Request) -> Response:
             result = await import_file(uow, ImportKind(kind), content, filename)
     except ImportRejected as exc:
         return await _page(
-            request, who, kind=kind, rows=exc.errors, filename=filename, status_code=422
+            request,
+            who,
+            kind=kind,
+            rows=exc.errors,
+            filename=filename,
+            encoding=exc.encoding,
+            status_code=422,
         )
     url = request.url_for("settlement.import").include_query_params(
-        kind=result.kind.value, count=result.count
+        kind=result.kind.value, count=result.count, encoding=result.encoding.value
     )
     return RedirectResponse(str(url), status_code=303)
 

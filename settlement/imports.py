@@ -1,8 +1,9 @@
 """Importing contracts, allocations and deliveries from a file (inlezen uit CSV of Excel).
 
-A file is a table with a header row: CSV (UTF-8 with or without BOM, separated by ``;`` as
-Dutch Excel writes it, or by ``,``) or XLSX (the first sheet). Column names follow the fields of
-issue #5; Dutch and English names are both understood (:data:`COLUMNS`). Money is euros
+A file is a table with a header row: CSV (UTF-8 with or without BOM, or Windows-1252 as Dutch
+Excel saves "CSV"; separated by ``;`` as Dutch Excel writes it, or by ``,``) or XLSX (the
+first sheet). Column names follow the fields of issue #5; Dutch and English names are both
+understood (:data:`COLUMNS`). Money is euros
 ("120,50", "1.234,56", "120.50") read exactly into cents, never through a float; dates are ISO
 (2026-07-31) or Dutch (31-7-2026).
 
@@ -31,9 +32,11 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
 
 from keerpunt.platform import audit
+from keerpunt.platform.db import utcnow
 from keerpunt.platform.errors import DomainError, NotFound
 from keerpunt.platform.i18n import N_, gettext
 from keerpunt.platform.models import Case, Organisation, OrgKind, User
@@ -57,7 +60,6 @@ from keerpunt.settlement.models import Delivery as DeliveryRow
 from keerpunt.settlement.models import SubProviderAgreement as AgreementRow
 from keerpunt.settlement.records import (
     REJECTION_FIELD,
-    add_allocation,
     allocation_terms,
     contract_terms,
     delivery_terms,
@@ -75,7 +77,9 @@ from keerpunt.settlement.rules import (
 
 __all__ = [
     "COLUMNS",
+    "ENCODING_LABELS",
     "Column",
+    "Encoding",
     "ImportKind",
     "ImportRejected",
     "ImportResult",
@@ -86,6 +90,7 @@ __all__ = [
     "import_page",
     "parse_money",
     "read_allocation_fields",
+    "read_as_line",
     "read_table",
 ]
 
@@ -128,6 +133,7 @@ class ImportRejected(DomainError):
 
     def __init__(self, errors: Iterable[RowError], kind: ImportKind | None = None) -> None:
         super().__init__()
+        self.encoding: Encoding | None = None  # how the file was read, once it was
         order = {c.key: i for i, c in enumerate(COLUMNS[kind])} if kind else {}
         # Per row in the order of the columns; the whole row (no column) last.
         self.errors = tuple(
@@ -218,34 +224,74 @@ def column_label(kind: ImportKind, key: str | None) -> str:
 # ---- reading the table (pure) ----
 
 
+class Encoding(enum.StrEnum):
+    """How the bytes of a CSV file were read (shown with the result, so a wrong guess shows)."""
+
+    UTF8 = "utf-8"
+    CP1252 = "cp1252"  # Dutch Excel's "CSV (gescheiden door lijstscheidingsteken)"
+    UTF16 = "utf-16"  # Excel's "Unicode-tekst"
+    XLSX = "xlsx"  # a workbook: no text encoding to guess
+
+
+ENCODING_LABELS: Mapping[Encoding, str] = {
+    Encoding.UTF8: N_("UTF-8"),
+    Encoding.CP1252: N_("Windows-1252 (Excel)"),
+    Encoding.UTF16: N_("UTF-16 (Unicode-tekst)"),
+    Encoding.XLSX: N_("Excel-werkmap (.xlsx)"),
+}
+
+
 @dataclass(frozen=True)
 class Table:
     """The cells of a file as text; ``rows`` are (row number as Excel shows it, cells)."""
 
     header: tuple[str, ...]
     rows: tuple[tuple[int, tuple[str, ...]], ...]
+    encoding: Encoding = Encoding.UTF8
 
 
 _XLSX_MAGIC = b"PK\x03\x04"
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _TOO_MANY_ROWS = 200_000
 _MAX_COLUMNS = 100  # cells further right are not read
 
 
 def read_table(data: bytes) -> Table:
     """Read a CSV or XLSX file into text cells. Raises :class:`ImportRejected` (row 1) when the
-    file is empty or not a table we can read."""
+    file is empty or not a table we can read.
+
+    A CSV file is read as UTF-8 when its bytes are UTF-8 (with or without BOM); otherwise as
+    Windows-1252, which Dutch Excel writes for "CSV (gescheiden door lijstscheidingsteken)".
+    The few bytes Windows-1252 has no character for are refused, not guessed at."""
     if data.startswith(_XLSX_MAGIC):
         return _read_xlsx(data)
+    text, encoding = decode_csv(data)
+    return replace(_read_csv(text), encoding=encoding)
+
+
+def decode_csv(data: bytes) -> tuple[str, Encoding]:
+    """The text of a CSV file and how it was read (see :func:`read_table`)."""
+    if data.startswith(_UTF16_BOMS):
+        try:
+            return data.decode("utf-16"), Encoding.UTF16
+        except UnicodeDecodeError:
+            pass  # not UTF-16 after all: try the others
     try:
-        text = data.decode("utf-8-sig")
+        return data.decode("utf-8-sig"), Encoding.UTF8
     except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("cp1252"), Encoding.CP1252
+    except UnicodeDecodeError as exc:
         raise _file_error(
             N_(
-                "Het bestand is geen UTF-8. Sla het in Excel op als 'CSV UTF-8 (door "
+                "Het bestand is niet te lezen: het is geen UTF-8 en geen Windows-1252 (teken "
+                "%(byte)s op regel %(line)s). Sla het in Excel op als 'CSV UTF-8 (door "
                 "komma's gescheiden)' of als Excel-werkmap (.xlsx)."
-            )
+            ),
+            byte=f"0x{data[exc.start]:02X}",
+            line=str(data.count(b"\n", 0, exc.start) + 1),
         ) from None
-    return _read_csv(text)
 
 
 def _file_error(message: str, **params: str) -> ImportRejected:
@@ -285,7 +331,7 @@ def _read_xlsx(data: bytes) -> Table:
         raise _file_error(N_("Het bestand is geen leesbaar Excel-bestand (.xlsx).")) from None
     finally:
         book.close()
-    return _table(records)
+    return replace(_table(records), encoding=Encoding.XLSX)
 
 
 def _trimmed(cells: list[str]) -> tuple[str, ...]:
@@ -691,6 +737,7 @@ class ImportResult:
     count: int
     filename: str
     sha256: str
+    encoding: Encoding = Encoding.UTF8
 
 
 class _Orgs:
@@ -727,21 +774,28 @@ async def import_file(
     else:
         org, sees_all = await check_finance_access(uow), True
     table = read_table(data)
-    if kind is ImportKind.CONTRACTS:
-        count = await _import_contracts(uow, table)
-    elif kind is ImportKind.ALLOCATIONS:
-        count = await _import_allocations(uow, table)
-    else:
-        count = await _import_deliveries(uow, table, org, sees_all)
     digest = hashlib.sha256(data).hexdigest()
+    try:
+        if kind is ImportKind.CONTRACTS:
+            count = await _import_contracts(uow, table)
+        elif kind is ImportKind.ALLOCATIONS:
+            count = await _import_allocations(uow, table, digest)
+        else:
+            count = await _import_deliveries(uow, table, org, sees_all)
+    except ImportRejected as exc:
+        exc.encoding = table.encoding  # a wrong guess may be why a name is not found
+        raise
     await audit.record(
         uow.db,
         uow.who,
         f"settlement.import.{kind.value}",
         purpose="settlement",
-        detail=f"rows={count} sha256={digest} file={_safe_name(filename)}",
+        detail=(
+            f"rows={count} sha256={digest} encoding={table.encoding.value} "
+            f"file={_safe_name(filename)}"
+        ),
     )
-    return ImportResult(kind, count, filename, digest)
+    return ImportResult(kind, count, filename, digest, table.encoding)
 
 
 def _safe_name(filename: str) -> str:
@@ -823,7 +877,7 @@ async def _import_contracts(uow: UnitOfWork, table: Table) -> int:
     return len(resolved)
 
 
-async def _import_allocations(uow: UnitOfWork, table: Table) -> int:
+async def _import_allocations(uow: UnitOfWork, table: Table, digest: str) -> int:
     lines, errors = read_allocations(table)
     orgs = await _orgs(uow)
     pseudonyms = {line.case.strip() for line in lines}
@@ -838,7 +892,7 @@ async def _import_allocations(uow: UnitOfWork, table: Table) -> int:
         await uow.db.scalars(select(AllocationRow.number).where(AllocationRow.number.in_(numbers)))
     )
     first_row: dict[str, int] = {}
-    ready: list[Allocation] = []
+    ready: list[tuple[int, Allocation]] = []
     for line in lines:
         bad: list[RowError] = []
         provider = orgs.find(OrgKind.PROVIDER, line.provider)
@@ -884,13 +938,78 @@ async def _import_allocations(uow: UnitOfWork, table: Table) -> int:
         errors += bad
         if not bad and line.ok:
             assert provider is not None and municipality is not None and case_id is not None
-            ready.append(_with_ids(line.allocation, case_id, provider.id, municipality.id))
+            ready.append(
+                (line.row, _with_ids(line.allocation, case_id, provider.id, municipality.id))
+            )
     if errors:
         raise ImportRejected(errors, ImportKind.ALLOCATIONS)
-    for allocation in ready:
-        # The same write (and audit) as one allocation entered in the screen.
-        await add_allocation(uow, allocation)
+    await _store_allocations(uow, ready, digest)
     return len(ready)
+
+
+async def _store_allocations(
+    uow: UnitOfWork, ready: Sequence[tuple[int, Allocation]], digest: str
+) -> None:
+    """Write checked allocations in one batch: one INSERT for the rows and one for their
+    audit (the same row per allocation as entry in the screen writes, with the file row and
+    the file's SHA-256), whatever the number of rows."""
+    values = [
+        {
+            "number": a.number,
+            "case_id": a.case_id,
+            "provider_id": a.provider_id,
+            "municipality_id": a.municipality_id,
+            "variant": a.variant.value,
+            "product_category": a.product_category,
+            "product_code": a.product_code,
+            "volume": a.volume,
+            "unit": a.unit,
+            "frequency": a.frequency.value if a.frequency else None,
+            "budget_cents": a.budget_cents,
+            "start_date": a.start,
+            "end_date": a.end,
+            "arrangement_line_id": None,
+            "created_by_id": uow.who.user_id,
+            "created_at": utcnow(),
+        }
+        for _, a in ready
+    ]
+    try:
+        # One INSERT ... RETURNING per batch of rows; the numbers are unique, so they tell
+        # which id each allocation got (the order of RETURNING is not promised).
+        written = await uow.db.execute(
+            insert(AllocationRow).returning(AllocationRow.number, AllocationRow.id), values
+        )
+        id_of: dict[str, int] = {number: id_ for number, id_ in written}
+    except IntegrityError:
+        # Only something saved since the check above (someone else saved the same number at
+        # the same moment) gets here; the transaction rolls back and nothing is written.
+        changed = RowError(1, None, _CHANGED_MEANWHILE)
+        raise ImportRejected([changed], ImportKind.ALLOCATIONS) from None
+    await audit.record_many(
+        uow.db,
+        [
+            audit.Entry(
+                uow.who,
+                "settlement.allocation.add",
+                case_id=a.case_id,
+                purpose="settlement",
+                detail=(
+                    f"allocation={id_of[a.number]} number={a.number} provider={a.provider_id} "
+                    f"municipality={a.municipality_id} variant={a.variant.value} "
+                    f"from={a.start} to={a.end} via=import row={file_row} sha256={digest}"
+                ),
+            )
+            for file_row, a in ready
+        ],
+    )
+
+
+_CHANGED_MEANWHILE = N_(
+    "Terwijl dit bestand werd ingelezen, heeft iemand anders iets opgeslagen dat botst met "
+    "dit bestand (bijvoorbeeld een toewijzing met hetzelfde nummer). Er is niets ingelezen. "
+    "Lees het bestand opnieuw in: u ziet dan welke rij het is."
+)
 
 
 def _with_ids(a: Allocation, case_id: int, provider_id: int, municipality_id: int) -> Allocation:
@@ -1074,36 +1193,56 @@ async def _import_deliveries(
                 )
     if errors:
         raise ImportRejected(errors, ImportKind.DELIVERIES)
-    written: list[tuple[DeliveryLine, DeliveryRow]] = []
-    for line, d in candidates.values():
-        row = DeliveryRow(
-            provider_id=d.provider_id,
-            allocation_id=row_of_number[d.allocation_number].id,
-            product_category=d.product_category,
-            product_code=d.product_code,
-            start_date=d.start,
-            end_date=d.end,
-            volume=d.volume,
-            created_by_id=uow.who.user_id,
-        )
-        uow.db.add(row)
-        written.append((line, row))
-    await uow.db.flush()  # one batched INSERT for the whole file
+    # One INSERT ... RETURNING per batch of lines (the ORM would insert one by one on
+    # SQLite). A line is unique in the file by provider, allocation, product and period
+    # (checked above), so that key tells which id each line got.
+    now = utcnow()
+    written = await uow.db.execute(
+        insert(DeliveryRow).returning(
+            DeliveryRow.id,
+            DeliveryRow.provider_id,
+            DeliveryRow.allocation_id,
+            DeliveryRow.product_code,
+            DeliveryRow.start_date,
+            DeliveryRow.end_date,
+        ),
+        [
+            {
+                "provider_id": d.provider_id,
+                "allocation_id": row_of_number[d.allocation_number].id,
+                "product_category": d.product_category,
+                "product_code": d.product_code,
+                "start_date": d.start,
+                "end_date": d.end,
+                "volume": d.volume,
+                "created_by_id": uow.who.user_id,
+                "created_at": now,
+            }
+            for _, d in candidates.values()
+        ],
+    )
+    id_of = {tuple(key): id_ for id_, *key in written}
     # One audit row per case (the case's own trail shows what was added to it, by whom), with
     # every delivery and the file row it came from; the import itself gets one more row.
     per_case: dict[int, list[str]] = {}
     case_of = {a.id: a.case_id for a in allocation_rows}
-    for line, row in written:
-        per_case.setdefault(case_of[row.allocation_id], []).append(f"{row.id}:{line.row}")
-    for case_id, items in sorted(per_case.items()):
-        await audit.record(
-            uow.db,
-            uow.who,
-            "settlement.delivery.import",
-            case_id=case_id,
-            purpose="settlement",
-            detail=f"deliveries={len(items)} delivery:row={','.join(items)}",
-        )
+    for line, d in candidates.values():
+        allocation_id = row_of_number[d.allocation_number].id
+        new_id = id_of[(d.provider_id, allocation_id, d.product_code, d.start, d.end)]
+        per_case.setdefault(case_of[allocation_id], []).append(f"{new_id}:{line.row}")
+    await audit.record_many(
+        uow.db,
+        [
+            audit.Entry(
+                uow.who,
+                "settlement.delivery.import",
+                case_id=case_id,
+                purpose="settlement",
+                detail=f"deliveries={len(items)} delivery:row={','.join(items)}",
+            )
+            for case_id, items in sorted(per_case.items())
+        ],
+    )
     return len(candidates)
 
 
@@ -1151,6 +1290,15 @@ async def import_as(
     who = staff_principal(user, session_id="cli")
     async with rt.unit_of_work(who) as uow:
         return await import_file(uow, kind, data, filename)
+
+
+def read_as_line(encoding: Encoding) -> str:
+    """How a CSV file was read, as a line for the command ("" for a workbook)."""
+    if encoding is Encoding.XLSX:
+        return ""
+    return gettext(N_("Gelezen als %(encoding)s.")) % {
+        "encoding": gettext(ENCODING_LABELS[encoding])
+    }
 
 
 def error_lines(kind: ImportKind, errors: Sequence[RowError]) -> Iterator[str]:

@@ -110,7 +110,7 @@ def test_xlsx_cells_become_text_as_typed() -> None:
     ("data", "starts"),
     [
         (b"", "Het bestand is leeg"),
-        ("Aanbieder;Tarief\r\nHorizon;€ 120\r\n".encode("cp1252"), "Het bestand is geen UTF-8"),
+        (b"Aanbieder;Tarief\r\nHorizon;\x81 120\r\n", "Het bestand is niet te lezen"),
         (b"PK\x03\x04 not really a workbook", "Het bestand is geen leesbaar Excel-bestand"),
     ],
 )
@@ -634,6 +634,7 @@ async def test_keerpunt_import_reports_every_bad_row_and_exits_non_zero(
         "per maand, al goedgekeurd 0, deze regel 21.",
         "rij 4, kolom einddatum: De periode loopt over meer dan één maand. Maak per "
         "kalendermaand een aparte regel.",
+        "Gelezen als UTF-8.",
         "Error: Het bestand is niet ingelezen, want er staan fouten in. Er is niets opgeslagen.",
     ]
     assert await counts(runtime) == before

@@ -16,6 +16,7 @@ from tests.browser.test_accessibility import axe_violations
 from tests.conftest import LiveServer
 from tests.settlement.factories import add_arrangement
 from tests.settlement.test_imports import DELIVERY_HEADER, csv_bytes, delivery, with_allocation
+from tests.settlement.test_imports_excel import too_large_file
 from tests.settlement.test_imports_web import END, START, count
 
 pytestmark = [pytest.mark.anyio, pytest.mark.browser]
@@ -80,3 +81,33 @@ async def test_a_clerk_uploads_a_bad_file_and_reads_why(
     problems["allocations with a proposal"] = await problems_on(page, live_server)
     await ctx.close()
     assert {k: v for k, v in problems.items() if v} == {}
+
+
+async def test_a_clerk_uploads_a_file_past_the_limit_and_reads_why(
+    browser: Browser,  # noqa: F811
+    runtime: Runtime,
+    live_server: LiveServer,
+    tmp_path: Path,
+) -> None:
+    w = await with_allocation(runtime)
+    big = tmp_path / "landelijk.csv"
+    big.write_bytes(too_large_file())
+    ctx = await logged_in_context(browser, runtime, live_server, user_id=w.region.finance.id)
+    page = await ctx.new_page()
+    await page.goto(live_server.url + "/settlement/import")
+    await page.get_by_role("radio", name="Geleverde zorg").check()
+    await page.get_by_label("Bestand", exact=True).set_input_files(str(big))
+    async with page.expect_navigation() as answer:
+        await page.get_by_role("button", name="Bestand inlezen").click()
+    response = await answer.value
+    assert response is not None and response.status == 413
+    field = page.get_by_label("Bestand", exact=True)
+    assert await field.get_attribute("aria-invalid") == "true"
+    assert (
+        "Het bestand is te groot (meer dan 10 MB)."
+        in await page.locator("#kp-file-error").inner_text()
+    )
+    problems = await problems_on(page, live_server)
+    await ctx.close()
+    assert problems == []
+    assert await count(runtime, DeliveryRow) == 0
