@@ -253,6 +253,21 @@ class Table:
 _XLSX_MAGIC = b"PK\x03\x04"
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _TOO_MANY_ROWS = 200_000
+
+
+# PostgreSQL's driver takes at most 32,767 parameters in one statement, and a file may have
+# 200,000 rows: every lookup by the file's values goes in slices of this many.
+_IN_SLICE = 10_000
+
+
+def _slices(values: Iterable[Any]) -> Iterator[list[Any]]:
+    """``values`` (sorted, so locks are always taken in one order) in slices of
+    ``_IN_SLICE``; nothing for no values."""
+    ordered = sorted(set(values))
+    for start in range(0, len(ordered), _IN_SLICE):
+        yield ordered[start : start + _IN_SLICE]
+
+
 _MAX_COLUMNS = 100  # cells further right are not read
 
 
@@ -818,15 +833,14 @@ async def _import_contracts(uow: UnitOfWork, table: Table) -> int:
             resolved.append((line, provider))
     # Lock the providers, as one contract entered in the screen does, in one order.
     provider_ids = sorted({p.id for _, p in resolved})
-    if provider_ids:
+    for ids in _slices(provider_ids):
         await uow.db.execute(
-            select(Organisation.id).where(Organisation.id.in_(provider_ids)).with_for_update()
+            select(Organisation.id).where(Organisation.id.in_(ids)).with_for_update()
         )
     existing = [
         contract_terms(c)
-        for c in await uow.db.scalars(
-            select(Contract).where(Contract.provider_id.in_(provider_ids))
-        )
+        for ids in _slices(provider_ids)
+        for c in await uow.db.scalars(select(Contract).where(Contract.provider_id.in_(ids)))
     ]
     taken: dict[tuple[int, str], list[tuple[int, ContractDraft]]] = {}
     for line, provider in resolved:
@@ -883,14 +897,19 @@ async def _import_allocations(uow: UnitOfWork, table: Table, digest: str) -> int
     pseudonyms = {line.case.strip() for line in lines}
     cases = {
         p: case_id
+        for some in _slices(pseudonyms)
         for case_id, p in await uow.db.execute(
-            select(Case.id, Case.pseudonym).where(Case.pseudonym.in_(pseudonyms))
+            select(Case.id, Case.pseudonym).where(Case.pseudonym.in_(some))
         )
     }
     numbers = {line.allocation.number for line in lines}
-    taken = set(
-        await uow.db.scalars(select(AllocationRow.number).where(AllocationRow.number.in_(numbers)))
-    )
+    taken = {
+        number
+        for some in _slices(numbers)
+        for number in await uow.db.scalars(
+            select(AllocationRow.number).where(AllocationRow.number.in_(some))
+        )
+    }
     first_row: dict[str, int] = {}
     ready: list[tuple[int, Allocation]] = []
     for line in lines:
@@ -1058,33 +1077,35 @@ async def _import_deliveries(
     numbers = sorted({line.allocation_number for line in lines})
     # Lock the allocations, in one order: two imports (or a clerk at the screen) must not
     # both fit the same volume or budget.
-    allocation_rows = list(
-        await uow.db.scalars(
+    allocation_rows = [
+        row
+        for some in _slices(numbers)
+        for row in await uow.db.scalars(
             select(AllocationRow)
-            .where(AllocationRow.number.in_(numbers))
+            .where(AllocationRow.number.in_(some))
             .order_by(AllocationRow.number)
             .with_for_update()
         )
-    )
+    ]
     allocations = [allocation_terms(a) for a in allocation_rows]
     row_of_number = {a.number: a for a in allocation_rows}
     holders = {a.provider_id for a in allocations}
-    contract_rows = list(
-        await uow.db.scalars(select(Contract).where(Contract.provider_id.in_(holders)))
-    )
+    contract_rows = [
+        c
+        for ids in _slices(holders)
+        for c in await uow.db.scalars(select(Contract).where(Contract.provider_id.in_(ids)))
+    ]
     contracts = [contract_terms(c) for c in contract_rows]
     agreements = [
         sub_provider_terms(g)
-        for g in await uow.db.scalars(
-            select(AgreementRow).where(AgreementRow.kassier_id.in_(holders))
-        )
+        for ids in _slices(holders)
+        for g in await uow.db.scalars(select(AgreementRow).where(AgreementRow.kassier_id.in_(ids)))
     ]
     number_of = {a.id: a.number for a in allocation_rows}
     existing = [
         delivery_terms(d, number_of[d.allocation_id])
-        for d in await uow.db.scalars(
-            select(DeliveryRow).where(DeliveryRow.allocation_id.in_(number_of))
-        )
+        for ids in _slices(number_of)
+        for d in await uow.db.scalars(select(DeliveryRow).where(DeliveryRow.allocation_id.in_(ids)))
     ]
 
     # A duplicate: the same provider, allocation, product and period (dubbel ingevoerd).

@@ -660,3 +660,23 @@ async def test_keerpunt_import_reports_every_bad_row_and_exits_non_zero(
     refused = keerpunt("contracts", str(contracts), "--as", w.horizon_staff.email)
     assert refused.returncode != 0 and "U mag dit niet doen of inzien." in refused.stderr
     assert keerpunt("contracts", str(contracts), "--as", w.region.finance.email).returncode == 0
+
+
+@pytest.mark.anyio
+async def test_a_file_with_more_rows_than_one_statement_takes_parameters_is_imported(
+    runtime: Runtime,
+) -> None:
+    """PostgreSQL's driver takes at most 32,767 parameters in one statement; a file may have
+    200,000 rows. Every lookup by the file's values must be split, not fail with a 500."""
+    w = await with_pseudonym(runtime, await build(runtime))
+    case = w.case_pseudonym  # type: ignore[attr-defined]
+    many = 33_000
+    rows = [ALLOCATION_HEADER] + [
+        [f"T-{n}", case, "Altra", "Gemeente Zwolle", "aspecifiek", "45", "", "", "", "", "", "2026-01-01", "2026-12-31"]  # noqa: E501
+        for n in range(many)
+    ]  # fmt: skip
+    result = await run_import(runtime, w, ImportKind.ALLOCATIONS, csv_bytes(rows))
+    assert result.count == many
+    # The same numbers again: every row is named as taken, still without a 500.
+    errors = await rejected(runtime, w, ImportKind.ALLOCATIONS, csv_bytes(rows[:1] + rows[-3:]))
+    assert len(errors) == 3 and all(" number: " in e or "nummer" in e for e in errors), errors
