@@ -23,8 +23,10 @@ from keerpunt.platform.principal import SYSTEM, staff_principal
 from keerpunt.platform.runtime import Runtime
 from keerpunt.platform.uow import UnitOfWork
 from keerpunt.triage import realtime as _rooms  # noqa: F401 - registers the session rooms
+from keerpunt.triage import service as triage
 from tests.conftest import LiveServer
 from tests.consent.test_live import _open
+from tests.helpers import make_org, make_user
 from tests.triage.factories import World, build_world
 
 pytestmark = pytest.mark.anyio
@@ -207,3 +209,26 @@ async def test_shredding_a_case_tells_its_screens(runtime: Runtime) -> None:
     line = await retention.shred_on_request(runtime, policy, world.case_id, today=dt.date.today())
     assert line is not None
     assert len(await _consent_events(runtime, world)) == len(before) + 1
+
+
+async def test_a_new_expert_at_the_table_tells_the_earlier_sessions_not_the_new_one(
+    runtime: Runtime,
+) -> None:
+    """Planning a session with an expert new to the case seats them at its table (a consent
+    for "everyone at the table" now counts for them): the screens of the case's earlier
+    session are told; the new session's room, opened in the same transaction, has no screen
+    yet and gets no extra event."""
+    world = await build_world(runtime)
+    other = await make_org(runtime, "Yulius", agb_code="98000007")
+    newcomer = await make_user(runtime, other, "Nina Nieuw", "triage_member", "gezinsbehandelaar")
+    before = await _consent_events(runtime, world)
+    async with runtime.unit_of_work(staff_principal(world.coordinator)) as uow:
+        second = await triage.plan_session(
+            uow, world.case_id, dt.datetime.now(dt.UTC), [newcomer.id]
+        )
+    assert len(await _consent_events(runtime, world)) == len(before) + 1
+    async with runtime.sessionmaker() as db:
+        kinds = (
+            await db.scalars(select(RoomEvent.kind).where(RoomEvent.room == second.room))
+        ).all()
+    assert kinds == ["session.planned"]
