@@ -14,6 +14,8 @@ from sqlalchemy import Date, ForeignKey, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from keerpunt.platform.db import Base, utcnow
+from keerpunt.platform.models import Case, CaseMember
+from keerpunt.platform.uow import watch_disclosure_inputs
 
 
 class Purpose(enum.StrEnum):
@@ -107,3 +109,19 @@ class KpiArrangementLine(Base):
     product_code: Mapped[str] = mapped_column(String(10))
     minutes_per_week: Mapped[int] = mapped_column(Integer)
     days: Mapped[int] = mapped_column(Integer)  # planned duration, start to end inclusive
+
+
+# What consent.service.disclosure reads of a case besides the clock: a change to any of it may
+# change what someone sees of the case, so every unit of work that writes it tells the case's
+# live screens (consent.changed) before it commits, whichever domain or command wrote it.
+# The clock's part (a 12th or 16th birthday, a record running out) is consent.daily's.
+watch_disclosure_inputs(ConsentRecord, lambda r: r.case_id)
+watch_disclosure_inputs(YouthAloneException, lambda r: r.case_id)
+watch_disclosure_inputs(
+    CaseMember, lambda m: m.case_id, frozenset({"case_id", "role", "user_id", "removed_at"})
+)
+watch_disclosure_inputs(
+    Case,
+    lambda c: c.id,
+    frozenset({"legal_basis", "birth_date_enc", "registered_by_id", "shredded_at"}),
+)

@@ -29,8 +29,10 @@ from keerpunt.platform import audit
 from keerpunt.platform.db import utcnow
 from keerpunt.platform.i18n import AMSTERDAM, N_, gettext
 from keerpunt.platform.models import Case, CaseMember, Invitation, LoginSession, User
+from keerpunt.platform.principal import SYSTEM
 from keerpunt.platform.runtime import Runtime
 from keerpunt.platform.settings import Settings
+from keerpunt.platform.uow import CONSENT_CHANGED, UnitOfWork
 from keerpunt.platform.vault import Vault
 
 __all__ = [
@@ -293,6 +295,8 @@ async def _shred_case(
             )
         )
     await vault.shred(db, case.id)
+    # Open screens of the case must not keep the names (the shredding wrote past the ORM).
+    await UnitOfWork(db=db, vault=vault, who=SYSTEM).emit_to_case(case.id, CONSENT_CHANGED)
     # Nobody of the family logs in to a case that no longer holds their data.
     members = select(CaseMember.id).where(CaseMember.case_id == case.id)
     now = utcnow()

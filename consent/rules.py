@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "age_on",
     "birthday",
     "decide",
+    "disclosure_turns",
     "effective_decision",
     "family_needed_at_table",
     "renewal_due",
@@ -278,3 +279,32 @@ def renewal_due(
     return Renewal(
         age, day, needed, next_session_on if next_session_on and next_session_on >= today else None
     )
+
+
+RENEWAL_AGES = (12, 16)  # the birthdays on which the law changes who must consent
+
+
+def disclosure_turns(
+    *,
+    births: Mapping[int, dt.date],
+    record_ends: Iterable[tuple[int, dt.date]],
+    after: dt.date,
+    upto: dt.date,
+) -> dict[int, dt.date]:
+    """The cases whose disclosure can change by the calendar alone on a day after ``after``,
+    up to and including ``upto``, each with the latest such day: the youth's 12th or 16th
+    birthday (a 29 February child: 1 March in a common year, as :func:`age_on` counts), or
+    the first day a consent record no longer holds. ``births``: case id -> birth date;
+    ``record_ends``: (case id, ``valid_until``) of records not withdrawn."""
+    turns: dict[int, dt.date] = {}
+
+    def note(case_id: int, day: dt.date) -> None:
+        if after < day <= upto and day > turns.get(case_id, dt.date.min):
+            turns[case_id] = day
+
+    for case_id, birth in births.items():
+        for age in RENEWAL_AGES:
+            note(case_id, birthday(birth, age))
+    for case_id, valid_until in record_ends:
+        note(case_id, valid_until + dt.timedelta(days=1))  # valid_until is the last day it holds
+    return turns

@@ -2,6 +2,14 @@
 
 Every read of a case's personal data asks :func:`disclosure` first. Other domains import only
 this module; consent never imports triage or settlement.
+
+Live screens learn that a case's disclosure changed from ``consent.changed`` in every room of
+the case. The writers here do not emit it themselves: :mod:`keerpunt.consent.models` declares
+every row disclosure reads (consent records, youth-alone exceptions, case members, the case's
+legal basis, birth date, registrar and shredding), and the unit of work emits it once per
+changed case before it commits (:func:`keerpunt.platform.uow.watch_disclosure_inputs`), for
+these writers and any other. What changes with the clock alone is in
+:mod:`keerpunt.consent.daily`.
 """
 
 from __future__ import annotations
@@ -41,7 +49,7 @@ from keerpunt.platform.models import (
     User,
 )
 from keerpunt.platform.principal import Principal
-from keerpunt.platform.uow import CONSENT_CHANGED, UnitOfWork
+from keerpunt.platform.uow import UnitOfWork
 
 __all__ = [
     "ConsentLine",
@@ -456,7 +464,6 @@ async def record_consent(
         purpose=purpose.value,
         detail=f"record={rec.id}",
     )
-    await uow.emit_to_case(case.id, CONSENT_CHANGED)  # live screens re-render at once
     return rec
 
 
@@ -490,7 +497,6 @@ async def withdraw_consent(uow: UnitOfWork, record_id: int) -> ConsentRecord:
             purpose=rec.purpose,
             detail=f"record={rec.id}",
         )
-        await uow.emit_to_case(rec.case_id, CONSENT_CHANGED)  # live screens re-render now
     return rec
 
 
@@ -545,7 +551,6 @@ async def record_youth_alone(
         case_id=case.id,
         detail=f"exception={exc.id} ground={ground}",
     )
-    await uow.emit_to_case(case.id, CONSENT_CHANGED)  # the youth's consent may now suffice
     return exc
 
 
@@ -566,7 +571,6 @@ async def end_youth_alone(uow: UnitOfWork, exception_id: int) -> YouthAloneExcep
         await audit.record(
             uow.db, who, "consent.youth_alone_ended", case_id=case.id, detail=f"exception={exc.id}"
         )
-        await uow.emit_to_case(case.id, CONSENT_CHANGED)  # the parents' consent counts again
     return exc
 
 

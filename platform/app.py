@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -75,6 +77,7 @@ async def server_error(request: Request, exc: Exception) -> Response:
 
 
 def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Starlette:
+    from keerpunt.consent import daily as consent_daily
     from keerpunt.consent import routes as consent_routes
     from keerpunt.settlement import api as settlement_api
     from keerpunt.settlement import import_routes, monitor_routes
@@ -87,7 +90,13 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Starlet
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # At midnight a birthday or an end date can change what consent allows: the job
+        # redraws the screens of those cases (and catches up on the days the app was down).
+        daily = consent_daily.start(rt)
         yield
+        daily.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await daily
         await rt.engine.dispose()
 
     routes: list[BaseRoute] = [

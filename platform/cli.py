@@ -1,5 +1,5 @@
 """The ``keerpunt`` command: serve, db upgrade, demo load, audit verify, keys rotate,
-retention run, consent export, settle, import."""
+retention run, consent export and daily, settle, import."""
 
 from __future__ import annotations
 
@@ -430,6 +430,7 @@ def retention_run(dry_run: bool, lang: str | None) -> None:
     from keerpunt.consent import retention as rules
     from keerpunt.platform import i18n
     from keerpunt.platform.runtime import Runtime
+    from keerpunt.triage import realtime as _rooms  # noqa: F401 - the rooms shredding tells
 
     settings = _settings()
     policy = rules.RetentionPolicy.from_settings(settings)
@@ -461,6 +462,7 @@ def retention_shred(case_id: int, lang: str | None) -> None:
     from keerpunt.consent import retention as rules
     from keerpunt.platform import i18n
     from keerpunt.platform.runtime import Runtime
+    from keerpunt.triage import realtime as _rooms  # noqa: F401 - the rooms shredding tells
 
     settings = _settings()
     policy = rules.RetentionPolicy.from_settings(settings)
@@ -553,3 +555,35 @@ def consent_export_fhir(case_id: int, output: TextIO) -> None:
     if bundle is None:
         raise click.ClickException(f"There is no case {case_id}.")
     output.write(json.dumps(bundle, ensure_ascii=False, indent=2) + "\n")
+
+
+@consent.command("daily")
+@click.option(
+    "--days",
+    type=click.IntRange(1, 366),
+    default=31,
+    show_default=True,
+    help="How many days back to look (the days nobody ran it).",
+)
+def consent_daily(days: int) -> None:
+    """Tell the session screens of every case whose consent the calendar changed: a 12th or
+    16th birthday, or a consent past its end date (for cron; the app also does it itself
+    shortly after midnight). A case told since that midnight is not told again. Screens on a
+    running app are redrawn by its own job; what this saves reaches a screen that reconnects."""
+    from keerpunt.consent import daily
+    from keerpunt.platform import i18n
+    from keerpunt.platform.runtime import Runtime
+    from keerpunt.triage import realtime as _rooms  # noqa: F401 - registers the session rooms
+
+    settings = _settings()
+    today = i18n.today()
+
+    async def run() -> list[int]:
+        rt = Runtime.build(settings, pool=False)
+        try:
+            return await daily.tell_screens(rt, day=today, after=today - dt.timedelta(days=days))
+        finally:
+            await rt.engine.dispose()
+
+    told = asyncio.run(run())
+    click.echo(f"Screens of {len(told)} case(s) told: {', '.join(map(str, told)) or '-'}.")

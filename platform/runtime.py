@@ -45,4 +45,5 @@ class Runtime:
             async with db.begin():
                 uow = UnitOfWork(db=db, vault=self.vault, who=who)
                 yield uow
+                await uow.settle_disclosure_changes()
             self.hub.publish(uow.pending_events)

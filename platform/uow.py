@@ -6,18 +6,25 @@ publishes them to connected clients only after the commit succeeded.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import event, insert, inspect, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session, UOWTransaction
 
 from keerpunt.platform.models import RoomCounter, RoomEvent
 from keerpunt.platform.principal import Principal
 from keerpunt.platform.vault import Vault
 
-__all__ = ["CONSENT_CHANGED", "CaseRooms", "UnitOfWork", "register_case_rooms"]
+__all__ = [
+    "CONSENT_CHANGED",
+    "CaseRooms",
+    "UnitOfWork",
+    "register_case_rooms",
+    "watch_disclosure_inputs",
+]
 
 CONSENT_CHANGED = "consent.changed"
 """Event kind: what each viewer may see of a case (and its people) may have changed."""
@@ -34,6 +41,48 @@ def register_case_rooms(rooms_of: CaseRooms) -> None:
     that made the change knowing those rooms. Registering twice has no extra effect."""
     if rooms_of not in _case_rooms:
         _case_rooms.append(rooms_of)
+
+
+CaseOf = Callable[[Any], int | None]
+"""Given a changed row, the id of the case whose disclosure it may change."""
+
+# Row types whose change may change what someone may see of a case: the model, the columns
+# that matter for an update (None: any), and how to find the case.
+_watched: dict[type[Any], tuple[frozenset[str] | None, CaseOf]] = {}
+_CHANGED_CASES = "keerpunt.disclosure_changed_cases"
+
+
+def watch_disclosure_inputs(
+    model: type[Any], case_of: CaseOf, columns: frozenset[str] | None = None
+) -> None:
+    """Declare that a new, deleted or (in ``columns``) changed row of ``model`` may change what
+    viewers of its case may see. Every unit of work that writes such a row saves
+    ``consent.changed`` in every room of that case before it commits, once per case, so no
+    writer (a consent recorded, a family member or party removed from the case, a legal basis
+    ended…) can leave live screens showing what they showed. The consent domain declares its
+    inputs; the platform does not know them."""
+    _watched[model] = (columns, case_of)
+
+
+@event.listens_for(Session, "before_flush")
+def _note_disclosure_inputs(session: Session, _ctx: UOWTransaction, _instances: object) -> None:
+    if not _watched:
+        return
+    changed: set[int] = session.info.setdefault(_CHANGED_CASES, set())
+    for obj in (*session.new, *session.deleted):
+        watch = _watched.get(type(obj))
+        if watch is not None and (case_id := watch[1](obj)) is not None:
+            changed.add(case_id)
+    for obj in session.dirty:
+        watch = _watched.get(type(obj))
+        if watch is None:
+            continue
+        columns, case_of = watch
+        state = inspect(obj)
+        names = columns if columns is not None else state.mapper.column_attrs.keys()
+        if any(state.attrs[c].history.has_changes() for c in names):
+            if (case_id := case_of(obj)) is not None:
+                changed.add(case_id)
 
 
 @dataclass
@@ -81,13 +130,36 @@ class UnitOfWork:
         self.pending_events.append(event)
         return event
 
-    async def emit_to_case(self, case_id: int, kind: str) -> list[RoomEvent]:
+    async def emit_to_case(
+        self, case_id: int, kind: str, *, skip: Collection[str] = ()
+    ) -> list[RoomEvent]:
         """Save an event in every live room that shows this case (see
-        :func:`register_case_rooms`), in this transaction; subject is the case id."""
+        :func:`register_case_rooms`) but those in ``skip``, in this transaction; subject is
+        the case id."""
         rooms: list[str] = []
         for rooms_of in _case_rooms:
             rooms.extend(await rooms_of(self.db, case_id))
-        return [await self.emit(room, kind, case_id) for room in dict.fromkeys(rooms)]
+        return [
+            await self.emit(room, kind, case_id)
+            for room in dict.fromkeys(rooms)
+            if room not in skip
+        ]
+
+    async def settle_disclosure_changes(self) -> list[RoomEvent]:
+        """Before commit: ``consent.changed`` in every room of each case whose disclosure
+        inputs this transaction changed (see :func:`watch_disclosure_inputs`), once per case
+        (a case already told in this transaction is not told again)."""
+        await self.db.flush()
+        cases: set[int] = self.db.info.pop(_CHANGED_CASES, set())
+        told = {
+            e.subject_id for e in self.pending_events if e.kind == CONSENT_CHANGED and e.subject_id
+        }
+        # A room this transaction opened (e.g. a session being planned) has no screen yet.
+        new_rooms = {e.room for e in self.pending_events if e.seq == 1}
+        events: list[RoomEvent] = []
+        for case_id in sorted(cases - told):
+            events += await self.emit_to_case(case_id, CONSENT_CHANGED, skip=new_rooms)
+        return events
 
     async def last_seq(self, room: str) -> int:
         seq = await self.db.scalar(select(RoomCounter.last_seq).where(RoomCounter.room == room))

@@ -159,12 +159,28 @@ def _check_activity(who: str, what: str) -> tuple[str, str]:
     return cleaned["who"], cleaned["what"]
 
 
+async def _guard_activity(
+    uow: UnitOfWork, case: Case, level: Disclosure, who: str, what: str, confirmed: bool
+) -> None:
+    # "Who" is where a name goes first: each field gets its own warning.
+    await service._guard_anonymous(uow, case, level, who, confirmed, "who")
+    await service._guard_anonymous(uow, case, level, what, confirmed, "what")
+
+
 async def add_activity(
-    uow: UnitOfWork, session_id: int, who: str, what: str, due: dt.date | None
+    uow: UnitOfWork,
+    session_id: int,
+    who: str,
+    what: str,
+    due: dt.date | None,
+    *,
+    confirmed: bool = False,
 ) -> PlanActivity:
-    """Add an activity to the plan: who does what, and when."""
+    """Add an activity to the plan: who does what, and when. Written under the pseudonym it is
+    read by everyone at the table: identifying data needs a second look (``confirmed``)."""
     who_text, what_text = _check_activity(who, what)
     session, case, level = await service._open_session(uow, session_id)
+    await _guard_activity(uow, case, level, who_text, what_text, confirmed)
     cipher = await uow.vault.cipher(uow.db, case.id)
     row = PlanActivity(
         session_id=session.id,
@@ -190,9 +206,12 @@ async def update_activity(
     what: str,
     due: dt.date | None,
     version: int,
+    *,
+    confirmed: bool = False,
 ) -> PlanActivity:
     """Change an activity during the meeting; refused (StaleVersion) if someone changed it
-    meanwhile."""
+    meanwhile. An anonymous activity stays read by everyone at the table, whoever edits it:
+    identifying data needs a second look (``confirmed``)."""
     who_text, what_text = _check_activity(who, what)
     session, case, level = await service._open_session(uow, session_id)
     row = await _activity_row(uow, session.id, activity_id)
@@ -201,6 +220,8 @@ async def update_activity(
         raise NotAllowed()
     if row.version != version:
         raise StaleVersion()
+    read_by = Disclosure.PSEUDONYMOUS if row.anonymous else level
+    await _guard_activity(uow, case, read_by, who_text, what_text, confirmed)
     who_enc = cipher.encrypt("activity.who", who_text)
     what_enc = cipher.encrypt("activity.what", what_text)
     assert who_enc is not None and what_enc is not None
@@ -257,11 +278,19 @@ async def set_status(
 
 
 async def set_agreement(
-    uow: UnitOfWork, session_id: int, topic: str, text: str, version: int
+    uow: UnitOfWork,
+    session_id: int,
+    topic: str,
+    text: str,
+    version: int,
+    *,
+    confirmed: bool = False,
 ) -> PlanAgreement:
     """Write one of the plan's agreements (informing each other, the municipality, the crisis
     plan). ``version`` is what the writer saw (0: nothing yet); a save on top of someone
-    else's change is refused (StaleVersion) so it is never silently lost."""
+    else's change is refused (StaleVersion) so it is never silently lost. Text that everyone
+    at the table reads (written under the pseudonym, or an anonymous agreement edited) needs
+    a second look at identifying data (``confirmed``)."""
     if topic not in TOPICS:
         raise NotFound()
     cleaned = _clean(text, "text")
@@ -275,6 +304,10 @@ async def set_agreement(
     current = row.version if row else 0
     if current != version:
         raise StaleVersion()
+    if row is not None and not _visible(row, level, cipher):
+        raise NotAllowed()
+    read_by = Disclosure.PSEUDONYMOUS if row is not None and row.anonymous else level
+    await service._guard_anonymous(uow, case, read_by, cleaned, confirmed)
     encrypted = cipher.encrypt(f"plan.{topic}", cleaned)
     assert encrypted is not None
     if row is None:

@@ -266,7 +266,12 @@ async def factor_import(request: Request) -> Response:
     data = await form(request)
     try:
         async with unit_of_work(request, who) as uow:
-            await service.import_analysis(uow, sid, field(data, "analysis"))
+            await service.import_analysis(
+                uow,
+                sid,
+                field(data, "analysis"),
+                confirmed=data.get("confirm_identifying") == "yes",
+            )
     except InvalidInput as exc:
         return render(
             request,
@@ -447,7 +452,11 @@ async def perspective_save(request: Request) -> Response:
     try:
         async with unit_of_work(request, who) as uow:
             await service.set_perspective(
-                uow, sid, draft, int(version_raw) if version_raw.isdigit() else -1
+                uow,
+                sid,
+                draft,
+                int(version_raw) if version_raw.isdigit() else -1,
+                confirmed=data.get("confirm_identifying") == "yes",
             )
     except (StaleVersion, InvalidInput) as exc:
         board = await _board(request, who, sid)
@@ -820,6 +829,7 @@ async def _arrangement_act(request: Request, act: str) -> Response:
                     intensity_unit=field(data, "intensity_unit") or "hour",
                     share=field(data, "share"),
                     end=end,
+                    confirmed=data.get("confirm_identifying") == "yes",
                 )
             values = {}
         else:
@@ -899,7 +909,14 @@ async def activity_add(request: Request) -> Response:
         if errors:
             raise InvalidInput(errors)
         async with unit_of_work(request, who) as uow:
-            await plan_step5.add_activity(uow, sid, field(data, "who"), field(data, "what"), due)
+            await plan_step5.add_activity(
+                uow,
+                sid,
+                field(data, "who"),
+                field(data, "what"),
+                due,
+                confirmed=data.get("confirm_identifying") == "yes",
+            )
     except InvalidInput as exc:
         return render(
             request,
@@ -985,6 +1002,7 @@ async def activity_update(request: Request) -> Response:
                 draft["what"],
                 due,
                 int(version) if version.isdigit() else -1,
+                confirmed=data.get("confirm_identifying") == "yes",
             )
     except (StaleVersion, InvalidInput) as exc:
         return await _activity_fragment(
@@ -1077,7 +1095,12 @@ async def agreement_save(request: Request) -> Response:
     try:
         async with unit_of_work(request, who) as uow:
             await plan_step5.set_agreement(
-                uow, sid, topic, draft, int(version) if version.isdigit() else -1
+                uow,
+                sid,
+                topic,
+                draft,
+                int(version) if version.isdigit() else -1,
+                confirmed=data.get("confirm_identifying") == "yes",
             )
     except (StaleVersion, InvalidInput) as exc:
         return await _agreement_fragment(

@@ -1143,16 +1143,22 @@ IDENTIFYING_WARNING = N_(
 
 
 async def _guard_anonymous(
-    uow: UnitOfWork, case: Case, level: Disclosure, text: str, confirmed: bool
+    uow: UnitOfWork,
+    case: Case,
+    level: Disclosure,
+    text: str,
+    confirmed: bool,
+    field: str = "text",
 ) -> None:
     """Text written under the pseudonym is shown to everyone at the table (anonieme
-    bespreking): identifying data in it needs a deliberate second look before it is saved."""
+    bespreking): identifying data in it needs a deliberate second look before it is saved.
+    The warning is on ``field``, the form field the text came from."""
     if level is Disclosure.FULL or confirmed:
         return
     if await consent.identifying_warning(uow, case.id, text) is not None:
         raise InvalidInput(
             {
-                "text": IDENTIFYING_WARNING,
+                field: IDENTIFYING_WARNING,
                 "confirm_identifying": N_("Vink aan als de tekst niemand herkenbaar maakt."),
             }
         )
@@ -1211,15 +1217,20 @@ async def add_factor(
     return factor
 
 
-async def import_analysis(uow: UnitOfWork, session_id: int, text: str) -> list[Factor]:
+async def import_analysis(
+    uow: UnitOfWork, session_id: int, text: str, *, confirmed: bool = False
+) -> list[Factor]:
     """An existing analysis, pasted as text, becomes draft factors the table then structures
-    (soms is er al een verklarende analyse). Nothing is saved when nothing is found."""
+    (soms is er al een verklarende analyse). Nothing is saved when nothing is found. Under
+    the pseudonym the drafts are read by everyone at the table: identifying data in the text
+    needs a second look (``confirmed``) first."""
     if len(text) > 100_000:
         raise InvalidInput({"analysis": N_("Dit is te lang om in één keer over te nemen.")})
     drafts = analysis.split_analysis(text)
     if not drafts:
         raise InvalidInput({"analysis": N_("Plak de tekst van de analyse in het vak.")})
     session, case, level = await _open_session(uow, session_id)
+    await _guard_anonymous(uow, case, level, text, confirmed, "analysis")
     cipher = await uow.vault.cipher(uow.db, case.id)
     rows = [
         Factor(
@@ -1570,11 +1581,15 @@ async def put_on_screen(uow: UnitOfWork, session_id: int, step: int) -> None:
     await _record_change(uow, session, case, "board.screen", session.id, f"step={step}")
 
 
-async def set_perspective(uow: UnitOfWork, session_id: int, text: str, version: int) -> None:
+async def set_perspective(
+    uow: UnitOfWork, session_id: int, text: str, version: int, *, confirmed: bool = False
+) -> None:
     """The desired perspective of the youth (gewenst perspectief), which the goals serve;
-    refused (StaleVersion) if someone changed it meanwhile."""
+    refused (StaleVersion) if someone changed it meanwhile. Written under the pseudonym it is
+    read by everyone at the table: identifying data needs a second look (``confirmed``)."""
     clean = _clean_text(text, "perspective")
     session, case, level = await _open_session(uow, session_id)
+    await _guard_anonymous(uow, case, level, clean, confirmed, "perspective")
     board = await _board_row(uow, session.id, lock=True)
     if board.perspective_version != version:
         raise StaleVersion()
@@ -1666,10 +1681,13 @@ async def add_line(
     intensity_unit: str = "hour",
     share: str = "",
     end: dt.date | None = None,
+    confirmed: bool = False,
 ) -> ArrangementLine:
     """Add a line to the arrangement: the provider states its share and the intensity
     (``hours``: hours per week, or dagdelen / etmalen per week with ``intensity_unit``).
-    Refused once the chair has agreed the split: then only a new version changes it."""
+    Refused once the chair has agreed the split: then only a new version changes it. A
+    share written under the pseudonym is read by everyone at the table: identifying data in
+    it needs a second look (``confirmed``)."""
     from keerpunt.triage import arrangement  # step 4 builds on this module
 
     if not _may_arrange(uow):
@@ -1701,6 +1719,8 @@ async def add_line(
     current = await arrangement.arrangement_for(uow, session.id)
     if current.agreed_at is not None:
         raise NotAllowed(arrangement._AGREED)
+    if share.strip():
+        await _guard_anonymous(uow, case, level, share, confirmed, "share")
     cipher = await uow.vault.cipher(uow.db, case.id)
     line = ArrangementLine(
         session_id=session.id,
