@@ -28,12 +28,12 @@ from keerpunt.settlement.models import Delivery as DeliveryRow
 from keerpunt.settlement.models import SubProviderAgreement as AgreementRow
 from keerpunt.settlement.records import (
     DeliveryRefused,
-    _agreement,
-    _allocation,
-    _delivery,
-    _terms,
-    _visible_holders,
+    allocation_terms,
+    contract_terms,
+    delivery_terms,
     record_delivery,
+    sub_provider_terms,
+    visible_holders,
 )
 from keerpunt.settlement.rules import DateRange, InvalidQuarter, parse_quarter
 
@@ -86,7 +86,7 @@ def _api_allocation(row: AllocationRow) -> ApiAllocation:
 async def _holders(uow: UnitOfWork, today: dt.date) -> set[int] | None:
     """Whose allocations the caller sees (None: all of them, the penvoerder's finance)."""
     org, sees_all = await check_settlement_access(uow)
-    return None if sees_all else await _visible_holders(uow, org, today)
+    return None if sees_all else await visible_holders(uow, org, today)
 
 
 async def api_allocations(uow: UnitOfWork, today: dt.date) -> list[ApiAllocation]:
@@ -195,7 +195,7 @@ async def record_deliveries(uow: UnitOfWork, lines: Sequence[LineIn]) -> list[Li
     seen: set[str] = set()
     # What a retry sent before, in one query (a retried batch of 500 is 500 known lines).
     known_lines: dict[str, tuple[str, Delivery]] = {
-        ref.reference: (ref.fingerprint, _delivery(row, number))
+        ref.reference: (ref.fingerprint, delivery_terms(row, number))
         for ref, row, number in await uow.db.execute(
             select(DeliveryReference, DeliveryRow, AllocationRow.number)
             .join(DeliveryRow, DeliveryRow.id == DeliveryReference.delivery_id)
@@ -344,7 +344,7 @@ async def api_deliveries(uow: UnitOfWork, period: DateRange) -> list[ApiDelivery
     holders = {a.provider_id for a in allocation_rows}
     numbers = {a.id: a.number for a in allocation_rows}
     every_line = [
-        _delivery(d, numbers[d.allocation_id])
+        delivery_terms(d, numbers[d.allocation_id])
         for d in await uow.db.scalars(
             select(DeliveryRow).where(
                 DeliveryRow.allocation_id.in_(allocation_ids),
@@ -353,17 +353,17 @@ async def api_deliveries(uow: UnitOfWork, period: DateRange) -> list[ApiDelivery
         )
     ]
     contracts = [
-        _terms(c)
+        contract_terms(c)
         for c in await uow.db.scalars(select(Contract).where(Contract.provider_id.in_(holders)))
     ]
     agreements = [
-        _agreement(g)
+        sub_provider_terms(g)
         for g in await uow.db.scalars(
             select(AgreementRow).where(AgreementRow.kassier_id.in_(holders))
         )
     ]
     accepted, rejected = accept_lines(
-        every_line, [_allocation(a) for a in allocation_rows], contracts, agreements
+        every_line, [allocation_terms(a) for a in allocation_rows], contracts, agreements
     )
     priced = {x.delivery.id: x for x in accepted}
     refused = {r.delivery.id: r for r in rejected}

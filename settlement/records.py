@@ -48,6 +48,7 @@ from keerpunt.settlement.rules import (
 )
 
 __all__ = [
+    "REJECTION_FIELD",
     "AllocationView",
     "AllocationsPage",
     "DeliveryDraft",
@@ -55,19 +56,27 @@ __all__ = [
     "DeliveryView",
     "add_agreement",
     "add_allocation",
+    "allocation_terms",
     "allocations_page",
     "check_quarter",
+    "contract_terms",
+    "delivery_terms",
     "load_agreements",
     "load_until",
     "record_delivery",
+    "store_allocation",
+    "store_contract",
+    "sub_provider_terms",
     "visible_allocations",
+    "visible_holders",
 ]
 
 
 # ---- allocations ----
 
 
-def _allocation(row: AllocationRow) -> Allocation:
+def allocation_terms(row: AllocationRow) -> Allocation:
+    """The allocation row as the pure rules take it."""
     return Allocation(
         number=row.number,
         case_id=row.case_id,
@@ -149,13 +158,14 @@ async def store_allocation(
             + (f" arrangement_line={arrangement_line_id}" if arrangement_line_id else "")
         ),
     )
-    return _allocation(row)
+    return allocation_terms(row)
 
 
 # ---- sub-provider agreements ----
 
 
-def _agreement(row: AgreementRow) -> SubProviderAgreement:
+def sub_provider_terms(row: AgreementRow) -> SubProviderAgreement:
+    """The sub-provider agreement row as the pure rules take it, with its margin."""
     return SubProviderAgreement(
         kassier_id=row.kassier_id,
         provider_id=row.provider_id,
@@ -167,7 +177,7 @@ def _agreement(row: AgreementRow) -> SubProviderAgreement:
 
 async def load_agreements(uow: UnitOfWork) -> list[SubProviderAgreement]:
     """Every sub-provider agreement (onderaannemersovereenkomst) with its margin."""
-    return [_agreement(g) for g in await uow.db.scalars(select(AgreementRow))]
+    return [sub_provider_terms(g) for g in await uow.db.scalars(select(AgreementRow))]
 
 
 AGREEMENT_OVERLAP = N_(
@@ -229,7 +239,7 @@ async def add_agreement(uow: UnitOfWork, agreement: SubProviderAgreement) -> Sub
             f"to={g.valid_to or ''}"
         ),
     )
-    return _agreement(row)
+    return sub_provider_terms(row)
 
 
 # ---- what a viewer may see ----
@@ -265,7 +275,7 @@ class AllocationView:
     deliveries: tuple[DeliveryView, ...]
 
 
-async def _visible_holders(uow: UnitOfWork, org: Organisation, day: dt.date) -> set[int]:
+async def visible_holders(uow: UnitOfWork, org: Organisation, day: dt.date) -> set[int]:
     """Holders whose allocations ``org`` may deliver under: itself, and each kassier it is
     registered with on ``day``."""
     kassiers = await uow.db.scalars(
@@ -285,7 +295,7 @@ async def visible_allocations(uow: UnitOfWork, today: dt.date) -> list[Allocatio
     org, sees_all = await check_settlement_access(uow)
     query = select(AllocationRow)
     if not sees_all:
-        query = query.where(AllocationRow.provider_id.in_(await _visible_holders(uow, org, today)))
+        query = query.where(AllocationRow.provider_id.in_(await visible_holders(uow, org, today)))
     rows = list(await uow.db.scalars(query.order_by(AllocationRow.start_date.desc())))
     if not rows:
         return []
@@ -363,7 +373,8 @@ async def allocations_page(uow: UnitOfWork, today: dt.date) -> AllocationsPage:
 # ---- deliveries ----
 
 
-def _delivery(row: DeliveryRow, number: str) -> Delivery:
+def delivery_terms(row: DeliveryRow, number: str) -> Delivery:
+    """The delivery row as the pure rules take it, under its allocation's ``number``."""
     return Delivery(
         id=row.id,
         provider_id=row.provider_id,
@@ -376,7 +387,8 @@ def _delivery(row: DeliveryRow, number: str) -> Delivery:
     )
 
 
-def _terms(c: Contract) -> ContractTerms:
+def contract_terms(c: Contract) -> ContractTerms:
+    """The contract row's tariff terms as the pure rules take them."""
     return ContractTerms(
         c.provider_id, c.product_code, c.unit, c.tariff_cents, c.valid_from, c.valid_to
     )
@@ -453,9 +465,9 @@ async def record_delivery(uow: UnitOfWork, draft: DeliveryDraft) -> Delivery:
     ):
         # Another organisation's allocation reads as one that does not exist.
         raise DeliveryRefused({"allocation_number": UNKNOWN_ALLOCATION})
-    allocation = _allocation(allocation_row)
+    allocation = allocation_terms(allocation_row)
     contracts = [
-        _terms(c)
+        contract_terms(c)
         for c in await uow.db.scalars(
             select(Contract).where(Contract.provider_id == allocation.provider_id)
         )
@@ -470,13 +482,13 @@ async def record_delivery(uow: UnitOfWork, draft: DeliveryDraft) -> Delivery:
         draft.product_code[:2],
     )  # fmt: skip
     agreements = [
-        _agreement(g)
+        sub_provider_terms(g)
         for g in await uow.db.scalars(
             select(AgreementRow).where(AgreementRow.kassier_id == allocation.provider_id)
         )
     ]
     existing = [
-        _delivery(d, allocation.number)
+        delivery_terms(d, allocation.number)
         for d in await uow.db.scalars(
             select(DeliveryRow).where(DeliveryRow.allocation_id == allocation_row.id)
         )
@@ -523,7 +535,7 @@ async def record_delivery(uow: UnitOfWork, draft: DeliveryDraft) -> Delivery:
             f"volume={draft.volume}"
         ),
     )
-    return _delivery(row, allocation.number)
+    return delivery_terms(row, allocation.number)
 
 
 # ---- checking a quarter before it is closed ----
@@ -539,10 +551,10 @@ async def load_until(
         .join(AllocationRow, AllocationRow.id == DeliveryRow.allocation_id)
         .where(DeliveryRow.start_date <= last_day)
     )
-    deliveries = [_delivery(d, number) for d, number in rows]
-    allocations = [_allocation(a) for a in await uow.db.scalars(select(AllocationRow))]
-    contracts = [_terms(c) for c in await uow.db.scalars(select(Contract))]
-    agreements = [_agreement(g) for g in await uow.db.scalars(select(AgreementRow))]
+    deliveries = [delivery_terms(d, number) for d, number in rows]
+    allocations = [allocation_terms(a) for a in await uow.db.scalars(select(AllocationRow))]
+    contracts = [contract_terms(c) for c in await uow.db.scalars(select(Contract))]
+    agreements = [sub_provider_terms(g) for g in await uow.db.scalars(select(AgreementRow))]
     return deliveries, allocations, contracts, agreements
 
 
@@ -553,13 +565,6 @@ async def check_quarter(uow: UnitOfWork, quarter: Quarter) -> Settlement:
     await check_finance_access(uow)
     deliveries, allocations, contracts, agreements = await load_until(uow, quarter.end)
     return settle(deliveries, allocations, contracts, agreements)
-
-
-# The row readers under public names, for reading many rows at once (settlement.imports).
-allocation_terms = _allocation
-contract_terms = _terms
-delivery_terms = _delivery
-sub_provider_terms = _agreement
 
 
 async def store_contract(uow: UnitOfWork, draft: ContractDraft, *, note: str = "") -> Contract:

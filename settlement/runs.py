@@ -35,7 +35,7 @@ from keerpunt.settlement.models import Allocation as AllocationRow
 from keerpunt.settlement.models import Contract, SettlementRun, SettlementRunLine
 from keerpunt.settlement.models import Delivery as DeliveryRow
 from keerpunt.settlement.models import SubProviderAgreement as AgreementRow
-from keerpunt.settlement.records import _agreement, _allocation, _terms
+from keerpunt.settlement.records import allocation_terms, contract_terms, sub_provider_terms
 from keerpunt.settlement.rules import Quarter, parse_quarter
 from keerpunt.settlement.statement import statement_csv, statement_digest
 
@@ -154,11 +154,11 @@ async def _settle_until(
     :mod:`~keerpunt.settlement.declaration` over the lines streamed from the database in
     their canonical order, so no million delivery objects are held at once."""
     rows = list(await uow.db.scalars(select(AllocationRow)))
-    allocations = [_allocation(a) for a in rows]
+    allocations = [allocation_terms(a) for a in rows]
     numbers = {row.id: a.number for row, a in zip(rows, allocations, strict=True)}
     del rows
-    contracts = [_terms(c) for c in await uow.db.scalars(select(Contract))]
-    agreements = [_agreement(g) for g in await uow.db.scalars(select(AgreementRow))]
+    contracts = [contract_terms(c) for c in await uow.db.scalars(select(Contract))]
+    agreements = [sub_provider_terms(g) for g in await uow.db.scalars(select(AgreementRow))]
 
     def run(db: Session) -> tuple[tuple[OutLine, ...], tuple[Rejection, ...]]:
         try:
