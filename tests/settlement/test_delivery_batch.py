@@ -128,7 +128,7 @@ def _line(draw: st.DrawFn, tidy: bool) -> Line:
     end = start + dt.timedelta(days=days)
     if tidy:
         end = min(end, D(2026, month, 28))
-    numbers = ["M", "M", "W", "G"] if tidy else ["M", "M", "W", "G", "K", "NONE"]
+    numbers = ["M", "M", "M", "W", "W", "G"] if tidy else ["M", "M", "W", "G", "K", "NONE"]
     codes = ["45A52"] if tidy else ["45A52", "45A52", "45A52", "45A53"]
     return {
         "allocation": draw(st.sampled_from(numbers)),
@@ -139,6 +139,9 @@ def _line(draw: st.DrawFn, tidy: bool) -> Line:
     }
 
 
+_again = st.tuples(st.integers(0, 5), st.booleans())
+
+
 @st.composite
 def _lines(draw: st.DrawFn) -> Lines:
     """Lines posted before, and a batch: of new lines, or of the reference of a line posted
@@ -147,9 +150,9 @@ def _lines(draw: st.DrawFn) -> Lines:
     before = draw(st.lists(_line(tidy), max_size=6))
     batch = draw(
         st.lists(
-            st.tuples(_line(tidy), st.none() | st.tuples(st.integers(0, 5), st.booleans())),
-            min_size=1,
-            max_size=12,
+            st.tuples(_line(tidy), st.sampled_from([None, None, None]) | _again),
+            min_size=6 if tidy else 1,
+            max_size=16,
         )
     )
     return before, batch
@@ -249,13 +252,13 @@ async def _example(
                 pass
         lines: list[LineIn] = []
         for i, (x, again) in enumerate(batch):
+            # (The same reference twice in one batch is refused before any rule is looked at.)
             if again is not None and again[0] < len(earlier):
                 old = earlier[again[0]]
-                lines.append(old if again[1] else _line_in(prefix, old.reference, x))
-            else:
-                lines.append(_line_in(prefix, f"{prefix}.m{i}", x))
-        if len({line.reference for line in lines}) < len(lines):
-            return  # the same reference twice in one batch: refused before any rule
+                if all(line.reference != old.reference for line in lines):
+                    lines.append(old if again[1] else _line_in(prefix, old.reference, x))
+                    continue
+            lines.append(_line_in(prefix, f"{prefix}.m{i}", x))
         expected = await _one_by_one(rt, s.horizon, lines)
         count = await _deliveries(rt)
         got = await _as_batch(rt, s.horizon, lines)
