@@ -8,8 +8,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from typing import cast
 
-from sqlalchemy import insert, or_, select
+from sqlalchemy import Table, insert, or_, select
 
 from keerpunt.platform import audit
 from keerpunt.platform.errors import InvalidInput, NotAllowed
@@ -635,7 +636,7 @@ class DeliveryBatch:
         # One statement for all rows. Which id went to which row is read from the row itself
         # (SQLite does not promise RETURNING in the order of the rows); rows that are alike in
         # everything are alike to settlement too.
-        table = DeliveryRow.__table__
+        table = cast(Table, DeliveryRow.__table__)
         inserted = await uow.db.execute(
             insert(table).returning(
                 table.c.id,
