@@ -2,9 +2,10 @@
 allocations, a batch of delivered care (all lines or none), and its delivered care of a period
 as settlement would price it now.
 
-Every line goes through :func:`keerpunt.settlement.records.record_delivery`, the same check as
-the form in the browser, so the API has no rules of its own. Only the allocation number
-identifies a case: a provider's system has no need for anything personal.
+Every line goes through :class:`keerpunt.settlement.records.DeliveryBatch`, the same check as
+the form in the browser (which enters a batch of one line), so the API has no rules of its
+own. Only the allocation number identifies a case: a provider's system has no need for
+anything personal.
 """
 
 from __future__ import annotations
@@ -15,25 +16,31 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from keerpunt.platform.errors import DomainError, InvalidInput, NotFound
 from keerpunt.platform.i18n import N_, gettext
 from keerpunt.platform.uow import UnitOfWork
 from keerpunt.settlement.access import check_settlement_access
-from keerpunt.settlement.declaration import Delivery, accept_lines, read_delivery_form, reason_of
+from keerpunt.settlement.declaration import (
+    Delivery,
+    DeliveryDraft,
+    accept_lines,
+    read_delivery_form,
+    reason_of,
+)
 from keerpunt.settlement.models import Allocation as AllocationRow
 from keerpunt.settlement.models import Contract, DeliveryReference
 from keerpunt.settlement.models import Delivery as DeliveryRow
 from keerpunt.settlement.models import SubProviderAgreement as AgreementRow
 from keerpunt.settlement.records import (
+    DeliveryBatch,
     DeliveryRefused,
-    _agreement,
-    _allocation,
-    _delivery,
-    _terms,
-    _visible_holders,
-    record_delivery,
+    allocation_terms,
+    contract_terms,
+    delivery_terms,
+    sub_provider_terms,
+    visible_holders,
 )
 from keerpunt.settlement.rules import DateRange, InvalidQuarter, parse_quarter
 
@@ -86,7 +93,7 @@ def _api_allocation(row: AllocationRow) -> ApiAllocation:
 async def _holders(uow: UnitOfWork, today: dt.date) -> set[int] | None:
     """Whose allocations the caller sees (None: all of them, the penvoerder's finance)."""
     org, sees_all = await check_settlement_access(uow)
-    return None if sees_all else await _visible_holders(uow, org, today)
+    return None if sees_all else await visible_holders(uow, org, today)
 
 
 async def api_allocations(uow: UnitOfWork, today: dt.date) -> list[ApiAllocation]:
@@ -188,14 +195,13 @@ def _problems(index: int, line: LineIn, exc: InvalidInput) -> list[LineProblem]:
 async def record_deliveries(uow: UnitOfWork, lines: Sequence[LineIn]) -> list[LineOutcome]:
     """Record a batch of delivered care: every line, or (when one is refused) none. A line
     whose reference was recorded before with the same content is not added again, so a post
-    that is retried declares nothing twice."""
+    that is retried declares nothing twice. Each line is judged as if the lines before it had
+    been entered one by one in the browser; each allocation's earlier lines are read once."""
     org, _ = await check_settlement_access(uow)
-    problems: list[LineProblem] = []
-    outcomes: list[LineOutcome] = []
     seen: set[str] = set()
     # What a retry sent before, in one query (a retried batch of 500 is 500 known lines).
     known_lines: dict[str, tuple[str, Delivery]] = {
-        ref.reference: (ref.fingerprint, _delivery(row, number))
+        ref.reference: (ref.fingerprint, delivery_terms(row, number))
         for ref, row, number in await uow.db.execute(
             select(DeliveryReference, DeliveryRow, AllocationRow.number)
             .join(DeliveryRow, DeliveryRow.id == DeliveryReference.delivery_id)
@@ -206,20 +212,23 @@ async def record_deliveries(uow: UnitOfWork, lines: Sequence[LineIn]) -> list[Li
             )
         )
     }
+    # Each line is refused for its reference or its form, known from before, or a draft.
+    refused: dict[int, list[LineProblem]] = {}
+    known: dict[int, Delivery] = {}
+    drafts: dict[int, DeliveryDraft] = {}
     for index, line in enumerate(lines):
         if line.reference in seen:
-            problems.append(
+            refused[index] = [
                 LineProblem(
                     index, line.reference, "reference", "reference_twice", gettext(REFERENCE_TWICE)
                 )
-            )
+            ]
             continue
         seen.add(line.reference)
-        known = known_lines.get(line.reference)
-        if known is not None:
-            fingerprint, before = known
+        if (before := known_lines.get(line.reference)) is not None:
+            fingerprint, delivery = before
             if fingerprint != line.fingerprint:
-                problems.append(
+                refused[index] = [
                     LineProblem(
                         index,
                         line.reference,
@@ -227,12 +236,12 @@ async def record_deliveries(uow: UnitOfWork, lines: Sequence[LineIn]) -> list[Li
                         "reference_reused",
                         gettext(REFERENCE_REUSED),
                     )
-                )
-                continue
-            outcomes.append(_outcome(index, line, before.id, False, before))
+                ]
+            else:
+                known[index] = delivery
             continue
         try:
-            draft = read_delivery_form(
+            drafts[index] = read_delivery_form(
                 {
                     "allocation_number": line.allocation_number,
                     "product_code": line.product_code,
@@ -241,23 +250,35 @@ async def record_deliveries(uow: UnitOfWork, lines: Sequence[LineIn]) -> list[Li
                     "volume": str(line.volume) if line.volume > 0 else "",
                 }
             )
-            saved = await record_delivery(uow, draft)
         except InvalidInput as exc:
-            problems.extend(_problems(index, line, exc))
-            continue
-        uow.db.add(
-            DeliveryReference(
-                provider_id=org.id,
-                reference=line.reference,
-                delivery_id=saved.id,
-                fingerprint=line.fingerprint,
-            )
+            refused[index] = _problems(index, line, exc)
+    batch = await DeliveryBatch.open(uow, {d.allocation_number for d in drafts.values()})
+    for index, outcome in zip(drafts, batch.check(list(drafts.values())), strict=True):
+        if isinstance(outcome, InvalidInput):
+            refused[index] = _problems(index, lines[index], outcome)
+    if refused:
+        # Nothing was written: the whole batch is refused, every problem in line order.
+        raise BatchRefused([p for index in sorted(refused) for p in refused[index]])
+    saved = dict(zip(drafts, await batch.save(), strict=True))
+    if saved:
+        await uow.db.execute(
+            insert(DeliveryReference),
+            [
+                {
+                    "provider_id": org.id,
+                    "reference": lines[index].reference,
+                    "delivery_id": d.id,
+                    "fingerprint": lines[index].fingerprint,
+                }
+                for index, d in saved.items()
+            ],
         )
-        await uow.db.flush()
-        outcomes.append(_outcome(index, line, saved.id, True, saved))
-    if problems:
-        raise BatchRefused(problems)  # the unit of work rolls back every line of the batch
-    return outcomes
+    return [
+        _outcome(index, line, d.id, False, d)
+        if (d := known.get(index)) is not None
+        else _outcome(index, line, saved[index].id, True, saved[index])
+        for index, line in enumerate(lines)
+    ]
 
 
 def _outcome(index: int, line: LineIn, delivery_id: int, created: bool, d: Delivery) -> LineOutcome:
@@ -344,7 +365,7 @@ async def api_deliveries(uow: UnitOfWork, period: DateRange) -> list[ApiDelivery
     holders = {a.provider_id for a in allocation_rows}
     numbers = {a.id: a.number for a in allocation_rows}
     every_line = [
-        _delivery(d, numbers[d.allocation_id])
+        delivery_terms(d, numbers[d.allocation_id])
         for d in await uow.db.scalars(
             select(DeliveryRow).where(
                 DeliveryRow.allocation_id.in_(allocation_ids),
@@ -353,17 +374,17 @@ async def api_deliveries(uow: UnitOfWork, period: DateRange) -> list[ApiDelivery
         )
     ]
     contracts = [
-        _terms(c)
+        contract_terms(c)
         for c in await uow.db.scalars(select(Contract).where(Contract.provider_id.in_(holders)))
     ]
     agreements = [
-        _agreement(g)
+        sub_provider_terms(g)
         for g in await uow.db.scalars(
             select(AgreementRow).where(AgreementRow.kassier_id.in_(holders))
         )
     ]
     accepted, rejected = accept_lines(
-        every_line, [_allocation(a) for a in allocation_rows], contracts, agreements
+        every_line, [allocation_terms(a) for a in allocation_rows], contracts, agreements
     )
     priced = {x.delivery.id: x for x in accepted}
     refused = {r.delivery.id: r for r in rejected}

@@ -6,9 +6,11 @@ this module loads what they need, checks who may act, writes, and audits.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import cast
 
-from sqlalchemy import or_, select
+from sqlalchemy import Table, insert, or_, select
 
 from keerpunt.platform import audit
 from keerpunt.platform.errors import InvalidInput, NotAllowed
@@ -24,6 +26,7 @@ from keerpunt.settlement.declaration import (
     Frequency,
     Margin,
     MarginKind,
+    Rejection,
     RejectReason,
     Settlement,
     SubProviderAgreement,
@@ -48,26 +51,36 @@ from keerpunt.settlement.rules import (
 )
 
 __all__ = [
+    "REJECTION_FIELD",
     "AllocationView",
     "AllocationsPage",
+    "DeliveryBatch",
     "DeliveryDraft",
     "DeliveryRefused",
     "DeliveryView",
     "add_agreement",
     "add_allocation",
+    "allocation_terms",
     "allocations_page",
     "check_quarter",
+    "contract_terms",
+    "delivery_terms",
     "load_agreements",
     "load_until",
     "record_delivery",
+    "store_allocation",
+    "store_contract",
+    "sub_provider_terms",
     "visible_allocations",
+    "visible_holders",
 ]
 
 
 # ---- allocations ----
 
 
-def _allocation(row: AllocationRow) -> Allocation:
+def allocation_terms(row: AllocationRow) -> Allocation:
+    """The allocation row as the pure rules take it."""
     return Allocation(
         number=row.number,
         case_id=row.case_id,
@@ -149,13 +162,14 @@ async def store_allocation(
             + (f" arrangement_line={arrangement_line_id}" if arrangement_line_id else "")
         ),
     )
-    return _allocation(row)
+    return allocation_terms(row)
 
 
 # ---- sub-provider agreements ----
 
 
-def _agreement(row: AgreementRow) -> SubProviderAgreement:
+def sub_provider_terms(row: AgreementRow) -> SubProviderAgreement:
+    """The sub-provider agreement row as the pure rules take it, with its margin."""
     return SubProviderAgreement(
         kassier_id=row.kassier_id,
         provider_id=row.provider_id,
@@ -167,7 +181,7 @@ def _agreement(row: AgreementRow) -> SubProviderAgreement:
 
 async def load_agreements(uow: UnitOfWork) -> list[SubProviderAgreement]:
     """Every sub-provider agreement (onderaannemersovereenkomst) with its margin."""
-    return [_agreement(g) for g in await uow.db.scalars(select(AgreementRow))]
+    return [sub_provider_terms(g) for g in await uow.db.scalars(select(AgreementRow))]
 
 
 AGREEMENT_OVERLAP = N_(
@@ -229,7 +243,7 @@ async def add_agreement(uow: UnitOfWork, agreement: SubProviderAgreement) -> Sub
             f"to={g.valid_to or ''}"
         ),
     )
-    return _agreement(row)
+    return sub_provider_terms(row)
 
 
 # ---- what a viewer may see ----
@@ -265,7 +279,7 @@ class AllocationView:
     deliveries: tuple[DeliveryView, ...]
 
 
-async def _visible_holders(uow: UnitOfWork, org: Organisation, day: dt.date) -> set[int]:
+async def visible_holders(uow: UnitOfWork, org: Organisation, day: dt.date) -> set[int]:
     """Holders whose allocations ``org`` may deliver under: itself, and each kassier it is
     registered with on ``day``."""
     kassiers = await uow.db.scalars(
@@ -285,7 +299,7 @@ async def visible_allocations(uow: UnitOfWork, today: dt.date) -> list[Allocatio
     org, sees_all = await check_settlement_access(uow)
     query = select(AllocationRow)
     if not sees_all:
-        query = query.where(AllocationRow.provider_id.in_(await _visible_holders(uow, org, today)))
+        query = query.where(AllocationRow.provider_id.in_(await visible_holders(uow, org, today)))
     rows = list(await uow.db.scalars(query.order_by(AllocationRow.start_date.desc())))
     if not rows:
         return []
@@ -363,7 +377,8 @@ async def allocations_page(uow: UnitOfWork, today: dt.date) -> AllocationsPage:
 # ---- deliveries ----
 
 
-def _delivery(row: DeliveryRow, number: str) -> Delivery:
+def delivery_terms(row: DeliveryRow, number: str) -> Delivery:
+    """The delivery row as the pure rules take it, under its allocation's ``number``."""
     return Delivery(
         id=row.id,
         provider_id=row.provider_id,
@@ -376,7 +391,8 @@ def _delivery(row: DeliveryRow, number: str) -> Delivery:
     )
 
 
-def _terms(c: Contract) -> ContractTerms:
+def contract_terms(c: Contract) -> ContractTerms:
+    """The contract row's tariff terms as the pure rules take them."""
     return ContractTerms(
         c.provider_id, c.product_code, c.unit, c.tariff_cents, c.valid_from, c.valid_to
     )
@@ -402,18 +418,9 @@ REJECTION_FIELD = {
 
 UNKNOWN_ALLOCATION = N_("Er is geen toewijzing met dit nummer.")
 
-
-async def _may_deliver_under(uow: UnitOfWork, org: Organisation, holder_id: int) -> bool:
-    """Whether ``org`` may know of the holder's allocations: its own, or a kassier it was
-    ever registered with (whether the agreement covers the period is a rule of acceptance)."""
-    if holder_id == org.id:
-        return True
-    agreement = await uow.db.scalar(
-        select(AgreementRow.id)
-        .where(AgreementRow.kassier_id == holder_id, AgreementRow.provider_id == org.id)
-        .limit(1)
-    )
-    return agreement is not None
+# Rejections that depend on the lines before (the allocation's volume or budget used up); every
+# other reason depends only on the line itself, its allocation, the tariffs and the agreements.
+_LIMITS = frozenset({RejectReason.OVER_VOLUME, RejectReason.OVER_BUDGET})
 
 
 class DeliveryRefused(InvalidInput):
@@ -427,103 +434,275 @@ class DeliveryRefused(InvalidInput):
         self.reason = reason
 
 
+@dataclass
+class _Ledger:
+    """One allocation while a batch is checked: what the rules need, its lines (saved before,
+    and accepted in this batch) and which of those the rules reject (None: not yet known)."""
+
+    row: AllocationRow
+    allocation: Allocation
+    contracts: list[ContractTerms]
+    agreements: list[SubProviderAgreement]
+    lines: list[Delivery]
+    rejected: set[int] | None = None
+
+    def judge(self, lines: list[Delivery]) -> set[int]:
+        return {r.delivery.id for r in self.rejections(lines)}
+
+    def rejections(self, lines: list[Delivery]) -> tuple[Rejection, ...]:
+        _, rejected = accept_lines(lines, [self.allocation], self.contracts, self.agreements)
+        return rejected
+
+
+class DeliveryBatch:
+    """Delivered care entered in one go, in the caller's unit of work: a batch from the API,
+    or the single line of the screen (:func:`record_delivery`).
+
+    :meth:`open` locks the allocations the lines name and reads their earlier lines, tariffs
+    and agreements once; :meth:`check` judges each line as if the lines accepted before it had
+    been saved one by one; :meth:`save` writes the accepted lines with an audit row each."""
+
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        org: Organisation,
+        sees_all: bool,
+        ledgers: dict[str, _Ledger],
+        categories: dict[tuple[int, str], str],
+        kassiers: set[int],
+        last_id: int,
+    ) -> None:
+        self._uow, self._org, self._sees_all = uow, org, sees_all
+        self._ledgers, self._categories, self._kassiers = ledgers, categories, kassiers
+        # Ids for lines not yet saved: above every saved one and growing, so they sort among
+        # an allocation's lines as the database's ids will.
+        self._last_id = last_id
+        self._kept: list[tuple[_Ledger, Delivery]] = []
+
+    @classmethod
+    async def open(cls, uow: UnitOfWork, numbers: Iterable[str]) -> DeliveryBatch:
+        """Lock the allocations with these numbers (in one order: two batches, or a clerk at
+        the screen, must not both fit the same volume or budget) and read what checking
+        lines under them needs."""
+        org, sees_all = await check_settlement_access(uow)
+        rows = list(
+            await uow.db.scalars(
+                select(AllocationRow)
+                .where(AllocationRow.number.in_(sorted(set(numbers))))
+                .order_by(AllocationRow.number)
+                .with_for_update()
+            )
+        )
+        holders = {r.provider_id for r in rows}
+        contract_rows = list(
+            await uow.db.scalars(
+                select(Contract).where(Contract.provider_id.in_(holders)).order_by(Contract.id)
+            )
+        )
+        agreement_rows = list(
+            await uow.db.scalars(
+                select(AgreementRow)
+                .where(AgreementRow.kassier_id.in_(holders))
+                .order_by(AgreementRow.id)
+            )
+        )
+        number_of = {r.id: r.number for r in rows}
+        lines: dict[int, list[Delivery]] = {r.id: [] for r in rows}
+        last_id = 0
+        for d in await uow.db.scalars(
+            select(DeliveryRow).where(DeliveryRow.allocation_id.in_(number_of))
+        ):
+            lines[d.allocation_id].append(delivery_terms(d, number_of[d.allocation_id]))
+            last_id = max(last_id, d.id)
+        ledgers = {
+            r.number: _Ledger(
+                row=r,
+                allocation=allocation_terms(r),
+                contracts=[
+                    contract_terms(c) for c in contract_rows if c.provider_id == r.provider_id
+                ],
+                agreements=[
+                    sub_provider_terms(g) for g in agreement_rows if g.kassier_id == r.provider_id
+                ],
+                lines=lines[r.id],
+            )
+            for r in rows
+        }
+        categories: dict[tuple[int, str], str] = {}
+        for c in contract_rows:
+            categories.setdefault((c.provider_id, c.product_code), c.product_category)
+        # The kassiers ``org`` was ever registered with: it may know of their allocations
+        # (whether an agreement covers the period is a rule of acceptance).
+        kassiers = {g.kassier_id for g in agreement_rows if g.provider_id == org.id}
+        return cls(uow, org, sees_all, ledgers, categories, kassiers, last_id)
+
+    def _candidate(self, draft: DeliveryDraft) -> tuple[_Ledger, Delivery]:
+        """The line as the rules take it, under its allocation; refused here when it is
+        wrong whatever else was entered."""
+        errors = check_delivery_draft(draft.start, draft.end, draft.volume)
+        if self._sees_all and draft.provider_id is None:
+            errors["provider_id"] = N_("Kies een aanbieder.")
+        if errors:
+            raise InvalidInput(errors)
+        org = self._org
+        provider_id = draft.provider_id if self._sees_all and draft.provider_id else org.id
+        if not self._sees_all and draft.provider_id not in (None, org.id):
+            raise NotAllowed()
+        ledger = self._ledgers.get(draft.allocation_number)
+        if ledger is None or not (
+            self._sees_all or ledger.row.provider_id in (org.id, *self._kassiers)
+        ):
+            # Another organisation's allocation reads as one that does not exist.
+            raise DeliveryRefused({"allocation_number": UNKNOWN_ALLOCATION})
+        holder = ledger.allocation.provider_id
+        self._last_id += 1
+        return ledger, Delivery(
+            id=self._last_id,
+            provider_id=provider_id,
+            allocation_number=ledger.allocation.number,
+            product_category=self._categories.get(
+                (holder, draft.product_code), draft.product_code[:2]
+            ),
+            product_code=draft.product_code,
+            start=draft.start,
+            end=draft.end,
+            volume=draft.volume,
+        )
+
+    def check(self, drafts: Sequence[DeliveryDraft]) -> list[Delivery | InvalidInput]:
+        """For each draft, in order: the line, kept for :meth:`save`; or why it is refused (a
+        :class:`DeliveryRefused` when settlement would not accept it now, or when it would
+        push a line accepted before over the allocation's volume or budget). Each draft sees
+        the ones kept before it. A draft for another provider than a provider's own raises
+        :class:`NotAllowed`."""
+        outcomes: list[Delivery | InvalidInput | None] = [None] * len(drafts)
+        waiting: dict[str, list[tuple[int, Delivery]]] = {}
+        for i, draft in enumerate(drafts):
+            try:
+                ledger, candidate = self._candidate(draft)
+            except InvalidInput as exc:
+                outcomes[i] = exc
+                continue
+            waiting.setdefault(ledger.allocation.number, []).append((i, candidate))
+        # Allocations never share a limit, so each is judged on its own.
+        for number, candidates in waiting.items():
+            ledger = self._ledgers[number]
+            for i, outcome in self._judge(ledger, candidates):
+                outcomes[i] = outcome
+                if isinstance(outcome, Delivery):
+                    self._kept.append((ledger, outcome))
+        self._kept.sort(key=lambda kept: kept[1].id)  # saved in the order they came
+        assert all(o is not None for o in outcomes)
+        return [o for o in outcomes if o is not None]
+
+    @staticmethod
+    def _judge(
+        ledger: _Ledger, candidates: list[tuple[int, Delivery]]
+    ) -> list[tuple[int, Delivery | DeliveryRefused]]:
+        if ledger.rejected is None:
+            ledger.rejected = ledger.judge(ledger.lines)
+        # All at once first. When that refuses no new line and no line reaches a limit, each
+        # is accepted one after another too: every other reason depends on the line alone,
+        # and fewer lines use less of the volume and budget at every step.
+        new = [c for _, c in candidates]
+        new_ids = {c.id for c in new}
+        every = [*ledger.lines, *new]
+        rejections = ledger.rejections(every)
+        if not any(r.delivery.id in new_ids or r.reason in _LIMITS for r in rejections):
+            ledger.lines = every
+            ledger.rejected = {r.delivery.id for r in rejections}
+            return [(i, c) for i, c in candidates]
+        # Otherwise one after another, exactly as entering them one by one would.
+        out: list[tuple[int, Delivery | DeliveryRefused]] = []
+        for i, candidate in candidates:
+            after = ledger.rejections([*ledger.lines, candidate])
+            newly = [r for r in after if r.delivery.id not in ledger.rejected]
+            if newly:
+                mine = next((r for r in newly if r.delivery.id == candidate.id), newly[0])
+                refused = DeliveryRefused({REJECTION_FIELD[mine.reason]: mine.text()}, mine.reason)
+                out.append((i, refused))
+                continue
+            ledger.lines.append(candidate)
+            ledger.rejected = {r.delivery.id for r in after}
+            out.append((i, candidate))
+        return out
+
+    async def save(self) -> list[Delivery]:
+        """Write the lines kept so far, in the order they came, with an audit row each;
+        returns them with the ids the database gave them."""
+        uow, kept, self._kept = self._uow, self._kept, []
+        if not kept:
+            return []
+        # One statement for all rows. Which id went to which row is read from the row itself
+        # (SQLite does not promise RETURNING in the order of the rows); rows that are alike in
+        # everything are alike to settlement too.
+        table = cast(Table, DeliveryRow.__table__)
+        inserted = await uow.db.execute(
+            insert(table).returning(
+                table.c.id,
+                table.c.allocation_id,
+                table.c.provider_id,
+                table.c.product_code,
+                table.c.start_date,
+                table.c.end_date,
+                table.c.volume,
+            ),
+            [
+                {
+                    "provider_id": d.provider_id,
+                    "allocation_id": ledger.row.id,
+                    "product_category": d.product_category,
+                    "product_code": d.product_code,
+                    "start_date": d.start,
+                    "end_date": d.end,
+                    "volume": d.volume,
+                    "created_by_id": uow.who.user_id,
+                }
+                for ledger, d in kept
+            ],
+        )
+        ids: dict[tuple[object, ...], list[int]] = {}
+        for row_id, *same in sorted(inserted, key=lambda r: int(r[0])):
+            ids.setdefault(tuple(same), []).append(row_id)
+        saved = [
+            replace(
+                d,
+                id=ids[
+                    (ledger.row.id, d.provider_id, d.product_code, d.start, d.end, d.volume)
+                ].pop(0),
+            )
+            for ledger, d in kept
+        ]
+        await audit.record_many(
+            uow.db,
+            [
+                audit.Entry(
+                    uow.who,
+                    "settlement.delivery.add",
+                    case_id=ledger.allocation.case_id,
+                    purpose="settlement",
+                    detail=(
+                        f"delivery={d.id} allocation={d.allocation_number} "
+                        f"provider={d.provider_id} product={d.product_code} from={d.start} "
+                        f"to={d.end} volume={d.volume}"
+                    ),
+                )
+                for (ledger, _), d in zip(kept, saved, strict=True)
+            ],
+        )
+        return saved
+
+
 async def record_delivery(uow: UnitOfWork, draft: DeliveryDraft) -> Delivery:
     """Enter delivered care (geleverde zorg). It is saved only when settlement would accept it
     now, and only when it pushes no line accepted before over the allocation's volume or
     budget; otherwise the clerk reads why, next to the field to change."""
-    org, sees_all = await check_settlement_access(uow)
-    errors = check_delivery_draft(draft.start, draft.end, draft.volume)
-    if sees_all and draft.provider_id is None:
-        errors["provider_id"] = N_("Kies een aanbieder.")
-    if errors:
-        raise InvalidInput(errors)
-    provider_id = draft.provider_id if sees_all and draft.provider_id else org.id
-    if not sees_all and draft.provider_id not in (None, org.id):
-        raise NotAllowed()
-    # Lock the allocation: two clerks entering lines at once must not both fit the budget.
-    allocation_row = (
-        await uow.db.execute(
-            select(AllocationRow)
-            .where(AllocationRow.number == draft.allocation_number)
-            .with_for_update()
-        )
-    ).scalar_one_or_none()
-    if allocation_row is None or not (
-        sees_all or await _may_deliver_under(uow, org, allocation_row.provider_id)
-    ):
-        # Another organisation's allocation reads as one that does not exist.
-        raise DeliveryRefused({"allocation_number": UNKNOWN_ALLOCATION})
-    allocation = _allocation(allocation_row)
-    contracts = [
-        _terms(c)
-        for c in await uow.db.scalars(
-            select(Contract).where(Contract.provider_id == allocation.provider_id)
-        )
-    ]
-    category = next(
-        (c.product_category for c in await uow.db.scalars(
-            select(Contract).where(
-                Contract.provider_id == allocation.provider_id,
-                Contract.product_code == draft.product_code,
-            )
-        )),
-        draft.product_code[:2],
-    )  # fmt: skip
-    agreements = [
-        _agreement(g)
-        for g in await uow.db.scalars(
-            select(AgreementRow).where(AgreementRow.kassier_id == allocation.provider_id)
-        )
-    ]
-    existing = [
-        _delivery(d, allocation.number)
-        for d in await uow.db.scalars(
-            select(DeliveryRow).where(DeliveryRow.allocation_id == allocation_row.id)
-        )
-    ]
-    new_id = max((d.id for d in existing), default=0) + 1  # ids grow: as it will sort once saved
-    candidate = Delivery(
-        id=new_id,
-        provider_id=provider_id,
-        allocation_number=allocation.number,
-        product_category=category,
-        product_code=draft.product_code,
-        start=draft.start,
-        end=draft.end,
-        volume=draft.volume,
-    )
-    _, before = accept_lines(existing, [allocation], contracts, agreements)
-    _, after = accept_lines([*existing, candidate], [allocation], contracts, agreements)
-    was_rejected = {r.delivery.id for r in before}
-    newly = [r for r in after if r.delivery.id not in was_rejected]
-    if newly:
-        mine = next((r for r in newly if r.delivery.id == new_id), newly[0])
-        raise DeliveryRefused({REJECTION_FIELD[mine.reason]: mine.text()}, mine.reason)
-    row = DeliveryRow(
-        provider_id=provider_id,
-        allocation_id=allocation_row.id,
-        product_category=category,
-        product_code=draft.product_code,
-        start_date=draft.start,
-        end_date=draft.end,
-        volume=draft.volume,
-        created_by_id=uow.who.user_id,
-    )
-    uow.db.add(row)
-    await uow.db.flush()
-    await audit.record(
-        uow.db,
-        uow.who,
-        "settlement.delivery.add",
-        case_id=allocation.case_id,
-        purpose="settlement",
-        detail=(
-            f"delivery={row.id} allocation={allocation.number} provider={provider_id} "
-            f"product={draft.product_code} from={draft.start} to={draft.end} "
-            f"volume={draft.volume}"
-        ),
-    )
-    return _delivery(row, allocation.number)
+    batch = await DeliveryBatch.open(uow, [draft.allocation_number])
+    (outcome,) = batch.check([draft])
+    if isinstance(outcome, InvalidInput):
+        raise outcome
+    (saved,) = await batch.save()
+    return saved
 
 
 # ---- checking a quarter before it is closed ----
@@ -539,10 +718,10 @@ async def load_until(
         .join(AllocationRow, AllocationRow.id == DeliveryRow.allocation_id)
         .where(DeliveryRow.start_date <= last_day)
     )
-    deliveries = [_delivery(d, number) for d, number in rows]
-    allocations = [_allocation(a) for a in await uow.db.scalars(select(AllocationRow))]
-    contracts = [_terms(c) for c in await uow.db.scalars(select(Contract))]
-    agreements = [_agreement(g) for g in await uow.db.scalars(select(AgreementRow))]
+    deliveries = [delivery_terms(d, number) for d, number in rows]
+    allocations = [allocation_terms(a) for a in await uow.db.scalars(select(AllocationRow))]
+    contracts = [contract_terms(c) for c in await uow.db.scalars(select(Contract))]
+    agreements = [sub_provider_terms(g) for g in await uow.db.scalars(select(AgreementRow))]
     return deliveries, allocations, contracts, agreements
 
 
@@ -553,13 +732,6 @@ async def check_quarter(uow: UnitOfWork, quarter: Quarter) -> Settlement:
     await check_finance_access(uow)
     deliveries, allocations, contracts, agreements = await load_until(uow, quarter.end)
     return settle(deliveries, allocations, contracts, agreements)
-
-
-# The row readers under public names, for reading many rows at once (settlement.imports).
-allocation_terms = _allocation
-contract_terms = _terms
-delivery_terms = _delivery
-sub_provider_terms = _agreement
 
 
 async def store_contract(uow: UnitOfWork, draft: ContractDraft, *, note: str = "") -> Contract:

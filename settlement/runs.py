@@ -39,7 +39,7 @@ from keerpunt.settlement.models import Allocation as AllocationRow
 from keerpunt.settlement.models import Contract, SettlementRun, SettlementRunLine
 from keerpunt.settlement.models import Delivery as DeliveryRow
 from keerpunt.settlement.models import SubProviderAgreement as AgreementRow
-from keerpunt.settlement.records import _agreement, _allocation, _terms
+from keerpunt.settlement.records import allocation_terms, contract_terms, sub_provider_terms
 from keerpunt.settlement.rules import Quarter, parse_quarter
 from keerpunt.settlement.statement import statement_csv, statement_digest
 
@@ -195,10 +195,10 @@ async def _settle_until(
     :mod:`~keerpunt.settlement.declaration` over the lines streamed from the database in
     their canonical order, so no million delivery objects are held at once."""
     rows = list(await uow.db.scalars(select(AllocationRow)))
-    allocations = [_allocation(a) for a in rows]
+    allocations = [allocation_terms(a) for a in rows]
     numbers = {row.id: a.number for row, a in zip(rows, allocations, strict=True)}
     del rows
-    contracts = [_terms(c) for c in await uow.db.scalars(select(Contract))]
+    contracts = [contract_terms(c) for c in await uow.db.scalars(select(Contract))]
     if with_ids is None:
         with_ids = await _agreements(uow)
     agreements = [g for _id, g in with_ids]
@@ -221,7 +221,7 @@ async def _settle_until(
 async def _agreements(uow: UnitOfWork) -> list[tuple[int, SubProviderAgreement]]:
     """Every sub-provider agreement with its id, in the order of their ids."""
     rows = await uow.db.scalars(select(AgreementRow).order_by(AgreementRow.id))
-    return [(g.id, _agreement(g)) for g in rows]
+    return [(g.id, sub_provider_terms(g)) for g in rows]
 
 
 # What is stored of the kassier's margin per line: (cents, agreement id, kind, value).
