@@ -619,12 +619,15 @@ def _judge(
             continue
         # Whole units times whole cents: already a whole cent, rounding (once) changes nothing.
         amount = d.volume * contract.tariff_cents
+        # Both limits are checked before either is counted: a refused line uses neither.
+        volume_key: tuple[str, object] | None = None
         if a.volume is not None and a.frequency is not None:
             month = (a.number, d.start.year, d.start.month)
             if (found := caps.get(month)) is None:
                 found = caps[month] = _volume_cap(a, d)
             bucket, cap = found
-            used = used_volume[(a.number, bucket)]
+            volume_key = (a.number, bucket)
+            used = used_volume[volume_key]
             if (used + d.volume) * cap.denominator > cap.numerator:
                 yield Rejection(
                     d,
@@ -638,7 +641,6 @@ def _judge(
                     },
                 )
                 continue
-            used_volume[(a.number, bucket)] = used + d.volume
         if a.budget_cents is not None:
             spent = used_budget[a.number]
             if spent + amount > a.budget_cents:
@@ -653,6 +655,8 @@ def _judge(
                 )
                 continue
             used_budget[a.number] = spent + amount
+        if volume_key is not None:
+            used_volume[volume_key] += d.volume
         yield Accepted(d, a, a.provider_id, contract.unit, contract.tariff_cents, amount)
 
 

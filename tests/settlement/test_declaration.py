@@ -467,3 +467,16 @@ def test_model_codes_match_the_rules() -> None:
     assert models.VARIANTS == tuple(Variant)
     assert models.FREQUENCIES == tuple(Frequency)
     assert models.MARGIN_KINDS == tuple(MarginKind)
+
+
+def test_a_line_refused_over_budget_uses_none_of_the_volume() -> None:
+    """An allocation with both a volume and a budget: a refused line counts for neither, so
+    a later line that fits both is accepted (the refused hours were never delivered)."""
+    alloc = allocation(volume=7, frequency=Frequency.MONTH, budget_cents=60_000)
+    lines = [
+        delivery(id=1, start=D(2026, 3, 1), end=D(2026, 3, 10), volume=5),
+        delivery(id=2, start=D(2026, 3, 11), end=D(2026, 3, 20), volume=2),  # over budget
+        delivery(id=3, start=D(2026, 3, 21), end=D(2026, 3, 31), volume=1),
+    ]
+    amounts, reasons = check(lines, [alloc], [contract(tariff_cents=10_000)])
+    assert (amounts, reasons) == ([50_000, 10_000], [RejectReason.OVER_BUDGET])
