@@ -50,6 +50,7 @@ __all__ = [
     "effort_by_provider",
     "expected_end",
     "fix_on_close",
+    "may_keep_plan",
     "may_update_plan",
     "parse_intensity",
     "revise",
