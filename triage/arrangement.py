@@ -26,9 +26,11 @@ from keerpunt.platform.db import utcnow
 from keerpunt.platform.errors import InvalidInput, NotAllowed, NotFound, StaleVersion
 from keerpunt.platform.i18n import N_
 from keerpunt.platform.models import Case, CaseMember, CaseRole, Organisation, User
+from keerpunt.platform.principal import Principal
 from keerpunt.platform.uow import UnitOfWork
 from keerpunt.triage import service
 from keerpunt.triage.models import Arrangement, ArrangementLine, TriageSession
+from keerpunt.triage.table_rows import TableRows
 from keerpunt.triage.vocab import VOCAB
 
 __all__ = [
@@ -48,6 +50,7 @@ __all__ = [
     "effort_by_provider",
     "expected_end",
     "fix_on_close",
+    "may_keep_plan",
     "may_update_plan",
     "parse_intensity",
     "revise",
@@ -336,21 +339,28 @@ def _share(cipher: CaseCipher, level: Disclosure, ln: ArrangementLine) -> str | 
 
 
 async def arrangement_view(
-    uow: UnitOfWork, session_id: int, *, level: Disclosure | None = None
+    uow: UnitOfWork,
+    session_id: int,
+    *,
+    level: Disclosure | None = None,
+    table: TableRows | None = None,
 ) -> ArrangementView:
     """Step 4 for this viewer. The lines themselves are non-personal (provider, form, hours);
     the stated shares are free text and shown only with consent (or when written under the
-    pseudonym, like factors and goals)."""
-    session, case = await service._session_for(uow, session_id)
+    pseudonym, like factors and goals). Without ``level`` consent decides it here, and the
+    read is audited like every read of the case (the caller who passes ``level`` audited
+    it already). ``table``: rows already read for other viewers of the same picture."""
+    table = table or TableRows(uow.db)
+    session, case = await service._table_session(uow, session_id, table)
     if level is None:
-        level = (await consent.disclosure(uow, case, audit_read=False)).level
+        level = (await consent.disclosure(uow, case)).level
     if level is Disclosure.NOTHING:
         raise NotFound()
-    row = await uow.db.get(Arrangement, session.id)
+    row = await table.arrangement(session.id)
     version = row.version if row else 1
-    lines = await _current_lines(uow, session.id, version)
-    orgs = await service._providers(uow)
-    cipher = await uow.vault.cipher(uow.db, case.id)
+    lines = await table.lines(session.id, version)
+    orgs = await table.providers()
+    cipher = await table.cipher(uow.vault, case.id)
     efforts = _efforts(lines, orgs)
     volumes = [Fraction(e.minutes_per_week * ((e.end - e.start).days + 1), 7) for e in efforts]
     ranking = effort_by_provider(efforts)
@@ -379,13 +389,8 @@ async def arrangement_view(
     )
     in_lines = {ln.provider_id for ln in lines}
     people: list[tuple[int, str]] = []
-    if in_lines:
-        for staff in await uow.db.scalars(
-            select(User)
-            .where(User.organisation_id.in_(in_lines), User.active.is_(True))
-            .order_by(User.display_name)
-        ):
-            people.append((staff.id, f"{staff.display_name} ({staff.organisation.name})"))
+    for staff in await table.staff_of(in_lines):
+        people.append((staff.id, f"{staff.display_name} ({staff.organisation.name})"))
     person = None
     if row and row.procesregisseur_user_id:
         user = await uow.db.get(User, row.procesregisseur_user_id)
@@ -569,13 +574,17 @@ async def fix_on_close(uow: UnitOfWork, session: TriageSession, case: Case) -> N
 async def may_update_plan(uow: UnitOfWork, session_id: int) -> bool:
     """Activity statuses are kept up to date by the procesregisseur's organisation, and by
     the coordinator."""
-    if uow.who.has("coordinator"):
+    return may_keep_plan(uow.who, await uow.db.get(Arrangement, session_id))
+
+
+def may_keep_plan(who: Principal, row: Arrangement | None) -> bool:
+    """:func:`may_update_plan`, given the session's arrangement row."""
+    if who.has("coordinator"):
         return True
-    row = await uow.db.get(Arrangement, session_id)
     return (
         row is not None
         and row.procesregisseur_org_id is not None
-        and uow.who.organisation_id == row.procesregisseur_org_id
+        and who.organisation_id == row.procesregisseur_org_id
     )
 
 

@@ -24,6 +24,7 @@ from keerpunt.platform.models import Case
 from keerpunt.platform.uow import UnitOfWork
 from keerpunt.triage import arrangement, service
 from keerpunt.triage.models import ActivityStatus, PlanActivity, PlanAgreement, TriageSession
+from keerpunt.triage.table_rows import TableRows
 
 __all__ = [
     "TOPICS",
@@ -89,34 +90,31 @@ def _activity(row: PlanActivity, level: Disclosure, cipher: CaseCipher) -> Activ
 
 
 async def plan_view(
-    uow: UnitOfWork, session_id: int, *, level: Disclosure | None = None
+    uow: UnitOfWork,
+    session_id: int,
+    *,
+    level: Disclosure | None = None,
+    table: TableRows | None = None,
 ) -> PlanView:
-    """Step 5 for this viewer, redacted by consent like the rest of the table."""
-    session, case = await service._session_for(uow, session_id)
+    """Step 5 for this viewer, redacted by consent like the rest of the table. Without
+    ``level`` consent decides it here, and the read is audited like every read of the case
+    (the caller who passes ``level`` audited it already). ``table``: rows already read for
+    other viewers of the same picture."""
+    table = table or TableRows(uow.db)
+    session, case = await service._table_session(uow, session_id, table)
     if level is None:
-        level = (await consent.disclosure(uow, case, audit_read=False)).level
+        level = (await consent.disclosure(uow, case)).level
     if level is Disclosure.NOTHING:
         raise NotFound()
-    return await _plan_view(uow, session, case, level)
+    return await _plan_view(uow, table, session, case, level)
 
 
 async def _plan_view(
-    uow: UnitOfWork, session: TriageSession, case: Case, level: Disclosure
+    uow: UnitOfWork, table: TableRows, session: TriageSession, case: Case, level: Disclosure
 ) -> PlanView:
-    cipher = await uow.vault.cipher(uow.db, case.id)
-    rows = (
-        await uow.db.scalars(
-            select(PlanActivity)
-            .where(PlanActivity.session_id == session.id)
-            .order_by(PlanActivity.due_date.is_(None), PlanActivity.due_date, PlanActivity.id)
-        )
-    ).all()
-    agreements = {
-        a.topic: a
-        for a in await uow.db.scalars(
-            select(PlanAgreement).where(PlanAgreement.session_id == session.id)
-        )
-    }
+    cipher = await table.cipher(uow.vault, case.id)
+    rows = await table.activities(session.id)
+    agreements = await table.agreements(session.id)
     views = []
     for topic in TOPICS:
         row = agreements.get(topic)
@@ -133,7 +131,7 @@ async def _plan_view(
         activities=tuple(_activity(r, level, cipher) for r in rows),
         agreements=tuple(views),
         is_open=session.status != "closed",
-        may_update_status=await arrangement.may_update_plan(uow, session.id),
+        may_update_status=arrangement.may_keep_plan(uow.who, await table.arrangement(session.id)),
     )
 
 

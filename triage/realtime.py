@@ -31,7 +31,7 @@ from keerpunt.consent import service as consent
 from keerpunt.consent.service import Disclosure, DisclosureDecision
 from keerpunt.platform.errors import NotFound
 from keerpunt.platform.i18n import current_locale
-from keerpunt.platform.models import Case, CaseMember, RoomEvent
+from keerpunt.platform.models import Case, RoomEvent
 from keerpunt.platform.principal import Principal
 from keerpunt.platform.realtime import Update
 from keerpunt.platform.uow import CONSENT_CHANGED, UnitOfWork, register_case_rooms
@@ -39,10 +39,10 @@ from keerpunt.triage import arrangement, plan, service
 from keerpunt.triage.models import (
     Factor,
     Goal,
-    SessionParticipant,
     StepNote,
     TriageSession,
 )
+from keerpunt.triage.table_rows import TableRows
 from keerpunt.triage.vocab import VOCAB
 
 ITEM_KINDS = frozenset({"factor", "goal", "note"})
@@ -100,7 +100,9 @@ class TriageRenderer:
         if session is None or case is None:
             return [None] * len(viewers)
         present = self._actors(room)
-        allowed = await _followers(uow, session, viewers)
+        # The rows are read once for the whole batch; every view is drawn from them.
+        table = TableRows(uow.db)
+        allowed = await _followers(table, session, viewers)
         # Typing labels, like steps 4 and 5, ask consent without the family at the table.
         family = () if update == "typing" else service.family_at_the_table(present, session)
         events = update if isinstance(update, list) else []
@@ -108,18 +110,27 @@ class TriageRenderer:
         whole_page = bool(kinds & {CONSENT_CHANGED, "session.closed"})
         steps = any(e.kind.partition(".")[0] in _STEP_KINDS for e in events)
         # Item pushes read personal data: each viewer's read is audited (as the single path
-        # did). Presence and typing name only the people the page already named; they are
+        # does). Presence and typing name only the people the page already named; they are
         # audited below only when they show item texts or the whole page again.
         flagged = await _flagged(uow, session_id) if update == "presence" else []
         decisions = await consent.disclosures_for(
-            uow, case, allowed, family_present=family, audit_read=bool(events or flagged)
+            uow, case, allowed, family_present=family, audit_read=False
         )
         level: dict[str, DisclosureDecision] = {
             v.actor: d for v, d in zip(allowed, decisions, strict=True)
         }
-        if steps:
-            # Steps 4 and 5 ask consent without the family at the table: decide that too.
+        # Steps 4 and 5 ask consent without the family at the table: decide that too.
+        at_steps = (
             await consent.disclosures_for(uow, case, allowed, audit_read=False)
+            if steps
+            else [None] * len(allowed)
+        )
+        await consent.record_reads(
+            uow,
+            case,
+            consent.Purpose.INFORMATION_EXCHANGE,
+            _reads(allowed, decisions, at_steps, table=bool(flagged) or _beyond_steps(events)),
+        )
 
         out: list[str | None] = []
         views: dict[Hashable, str] = {}
@@ -142,7 +153,9 @@ class TriageRenderer:
                             uow, case, consent.Purpose.INFORMATION_EXCHANGE, [(v, level[v.actor])]
                         )
                     out.append(
-                        await self._one(v, self._redraw(uow.acting_as(v), room, present_list))
+                        await self._one(
+                            v, self._redraw(uow.acting_as(v), room, present_list, table=table)
+                        )
                     )
                     continue
                 out.append(
@@ -151,7 +164,7 @@ class TriageRenderer:
                         _view_key(v, level[v.actor], authors),
                         v,
                         lambda w: self._presence_html(
-                            uow.acting_as(w), room, present_list, flagged
+                            uow.acting_as(w), room, present_list, flagged, table
                         ),
                     )
                 )
@@ -170,7 +183,7 @@ class TriageRenderer:
                         views,
                         (level[v.actor].level, v.locale, v.actor if v.actor in typists else None),
                         v,
-                        lambda w: self.render_typing(uow.acting_as(w), room, typing),
+                        lambda w: self.render_typing(uow.acting_as(w), room, typing, table=table),
                     )
                 )
             return out
@@ -179,14 +192,18 @@ class TriageRenderer:
             if v not in readers:
                 out.append(None)
             elif whole_page:
-                out.append(await self._one(v, self.render_events(uow.acting_as(v), room, events)))
+                out.append(
+                    await self._one(
+                        v, self.render_events(uow.acting_as(v), room, events, table=table)
+                    )
+                )
             else:
                 out.append(
                     await self._shared(
                         views,
                         _view_key(v, level[v.actor], authors, steps=steps),
                         v,
-                        lambda w: self.render_events(uow.acting_as(w), room, events),
+                        lambda w: self.render_events(uow.acting_as(w), room, events, table=table),
                     )
                 )
         return out
@@ -219,21 +236,31 @@ class TriageRenderer:
     def _actors(self, room: str, present: list[Principal] | None = None) -> frozenset[str]:
         return frozenset(p.actor for p in (present if present is not None else self._present(room)))
 
-    async def render_events(self, uow: UnitOfWork, room: str, events: list[RoomEvent]) -> str:
+    async def render_events(
+        self,
+        uow: UnitOfWork,
+        room: str,
+        events: list[RoomEvent],
+        *,
+        table: TableRows | None = None,
+    ) -> str:
+        """What ``events`` change on this viewer's screen. ``table``: the rows read for the
+        other viewers of the batch (one picture of the database); by default its own."""
         session_id = int(room.split(":", 1)[1])
         present = self._actors(room)
+        table = table or TableRows(uow.db)
         if any(e.kind == CONSENT_CHANGED for e in events):
             # Everything personal on the page, as this viewer may see it now.
-            view = await service.session_view(uow, session_id, present)
+            view = await service.session_view(uow, session_id, present, table=table)
             self._level_seen[(room, uow.who.actor)] = view.case.level
             return self._render(
                 "triage/_partials/consent_oob.html", s=view, csrf_token=uow.who.csrf_token
             )  # the hub adds who is present, labelled anew
         if any(e.kind == "session.closed" for e in events):
             # Rare and changes everything on screen: render the whole table once.
-            view = await service.session_view(uow, session_id, present)
+            view = await service.session_view(uow, session_id, present, table=table)
             return self._render("triage/_partials/closed_oob.html", s=view)
-        steps = await self._render_steps(uow, session_id, events)
+        steps = await self._render_steps(uow, session_id, events, table)
         refs: list[tuple[str, int]] = []
         for e in events:
             kind = e.kind.partition(".")[0]
@@ -243,7 +270,7 @@ class TriageRenderer:
                 refs.append(("board", 0))
         if not refs:
             return steps
-        changes = await service.table_changes(uow, session_id, refs, present)
+        changes = await service.table_changes(uow, session_id, refs, present, table=table)
         parts: list[str] = []
         # One fragment per item, for what happened to it in this batch (a replay may hold
         # several events of one item): added beats moved beats changed in place.
@@ -294,20 +321,22 @@ class TriageRenderer:
                 )
         return "".join(parts) + steps
 
-    async def _render_steps(self, uow: UnitOfWork, session_id: int, events: list[RoomEvent]) -> str:
+    async def _render_steps(
+        self, uow: UnitOfWork, session_id: int, events: list[RoomEvent], table: TableRows
+    ) -> str:
         """Steps 4 and 5 change as a whole (a split, a suggestion, a status): render the step
         again for this viewer; open edit forms are kept by the client (keerpunt.js)."""
         kinds = {e.kind.partition(".")[0] for e in events}
         parts: list[str] = []
         if kinds & {"line", "arrangement"}:
-            view = await arrangement.arrangement_view(uow, session_id)
+            view = await arrangement.arrangement_view(uow, session_id, table=table)
             parts.append(
                 self._render(
                     "triage/_partials/arrangement_oob.html", a=view, csrf_token=uow.who.csrf_token
                 )
             )
         if kinds & {"activity", "plan"}:
-            p = await plan.plan_view(uow, session_id)
+            p = await plan.plan_view(uow, session_id, table=table)
             parts.append(
                 self._render("triage/_partials/plan_oob.html", p=p, csrf_token=uow.who.csrf_token)
             )
@@ -337,14 +366,17 @@ class TriageRenderer:
         room: str,
         present: list[Principal],
         changes: service.TableChanges | None = None,
+        *,
+        table: TableRows | None = None,
     ) -> str:
         """The family joined or left the meeting: with the family at the table the case may
         be discussed openly (consent.rules), so everything personal is drawn anew."""
         session_id = int(room.split(":", 1)[1])
         actors = self._actors(room, present)
+        table = table or TableRows(uow.db)
         if changes is None:
-            changes = await service.table_changes(uow, session_id, [], actors)
-        view = await service.session_view(uow, session_id, actors)
+            changes = await service.table_changes(uow, session_id, [], actors, table=table)
+        view = await service.session_view(uow, session_id, actors, table=table)
         return self._render(
             "triage/_partials/consent_oob.html", s=view, csrf_token=uow.who.csrf_token
         ) + self._presence_list(changes, present)
@@ -355,10 +387,15 @@ class TriageRenderer:
         room: str,
         present: list[Principal],
         flagged: list[tuple[str, int, str]],
+        table: TableRows,
     ) -> str:
         session_id = int(room.split(":", 1)[1])
         changes = await service.table_changes(
-            uow, session_id, [(k, i) for k, i, _a in flagged], self._actors(room, present)
+            uow,
+            session_id,
+            [(k, i) for k, i, _a in flagged],
+            self._actors(room, present),
+            table=table,
         )
         return self._presence_parts(changes, present, session_id)
 
@@ -389,11 +426,16 @@ class TriageRenderer:
         return "".join(parts)
 
     async def render_typing(
-        self, uow: UnitOfWork, room: str, typing: list[tuple[Principal, str]]
+        self,
+        uow: UnitOfWork,
+        room: str,
+        typing: list[tuple[Principal, str]],
+        *,
+        table: TableRows | None = None,
     ) -> str:
         """Who is typing where ("Ma typt bij stap 2"): names only as consent allows."""
         session_id = int(room.split(":", 1)[1])
-        labels = await service.table_labels(uow, session_id, self._actors(room))
+        labels = await service.table_labels(uow, session_id, self._actors(room), table=table)
         entries = [
             (labels.get(p.actor) or service.PersonLabel(None, p.display_name), where)
             for p, where in typing
@@ -409,7 +451,11 @@ async def follow(uow: UnitOfWork, session_id: int) -> tuple[str, int]:
     stays cheap when a whole table joins at once."""
     session = await uow.db.get(TriageSession, session_id)
     case = await uow.db.get(Case, session.case_id) if session is not None else None
-    if session is None or case is None or not await _followers(uow, session, [uow.who]):
+    if (
+        session is None
+        or case is None
+        or not await _followers(TableRows(uow.db), session, [uow.who])
+    ):
         raise NotFound()
     if (await consent.disclosure(uow, case, audit_read=False)).level is Disclosure.NOTHING:
         raise NotFound()
@@ -417,19 +463,14 @@ async def follow(uow: UnitOfWork, session_id: int) -> tuple[str, int]:
 
 
 async def _followers(
-    uow: UnitOfWork, session: TriageSession, viewers: Sequence[Principal]
+    table: TableRows, session: TriageSession, viewers: Sequence[Principal]
 ) -> list[Principal]:
     """The viewers who may still follow this session's room (one query): the coordinators,
     and who is invited to it and still a member of the case — as ``service._session_for``
     asks for one viewer."""
-    rows = await uow.db.execute(
-        select(CaseMember.id, CaseMember.user_id)
-        .join(SessionParticipant, SessionParticipant.member_id == CaseMember.id)
-        .where(SessionParticipant.session_id == session.id, CaseMember.removed_at.is_(None))
-    )
     members: set[int] = set()
     users: set[int] = set()
-    for member_id, user_id in rows:
+    for member_id, user_id in await table.participants(session.id):
         members.add(member_id)
         if user_id is not None:
             users.add(user_id)
@@ -465,6 +506,32 @@ async def _authors(uow: UnitOfWork, session_id: int, events: list[RoomEvent]) ->
             select(StepNote.author).where(StepNote.session_id == session_id, StepNote.id.in_(notes))
         )
     )
+
+
+def _beyond_steps(events: list[RoomEvent]) -> bool:
+    """Whether these events show more than steps 4 and 5: items, the board, the whole page
+    (read at the level consent allows with the family at the table)."""
+    return any(e.kind.partition(".")[0] not in _STEP_KINDS for e in events)
+
+
+def _reads(
+    viewers: Sequence[Principal],
+    decisions: Sequence[DisclosureDecision],
+    at_steps: Sequence[DisclosureDecision | None],
+    *,
+    table: bool,
+) -> list[tuple[Principal, DisclosureDecision]]:
+    """What each viewer reads in a batch, for the audit: the table (items, board, page) at
+    the level decided with the family at the table, and steps 4 and 5 (``at_steps``, None:
+    not shown) at the level decided without it. One row per viewer, two only when the two
+    decisions differ (the family at the table opened the case to them)."""
+    out: list[tuple[Principal, DisclosureDecision]] = []
+    for v, d, s in zip(viewers, decisions, at_steps, strict=True):
+        if table:
+            out.append((v, d))
+        if s is not None and (not table or s != d):
+            out.append((v, s))
+    return out
 
 
 def _view_key(

@@ -53,6 +53,7 @@ from keerpunt.triage.models import (
     StepNote,
     TriageSession,
 )
+from keerpunt.triage.table_rows import TableRows
 
 __all__ = [
     "ENTRY_QUESTIONS",
@@ -706,6 +707,27 @@ async def _session_for(uow: UnitOfWork, session_id: int) -> tuple[TriageSession,
     return session, case
 
 
+async def _table_session(
+    uow: UnitOfWork, session_id: int, table: TableRows
+) -> tuple[TriageSession, Case]:
+    """:func:`_session_for` for the reads of the table: who is invited is read once for all
+    viewers of a batch."""
+    session = await uow.db.get(TriageSession, session_id)
+    if session is None:
+        raise NotFound()
+    case = await _load_case(uow, session.case_id)
+    if uow.who.has("coordinator"):
+        return session, case
+    invited = await table.participants(session.id)
+    who = uow.who
+    if not any(
+        (member == who.member_id) if who.member_id is not None else (user == who.user_id)
+        for member, user in invited
+    ):
+        raise NotFound()
+    return session, case
+
+
 @dataclass(frozen=True)
 class PersonLabel:
     """Who someone is at the table, for this viewer: a role (a message id, translated in the
@@ -716,12 +738,11 @@ class PersonLabel:
 
 
 async def _labels(
-    uow: UnitOfWork, case_id: int, cipher: CaseCipher, level: Disclosure
+    table: TableRows, case_id: int, cipher: CaseCipher, level: Disclosure
 ) -> dict[str, PersonLabel]:
     """Labels by actor ("member:7", "user:3") for everyone who is or was at this case's table."""
     labels: dict[str, PersonLabel] = {}
-    members = (await uow.db.scalars(select(CaseMember).where(CaseMember.case_id == case_id))).all()
-    for m in members:
+    for m in await table.members(case_id):
         if m.user is not None:
             staff = f"{m.user.display_name} ({m.user.organisation.name})"
             labels[f"user:{m.user_id}"] = PersonLabel(None, staff)
@@ -825,31 +846,20 @@ def _hours(minutes: int) -> str:
 
 
 async def _reader(
-    uow: UnitOfWork, case: Case, level: Disclosure, present: frozenset[str]
+    uow: UnitOfWork, table: TableRows, case: Case, level: Disclosure, present: frozenset[str]
 ) -> _Reader:
-    cipher = await uow.vault.cipher(uow.db, case.id)
-    labels = await _labels(uow, case.id, cipher, level)
+    cipher = await table.cipher(uow.vault, case.id)
+    labels = await _labels(table, case.id, cipher, level)
     return _Reader(
         cipher, level, labels, uow.who.actor, uow.who.member_id, present | {uow.who.actor}
     )
 
 
-async def _links(
-    uow: UnitOfWork, session_id: int, sources: set[int] | None = None
-) -> list[FactorLink]:
-    q = select(FactorLink).where(FactorLink.session_id == session_id)
-    if sources is not None:
-        q = q.where(FactorLink.source_id.in_(sources))
-    return list((await uow.db.scalars(q.order_by(FactorLink.id))).all())
-
-
 async def _factor_items(
-    uow: UnitOfWork, session_id: int, rows: Sequence[Factor], reader: _Reader
+    table: TableRows, session_id: int, rows: Sequence[Factor], reader: _Reader
 ) -> list[ItemView]:
-    links = await _links(uow, session_id, {f.id for f in rows})
-    targets = {
-        f.id: f for f in await _rows_of(uow, Factor, session_id, {ln.target_id for ln in links})
-    }
+    links = await table.links(session_id, {f.id for f in rows})
+    targets = {f.id: f for f in await table.factors(session_id, {ln.target_id for ln in links})}
     by_source: dict[int, list[LinkView]] = {}
     for ln in links:
         target = targets.get(ln.target_id)
@@ -860,16 +870,8 @@ async def _factor_items(
     return [_item("factor", f, reader, links=tuple(by_source.get(f.id, ()))) for f in rows]
 
 
-async def _goal_items(uow: UnitOfWork, rows: Sequence[Goal], reader: _Reader) -> list[ItemView]:
-    ids = {g.id for g in rows}
-    pairs: Sequence[GoalFactor] = (
-        (await uow.db.scalars(select(GoalFactor).where(GoalFactor.goal_id.in_(ids)))).all()
-        if ids
-        else ()
-    )
-    by_goal: dict[int, list[int]] = {}
-    for p in pairs:
-        by_goal.setdefault(p.goal_id, []).append(p.factor_id)
+async def _goal_items(table: TableRows, rows: Sequence[Goal], reader: _Reader) -> list[ItemView]:
+    by_goal = await table.goal_factors({g.id for g in rows})
     return [_item("goal", g, reader, factor_ids=tuple(sorted(by_goal.get(g.id, ())))) for g in rows]
 
 
@@ -885,15 +887,17 @@ async def _board_row(uow: UnitOfWork, session_id: int, *, lock: bool = False) ->
 _CIPHER_OVERHEAD = 29  # format byte, nonce, tag: the text's length without decrypting it
 
 
-async def _board_view(uow: UnitOfWork, session: TriageSession, reader: _Reader) -> BoardView:
-    board = await uow.db.get(SessionBoard, session.id)
+async def _board_view(
+    uow: UnitOfWork, table: TableRows, session: TriageSession, reader: _Reader
+) -> BoardView:
+    board = await table.board(session.id)
     facts = [
         analysis.FactorFacts(
             f.id, f.life_area, f.kind, f.draft, max(0, len(f.text_enc) - _CIPHER_OVERHEAD)
         )
-        for f in (await uow.db.scalars(select(Factor).where(Factor.session_id == session.id))).all()
+        for f in await table.factors(session.id)
     ]
-    links = [(ln.source_id, ln.target_id) for ln in await _links(uow, session.id)]
+    links = [(ln.source_id, ln.target_id) for ln in await table.links(session.id)]
     perspective = None
     hidden = False
     if board is not None and board.perspective_enc is not None:
@@ -948,27 +952,23 @@ async def _jims(
 
 
 async def session_view(
-    uow: UnitOfWork, session_id: int, present: frozenset[str] = frozenset()
+    uow: UnitOfWork,
+    session_id: int,
+    present: frozenset[str] = frozenset(),
+    *,
+    table: TableRows | None = None,
 ) -> SessionView:
     """The whole shared table for this viewer, redacted by consent and by "niet over mij
-    zonder mij" (``present``: the actors connected to the meeting now)."""
-    session, case = await _session_for(uow, session_id)
+    zonder mij" (``present``: the actors connected to the meeting now). ``table``: the rows
+    already read for other viewers of the same picture (a live push)."""
+    table = table or TableRows(uow.db)
+    session, case = await _table_session(uow, session_id, table)
     cv = await case_view(uow, case.id, family_present=family_at_the_table(present, session))
-    reader = await _reader(uow, case, cv.level, present)
-    factors = (
-        await uow.db.scalars(
-            select(Factor).where(Factor.session_id == session.id).order_by(Factor.id)
-        )
-    ).all()
-    goals = (
-        await uow.db.scalars(select(Goal).where(Goal.session_id == session.id).order_by(Goal.id))
-    ).all()
-    notes = (
-        await uow.db.scalars(
-            select(StepNote).where(StepNote.session_id == session.id).order_by(StepNote.id)
-        )
-    ).all()
-    orgs = await _providers(uow)
+    reader = await _reader(uow, table, case, cv.level, present)
+    factors = await table.factors(session.id)
+    goals = await table.goals(session.id)
+    notes = await table.notes(session.id)
+    orgs = await table.providers()
     invited_ids = (
         await uow.db.scalars(
             select(CaseMember)
@@ -977,21 +977,15 @@ async def session_view(
             .order_by(CaseMember.id)
         )
     ).all()
-    lines = (
-        await uow.db.scalars(
-            select(ArrangementLine)
-            .where(ArrangementLine.session_id == session.id)
-            .order_by(ArrangementLine.id)
-        )
-    ).all()
+    lines = await table.lines(session.id)
     return SessionView(
         id=session.id,
         room=session.room,
         case=cv,
         status=session.status,
         scheduled_at=session.scheduled_at,
-        factors=tuple(await _factor_items(uow, session.id, factors, reader)),
-        goals=tuple(await _goal_items(uow, goals, reader)),
+        factors=tuple(await _factor_items(table, session.id, factors, reader)),
+        goals=tuple(await _goal_items(table, goals, reader)),
         notes=tuple(_item("note", n, reader) for n in notes),
         lines=tuple(_line(ln, orgs, reader.labels) for ln in lines),
         providers=tuple(orgs.items()),
@@ -1000,7 +994,7 @@ async def session_view(
             for m in invited_ids
         ),
         jims=await _jims(uow, case, session, reader),
-        board=await _board_view(uow, session, reader),
+        board=await _board_view(uow, table, session, reader),
         last_seq=await uow.last_seq(session.room),
         may_close=uow.who.has("coordinator") and session.status != SessionStatus.CLOSED,
         may_arrange=_may_arrange(uow),
@@ -1054,51 +1048,58 @@ async def table_changes(
     session_id: int,
     refs: list[tuple[str, int]],
     present: frozenset[str] = frozenset(),
+    *,
+    table: TableRows | None = None,
 ) -> TableChanges:
     """The factors, goals and notes named by ``refs`` ((kind, id) pairs; ("board", 0)
     for the shared board) and the labels of the people at the table, for this viewer. One
     consent decision (audited), then only the named rows: what a live push needs, instead
-    of the whole table."""
-    session, case = await _session_for(uow, session_id)
+    of the whole table. ``table``: the rows already read for other viewers of the same
+    picture (a live push reads each changed row once for all its viewers)."""
+    table = table or TableRows(uow.db)
+    session, case = await _table_session(uow, session_id, table)
     level = (
         await consent.disclosure(uow, case, family_present=family_at_the_table(present, session))
     ).level
     if level is Disclosure.NOTHING:
         raise NotFound()
-    reader = await _reader(uow, case, level, present)
+    reader = await _reader(uow, table, case, level, present)
     wanted: dict[str, set[int]] = {"factor": set(), "goal": set(), "note": set()}
     for kind, item_id in refs:
         wanted.setdefault(kind, set()).add(item_id)
+    board_too = bool(wanted.get("board") or wanted["factor"])  # the hints follow the factors
+    choices_too = bool(wanted["factor"] or wanted["goal"])
+    if board_too or choices_too:
+        # Every factor is read anyway (hints, choices): the changed ones are among them.
+        await table.factors(session.id)
+    if board_too:
+        await table.links(session.id)
     items: dict[tuple[str, int], ItemView] = {}
-    factor_rows = await _rows_of(uow, Factor, session.id, wanted["factor"])
-    for view in await _factor_items(uow, session.id, factor_rows, reader):
+    factor_rows = await table.factors(session.id, wanted["factor"])
+    for view in await _factor_items(table, session.id, factor_rows, reader):
         items[("factor", view.id)] = view
-    for view in await _goal_items(
-        uow, await _rows_of(uow, Goal, session.id, wanted["goal"]), reader
-    ):
+    for view in await _goal_items(table, await table.goals(session.id, wanted["goal"]), reader):
         items[("goal", view.id)] = view
-    for note in await _rows_of(uow, StepNote, session.id, wanted["note"]):
+    for note in await table.notes(session.id, wanted["note"]):
         items[("note", note.id)] = _item("note", note, reader)
-    board = None
+    board = await _board_view(uow, table, session, reader) if board_too else None
     choices: tuple[tuple[int, str], ...] = ()
-    if wanted.get("board") or wanted["factor"]:
-        # The checklist hints follow the factors.
-        board = await _board_view(uow, session, reader)
-    if wanted["factor"] or wanted["goal"]:
+    if choices_too:
         # Goals name the factors they address; new factors become choices in the forms.
-        all_factors = (
-            await uow.db.scalars(
-                select(Factor).where(Factor.session_id == session.id).order_by(Factor.id)
-            )
-        ).all()
         choices = tuple(
-            (f.id, text) for f in all_factors if (text := reader.text("factor.text", f))
+            (f.id, text)
+            for f in await table.factors(session.id)
+            if (text := reader.text("factor.text", f))
         )
     return TableChanges(session.id, items, reader.labels, board, choices, level)
 
 
 async def table_labels(
-    uow: UnitOfWork, session_id: int, present: frozenset[str] = frozenset()
+    uow: UnitOfWork,
+    session_id: int,
+    present: frozenset[str] = frozenset(),
+    *,
+    table: TableRows | None = None,
 ) -> dict[str, PersonLabel]:
     """The labels of the people at the table for this viewer, for the typing signal.
     ``present``: the actors connected to the meeting now; with the family at the table the
@@ -1106,7 +1107,8 @@ async def table_labels(
 
     Not audited as a read: it names only the people the presence list (audited) already
     named on this connection, and it runs for every typing signal."""
-    session, case = await _session_for(uow, session_id)
+    table = table or TableRows(uow.db)
+    session, case = await _table_session(uow, session_id, table)
     level = (
         await consent.disclosure(
             uow, case, family_present=family_at_the_table(present, session), audit_read=False
@@ -1114,8 +1116,8 @@ async def table_labels(
     ).level
     if level is Disclosure.NOTHING:
         raise NotFound()
-    cipher = await uow.vault.cipher(uow.db, case.id)
-    return await _labels(uow, case.id, cipher, level)
+    cipher = await table.cipher(uow.vault, case.id)
+    return await _labels(table, case.id, cipher, level)
 
 
 async def _open_session(uow: UnitOfWork, session_id: int) -> tuple[TriageSession, Case, Disclosure]:

@@ -5,17 +5,19 @@ every viewer who read the case has their own audit row."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from keerpunt.platform import audit
 from keerpunt.platform.models import AuditEntry, CaseMember, RoomEvent
 from keerpunt.platform.principal import Principal, family_principal, staff_principal
 from keerpunt.platform.runtime import Runtime
-from keerpunt.platform.uow import UnitOfWork
-from keerpunt.triage import plan
+from keerpunt.platform.uow import CONSENT_CHANGED, UnitOfWork
+from keerpunt.triage import arrangement, plan
 from keerpunt.triage import service as triage
 from keerpunt.triage.realtime import TriageRenderer
 from tests.helpers import make_user
@@ -295,3 +297,164 @@ async def test_who_is_typing_names_the_family_while_they_are_at_the_table(
         role_only = await away.render_typing(uow, room, [(parent, "step-2")])
     assert "Ma Canarie" in named
     assert "Ma Canarie" not in role_only and "Ouder" in role_only
+
+
+@contextlib.contextmanager
+def _statements(rt: Runtime) -> Iterator[list[str]]:
+    """The SQL statements sent to the database meanwhile."""
+    sent: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        sent.append(statement)
+
+    event.listen(rt.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        yield sent
+    finally:
+        event.remove(rt.engine.sync_engine, "before_cursor_execute", count)
+
+
+async def test_a_batch_reads_the_table_once_however_many_views_it_draws(
+    app: Any, runtime: Runtime
+) -> None:
+    """Each changed row is read once per push, not once per group of viewers who see it
+    differently: the number of statements does not grow with the number of views."""
+    w = await build_world(runtime)
+    viewers = await _viewers(runtime, w)
+    events = await _table(runtime, w, viewers)  # items, a goal-less factor pair, steps 4 and 5
+    room = f"triage:{w.session_id}"
+    expert, youth = viewers[0], viewers[4]
+    counts = []
+    # Two views (the expert, the youth), then six (the expert's two tabs share one, the other
+    # expert, the coordinator, the youth, the parent and the JIM each see it differently).
+    for room_viewers in ([expert, youth], viewers):
+        renderer = TriageRenderer(app.state.jinja, lambda _r: viewers[:4])
+        async with runtime.sessionmaker() as db, db.begin():
+            # As the hub renders: read-only, the audit rows are written after (one each).
+            uow = UnitOfWork(db=db, vault=runtime.vault, who=expert, deferred_audit=[])
+            with _statements(runtime) as sent:
+                out = await renderer.render_for(uow, room, room_viewers, events)
+        assert all(html and WITH_CONSENT in html for html in (out[0], out[-1]))
+        assert uow.deferred_audit is not None
+        assert sorted(e.who.actor for e in uow.deferred_audit) == sorted(
+            v.actor for v in room_viewers
+        )
+        counts.append(len(sent))
+    assert counts[1] == counts[0], counts
+
+
+async def test_steps_4_and_5_are_read_with_an_audit_row(runtime: Runtime) -> None:
+    """The stated shares and the plan are personal: reading step 4 or 5 is audited like
+    every other read of the case."""
+    w = await build_world(runtime)
+    viewers = await _viewers(runtime, w)
+    await _table(runtime, w, viewers)
+    outsider = viewers[2]
+    for read in (arrangement.arrangement_view, plan.plan_view):
+        before = len(await _reads(runtime))
+        async with runtime.unit_of_work(outsider) as uow:
+            await read(uow, w.session_id)
+        rows = (await _reads(runtime))[before:]
+        assert [(r.actor, r.case_id) for r in rows] == [(outsider.actor, w.case_id)], read
+        assert "level=pseudonymous" in rows[0].detail
+
+
+async def test_a_push_of_steps_4_and_5_is_audited_as_the_single_path_audits_it(
+    app: Any, runtime: Runtime
+) -> None:
+    """With the family at the table the other expert may read the items openly, but steps 4
+    and 5 are read without the family (as on the page): the batch audits each viewer's read
+    of the steps at the level the steps were drawn with, as rendering for them alone does."""
+    w = await build_world(runtime)
+    viewers = await _viewers(runtime, w)
+    expert, outsider, youth, parent = viewers[0], viewers[2], viewers[4], viewers[5]
+    async with runtime.sessionmaker() as db:
+        after = await db.scalar(
+            select(func.max(RoomEvent.seq)).where(RoomEvent.room == f"triage:{w.session_id}")
+        )
+    async with runtime.unit_of_work(staff_principal(w.expert)) as uow:
+        await triage.add_line(
+            uow, w.session_id, w.provider.id, "45A52", "ambulant", "2", None, share=SHARE
+        )
+        await plan.add_activity(uow, w.session_id, "Ruud", "Huisbezoek", None)
+    async with runtime.sessionmaker() as db:
+        events = list(
+            (
+                await db.scalars(
+                    select(RoomEvent)
+                    .where(RoomEvent.room == f"triage:{w.session_id}", RoomEvent.seq > (after or 0))
+                    .order_by(RoomEvent.seq)
+                )
+            ).all()
+        )
+    assert {e.kind.partition(".")[0] for e in events} == {"line", "activity"}
+    room = f"triage:{w.session_id}"
+    at_table = [expert, outsider, youth, parent]
+    single = TriageRenderer(app.state.jinja, lambda _r: at_table)
+    alone = []
+    before = len(await _reads(runtime))
+    for v in at_table:
+        async with runtime.unit_of_work(v) as uow:
+            alone.append(await single.render_events(uow, room, events))
+    single_reads = {(r.actor, r.detail) for r in (await _reads(runtime))[before:]}
+
+    before = len(await _reads(runtime))
+    batch = await _batch(
+        runtime, TriageRenderer(app.state.jinja, lambda _r: at_table), room, at_table, events
+    )
+    rows = (await _reads(runtime))[before:]
+
+    assert batch == alone
+    assert SHARE not in (batch[1] or "")  # steps 4 and 5: without the family, the pseudonym
+    assert {(r.actor, r.detail) for r in rows} == single_reads
+    assert sorted(r.actor for r in rows) == sorted(v.actor for v in at_table)  # one each
+    (seen,) = [r for r in rows if r.actor == outsider.actor]
+    assert "level=pseudonymous" in seen.detail
+
+
+@pytest.mark.parametrize("kind", [CONSENT_CHANGED, "session.closed"])
+async def test_a_whole_page_redraw_from_shared_rows_is_each_viewers_own(
+    app: Any, runtime: Runtime, kind: str
+) -> None:
+    """Consent changed or the meeting closed: everything personal is drawn again per viewer,
+    from the rows read once for the batch, exactly as rendering for each alone gives it."""
+    w = await build_world(runtime)
+    viewers = await _viewers(runtime, w)
+    await _table(runtime, w, viewers)
+    async with runtime.unit_of_work(staff_principal(w.coordinator)) as uow:
+        (event,) = await uow.emit_to_case(w.case_id, kind)
+    room = f"triage:{w.session_id}"
+    present = viewers[:6]  # the youth and a parent are at the table: the note shows
+    single = TriageRenderer(app.state.jinja, lambda _r: present)
+    alone = []
+    for v in viewers:
+        async with runtime.unit_of_work(v) as uow:
+            alone.append(await single.render_events(uow, room, [event]))
+
+    batch = await _batch(
+        runtime, TriageRenderer(app.state.jinja, lambda _r: present), room, viewers, [event]
+    )
+
+    assert batch == alone
+    assert all(html and ANONYMOUS in html for html in batch)
+    assert [WITH_CONSENT in (html or "") for html in batch] == [True] * 7  # family at the table
+
+
+async def test_who_is_typing_from_shared_rows_is_each_viewers_own(
+    app: Any, runtime: Runtime
+) -> None:
+    w = await build_world(runtime, consent_to_expert_org=False)
+    viewers = await _viewers(runtime, w)
+    room = f"triage:{w.session_id}"
+    parent = viewers[5]
+    typing = [(parent, "step-2"), (viewers[0], "step-3")]
+    renderer = TriageRenderer(app.state.jinja, lambda _r: viewers, lambda _r: typing)
+    alone = []
+    for v in viewers:
+        async with runtime.unit_of_work(v) as uow:
+            alone.append(await renderer.render_typing(uow, room, typing))
+
+    batch = await _batch(runtime, renderer, room, viewers, "typing")
+
+    assert batch == alone
+    assert "Ma Canarie" in (batch[2] or "")  # the family is at the table: named
