@@ -33,7 +33,7 @@ from keerpunt.platform.principal import SYSTEM
 from keerpunt.platform.runtime import Runtime
 from keerpunt.platform.settings import Settings
 from keerpunt.platform.uow import CONSENT_CHANGED, UnitOfWork
-from keerpunt.platform.vault import Vault
+from keerpunt.platform.vault import Vault, case_rows
 
 __all__ = [
     "ActivityLine",
@@ -295,6 +295,7 @@ async def _shred_case(
             )
         )
     await vault.shred(db, case.id)
+    await _blank_legacy_plain_text(db, case.id)
     # Open screens of the case must not keep the names (the shredding wrote past the ORM).
     await UnitOfWork(db=db, vault=vault, who=SYSTEM).emit_to_case(case.id, CONSENT_CHANGED)
     # Nobody of the family logs in to a case that no longer holds their data.
@@ -320,6 +321,21 @@ async def _shred_case(
         detail=f"reason={line.reason}",
     )
     return line
+
+
+# Free text of a case stored in plain columns before it was encrypted (``*_enc``); new rows
+# no longer write them. Shredding blanks them too (table name -> columns).
+_LEGACY_PLAIN_TEXT = {"allocation_dispute_step": ("spoke_with",)}
+
+
+async def _blank_legacy_plain_text(db: AsyncSession, case_id: int) -> None:
+    from keerpunt.platform.schema import metadata  # every domain's tables, as the vault does
+
+    for name, columns in _LEGACY_PLAIN_TEXT.items():
+        table = metadata.tables[name]
+        where = case_rows(table, case_id)
+        assert where is not None  # the table leads to the case by its foreign keys
+        await db.execute(update(table).where(where).values(dict.fromkeys(columns, "")))
 
 
 async def shred_on_request(

@@ -50,6 +50,20 @@ def _values(data: FormData) -> dict[str, Any]:
     return out
 
 
+def _confirmed(data: FormData) -> bool:
+    return field(data, "confirm_identifying") == "yes"
+
+
+def _errors(exc: InvalidInput) -> dict[str, str]:
+    """The messages per field; a warning on identifying data names what was found."""
+    errors = dict(exc.errors)
+    if isinstance(exc, svc.IdentifyingText):
+        for name, kinds in exc.kinds.items():
+            what = ", ".join(gettext(k) for k in kinds)
+            errors[name] = gettext(errors[name]) % {"what": what}
+    return errors
+
+
 def _id(data: FormData, name: str) -> int | None:
     raw = field(data, name)
     return int(raw) if raw.isdigit() and len(raw) < 12 else None
@@ -345,6 +359,7 @@ async def decide(request: Request) -> Response:
         second_provider_id=_id(data, "second_provider_id"),
         share_percent=field(data, "share_percent"),
         seen_proposal_id=int(seen) if seen.isdigit() else None,
+        confirmed=_confirmed(data),
     )
     values = _values(data)
     try:
@@ -358,7 +373,7 @@ async def decide(request: Request) -> Response:
         )
     except InvalidInput as exc:
         return await _proposal_page(
-            request, who, rid, errors=exc.errors, values=values, status_code=422
+            request, who, rid, errors=_errors(exc), values=values, status_code=422
         )
     return redirect(request, "triage.allocation_show", allocation_id=allocation_id)
 
@@ -410,10 +425,11 @@ async def dispute_open(request: Request) -> Response:
                 _id(data, "provider_id") or 0,
                 field(data, "spoke_with"),
                 field(data, "note"),
+                confirmed=_confirmed(data),
             )
     except InvalidInput as exc:
         return await _show_page(
-            request, who, aid, errors=exc.errors, values=_values(data), status_code=422
+            request, who, aid, errors=_errors(exc), values=_values(data), status_code=422
         )
     return redirect(request, "triage.allocation_show", allocation_id=aid)
 
@@ -429,11 +445,17 @@ async def dispute_step(request: Request) -> Response:
     step = svc.escalate_dispute if action == "escalate" else svc.resolve_dispute
     try:
         async with unit_of_work(request, who) as uow:
-            dispute = await step(uow, did, field(data, "spoke_with"), field(data, "note"))
+            dispute = await step(
+                uow,
+                did,
+                field(data, "spoke_with"),
+                field(data, "note"),
+                confirmed=_confirmed(data),
+            )
             aid = dispute.allocation_id
     except InvalidInput as exc:
         return await _show_page(
-            request, who, aid, errors=exc.errors, values=_values(data), status_code=422
+            request, who, aid, errors=_errors(exc), values=_values(data), status_code=422
         )
     except TopOfLadder as exc:
         return await _show_page(

@@ -5,7 +5,9 @@ a fair turn under concurrency, the escalation ladder and the half-year overview.
 The rules are pure (:mod:`keerpunt.triage.allocation`); this module loads, locks and stores.
 Nothing here reads a family's personal data: cases appear under their pseudonym. Free-text
 reasons are written under the pseudonym (no names, the forms say so) and are encrypted with
-the case key all the same, so shredding the case removes them.
+the case key all the same, so shredding the case removes them. Because they are read under
+the pseudonym, identifying data in them is held for a second look before anything is saved
+(:class:`IdentifyingText`), as everywhere else a case is discussed anonymously.
 
 Concurrency: giving a turn locks the rotation row of the (lot, domain) with SELECT ... FOR
 UPDATE (PostgreSQL; on SQLite every write transaction starts with BEGIN IMMEDIATE and holds
@@ -19,7 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +30,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from keerpunt.consent import service as consent
 from keerpunt.platform import audit
 from keerpunt.platform.db import utcnow
 from keerpunt.platform.errors import DomainError, InvalidInput, NotAllowed, NotFound, StaleVersion
@@ -72,6 +75,7 @@ __all__ = [
     "AllocationView",
     "Choice",
     "Explanation",
+    "IdentifyingText",
     "NeedsIncomplete",
     "Overview",
     "ProposalChanged",
@@ -122,6 +126,40 @@ class ProposalChanged(TurnMoved):
         "Het voorstel is intussen veranderd, omdat het aanbod van een aanbieder is aangepast. "
         "Kijk het na en kies opnieuw. Er is niets opgeslagen."
     )
+
+
+class IdentifyingText(InvalidInput):
+    """Free text written under the pseudonym seems to hold identifying data (herleidbare
+    gegevens): nothing is saved until the author has looked again and confirms.
+
+    ``kinds`` maps each form field to the kinds found in it (message ids, "een
+    telefoonnummer"…), so the warning on the field can name them."""
+
+    def __init__(self, kinds: dict[str, tuple[str, ...]], errors: dict[str, str]) -> None:
+        super().__init__(
+            {
+                **errors,
+                **dict.fromkeys(kinds, consent.IdentifyingWarning.message),
+                "confirm_identifying": CONFIRM_IDENTIFYING,
+            }
+        )
+        self.kinds = kinds
+
+
+CONFIRM_IDENTIFYING = N_("Vink aan als de tekst niemand herkenbaar maakt.")
+
+
+def _identifying(texts: dict[str, str], confirmed: bool) -> dict[str, tuple[str, ...]]:
+    """Per field, the kinds of identifying data in its text; empty when confirmed.
+
+    Only patterns are checked (BSN, dates, phone, e-mail, postcode, address), not the names of
+    the family: the manager sees the case under its pseudonym only, and a warning on a name
+    would tell them that the name they typed belongs to this family (as
+    :func:`keerpunt.consent.service.identifying_warning` does for such authors)."""
+    if confirmed:
+        return {}
+    found = {field: consent.identifying_kinds(text) for field, text in texts.items()}
+    return {field: kinds for field, kinds in found.items() if kinds}
 
 
 def _require_manager(uow: UnitOfWork) -> None:
@@ -775,6 +813,7 @@ class Choice:
     second_provider_id: int | None = None
     share_percent: str = ""  # the first provider's share when there are two
     seen_proposal_id: int | None = None  # the proposal shown (0: none); None: not checked
+    confirmed: bool = False  # looked again at a reason the identifying-data check flagged
 
 
 async def _lock_rotation(db: AsyncSession, lot: str, domain: str) -> AllocationRotation:
@@ -827,6 +866,9 @@ async def decide_allocation(uow: UnitOfWork, request_id: int, c: Choice) -> Allo
             )
         else:
             share = parsed
+    flagged = _identifying({"reason": c.reason}, c.confirmed)
+    if flagged:
+        raise IdentifyingText(flagged, errors)
     if errors:
         raise InvalidInput(errors)
     rotation_row = await _lock_rotation(uow.db, req.lot, req.domain)
@@ -1032,7 +1074,7 @@ async def allocation_view(uow: UnitOfWork, allocation_id: int) -> AllocationView
                         level_label=LADDER_LABELS[s.level],
                         action=s.action,
                         by=users.get(s.by_id, "?"),
-                        spoke_with=s.spoke_with,
+                        spoke_with=_spoke_with(s, reveal),
                         note=reveal("dispute.note", s.note_enc),
                         at=s.at,
                     )
@@ -1046,12 +1088,23 @@ async def allocation_view(uow: UnitOfWork, allocation_id: int) -> AllocationView
     )
 
 
-def _step_input(spoke_with: str, note: str) -> tuple[str, str]:
+def _spoke_with(step: DisputeStep, reveal: Callable[[str, bytes | None], str | None]) -> str:
+    """With whom a step was discussed: encrypted since revision faa57f59db60; a step written
+    before keeps its text in the old plain column (blanked when the case is shredded)."""
+    if step.spoke_with_enc:
+        return reveal("dispute.spoke_with", step.spoke_with_enc) or ""
+    return step.spoke_with
+
+
+def _step_input(spoke_with: str, note: str, confirmed: bool) -> tuple[str, str]:
     errors: dict[str, str] = {}
     if not note.strip():
         errors["note"] = N_("Schrijf op wat er is besproken en waarom.")
     if len(spoke_with.strip()) > 300:
         errors["spoke_with"] = N_("Dit is te lang. Houd het kort.")
+    flagged = _identifying({"spoke_with": spoke_with, "note": note}, confirmed)
+    if flagged:
+        raise IdentifyingText(flagged, errors)
     if errors:
         raise InvalidInput(errors)
     return spoke_with.strip(), note.strip()
@@ -1067,7 +1120,8 @@ async def _add_step(
             dispute_id=dispute.id,
             level=dispute.level,
             action=action,
-            spoke_with=spoke,
+            spoke_with="",
+            spoke_with_enc=cipher.encrypt("dispute.spoke_with", spoke) if spoke else None,
             note_enc=cipher.encrypt("dispute.note", note),
             by_id=uow.who.user_id,
         )
@@ -1084,15 +1138,22 @@ async def _add_step(
 
 
 async def open_dispute(
-    uow: UnitOfWork, allocation_id: int, provider_id: int, spoke_with: str, note: str
+    uow: UnitOfWork,
+    allocation_id: int,
+    provider_id: int,
+    spoke_with: str,
+    note: str,
+    *,
+    confirmed: bool = False,
 ) -> AllocationDispute:
     """A provider disagrees (escalatieladder, first step: its manager objects). Recorded by
-    the manager zorgbemiddeling; the allocation stands meanwhile."""
+    the manager zorgbemiddeling; the allocation stands meanwhile. ``confirmed``: the author
+    looked again at text the identifying-data check flagged."""
     _require_manager(uow)
     a = await uow.db.get(Allocation, allocation_id)
     if a is None:
         raise NotFound()
-    spoke, why = _step_input(spoke_with, note)
+    spoke, why = _step_input(spoke_with, note, confirmed)
     if provider_id not in {a.provider_id, a.second_provider_id}:
         raise InvalidInput({"provider_id": N_("Kies de aanbieder die het niet eens is.")})
     running = await uow.db.scalar(
@@ -1124,22 +1185,22 @@ async def _open(uow: UnitOfWork, dispute_id: int) -> tuple[AllocationDispute, Al
 
 
 async def escalate_dispute(
-    uow: UnitOfWork, dispute_id: int, spoke_with: str, note: str
+    uow: UnitOfWork, dispute_id: int, spoke_with: str, note: str, *, confirmed: bool = False
 ) -> AllocationDispute:
     """No consensus: one step up the ladder, with who, why and when."""
     d, a = await _open(uow, dispute_id)
-    spoke, why = _step_input(spoke_with, note)
+    spoke, why = _step_input(spoke_with, note, confirmed)
     d.level = next_step(LadderStep(d.level)).value  # TopOfLadder at the boards
     await _add_step(uow, d, a.case_id, "escalated", spoke, why)
     return d
 
 
 async def resolve_dispute(
-    uow: UnitOfWork, dispute_id: int, spoke_with: str, note: str
+    uow: UnitOfWork, dispute_id: int, spoke_with: str, note: str, *, confirmed: bool = False
 ) -> AllocationDispute:
     """Consensus reached on this step: the dispute ends; the allocation is unchanged."""
     d, a = await _open(uow, dispute_id)
-    spoke, why = _step_input(spoke_with, note)
+    spoke, why = _step_input(spoke_with, note, confirmed)
     d.status = "resolved"
     d.resolved_at = utcnow()
     await _add_step(uow, d, a.case_id, "resolved", spoke, why)

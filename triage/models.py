@@ -382,7 +382,11 @@ class DisputeStep(Base):
     dispute_id: Mapped[int] = mapped_column(ForeignKey("allocation_dispute.id"), index=True)
     level: Mapped[str] = mapped_column(String(30))
     action: Mapped[str] = mapped_column(String(20))  # opened | escalated | resolved
-    spoke_with: Mapped[str] = mapped_column(String(300), default="")  # professionals' names
+    # With whom it was discussed (professionals' names), encrypted with the case key like the
+    # note. ``spoke_with`` is the plain column of steps written before that: no longer written,
+    # read only when ``spoke_with_enc`` is empty, and blanked when the case is shredded.
+    spoke_with: Mapped[str] = mapped_column(String(300), default="")
+    spoke_with_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     note_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     by_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
     at: Mapped[dt.datetime] = mapped_column(default=utcnow)
