@@ -5,14 +5,15 @@ A demo-like world (``leak_world``) holds a unique canary string in every persona
 four cases: consent for a named organisation, no consent, an objection, and a shredded case.
 A crawler logs in as every role — coordinator, triage members of different organisations (a
 named recipient and one that is not), a triage member at no table, the registrar, the
-penvoerder's finance staff, the RET manager, a staff member without roles, each family member
-of each case, and an anonymous visitor — and visits every GET route of the application (taken
+penvoerder's finance staff, the finance staff of a kassier and of its sub-provider, the RET
+manager, a staff member without roles, the municipality's funder, each family member of each
+case, and an anonymous visitor — and visits every GET route of the application (taken
 from ``app.routes``, so new pages are covered automatically, with the ids of every case,
 session, item, consent record and invitation filled in), and every link, form action and htmx
 target on the pages it gets — the session steps, the case lifecycle and agenda, the RET
 allocation pages, settlement (allocations, deliveries, contracts, the quarter run and its
-JW323 files, unpacked; the kassier and its payment batch; bank accounts), the family's
-consent page, the youth-alone exception and the FHIR export — and sends a bad form to every
+JW323 files, unpacked; a real kassier ledger and its SEPA payment batch; bank accounts), the
+family's consent page, the youth-alone exception and the FHIR export — and sends a bad form to every
 POST route that takes one. It also listens to the websocket of every session while others
 edit. Whatever it gets must hold no canary the
 oracle (in ``leak_world``, written out by hand) does not allow for that viewer.
