@@ -22,6 +22,13 @@ Besides the tables: A has a youth-alone exception (its reason is personal) and a
 B was handed to the manager zorgbemiddeling (RET), allocated with an overriding reason and
 disputed (both written under the pseudonym); C has a settlement allocation (toewijzing) held
 by Karakter, and the last quarter is closed into a settlement run.
+
+The kassier model in that run: Horizon holds a second allocation of C as kassier; Altra
+(6,60 %) and Ambiq (€ 2,50 an hour) are registered with it as sub-providers and deliver under
+it; each has a bank account. So the run holds a kassier ledger, statements with margins for the
+kassier and each sub-provider, and a payment batch (SEPA XML). The finance staff of Horizon and
+Altra are viewers too: at no table, they know C only by the pseudonym on its allocation; a
+statement and the kassier page show allocation numbers, never a pseudonym.
 """
 
 from __future__ import annotations
@@ -41,10 +48,19 @@ from keerpunt.platform.models import Case, CaseMember, Organisation, User
 from keerpunt.platform.principal import Principal, family_principal, staff_principal
 from keerpunt.platform.runtime import Runtime
 from keerpunt.platform.uow import UnitOfWork
+from keerpunt.settlement.bank_accounts import record_bank_account
 from keerpunt.settlement.declaration import Allocation as SettlementAllocation
-from keerpunt.settlement.declaration import Frequency, Variant
+from keerpunt.settlement.declaration import (
+    Frequency,
+    Margin,
+    MarginKind,
+    SubProviderAgreement,
+    Variant,
+)
+from keerpunt.settlement.rules import Quarter
 from keerpunt.settlement.service import (
     DeliveryDraft,
+    add_agreement,
     add_allocation,
     close_quarter,
     quarter_of,
@@ -94,7 +110,34 @@ STAFF_ORACLE: dict[str, tuple[Sees, Sees, Sees, Sees]] = {
     "ret_manager": (N, P, N, N),  # allocates B, by pseudonym
     "outsider_staff": (N, N, N, N),
     "funder_gemeente": (N, N, N, N),  # the monitor's aggregates only: no case, no pseudonym
+    # The kassier model: the finance staff of the kassier (Horizon, holding an allocation of
+    # C) and of its sub-provider (Altra, delivering under it) are at no table. Like Karakter's
+    # staff for T-LEAK-C, they know the case of the allocation they deliver under by its
+    # pseudonym (the allocations page names it), and nothing else.
+    "kassier_finance": (N, N, P, N),
+    "sub_provider_finance": (N, N, P, N),
 }
+
+# The kassier arrangement (DOMAIN.md "Kassier model"): the kassier pays its sub-providers.
+# Who may see the kassier's ledger and download its payment batch: its own finance staff and
+# the penvoerder's (who settles with the municipalities). Not the sub-provider (it must not
+# see what the kassier keeps of others), not staff without the finance role, not the
+# municipality's funder, not the family.
+KASSIER_READERS = frozenset({"finance_penvoerder", "kassier_finance"})
+# Each provider's statement: its own staff and the penvoerder's finance staff.
+STATEMENT_READERS = {
+    "karakter": frozenset({"finance_penvoerder", "ruud_named_karakter"}),
+    "accare": frozenset(),  # delivered nothing: no statement
+    "kassier": frozenset({"finance_penvoerder", "kassier_finance"}),
+    "sub": frozenset({"finance_penvoerder", "sub_provider_finance"}),
+    "other_sub": frozenset({"finance_penvoerder"}),  # no viewer of its own
+}
+KASSIER_IBAN, SUB_IBAN = "NL91ABNA0417164300", "NL20INGB0001234567"
+# Altra's 10 hours at € 124,80: € 1.248,00, of which the kassier keeps 6,60 % (€ 82,37)
+SUB_GROSS, SUB_MARGIN, SUB_NET = 124_800, 8_237, 116_563
+# Ambiq, the other sub-provider: 8 hours, € 2,50 an hour for the kassier (€ 20,00 of € 998,40)
+OTHER_SUB_IBAN, OTHER_SUB_MARGIN = "NL39RABO0300065264", Margin(MarginKind.FIXED, 250)
+OTHER_SUB_GROSS, OTHER_SUB_CUT, OTHER_SUB_NET = 99_840, 2_000, 97_840
 ANONYMOUS_VISITOR = (N, N, N, N)
 
 # In a meeting the family itself takes part in (connected to its live stream: the youth, and
@@ -172,6 +215,9 @@ class LeakWorld:
     # ids that live under a session (plan activities, arrangement lines): name -> (session, id)
     session_ids_of: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
     reports: dict[str, str] = field(default_factory=dict)  # case -> the report's public id
+    # the kassier arrangement: "kassier" and "sub" (its sub-provider) -> organisation id;
+    # the statements: also "karakter" and "accare"
+    providers: dict[str, int] = field(default_factory=dict)
 
     def personal(self, value: str, case: str) -> str:
         self.canaries[value] = (case, Sees.FULL)
@@ -524,10 +570,79 @@ async def _more_pages(
                 volume=3,
             ),
         )
+    await _kassier(rt, w, last, municipality)
     async with rt.unit_of_work(finance) as uow:
         await close_quarter(uow, last, today)
     w.quarters = [last.code, quarter_of(today).code]
-    w.ids["provider_id"] = [karakter.id, accare.id]  # a statement, and none
+    w.providers |= {"karakter": karakter.id, "accare": accare.id}  # a statement, and none
+    w.ids["provider_id"] = list(w.providers.values())
+
+
+async def _kassier(rt: Runtime, w: LeakWorld, quarter: Quarter, municipality: int) -> None:
+    """The kassier model, through the real services: Horizon holds an allocation of C as
+    kassier, Altra delivers under it as registered sub-provider with a 6,60 % margin, both
+    record their bank account; Horizon and Altra both deliver in ``quarter``."""
+    today = dt.datetime.now(AMSTERDAM).date()
+    horizon = await make_org(rt, "Horizon", agb_code="98000011")
+    altra = await make_org(rt, "Altra", agb_code="98000012")
+    ambiq = await make_org(rt, "Ambiq", agb_code="98000013")
+    w.staff["kassier_finance"] = await make_user(rt, horizon, "Kees Kassier", "finance")
+    w.staff["sub_provider_finance"] = await make_user(rt, altra, "Olga Onderaannemer", "finance")
+    w.providers |= {"kassier": horizon.id, "sub": altra.id, "other_sub": ambiq.id}
+    finance = staff_principal(w.staff["finance_penvoerder"])
+    async with rt.unit_of_work(finance) as uow:
+        for sub, margin in ((altra, Margin(MarginKind.PERCENT, 660)), (ambiq, OTHER_SUB_MARGIN)):
+            await add_agreement(
+                uow, SubProviderAgreement(horizon.id, sub.id, margin, quarter.start)
+            )
+        await add_allocation(
+            uow,
+            SettlementAllocation(
+                number="T-LEAK-K",
+                case_id=w.case_ids["C"],
+                provider_id=horizon.id,
+                municipality_id=municipality,
+                variant=Variant.SPECIFIC,
+                start=quarter.start,
+                end=today + dt.timedelta(days=90),
+                product_category="45",
+                product_code="45A52",
+                volume=40,
+                unit="04",
+                frequency=Frequency.MONTH,
+            ),
+        )
+    await add_tariff(rt, horizon, 12_480, quarter.start)
+    month_end = (quarter.start.replace(day=28) + dt.timedelta(days=4)).replace(
+        day=1
+    ) - dt.timedelta(days=1)
+    for who, iban, hours in (
+        ("kassier_finance", KASSIER_IBAN, 3),
+        ("sub_provider_finance", SUB_IBAN, 10),
+    ):
+        async with rt.unit_of_work(staff_principal(w.staff[who])) as uow:
+            await record_bank_account(
+                uow,
+                {"iban": iban, "holder_name": who, "valid_from": quarter.start.isoformat()},
+            )
+            await record_delivery(
+                uow, DeliveryDraft("T-LEAK-K", "45A52", quarter.start, month_end, hours)
+            )
+    # Ambiq, a second sub-provider (€ 2,50 an hour), entered by the penvoerder: Altra must
+    # not see its margin.
+    async with rt.unit_of_work(finance) as uow:
+        await record_bank_account(
+            uow,
+            {
+                "organisation_id": str(ambiq.id),
+                "iban": OTHER_SUB_IBAN,
+                "holder_name": "Ambiq",
+                "valid_from": quarter.start.isoformat(),
+            },
+        )
+        await record_delivery(
+            uow, DeliveryDraft("T-LEAK-K", "45A52", quarter.start, month_end, 8, ambiq.id)
+        )
 
 
 def _needs(w: LeakWorld, author: str, case: str) -> Sees:

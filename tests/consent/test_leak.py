@@ -5,14 +5,15 @@ A demo-like world (``leak_world``) holds a unique canary string in every persona
 four cases: consent for a named organisation, no consent, an objection, and a shredded case.
 A crawler logs in as every role — coordinator, triage members of different organisations (a
 named recipient and one that is not), a triage member at no table, the registrar, the
-penvoerder's finance staff, the RET manager, a staff member without roles, each family member
-of each case, and an anonymous visitor — and visits every GET route of the application (taken
+penvoerder's finance staff, the finance staff of a kassier and of its sub-provider, the RET
+manager, a staff member without roles, the municipality's funder, each family member of each
+case, and an anonymous visitor — and visits every GET route of the application (taken
 from ``app.routes``, so new pages are covered automatically, with the ids of every case,
 session, item, consent record and invitation filled in), and every link, form action and htmx
 target on the pages it gets — the session steps, the case lifecycle and agenda, the RET
 allocation pages, settlement (allocations, deliveries, contracts, the quarter run and its
-JW323 files, unpacked; the kassier and its payment batch; bank accounts), the family's
-consent page, the youth-alone exception and the FHIR export — and sends a bad form to every
+JW323 files, unpacked; a real kassier ledger and its SEPA payment batch; bank accounts), the
+family's consent page, the youth-alone exception and the FHIR export — and sends a bad form to every
 POST route that takes one. It also listens to the websocket of every session while others
 edit. Whatever it gets must hold no canary the
 oracle (in ``leak_world``, written out by hand) does not allow for that viewer.
@@ -56,6 +57,15 @@ from keerpunt.settlement.models import SettlementRunLine
 from tests.conftest import LiveServer
 from tests.consent.leak_world import (
     CASES,
+    KASSIER_IBAN,
+    KASSIER_READERS,
+    OTHER_SUB_GROSS,
+    OTHER_SUB_IBAN,
+    OTHER_SUB_NET,
+    STATEMENT_READERS,
+    SUB_IBAN,
+    SUB_MARGIN,
+    SUB_NET,
     LeakWorld,
     Sees,
     build_leak_world,
@@ -668,6 +678,85 @@ async def crawl_api(rt: Runtime, app: Any, world: LeakWorld) -> dict[str, str]:
     return pages
 
 
+def _amount(cents: int) -> str:
+    """An amount as a page shows it in Dutch, without the euro sign: 8237 -> "82,37"."""
+    euros, rest = divmod(cents, 100)
+    return f"{euros:,}".replace(",", ".") + f",{rest:02d}"
+
+
+def check_statements_and_kassier(world: LeakWorld, seen: dict[str, Seen]) -> None:
+    """Each statement (page, PDF, CSV) reaches only its own provider's staff and the
+    penvoerder's finance staff; the kassier's ledger and payment batch only the kassier's
+    finance staff and the penvoerder's (leak_world.KASSIER_READERS); a sub-provider never
+    sees another's margin or account; and none of it holds anything of a case, not even a
+    pseudonym: they go by allocation number."""
+    closed = world.quarters[0]
+    p = world.providers
+    for viewer, got in seen.items():
+        for name, provider in p.items():
+            base = f"/settlement/run/{closed}/statement/{provider}"
+            allowed = viewer in STATEMENT_READERS[name]
+            for suffix in ("", ".pdf", ".csv"):
+                status = got.status[base + suffix]
+                assert (status == 200) == allowed, (viewer, name, suffix, status)
+                assert status in {200, 404} or viewer == "anonymous", (viewer, name, status)
+            for page in ("1", "2", "x"):  # one page each here: 2 and x do not exist
+                status = got.status[f"{base}?page={page}"]
+                assert (status == 200) == (allowed and page == "1"), (viewer, name, page, status)
+        # The kassier: a real ledger and batch, for its readers only; "not found" for other
+        # staff and family, the login page for an anonymous visitor.
+        page_url = f"/settlement/kassier/{closed}"
+        batch_url = f"{page_url}/{p['kassier']}/betaalopdracht.xml"
+        reader = viewer in KASSIER_READERS
+        for url in (page_url, batch_url):
+            status = got.status[url]
+            expected = 200 if reader else 303 if viewer == "anonymous" else 404
+            assert status == expected, (viewer, url, status)
+        # Karakter holds an allocation but is no kassier: no batch, for anyone.
+        assert got.status[f"{page_url}/{p['karakter']}/betaalopdracht.xml"] != 200, viewer
+        index = got.pages.get("GET /settlement/kassier", "")
+        assert (page_url in index) == reader, viewer
+        # Altra's margin, what it is paid and its account: the penvoerder, the kassier and
+        # Altra itself. Ambiq's: not Altra. (Organisation names are no secret: pickers list
+        # every provider.)
+        own = reader or viewer == "sub_provider_finance"
+        for value, may in (
+            (_amount(SUB_MARGIN), own),
+            (_amount(SUB_NET), own),
+            (SUB_IBAN, own),
+            (_amount(OTHER_SUB_GROSS), reader),
+            (_amount(OTHER_SUB_NET), reader),
+            (OTHER_SUB_IBAN, reader),
+        ):
+            if not may:
+                assert not got.contains(value), (viewer, value)
+    # What the readers get is real: the ledger, the margins, the SEPA file.
+    for viewer in KASSIER_READERS:
+        got = seen[viewer]
+        page = got.pages[f"GET /settlement/kassier/{closed}"]
+        for value in ("Horizon", "Altra", "Ambiq", _amount(SUB_MARGIN), _amount(SUB_NET)):
+            assert value in page, (viewer, value)
+        batch = got.pages[f"GET /settlement/kassier/{closed}/{p['kassier']}/betaalopdracht.xml"]
+        assert "pain.001.001.03" in batch and KASSIER_IBAN in batch, viewer
+        assert SUB_IBAN in batch and OTHER_SUB_IBAN in batch, viewer
+        total = SUB_NET + OTHER_SUB_NET
+        assert f"<CtrlSum>{total // 100}.{total % 100:02d}</CtrlSum>" in batch, viewer
+        statement = got.pages[f"GET /settlement/run/{closed}/statement/{p['kassier']}"]
+        assert "Ambiq" in statement and _amount(SUB_MARGIN) in statement, viewer
+    sub = seen["sub_provider_finance"].pages[f"GET /settlement/run/{closed}/statement/{p['sub']}"]
+    assert "Horizon" in sub and _amount(SUB_MARGIN) in sub and _amount(SUB_NET) in sub
+    assert "T-LEAK-K" in sub
+    # Nothing of a case, not even its pseudonym, on any statement or kassier page or file
+    # (the "not found" page of a family member may show their own case around it).
+    everything = set(world.canaries) | set(world.reports.values())
+    for viewer, got in seen.items():
+        for url, status in got.status.items():
+            if status == 200 and ("/settlement/kassier" in url or "/statement/" in url):
+                text = got.pages[f"GET {url}"]
+                found = [c for c in everything if c in text]
+                assert not found, (viewer, url, found)
+
+
 @pytest.mark.timeout(600)  # thousands of requests; slow only on a machine under load
 async def test_no_canary_reaches_anyone_consent_does_not_allow(
     pooled_app: Any, runtime: Runtime, live_server: LiveServer
@@ -769,26 +858,7 @@ async def test_no_canary_reaches_anyone_consent_does_not_allow(
         assert seen[viewer].contains("T-LEAK-C"), viewer
     closed = world.quarters[0]
     assert seen["finance_penvoerder"].status[f"/settlement/run/{closed}/jw323.zip"] == 200
-    # A provider's statement (page, PDF, CSV): its own staff and the penvoerder's finance only.
-    karakter, accare = world.ids["provider_id"]
-    for viewer in viewers:
-        for suffix in ("", ".pdf", ".csv"):
-            own = seen[viewer].status[f"/settlement/run/{closed}/statement/{karakter}{suffix}"]
-            other = seen[viewer].status[f"/settlement/run/{closed}/statement/{accare}{suffix}"]
-            allowed = viewer in ("finance_penvoerder", "ruud_named_karakter")
-            assert own == (200 if allowed else 404) or (viewer == "anonymous" and own != 200), (
-                viewer,
-                suffix,
-                own,
-            )
-            assert other != 200, (viewer, suffix, other)
-        base = f"/settlement/run/{closed}/statement"
-        for page in ("1", "2", "x"):  # a statement has one page here: 2 and x do not exist
-            own = seen[viewer].status[f"{base}/{karakter}?page={page}"]
-            other = seen[viewer].status[f"{base}/{accare}?page={page}"]
-            allowed = viewer in ("finance_penvoerder", "ruud_named_karakter") and page == "1"
-            assert (own == 200) == allowed, (viewer, page, own)
-            assert other != 200, (viewer, page, other)
+    check_statements_and_kassier(world, seen)
     assert seen["coordinator"].status[f"/cases/{world.case_ids['A']}/consents.fhir.json"] == 200
     # The funder's monitor (page, XLSX, CSV) was read, and holds no case at all: not even a
     # pseudonym leaves the care chain.
