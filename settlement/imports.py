@@ -63,6 +63,7 @@ from keerpunt.settlement.records import (
     allocation_terms,
     contract_terms,
     delivery_terms,
+    insert_deliveries,
     store_contract,
     sub_provider_terms,
 )
@@ -1214,42 +1215,16 @@ async def _import_deliveries(
                 )
     if errors:
         raise ImportRejected(errors, ImportKind.DELIVERIES)
-    # One INSERT ... RETURNING per batch of lines (the ORM would insert one by one on
-    # SQLite). A line is unique in the file by provider, allocation, product and period
-    # (checked above), so that key tells which id each line got.
-    now = utcnow()
-    written = await uow.db.execute(
-        insert(DeliveryRow).returning(
-            DeliveryRow.id,
-            DeliveryRow.provider_id,
-            DeliveryRow.allocation_id,
-            DeliveryRow.product_code,
-            DeliveryRow.start_date,
-            DeliveryRow.end_date,
-        ),
-        [
-            {
-                "provider_id": d.provider_id,
-                "allocation_id": row_of_number[d.allocation_number].id,
-                "product_category": d.product_category,
-                "product_code": d.product_code,
-                "start_date": d.start,
-                "end_date": d.end,
-                "volume": d.volume,
-                "created_by_id": uow.who.user_id,
-                "created_at": now,
-            }
-            for _, d in candidates.values()
-        ],
+    lines_in = list(candidates.values())
+    new_ids = await insert_deliveries(
+        uow, [(row_of_number[d.allocation_number].id, d) for _, d in lines_in]
     )
-    id_of = {tuple(key): id_ for id_, *key in written}
     # One audit row per case (the case's own trail shows what was added to it, by whom), with
     # every delivery and the file row it came from; the import itself gets one more row.
     per_case: dict[int, list[str]] = {}
     case_of = {a.id: a.case_id for a in allocation_rows}
-    for line, d in candidates.values():
+    for (line, d), new_id in zip(lines_in, new_ids, strict=True):
         allocation_id = row_of_number[d.allocation_number].id
-        new_id = id_of[(d.provider_id, allocation_id, d.product_code, d.start, d.end)]
         per_case.setdefault(case_of[allocation_id], []).append(f"{new_id}:{line.row}")
     await audit.record_many(
         uow.db,

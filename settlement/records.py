@@ -65,6 +65,7 @@ __all__ = [
     "check_quarter",
     "contract_terms",
     "delivery_terms",
+    "insert_deliveries",
     "load_agreements",
     "load_until",
     "record_delivery",
@@ -633,46 +634,8 @@ class DeliveryBatch:
         uow, kept, self._kept = self._uow, self._kept, []
         if not kept:
             return []
-        # One statement for all rows. Which id went to which row is read from the row itself
-        # (SQLite does not promise RETURNING in the order of the rows); rows that are alike in
-        # everything are alike to settlement too.
-        table = cast(Table, DeliveryRow.__table__)
-        inserted = await uow.db.execute(
-            insert(table).returning(
-                table.c.id,
-                table.c.allocation_id,
-                table.c.provider_id,
-                table.c.product_code,
-                table.c.start_date,
-                table.c.end_date,
-                table.c.volume,
-            ),
-            [
-                {
-                    "provider_id": d.provider_id,
-                    "allocation_id": ledger.row.id,
-                    "product_category": d.product_category,
-                    "product_code": d.product_code,
-                    "start_date": d.start,
-                    "end_date": d.end,
-                    "volume": d.volume,
-                    "created_by_id": uow.who.user_id,
-                }
-                for ledger, d in kept
-            ],
-        )
-        ids: dict[tuple[object, ...], list[int]] = {}
-        for row_id, *same in sorted(inserted, key=lambda r: int(r[0])):
-            ids.setdefault(tuple(same), []).append(row_id)
-        saved = [
-            replace(
-                d,
-                id=ids[
-                    (ledger.row.id, d.provider_id, d.product_code, d.start, d.end, d.volume)
-                ].pop(0),
-            )
-            for ledger, d in kept
-        ]
+        new_ids = await insert_deliveries(uow, [(ledger.row.id, d) for ledger, d in kept])
+        saved = [replace(d, id=i) for (_, d), i in zip(kept, new_ids, strict=True)]
         await audit.record_many(
             uow.db,
             [
@@ -691,6 +654,48 @@ class DeliveryBatch:
             ],
         )
         return saved
+
+
+async def insert_deliveries(uow: UnitOfWork, lines: Sequence[tuple[int, Delivery]]) -> list[int]:
+    """Write delivery lines, each with its allocation's row id, in one statement (the ORM
+    would insert them one by one on SQLite); the ids the database gave them, in the order
+    given. Which id went to which line is read from the row itself, since SQLite does not
+    promise RETURNING in the order of the rows; lines alike in everything are alike to
+    settlement too. The caller checks and audits."""
+    if not lines:
+        return []
+    table = cast(Table, DeliveryRow.__table__)
+    inserted = await uow.db.execute(
+        insert(table).returning(
+            table.c.id,
+            table.c.allocation_id,
+            table.c.provider_id,
+            table.c.product_code,
+            table.c.start_date,
+            table.c.end_date,
+            table.c.volume,
+        ),
+        [
+            {
+                "provider_id": d.provider_id,
+                "allocation_id": allocation_id,
+                "product_category": d.product_category,
+                "product_code": d.product_code,
+                "start_date": d.start,
+                "end_date": d.end,
+                "volume": d.volume,
+                "created_by_id": uow.who.user_id,
+            }
+            for allocation_id, d in lines
+        ],
+    )
+    ids: dict[tuple[object, ...], list[int]] = {}
+    for row_id, *same in sorted(inserted, key=lambda r: int(r[0])):
+        ids.setdefault(tuple(same), []).append(row_id)
+    return [
+        ids[(allocation_id, d.provider_id, d.product_code, d.start, d.end, d.volume)].pop(0)
+        for allocation_id, d in lines
+    ]
 
 
 async def record_delivery(uow: UnitOfWork, draft: DeliveryDraft) -> Delivery:
