@@ -258,6 +258,7 @@ class PlannedSession:
     case_title: str
     session_id: int
     scheduled_at: dt.datetime
+    may_open: bool  # the viewer may open the meeting (see service.sessions_open_to)
 
 
 @dataclass(frozen=True)
@@ -305,7 +306,9 @@ async def week_agenda(uow: UnitOfWork, day: dt.date, today: dt.date | None = Non
             if week_start(local) in counts:
                 counts[week_start(local)] += 1
             if monday <= local < end:
-                sessions.append(PlannedSession(view.id, view.title, s.id, s.scheduled_at))
+                sessions.append(
+                    PlannedSession(view.id, view.title, s.id, s.scheduled_at, s.may_open)
+                )
         case = await uow.db.get(Case, view.id)
         assert case is not None
         facts = await _facts(uow, case, view, await _transitions(uow, case.id))

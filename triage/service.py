@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import TypeVar
@@ -323,6 +323,7 @@ class SessionSummary:
     id: int
     scheduled_at: dt.datetime
     status: str
+    may_open: bool = False  # the viewer may open the meeting (invited, or the coordinator)
 
 
 @dataclass(frozen=True)
@@ -429,6 +430,7 @@ async def case_view(
             .order_by(TriageSession.scheduled_at)
         )
     ).all()
+    may_open = await sessions_open_to(uow, [s.id for s in sessions])
     return CaseView(
         id=case.id,
         pseudonym=case.pseudonym,
@@ -445,7 +447,9 @@ async def case_view(
         situation=_reveal(cipher, level, "case.situation", case.situation_enc),
         status=case.status,
         members=await _members(uow, case, cipher, level),
-        sessions=tuple(SessionSummary(s.id, s.scheduled_at, s.status) for s in sessions),
+        sessions=tuple(
+            SessionSummary(s.id, s.scheduled_at, s.status, s.id in may_open) for s in sessions
+        ),
         may_plan=uow.who.has("coordinator"),
     )
 
@@ -690,21 +694,28 @@ async def _session_for(uow: UnitOfWork, session_id: int) -> tuple[TriageSession,
     if session is None:
         raise NotFound()
     case = await _load_case(uow, session.case_id)
-    if uow.who.has("coordinator"):
-        return session, case
+    if session.id not in await sessions_open_to(uow, [session.id]):
+        raise NotFound()
+    return session, case
+
+
+async def sessions_open_to(uow: UnitOfWork, session_ids: Collection[int]) -> set[int]:
+    """Which of these meetings the viewer may open: the coordinator all of them, anyone
+    else those they are invited to while still a member of the case. A page links only to
+    these, so a link never ends in 'not found'."""
+    if uow.who.has("coordinator") or not session_ids:
+        return set(session_ids)
     q = (
-        select(SessionParticipant.id)
+        select(SessionParticipant.session_id)
         .join(CaseMember, CaseMember.id == SessionParticipant.member_id)
-        .where(SessionParticipant.session_id == session.id, CaseMember.removed_at.is_(None))
+        .where(SessionParticipant.session_id.in_(session_ids), CaseMember.removed_at.is_(None))
     )
     q = (
         q.where(CaseMember.id == uow.who.member_id)
         if uow.who.member_id is not None
         else q.where(CaseMember.user_id == uow.who.user_id)
     )
-    if await uow.db.scalar(q) is None:
-        raise NotFound()
-    return session, case
+    return set(await uow.db.scalars(q))
 
 
 async def _table_session(
