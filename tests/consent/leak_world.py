@@ -522,8 +522,10 @@ async def _more_pages(
         )
     note = canary("ret-dispute-note", "B")
     w.canaries[note] = ("B", Sees.PSEUDONYM)
+    spoke_with = canary("ret-dispute-spoke-with", "B")
+    w.canaries[spoke_with] = ("B", Sees.PSEUDONYM)
     async with rt.unit_of_work(manager) as uow:
-        dispute = await alloc.open_dispute(uow, decided.id, other.id, "Manager aanbieder", note)
+        dispute = await alloc.open_dispute(uow, decided.id, other.id, spoke_with, note)
     w.ids["request_id"] = [req.id]
     w.ids["allocation_id"] = [decided.id]
     w.ids["dispute_id"] = [dispute.id]
