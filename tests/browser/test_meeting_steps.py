@@ -50,6 +50,10 @@ async def test_expert_parent_and_jim_work_through_steps_one_to_three_live(
     for page in (expert, parent, jim, chair):
         await _open(page, url)
 
+    # No factors yet: the forms that need them say where they come from, not empty lists.
+    await expect(expert.locator("#link-add-empty")).to_be_visible()
+    await expect(parent.locator("#goal-factors-empty")).to_be_visible()
+
     # Step 1: everyone sees who the JIM is, and who is here.
     await expect(parent.locator("#step-1")).to_contain_text("Oom Kees")
     await expect(expert.locator("#kp-presence")).to_contain_text("Oom Kees")
@@ -71,6 +75,11 @@ async def test_expert_parent_and_jim_work_through_steps_one_to_three_live(
     mine = expert.locator("#factor-list-health .kp-item")
     await expect(mine).to_contain_text("Mijn depressie", timeout=LIVE)
     await expect(mine).to_contain_text("Eigen kijk")
+    # The first factor takes those hints away on every screen, live.
+    for page in (expert, parent, jim):
+        await expect(page.locator("#link-add-empty")).to_have_count(0, timeout=LIVE)
+        await expect(page.locator("#goal-factors-empty")).to_have_count(0, timeout=LIVE)
+    await expect(expert.locator("#goal-factor-choices")).to_contain_text("Mijn depressie")
 
     # "Niet over mij zonder mij": shown while the parent is here, held back when they leave.
     await (
