@@ -200,6 +200,8 @@ class Proposal:
     intensity_unit: str
     units_per_week: int | None
     hours_per_week: str  # "2,5", as the table stated it
+    start: dt.date  # the line's period, for the sentence above the form
+    end: dt.date
     values: Mapping[str, str]  # the form, prefilled
     holders: tuple[Choice, ...]  # empty: the viewer is the holder and cannot change it
     municipalities: tuple[Choice, ...]
@@ -298,6 +300,8 @@ def _proposal(
         intensity_unit=line.intensity_unit,
         units_per_week=line.units_per_week,
         hours_per_week=_hours(line.minutes_per_week),
+        start=line.start_date,
+        end=line.end_date,
         values=values,
         holders=holders if ctx.sees_all else (),
         municipalities=municipalities,

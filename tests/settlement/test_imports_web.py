@@ -10,6 +10,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from keerpunt.platform.i18n import local_date
 from keerpunt.platform.models import AuditEntry
 from keerpunt.platform.runtime import Runtime
 from keerpunt.settlement.declaration import Margin, MarginKind, SubProviderAgreement
@@ -218,6 +219,9 @@ async def test_finance_sees_the_proposal_and_confirms_it(
     page = text_of(r.text)
     assert "Voorstellen uit het arrangement" in page
     assert f"{pseudonym}: 45A52 bij Horizon" in page and "2 uur per week" in page
+    # Dates as people write them, not as the database stores them.
+    assert f"{local_date(START)} tot en met {local_date(END)}" in page
+    assert START.isoformat() not in page.split("Bekijken en vastleggen")[0]
     assert ended not in page
     line_id = r.text.split('name="line_id" value="')[1].split('"')[0]
 
