@@ -119,17 +119,27 @@ class UnitOfWork:
         )
 
     async def emit(self, room: str, kind: str, subject_id: int | None = None) -> RoomEvent:
-        """Save an event with the room's next sequence number, in this transaction."""
-        result = await self.db.execute(
-            update(RoomCounter)
-            .where(RoomCounter.room == room)
-            .values(last_seq=RoomCounter.last_seq + 1)
-            .returning(RoomCounter.last_seq)
-        )
-        seq = result.scalar_one_or_none()
-        if seq is None:
+        """Save an event with the room's next sequence number, in this transaction; on
+        PostgreSQL the first one also queues the notification for other processes' relays."""
+        notify = not self.pending_events and self.db.get_bind().dialect.name == "postgresql"
+        # Queued with the transaction: delivered on commit, never for a rollback. Asked for
+        # in the counter's own statement, so a save makes no extra round trip for it.
+        notification = func.pg_notify(LIVE_CHANNEL, self.origin or "")
+        counted = (
+            await self.db.execute(
+                update(RoomCounter)
+                .where(RoomCounter.room == room)
+                .values(last_seq=RoomCounter.last_seq + 1)
+                .returning(RoomCounter.last_seq, *([notification] if notify else []))
+            )
+        ).first()
+        if counted is not None:
+            seq = counted[0]
+        else:
             await self.db.execute(insert(RoomCounter).values(room=room, last_seq=1))
             seq = 1
+            if notify:
+                await self.db.execute(select(notification))
         event = RoomEvent(
             room=room,
             seq=seq,
@@ -140,9 +150,6 @@ class UnitOfWork:
         )
         self.db.add(event)
         await self.db.flush()
-        if not self.pending_events and self.db.get_bind().dialect.name == "postgresql":
-            # Queued with the transaction: delivered on commit, never for a rollback.
-            await self.db.execute(select(func.pg_notify(LIVE_CHANNEL, self.origin or "")))
         self.pending_events.append(event)
         return event
 
