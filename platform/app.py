@@ -18,6 +18,7 @@ from starlette.staticfiles import StaticFiles
 from keerpunt.platform import auth_routes, i18n
 from keerpunt.platform.errors import DomainError
 from keerpunt.platform.models import StaffRole
+from keerpunt.platform.relay import Relay
 from keerpunt.platform.runtime import Runtime
 from keerpunt.platform.security import SecurityMiddleware
 from keerpunt.platform.settings import Settings
@@ -93,7 +94,11 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Starlet
         # At midnight a birthday or an end date can change what consent allows: the job
         # redraws the screens of those cases (and catches up on the days the app was down).
         daily = consent_daily.start(rt)
+        # What other processes save (commands, other server processes) reaches our screens.
+        relay = Relay(rt.engine, rt.sessionmaker, rt.hub)
+        await relay.start()
         yield
+        await relay.stop()
         daily.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await daily

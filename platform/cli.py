@@ -568,8 +568,8 @@ def consent_export_fhir(case_id: int, output: TextIO) -> None:
 def consent_daily(days: int) -> None:
     """Tell the session screens of every case whose consent the calendar changed: a 12th or
     16th birthday, or a consent past its end date (for cron; the app also does it itself
-    shortly after midnight). A case told since that midnight is not told again. Screens on a
-    running app are redrawn by its own job; what this saves reaches a screen that reconnects."""
+    shortly after midnight). A case told since that midnight is not told again. What this saves
+    reaches the open screens of a running app through its relay within a second."""
     from keerpunt.consent import daily
     from keerpunt.platform import i18n
     from keerpunt.platform.runtime import Runtime

@@ -254,6 +254,10 @@ class RoomEvent(Base):
     """A change in a room, saved in the same transaction as the change itself.
 
     It names what changed, never personal data; every viewer gets it rendered for them.
+    The table is also the live relay's outbox: ``origin`` names the hub of the process that
+    saved the event (that hub publishes it itself, right after the commit); every other server
+    process passes it on to its own screens (``platform.relay``). NULL: saved outside a
+    runtime's unit of work, so every server passes it on.
     """
 
     __tablename__ = "room_event"
@@ -266,3 +270,4 @@ class RoomEvent(Base):
     subject_id: Mapped[int | None] = mapped_column(Integer)
     actor: Mapped[str] = mapped_column(String(100))
     at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    origin: Mapped[str | None] = mapped_column(String(64))

@@ -10,9 +10,12 @@ and typing signals that pile up while the worker is busy are drawn once. A recon
 client says the last sequence number it saw and gets everything after it; until it has
 caught up, the room's worker leaves it alone.
 
-The hub lives in one server process. Running several processes needs a shared channel
-(PostgreSQL LISTEN/NOTIFY or Redis pub/sub) in :meth:`publish`; the replay from the database
-already makes reconnects process-independent.
+Each hub publishes what its own process saved directly (the fast path); what other processes
+saved (a ``keerpunt`` command, another server process) reaches it through
+:class:`keerpunt.platform.relay.Relay`, which reads ``room_event``. A room's sequence numbers
+are handed out under a row lock, so they commit in order: a batch that skips one (saved
+elsewhere, not relayed yet) is completed from the database before it is drawn, and a screen
+never jumps over a change.
 """
 
 from __future__ import annotations
@@ -21,7 +24,10 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import re
+import secrets
+import socket
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -107,6 +113,12 @@ class _Room:
     worker: asyncio.Task[None] | None = None
 
 
+def new_origin() -> str:
+    """A name for one hub, unique among the processes sharing the database (host, process id,
+    and a random part: a hub made anew in the same process is another origin)."""
+    return f"{socket.gethostname()[:32]}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
 class Hub:
     def __init__(
         self,
@@ -114,6 +126,7 @@ class Hub:
         vault: Vault,
         writers: WriterTurns | None = None,
     ) -> None:
+        self.origin = new_origin()
         self._sessionmaker = sessionmaker
         self._vault = vault
         self._writers = writers
@@ -275,13 +288,40 @@ class Hub:
                 self._rooms.pop(r.name, None)
 
     async def _fan_out_events(self, r: _Room, events: list[RoomEvent]) -> None:
+        # Published here and relayed from elsewhere, an event can come twice or out of order.
+        events = sorted({e.seq: e for e in events}.values(), key=lambda e: e.seq)
         # Connections that saw the same events get the same batch (usually all of them).
         groups: dict[int, list[Connection]] = defaultdict(list)
         for conn in r.conns:
             if conn.live and not conn.closing and events[-1].seq > conn.last_seq:
                 groups[conn.last_seq].append(conn)
         for last_seq, conns in groups.items():
-            await self._fan_out(r, conns, [e for e in events if e.seq > last_seq])
+            batch = await self._complete(r.name, last_seq, events)
+            await self._fan_out(r, conns, batch)
+
+    async def _complete(self, room: str, after: int, events: list[RoomEvent]) -> list[RoomEvent]:
+        """The events after ``after`` up to the last of ``events`` (sorted), none skipped: one
+        that another process saved and the relay has not passed on yet is committed already
+        (sequence numbers commit in order), so it is read from the database."""
+        batch = [e for e in events if e.seq > after]
+        if [e.seq for e in batch] == list(range(after + 1, after + 1 + len(batch))):
+            return batch
+        async with (
+            self._db_slots(),
+            self._sessionmaker(execution_options=self._read_options) as db,
+        ):
+            saved = (
+                await db.scalars(
+                    select(RoomEvent)
+                    .where(
+                        RoomEvent.room == room,
+                        RoomEvent.seq > after,
+                        RoomEvent.seq <= batch[-1].seq,
+                    )
+                    .order_by(RoomEvent.seq)
+                )
+            ).all()
+        return sorted({e.seq: e for e in (*saved, *batch)}.values(), key=lambda e: e.seq)
 
     async def _fan_out(self, r: _Room, conns: list[Connection], update: Update) -> None:
         if not conns:
@@ -375,6 +415,7 @@ class Hub:
                 if not events:
                     break
                 missed = []
+                events = await self._complete(conn.room, conn.last_seq, events)
                 (html,) = await self._render(conn.room, [conn], events)
                 if isinstance(html, int):
                     self._close(conn, html)

@@ -43,7 +43,7 @@ class Runtime:
         """One transaction; room events are published only after it committed."""
         async with self.writers.turn(), self.sessionmaker() as db:
             async with db.begin():
-                uow = UnitOfWork(db=db, vault=self.vault, who=who)
+                uow = UnitOfWork(db=db, vault=self.vault, who=who, origin=self.hub.origin)
                 yield uow
                 await uow.settle_disclosure_changes()
             self.hub.publish(uow.pending_events)

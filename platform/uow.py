@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import event, insert, inspect, select, update
+from sqlalchemy import event, func, insert, inspect, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, UOWTransaction
 
@@ -20,11 +20,16 @@ from keerpunt.platform.vault import Vault
 
 __all__ = [
     "CONSENT_CHANGED",
+    "LIVE_CHANNEL",
     "CaseRooms",
     "UnitOfWork",
     "register_case_rooms",
     "watch_disclosure_inputs",
 ]
+
+LIVE_CHANNEL = "keerpunt_live"
+"""PostgreSQL NOTIFY channel: a transaction that saved room events says so on commit (the
+payload is the saving hub's origin), so other server processes relay them at once."""
 
 CONSENT_CHANGED = "consent.changed"
 """Event kind: what each viewer may see of a case (and its people) may have changed."""
@@ -97,6 +102,9 @@ class UnitOfWork:
     # Set in a read-only transaction (the live fan-out): audit rows of reads wait here and
     # are written, before anything is shown, in a short write transaction of their own.
     deferred_audit: list[Any] | None = None
+    # The hub that publishes this transaction's events after the commit (RoomEvent.origin);
+    # None: no hub does, every server's relay passes them on.
+    origin: str | None = None
 
     def acting_as(self, who: Principal) -> UnitOfWork:
         """The same transaction, seen by another viewer (a live push renders one batch for
@@ -111,19 +119,34 @@ class UnitOfWork:
         )
 
     async def emit(self, room: str, kind: str, subject_id: int | None = None) -> RoomEvent:
-        """Save an event with the room's next sequence number, in this transaction."""
-        result = await self.db.execute(
-            update(RoomCounter)
-            .where(RoomCounter.room == room)
-            .values(last_seq=RoomCounter.last_seq + 1)
-            .returning(RoomCounter.last_seq)
-        )
-        seq = result.scalar_one_or_none()
-        if seq is None:
+        """Save an event with the room's next sequence number, in this transaction; on
+        PostgreSQL the first one also queues the notification for other processes' relays."""
+        notify = not self.pending_events and self.db.get_bind().dialect.name == "postgresql"
+        # Queued with the transaction: delivered on commit, never for a rollback. Asked for
+        # in the counter's own statement, so a save makes no extra round trip for it.
+        notification = func.pg_notify(LIVE_CHANNEL, self.origin or "")
+        counted = (
+            await self.db.execute(
+                update(RoomCounter)
+                .where(RoomCounter.room == room)
+                .values(last_seq=RoomCounter.last_seq + 1)
+                .returning(RoomCounter.last_seq, *([notification] if notify else []))
+            )
+        ).first()
+        if counted is not None:
+            seq = counted[0]
+        else:
             await self.db.execute(insert(RoomCounter).values(room=room, last_seq=1))
             seq = 1
+            if notify:
+                await self.db.execute(select(notification))
         event = RoomEvent(
-            room=room, seq=seq, kind=kind, subject_id=subject_id, actor=self.who.actor
+            room=room,
+            seq=seq,
+            kind=kind,
+            subject_id=subject_id,
+            actor=self.who.actor,
+            origin=self.origin,
         )
         self.db.add(event)
         await self.db.flush()

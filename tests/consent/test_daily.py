@@ -266,6 +266,38 @@ async def test_on_the_12th_birthday_a_resuming_screen_shows_the_pseudonym(
     await expert.ws.close()
 
 
+@pytest.mark.anyio
+async def test_on_the_12th_birthday_the_command_redraws_an_open_screen(
+    runtime: Runtime, live_server: LiveServer
+) -> None:
+    """``keerpunt consent daily`` from cron, beside the running app (the test's runtime is
+    that other process): the expert's open screen turns to the pseudonym at once."""
+    world = await build_world(runtime)
+    async with runtime.sessionmaker() as db, db.begin():
+        await db.execute(
+            update(ConsentRecord)
+            .where(ConsentRecord.subject_member_id == world.members["youth"])
+            .values(withdrawn_at=dt.datetime.now(dt.UTC) - dt.timedelta(days=30))
+        )
+        seen = await db.scalar(
+            select(RoomEvent.seq)
+            .where(RoomEvent.room == f"triage:{world.session_id}")
+            .order_by(RoomEvent.seq.desc())
+            .limit(1)
+        )
+        pseudonym = (await db.get(Case, world.case_id)).pseudonym  # type: ignore[union-attr]
+    expert = await _open(
+        live_server, runtime, world.session_id, after=seen or 0, user_id=world.expert.id
+    )
+    await _set_birth(runtime, world, _years_ago(12))
+    day = today()
+    await daily.tell_screens(runtime, day=day, after=day - dt.timedelta(days=1))
+    pushed = await expert.until('id="kp-title"', within=3.0)
+    title = pushed.split('id="kp-title"', 1)[1][:200]
+    assert pseudonym in title and "Sem Canarie" not in title
+    await expert.ws.close()
+
+
 def _command(runtime: Runtime) -> subprocess.CompletedProcess[str]:
     s = runtime.settings
     env = {

@@ -2,9 +2,10 @@
 whoever writes it: a family member removed from or added to the case, a legal basis ended, a
 party removed from the table, the case shredded. The unit of work saves ``consent.changed`` in
 every room of the case in the same transaction (platform.uow.watch_disclosure_inputs); the
-server's hub publishes what its own units of work saved, and a screen that resumes replays
-the saved events. The writes here are made beside the test server, so its screens see them
-as a reconnecting phone does: without the event they keep showing what they showed."""
+server's hub publishes it (its relay, when another process saved it: tests/platform/
+test_relay.py), and a screen that resumes replays the saved events. The writes here are made
+beside the test server and the screen opens after them, as a reconnecting phone does: without
+the event it would keep showing what it showed."""
 
 from __future__ import annotations
 
@@ -202,7 +203,8 @@ async def test_one_event_per_case_however_many_inputs_one_transaction_changes(
 
 async def test_shredding_a_case_tells_its_screens(runtime: Runtime) -> None:
     """After shredding, a screen that reconnects must not keep the names it showed: the event
-    is saved with the shredding (the command runs outside the server; a reconnect replays)."""
+    is saved with the shredding (the command runs outside the server: a reconnect replays it,
+    an open screen gets it through the server's relay)."""
     world = await build_world(runtime)
     before = await _consent_events(runtime, world)
     policy = retention.RetentionPolicy(days_after_close=90, pilot_end=None, kpi_months=24)
