@@ -83,7 +83,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Starlet
     from keerpunt.settlement import import_routes, monitor_routes
     from keerpunt.settlement import routes as settlement_routes
     from keerpunt.settlement.kassier_routes import routes as kassier_routes
-    from keerpunt.triage import allocation_routes
+    from keerpunt.triage import allocation_routes, plain_text
     from keerpunt.triage import routes as triage_routes
 
     rt = runtime or Runtime.build(settings)
@@ -93,10 +93,14 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Starlet
         # At midnight a birthday or an end date can change what consent allows: the job
         # redraws the screens of those cases (and catches up on the days the app was down).
         daily = consent_daily.start(rt)
+        # Texts older versions stored in plain columns are encrypted in the background: the
+        # app does not wait for it, and reads the plain text of a step until it is done.
+        app.state.encrypt_plain = plain_text.start(rt)
         yield
-        daily.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await daily
+        for job in (daily, app.state.encrypt_plain):
+            job.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await job
         await rt.engine.dispose()
 
     routes: list[BaseRoute] = [
