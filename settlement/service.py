@@ -19,7 +19,7 @@ from keerpunt.platform.errors import InvalidInput, NotFound
 from keerpunt.platform.i18n import N_
 from keerpunt.platform.models import Organisation, OrgKind
 from keerpunt.platform.uow import UnitOfWork
-from keerpunt.settlement.access import check_finance_access
+from keerpunt.settlement.access import check_finance_access, menu_pages
 from keerpunt.settlement.closing import (
     COUNT_TEXT,
     PHASE_DONE,
@@ -171,6 +171,7 @@ __all__ = [
     "import_as",
     "import_file",
     "list_contracts",
+    "menu_pages",
     "parse_date",
     "parse_euros",
     "parse_quarter",
