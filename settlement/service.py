@@ -102,6 +102,7 @@ from keerpunt.settlement.runs import (
 from keerpunt.settlement.statement_pdf import statement_pdf, statement_pdf_name, statement_pdfs
 from keerpunt.settlement.statement_view import (
     ProviderStatement,
+    own_statements,
     provider_statement,
     provider_statement_csv,
     statement_providers,
@@ -172,6 +173,7 @@ __all__ = [
     "import_file",
     "list_contracts",
     "menu_pages",
+    "own_statements",
     "parse_date",
     "parse_euros",
     "parse_quarter",
