@@ -24,51 +24,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import datetime as dt
-import os
-import secrets
 import tempfile
 import time
-import uuid
 from typing import Any
 
+import _setup
 import httpx
 from sqlalchemy import delete, insert, text
-from sqlalchemy.ext.asyncio import create_async_engine
-from starlette.datastructures import Secret
 
 from keerpunt.platform.app import create_app
 from keerpunt.platform.models import Case, Organisation, User
 from keerpunt.platform.principal import staff_principal
 from keerpunt.platform.runtime import Runtime
 from keerpunt.platform.schema import metadata
-from keerpunt.platform.settings import Settings
 from keerpunt.settlement.api_tokens import Scope, create_token
 from keerpunt.settlement.models import Allocation, Contract, Delivery, DeliveryReference
 
-PG_ADMIN_URL = os.environ.get(
-    "KEERPUNT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 SPREAD = 50  # allocations the spread batch uses
 FIRST = dt.date(2026, 1, 1)
 DAYS = 273  # 1 January to 30 September 2026: the allocations' period
-
-
-def _pg(url: str) -> str:
-    return url.replace("postgresql://", "postgresql+asyncpg://", 1)
-
-
-def _settings(url: str) -> Settings:
-    key = base64.urlsafe_b64encode(os.urandom(32)).decode()
-    return Settings(
-        database_url=url,
-        secret_key=Secret(secrets.token_urlsafe(40)),
-        master_keys=Secret(f"b1:{key}"),
-        bsn_index_key=Secret(secrets.token_urlsafe(40)),
-        demo_mode=False,
-        base_url="http://testserver",
-    )
 
 
 async def _seed(rt: Runtime) -> str:
@@ -159,7 +134,7 @@ async def _baseline(rt: Runtime, lines: list[dict[str, Any]]) -> float:
 
 
 async def _measure(url: str, n: int) -> dict[str, float]:
-    settings = _settings(url)
+    settings = _setup.settings(url, base_url="http://testserver")
     rt = Runtime.build(settings, pool=False)
     try:
         token = await _seed(rt)
@@ -187,27 +162,9 @@ async def _measure(url: str, n: int) -> dict[str, float]:
         await rt.engine.dispose()
 
 
-async def _admin_sql(sql: str) -> None:
-    engine = create_async_engine(_pg(PG_ADMIN_URL), isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as conn:
-            await conn.execute(text(sql))
-    finally:
-        await engine.dispose()
-
-
 def bench(backend: str, n: int, tmp: str) -> dict[str, float]:
-    name = f"keerpunt_bench_{uuid.uuid4().hex[:12]}"
-    if backend == "postgresql":
-        asyncio.run(_admin_sql(f'CREATE DATABASE "{name}"'))
-        url = _pg(PG_ADMIN_URL).rsplit("/", 1)[0] + f"/{name}"
-    else:
-        url = f"sqlite+aiosqlite:///{tmp}/{name}.db"
-    try:
+    with _setup.scratch_database(backend, tmp) as url:
         return asyncio.run(_measure(url, n))
-    finally:
-        if backend == "postgresql":
-            asyncio.run(_admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def report(backend: str, n: int, r: dict[str, float]) -> None:

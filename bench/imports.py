@@ -20,38 +20,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import datetime as dt
-import os
-import secrets
 import tempfile
 import time
 from typing import Any
 
+import _setup
 from sqlalchemy import event, insert
-from starlette.datastructures import Secret
 
 from keerpunt.platform.db import make_engine
 from keerpunt.platform.models import Case, Organisation, User
 from keerpunt.platform.principal import staff_principal
 from keerpunt.platform.runtime import Runtime
 from keerpunt.platform.schema import metadata
-from keerpunt.platform.settings import Settings
 from keerpunt.settlement.declaration import Allocation, Variant
 from keerpunt.settlement.imports import ImportKind, import_file
 from keerpunt.settlement.records import add_allocation
 
 HEADER = "Toewijzingnummer;Casus;Aanbieder;Gemeente;Soort;Budget;Begindatum;Einddatum"
-
-
-def _settings(url: str) -> Settings:
-    key = base64.urlsafe_b64encode(os.urandom(32)).decode()
-    return Settings(
-        database_url=url,
-        secret_key=Secret(secrets.token_urlsafe(40)),
-        master_keys=Secret(f"b1:{key}"),
-        bsn_index_key=Secret(secrets.token_urlsafe(40)),
-    )
 
 
 async def _world(url: str, rows: int) -> None:
@@ -94,7 +80,7 @@ async def _world(url: str, rows: int) -> None:
 
 
 async def _measure(url: str, rows: int) -> dict[str, Any]:
-    rt = Runtime.build(_settings(url), pool=False)
+    rt = Runtime.build(_setup.settings(url), pool=False)
     seen: list[str] = []
 
     def count(*args: Any) -> None:

@@ -28,12 +28,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
 import datetime as dt
 import json
 import os
-import secrets
 import socket
 import statistics
 import subprocess
@@ -43,9 +41,9 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+import _setup
 import httpx
 from sqlalchemy import select
-from starlette.datastructures import Secret
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -56,7 +54,6 @@ from keerpunt.platform.principal import staff_principal
 from keerpunt.platform.runtime import Runtime
 from keerpunt.platform.schema import metadata
 from keerpunt.platform.sessions import COOKIE_NAME, SessionSigner, start_session, token_hash
-from keerpunt.platform.settings import Settings
 from keerpunt.triage import service as triage
 
 YES = {key: True for key, _q, _w in triage.ENTRY_QUESTIONS}
@@ -118,15 +115,6 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _keys() -> dict[str, str]:
-    key = base64.urlsafe_b64encode(os.urandom(32)).decode()
-    return {
-        "KEERPUNT_SECRET_KEY": secrets.token_urlsafe(40),
-        "KEERPUNT_MASTER_KEYS": f"b1:{key}",
-        "KEERPUNT_BSN_INDEX_KEY": secrets.token_urlsafe(40),
-    }
-
-
 async def seed(
     url: str, env: dict[str, str], sessions: int, participants: int, *, mixed: bool = False
 ) -> list[Table]:
@@ -138,14 +126,7 @@ async def seed(
         await conn.run_sync(metadata.drop_all)
         await conn.run_sync(metadata.create_all)
     await engine.dispose()
-    rt = Runtime.build(
-        Settings(
-            database_url=url,
-            secret_key=Secret(env["KEERPUNT_SECRET_KEY"]),
-            master_keys=Secret(env["KEERPUNT_MASTER_KEYS"]),
-            bsn_index_key=Secret(env["KEERPUNT_BSN_INDEX_KEY"]),
-        )
-    )
+    rt = Runtime.build(_setup.settings(url, env))
     async with rt.sessionmaker() as db, db.begin():
         team = Organisation(name="Triageteam", kind="other")
         db.add(team)
@@ -508,7 +489,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database or f"sqlite+aiosqlite:///{tmp}/bench.db"
-        keys = _keys()
+        keys = _setup.fresh_keys()
         print(
             f"seeding {args.sessions} sessions x {args.participants} participants"
             f" on {url.split(':')[0]} ...",

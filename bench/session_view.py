@@ -16,22 +16,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import datetime as dt
-import os
-import secrets
 import tempfile
 import time
 
+import _setup
 from sqlalchemy import select
-from starlette.datastructures import Secret
 
 from keerpunt.platform.db import make_engine
 from keerpunt.platform.models import Organisation, User
 from keerpunt.platform.principal import staff_principal
 from keerpunt.platform.runtime import Runtime
 from keerpunt.platform.schema import metadata
-from keerpunt.platform.settings import Settings
 from keerpunt.triage import service as triage
 from keerpunt.triage.models import Factor, Goal
 
@@ -44,15 +40,7 @@ async def setup(url: str, items: int) -> tuple[Runtime, User, int]:
         await conn.run_sync(metadata.drop_all)
         await conn.run_sync(metadata.create_all)
     await engine.dispose()
-    key = base64.urlsafe_b64encode(os.urandom(32)).decode()
-    rt = Runtime.build(
-        Settings(
-            database_url=url,
-            secret_key=Secret(secrets.token_urlsafe(40)),
-            master_keys=Secret(f"b1:{key}"),
-            bsn_index_key=Secret(secrets.token_urlsafe(40)),
-        )
-    )
+    rt = Runtime.build(_setup.settings(url))
     async with rt.sessionmaker() as db, db.begin():
         team = Organisation(name="Team", kind="other")
         prov = Organisation(name="Aanbieder", kind="provider")

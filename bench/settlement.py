@@ -34,30 +34,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import datetime as dt
 import json
-import os
 import resource
-import secrets
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import _setup
 from sqlalchemy import insert, text
-from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
-from starlette.datastructures import Secret
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keerpunt.platform.db import make_engine
 from keerpunt.platform.models import Case, Organisation, User
 from keerpunt.platform.principal import staff_principal
 from keerpunt.platform.runtime import Runtime
 from keerpunt.platform.schema import metadata
-from keerpunt.platform.settings import Settings
 from keerpunt.settlement.models import Allocation, Contract, SubProviderAgreement
 from keerpunt.settlement.rules import parse_quarter
 from keerpunt.settlement.runs import close_quarter
@@ -66,9 +61,6 @@ QUARTER = parse_quarter("2026Q3")
 TODAY = dt.date(2026, 10, 5)
 INDEXED_ON = dt.date(2026, 8, 1)  # tariffs rise 3 % from this day (indexering)
 FINANCE_EMAIL = "financien@pactum.example"
-PG_ADMIN_URL = os.environ.get(
-    "KEERPUNT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 PROVIDERS = 50
 KASSIERS = 5  # providers 0..4, each with 3 sub-providers (5..19); 20..49 declare themselves
 SUBS_PER_KASSIER = 3
@@ -86,20 +78,6 @@ PRODUCTS = (
     ("41", "41A22", "82", 52_000, "output", 200, "6"),  # output, pieces in total
     ("42", "42A33", "83", 100, "generic", None, None),  # generic, with a budget
 )
-
-
-def _pg(url: str) -> str:
-    return url.replace("postgresql://", "postgresql+asyncpg://", 1)
-
-
-def _settings(url: str) -> Settings:
-    key = base64.urlsafe_b64encode(os.urandom(32)).decode()
-    return Settings(
-        database_url=url,
-        secret_key=Secret(secrets.token_urlsafe(40)),
-        master_keys=Secret(f"b1:{key}"),
-        bsn_index_key=Secret(secrets.token_urlsafe(40)),
-    )
 
 
 # ---- the generated quarter ----
@@ -302,7 +280,7 @@ def _peak_mb() -> float:
 async def _measure(url: str) -> dict[str, Any]:
     """In the child: the baseline aggregate, then the real quarterly run (committed)."""
     rss_start = _peak_mb()
-    rt = Runtime.build(_settings(url), pool=False)
+    rt = Runtime.build(_setup.settings(url), pool=False)
     try:
         async with rt.sessionmaker() as db:
             start, cpu = time.perf_counter(), time.process_time()
@@ -343,15 +321,6 @@ async def _measure(url: str) -> dict[str, Any]:
 # ---- the parent: generate, run the child, report ----
 
 
-async def _admin_sql(sql: str) -> None:
-    engine = create_async_engine(_pg(PG_ADMIN_URL), isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as conn:
-            await conn.execute(text(sql))
-    finally:
-        await engine.dispose()
-
-
 def _child(url: str) -> dict[str, Any]:
     done = subprocess.run(
         [sys.executable, __file__, "--child", url], check=True, capture_output=True, text=True
@@ -362,20 +331,11 @@ def _child(url: str) -> dict[str, Any]:
 
 def bench(backend: str, lines: int, tmp: str) -> dict[str, Any]:
     """Generate the quarter on ``backend``, measure in a child, drop the database."""
-    name = f"keerpunt_bench_{uuid.uuid4().hex[:12]}"
-    if backend == "postgresql":
-        asyncio.run(_admin_sql(f'CREATE DATABASE "{name}"'))
-        url = _pg(PG_ADMIN_URL).rsplit("/", 1)[0] + f"/{name}"
-    else:
-        url = f"sqlite+aiosqlite:///{tmp}/{name}.db"
-    try:
+    with _setup.scratch_database(backend, tmp) as url:
         start = time.perf_counter()
         asyncio.run(_generate(url, lines))
         generated = time.perf_counter() - start
         result = _child(url)
-    finally:
-        if backend == "postgresql":
-            asyncio.run(_admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     result["generate_s"] = generated
     return result
 

@@ -83,8 +83,9 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Starlet
     from keerpunt.settlement import api as settlement_api
     from keerpunt.settlement import import_routes, monitor_routes
     from keerpunt.settlement import routes as settlement_routes
+    from keerpunt.settlement import service as settlement_service
     from keerpunt.settlement.kassier_routes import routes as kassier_routes
-    from keerpunt.triage import allocation_routes
+    from keerpunt.triage import allocation_routes, plain_text
     from keerpunt.triage import routes as triage_routes
 
     rt = runtime or Runtime.build(settings)
@@ -97,11 +98,15 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Starlet
         # What other processes save (commands, other server processes) reaches our screens.
         relay = Relay(rt.engine, rt.sessionmaker, rt.hub)
         await relay.start()
+        # Texts older versions stored in plain columns are encrypted in the background: the
+        # app does not wait for it, and reads the plain text of a step until it is done.
+        app.state.encrypt_plain = plain_text.start(rt)
         yield
         await relay.stop()
-        daily.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await daily
+        for job in (daily, app.state.encrypt_plain):
+            job.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await job
         await rt.engine.dispose()
 
     routes: list[BaseRoute] = [
@@ -128,5 +133,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Starlet
     app.state.jinja = make_jinja_env(settings.templates_dir)
     # Live pushes render links outside a request; a request's own url_for takes precedence.
     app.state.jinja.globals["url_for"] = app.url_path_for
+    # The main menu links only to the settlement pages the person may open.
+    app.state.jinja.globals["settlement_pages"] = settlement_service.menu_pages
     triage_routes.register_realtime(rt.hub, app.state.jinja)
     return app

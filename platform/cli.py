@@ -1,5 +1,5 @@
-"""The ``keerpunt`` command: serve, db upgrade, demo load, audit verify, keys rotate,
-retention run, consent export and daily, settle, import."""
+"""The ``keerpunt`` command: serve, db upgrade, demo load, audit verify, keys rotate and
+encrypt-plain, retention run, consent export and daily, settle, import."""
 
 from __future__ import annotations
 
@@ -410,6 +410,35 @@ def keys_rotate() -> None:
             await rt.engine.dispose()
 
     click.echo(f"{asyncio.run(run())} case keys re-wrapped.")
+
+
+@keys.command("encrypt-plain")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 10_000),
+    default=500,
+    show_default=True,
+    help="Steps per transaction.",
+)
+def keys_encrypt_plain(batch_size: int) -> None:
+    """Encrypt the "spoke with" text of dispute steps stored in plain text by older versions
+    with the case keys, and blank the plain column (the app also does this itself after it
+    starts). Safe to run again: it reports 0 when nothing is left."""
+    from keerpunt.platform.runtime import Runtime
+    from keerpunt.triage import plain_text
+
+    async def run() -> plain_text.PlainTextMoved:
+        rt = Runtime.build(_settings(), pool=False)
+        try:
+            return await plain_text.encrypt_plain_spoke_with(rt, batch_size=batch_size)
+        finally:
+            await rt.engine.dispose()
+
+    done = asyncio.run(run())
+    click.echo(
+        f"{done.moved} dispute step(s) moved out of plain text: {done.encrypted} encrypted, "
+        f"{done.blanked} blanked (already encrypted, or the case was shredded)."
+    )
 
 
 @main.group()

@@ -30,6 +30,11 @@ class Principal:
     csrf_token: str = ""
     # An organisation's own system calling the JSON API with a bearer token (no person).
     api_token_id: int | None = None
+    # Professionals: their organisation's kind (provider, municipality, other) and whether it
+    # is the penvoerder, read with the user: what the menu offers (each page's own check
+    # reads the organisation again).
+    organisation_kind: str | None = None
+    at_penvoerder: bool = False
 
     @property
     def is_staff(self) -> bool:
@@ -58,6 +63,11 @@ def staff_principal(
     user: User, *, session_id: str = "", locale: str = "nl", csrf_token: str = ""
 ) -> Principal:
     """The principal of a professional (also for acting outside a request: CLI, demo)."""
+    from sqlalchemy import inspect
+
+    # The organisation comes with the user when it is read from the database (joined); a
+    # user object made in code does not load it here (no query from a plain function).
+    org = None if "organisation" in inspect(user).unloaded else user.organisation
     return Principal(
         session_id=session_id,
         display_name=user.display_name,
@@ -67,6 +77,8 @@ def staff_principal(
         discipline=user.discipline,
         locale=locale,
         csrf_token=csrf_token,
+        organisation_kind=org.kind if org is not None else None,
+        at_penvoerder=bool(org is not None and org.is_penvoerder),
     )
 
 

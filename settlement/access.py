@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from keerpunt.platform.errors import NotAllowed
 from keerpunt.platform.models import Organisation, OrgKind, StaffRole
+from keerpunt.platform.principal import Principal
 from keerpunt.platform.uow import UnitOfWork
 
-__all__ = ["check_finance_access", "check_settlement_access"]
+__all__ = ["check_finance_access", "check_settlement_access", "menu_pages"]
 
 
 async def check_finance_access(uow: UnitOfWork) -> Organisation:
@@ -37,3 +38,23 @@ async def check_settlement_access(uow: UnitOfWork) -> tuple[Organisation, bool]:
     if org.kind != OrgKind.PROVIDER:
         raise NotAllowed()
     return org, False
+
+
+def menu_pages(who: Principal | None) -> frozenset[str]:
+    """The settlement pages (route names) this person may open, for the main menu: the same
+    rules as the checks of those pages, from what the principal knows of its organisation.
+    The pages behind them (contracts and the run from the quarter, bank accounts from the
+    kassier, the import from the allocations, triage hours from the monitor) link on."""
+    if who is None or not who.is_staff:
+        return frozenset()
+    finance = who.has(StaffRole.FINANCE)
+    provider = who.organisation_kind == OrgKind.PROVIDER
+    lead = finance and who.at_penvoerder  # the penvoerder's finance staff: everything
+    pages = {
+        "settlement.quarter": lead,
+        "settlement.kassier_index": lead or (finance and provider),
+        "settlement.allocations": lead or provider,  # a provider's staff: its own care
+        "settlement.monitor": lead or who.has(StaffRole.FUNDER),
+        "settlement.api_token": finance and provider,
+    }
+    return frozenset(name for name, may in pages.items() if may)

@@ -20,7 +20,7 @@ from sqlalchemy import or_, select
 from keerpunt.platform import audit
 from keerpunt.platform.errors import DomainError, NotFound
 from keerpunt.platform.i18n import AMSTERDAM, N_
-from keerpunt.platform.models import Organisation, StaffRole
+from keerpunt.platform.models import Organisation, OrgKind, StaffRole
 from keerpunt.platform.uow import UnitOfWork
 from keerpunt.settlement.bank_accounts import accounts_valid_on, display_iban
 from keerpunt.settlement.declaration import (
@@ -226,14 +226,21 @@ def _pay_day(run: SettlementRun, requested: str) -> tuple[dt.date, dt.date, str 
 
 async def _visible(uow: UnitOfWork) -> int | None:
     """Which kassier the viewer may see: None for all (the penvoerder's finance staff), else
-    its own organisation. Anyone else is told the page does not exist."""
+    its own organisation, for a provider's finance staff. Anyone else is told the page does
+    not exist, a municipality's finance staff too: the municipality pays the kassier the total
+    it declares; what the kassier keeps and pays on to each provider is the providers' own
+    settlement (kassiersmodel)."""
     who = uow.who
     if not who.has(StaffRole.FINANCE) or who.organisation_id is None:
         raise NotFound()
     org = await uow.db.get(Organisation, who.organisation_id)
     if org is None:
         raise NotFound()
-    return None if org.is_penvoerder else org.id
+    if org.is_penvoerder:
+        return None
+    if org.kind != OrgKind.PROVIDER:
+        raise NotFound()
+    return org.id
 
 
 def _share_margins(

@@ -45,6 +45,7 @@ from keerpunt.settlement.service import (
     count_text,
     end_contract,
     list_contracts,
+    own_statements,
     parse_date,
     parse_quarter,
     provider_choices,
@@ -191,6 +192,7 @@ async def _allocations_page(
     async with unit_of_work(request, who) as uow:
         page = await allocations_page(uow, today())
         proposals = await allocation_proposals(uow, today())
+        statements = await own_statements(uow)
     added_line = next(
         (
             (a, d)
@@ -209,6 +211,7 @@ async def _allocations_page(
             "values": values or {},
             "added": added_line,
             "proposals": proposals,
+            "statements": statements,
             "confirmed": request.query_params.get("confirmed", "")[:20],
         },
         status_code=status_code,

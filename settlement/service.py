@@ -19,7 +19,7 @@ from keerpunt.platform.errors import InvalidInput, NotFound
 from keerpunt.platform.i18n import N_
 from keerpunt.platform.models import Organisation, OrgKind
 from keerpunt.platform.uow import UnitOfWork
-from keerpunt.settlement.access import check_finance_access
+from keerpunt.settlement.access import check_finance_access, menu_pages
 from keerpunt.settlement.closing import (
     COUNT_TEXT,
     PHASE_DONE,
@@ -102,6 +102,7 @@ from keerpunt.settlement.runs import (
 from keerpunt.settlement.statement_pdf import statement_pdf, statement_pdf_name, statement_pdfs
 from keerpunt.settlement.statement_view import (
     ProviderStatement,
+    own_statements,
     provider_statement,
     provider_statement_csv,
     statement_providers,
@@ -171,6 +172,8 @@ __all__ = [
     "import_as",
     "import_file",
     "list_contracts",
+    "menu_pages",
+    "own_statements",
     "parse_date",
     "parse_euros",
     "parse_quarter",

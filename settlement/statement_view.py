@@ -26,7 +26,7 @@ from keerpunt.settlement.kassier import (
 )
 from keerpunt.settlement.models import SettlementRun, SettlementRunLine
 from keerpunt.settlement.records import load_agreements
-from keerpunt.settlement.rules import UNITS, Quarter
+from keerpunt.settlement.rules import UNITS, Quarter, parse_quarter
 from keerpunt.settlement.runs import (
     MARGIN_COLUMNS,
     RUN_LINE_COLUMNS,
@@ -44,6 +44,7 @@ __all__ = [
     "ProviderStatement",
     "StatementLine",
     "StatementPage",
+    "own_statements",
     "provider_statement",
     "provider_statement_csv",
     "statement_page",
@@ -337,3 +338,19 @@ async def statement_providers(uow: UnitOfWork, quarter: Quarter) -> list[tuple[i
         ids |= {holder, provider}
     names = await organisation_names(uow, ids)
     return sorted(((i, names.get(i, f"#{i}")) for i in ids), key=lambda p: (p[1].casefold(), p[0]))
+
+
+async def own_statements(uow: UnitOfWork) -> tuple[tuple[Quarter, int], ...]:
+    """The closed quarters in which the viewer's own organisation has a statement (quarter,
+    provider id), newest first: how a provider's staff find theirs. Empty for the
+    penvoerder's finance staff, who reach every statement from the quarterly run."""
+    org, sees_all = await check_settlement_access(uow)
+    if sees_all:
+        return ()
+    mine = or_(SettlementRunLine.holder_id == org.id, SettlementRunLine.provider_id == org.id)
+    runs = await uow.db.scalars(
+        select(SettlementRun)
+        .where(SettlementRun.id.in_(select(SettlementRunLine.run_id).where(mine)))
+        .order_by(SettlementRun.closed_at.desc(), SettlementRun.id.desc())
+    )
+    return tuple((parse_quarter(r.quarter), org.id) for r in runs)

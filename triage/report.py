@@ -78,9 +78,13 @@ class Party:
     name: str
 
 
-async def sharing_parties(uow: UnitOfWork, session_id: int) -> tuple[Party, ...]:
+async def sharing_parties(
+    uow: UnitOfWork, session_id: int, *, level: Disclosure | None = None
+) -> tuple[Party, ...]:
     """The organisations of the professionals invited to the session and of the providers in
-    the arrangement: the parties the family is asked about."""
+    the arrangement: the parties the family is asked about. Reading the arrangement is a read
+    of step 4 like any other: without ``level`` consent decides it and the read is audited
+    (the caller who passes ``level`` audited it already)."""
     session, _case = await service._session_for(uow, session_id)
     staff_orgs = await uow.db.scalars(
         select(User.organisation_id)
@@ -88,7 +92,7 @@ async def sharing_parties(uow: UnitOfWork, session_id: int) -> tuple[Party, ...]
         .join(SessionParticipant, SessionParticipant.member_id == CaseMember.id)
         .where(SessionParticipant.session_id == session.id)
     )
-    view = await arrangement.arrangement_view(uow, session.id, level=Disclosure.PSEUDONYMOUS)
+    view = await arrangement.arrangement_view(uow, session.id, level=level)
     ids = set(staff_orgs.all()) | {ln.provider_id for ln in view.lines}
     orgs = await uow.db.scalars(
         select(Organisation).where(Organisation.id.in_(ids)).order_by(Organisation.name)

@@ -1134,7 +1134,9 @@ async def _closing(
 ) -> Response:
     async with unit_of_work(request, who) as uow:
         view = await service.session_view(uow, sid)
-        parties = await report.sharing_parties(uow, sid) if view.may_close else ()
+        parties = (
+            await report.sharing_parties(uow, sid, level=view.case.level) if view.may_close else ()
+        )
         team = await service.attendance_choices(uow, sid) if view.may_close else []
         link = await report.report_link(uow, sid) if not view.is_open else None
     return render(

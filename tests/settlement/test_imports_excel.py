@@ -429,7 +429,7 @@ def menu(html: str) -> list[str]:
 
 
 @pytest.mark.anyio
-async def test_a_funder_sees_only_the_monitor_and_staff_without_a_role_only_the_cases(
+async def test_a_funder_sees_only_the_monitor_and_provider_staff_without_a_role_their_care(
     client: httpx.AsyncClient, runtime: Runtime
 ) -> None:
     w = await build(runtime)
@@ -444,7 +444,8 @@ async def test_a_funder_sees_only_the_monitor_and_staff_without_a_role_only_the_
     await login(client, runtime, user_id=w.horizon_staff.id)  # no role at all
     page = await client.get("/cases")
     assert page.status_code == 200
-    assert menu(page.text) == ["Casussen"]
+    # A provider's staff enter their own organisation's care (and import it from there).
+    assert menu(page.text) == ["Casussen", "Toewijzingen"]
 
     await login(client, runtime, user_id=w.region.finance.id)
     assert menu((await client.get("/cases")).text) == [

@@ -11,11 +11,11 @@ import pytest
 import xmlschema
 from sqlalchemy import func, select
 
-from keerpunt.platform.models import AuditEntry
+from keerpunt.platform.models import AuditEntry, Organisation
 from keerpunt.platform.runtime import Runtime
 from keerpunt.settlement.models import BankAccount
 from keerpunt.settlement.sepa import NAMESPACE
-from tests.helpers import login
+from tests.helpers import login, make_user
 from tests.settlement.test_kassier_run import (
     ALTRA_IBAN,
     HORIZON_IBAN,
@@ -122,6 +122,29 @@ async def test_others_get_not_found(client: httpx.AsyncClient, runtime: Runtime)
     assert (await client.get("/settlement/kassier/geen-kwartaal")).status_code == 404
     r = await client.get(f"/settlement/kassier/2026Q3/{horizon + 1000}/betaalopdracht.xml")
     assert r.status_code == 404
+
+
+async def test_a_municipalitys_finance_staff_get_not_found_and_no_menu_link(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    """The municipality pays the kassier the total the kassier declares (its declarations
+    show that); the ledger is the providers' own settlement: what the kassier keeps as its
+    margin and pays on to each sub-provider. A municipality's finance staff get "not found",
+    as anyone else who may not see it, also for the municipality that paid this quarter."""
+    k = await build_kassier(runtime)
+    await close(runtime, k)
+    async with runtime.sessionmaker() as db:
+        zwolle = await db.scalar(select(Organisation).where(Organisation.name == "Gemeente Zwolle"))
+    assert zwolle is not None and zwolle.kind == "municipality"
+    gerda = await make_user(runtime, zwolle, "Gerda Gemeente", "finance")
+    await login(client, runtime, user_id=gerda.id)
+    assert (await client.get("/settlement/kassier")).status_code == 404
+    assert (await client.get("/settlement/kassier/2026Q3")).status_code == 404
+    horizon = k.w.region.horizon.id
+    r = await client.get(f"/settlement/kassier/2026Q3/{horizon}/betaalopdracht.xml")
+    assert r.status_code == 404
+    page = await client.get("/cases")
+    assert page.status_code == 200 and "/settlement/kassier" not in page.text
 
 
 async def test_recording_an_account_and_a_change(

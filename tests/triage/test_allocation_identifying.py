@@ -6,19 +6,25 @@ shredded."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, insert, select
+from sqlalchemy import delete, func, insert, select
 
 from keerpunt.consent import retention
 from keerpunt.platform.errors import InvalidInput
-from keerpunt.platform.models import AuditEntry
+from keerpunt.platform.models import AuditEntry, CaseKey
 from keerpunt.platform.runtime import Runtime
 from keerpunt.triage import allocation_service as alloc
+from keerpunt.triage import plain_text
 from keerpunt.triage.models import (
     Allocation,
     AllocationDispute,
@@ -31,6 +37,7 @@ from tests.triage.test_allocation_service import Ret, accept, build_ret, request
 pytestmark = pytest.mark.anyio
 
 PHONE = "bel moeder op 06-12345678"
+KEERPUNT = str(Path(sys.executable).with_name("keerpunt"))
 
 
 async def _count(rt: Runtime, model: Any) -> int:
@@ -189,6 +196,123 @@ async def test_shredding_the_case_removes_the_dispute_and_reason_texts(runtime: 
     async with runtime.unit_of_work(ret.who) as uow:
         shown = await alloc.allocation_view(uow, aid)
     assert all(s.spoke_with == "" and s.note is None for s in shown.disputes[0].steps)
+
+
+# ---- plain text of older versions encrypted with the runtime keys ----
+
+
+async def _legacy_steps(rt: Runtime, ret: Ret, did: int, *texts: str) -> None:
+    """Steps as a version before faa57f59db60 wrote them: the text in the plain column."""
+    async with rt.sessionmaker() as db, db.begin():
+        for text in texts:
+            await db.execute(
+                insert(DisputeStep).values(
+                    dispute_id=did,
+                    level="provider_manager",
+                    action="escalated",
+                    spoke_with=text,
+                    spoke_with_enc=None,
+                    note_enc=None,
+                    by_id=ret.manager.id,
+                )
+            )
+
+
+async def _stored(rt: Runtime) -> list[tuple[str, bytes | None]]:
+    async with rt.sessionmaker() as db:
+        rows = await db.execute(
+            select(DisputeStep.spoke_with, DisputeStep.spoke_with_enc).order_by(DisputeStep.id)
+        )
+    return [(r.spoke_with, r.spoke_with_enc) for r in rows.all()]
+
+
+async def _encryption_audits(rt: Runtime) -> list[tuple[int | None, str]]:
+    async with rt.sessionmaker() as db:
+        rows = await db.execute(
+            select(AuditEntry.case_id, AuditEntry.detail)
+            .where(AuditEntry.action == "dispute.plain_text_encrypted")
+            .order_by(AuditEntry.seq)
+        )
+    return [(r.case_id, r.detail) for r in rows.all()]
+
+
+async def test_plain_texts_of_older_steps_are_encrypted_in_batches_and_audited(
+    runtime: Runtime,
+) -> None:
+    ret, aid, did = await _disputed(runtime)
+    await _legacy_steps(runtime, ret, did, "Oude tekst", "Manager Timon")
+    done = await plain_text.encrypt_plain_spoke_with(runtime, batch_size=1)
+    assert (done.encrypted, done.blanked) == (2, 0)
+    stored = await _stored(runtime)
+    assert [plain for plain, _ in stored] == ["", "", ""]
+    assert all(enc and b"Oude" not in enc and b"Timon" not in enc for _, enc in stored)
+    async with runtime.unit_of_work(ret.who) as uow:
+        shown = await alloc.allocation_view(uow, aid)
+    assert [s.spoke_with for s in shown.disputes[0].steps] == [
+        "Manager Enver",
+        "Oude tekst",
+        "Manager Timon",
+    ]
+    audits = await _encryption_audits(runtime)
+    assert [case for case, _ in audits] == [ret.case_ids[0]] * 2  # one batch of one step each
+    assert all("Oude" not in detail for _, detail in audits)
+    again = await plain_text.encrypt_plain_spoke_with(runtime)
+    assert again.moved == 0
+    assert len(await _encryption_audits(runtime)) == 2  # nothing to do, nothing audited
+
+
+async def test_the_plain_text_of_a_shredded_case_is_blanked_not_encrypted(
+    runtime: Runtime,
+) -> None:
+    ret, _aid, did = await _disputed(runtime)
+    await _legacy_steps(runtime, ret, did, "Oude tekst")
+    async with runtime.sessionmaker() as db, db.begin():  # a key shredded by an older version
+        await db.execute(delete(CaseKey).where(CaseKey.case_id == ret.case_ids[0]))
+    done = await plain_text.encrypt_plain_spoke_with(runtime)
+    assert (done.encrypted, done.blanked) == (0, 1)
+    assert (await _stored(runtime))[1] == ("", None)
+
+
+async def test_the_command_moves_them_and_says_how_many(
+    runtime: Runtime, database_url: str
+) -> None:
+    ret, aid, did = await _disputed(runtime)
+    await _legacy_steps(runtime, ret, did, "Oude tekst")
+    s = runtime.settings
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("KEERPUNT_")},
+        "KEERPUNT_DATABASE_URL": database_url,
+        "KEERPUNT_SECRET_KEY": str(s.secret_key),
+        "KEERPUNT_MASTER_KEYS": str(s.master_keys),
+        "KEERPUNT_BSN_INDEX_KEY": str(s.bsn_index_key),
+    }
+
+    def command() -> str:
+        out = subprocess.run(
+            [KEERPUNT, "keys", "encrypt-plain", "--batch-size", "10"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    assert command().startswith("1 dispute step(s) moved out of plain text: 1 encrypted")
+    assert command().startswith("0 dispute step(s)")
+    async with runtime.unit_of_work(ret.who) as uow:
+        shown = await alloc.allocation_view(uow, aid)
+    assert [s.spoke_with for s in shown.disputes[0].steps] == ["Manager Enver", "Oude tekst"]
+    assert [plain for plain, _ in await _stored(runtime)] == ["", ""]
+
+
+async def test_the_app_encrypts_them_itself_after_it_starts(runtime: Runtime, app: Any) -> None:
+    ret, _aid, did = await _disputed(runtime)
+    await _legacy_steps(runtime, ret, did, "Oude tekst")
+    async with app.router.lifespan_context(app):
+        await asyncio.wait_for(app.state.encrypt_plain, timeout=30)
+    assert [plain for plain, _ in await _stored(runtime)] == ["", ""]
+    assert len(await _encryption_audits(runtime)) == 1
 
 
 # ---- through the pages ----

@@ -9,7 +9,7 @@ import secrets
 import httpx
 import pytest
 from pypdf import PdfReader
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from keerpunt.consent.models import ConsentRecord
 from keerpunt.platform.errors import InvalidInput, NotFound
@@ -84,6 +84,42 @@ async def test_closing_needs_the_familys_answer_for_every_party(runtime: Runtime
     async with runtime.sessionmaker() as db:
         purposes = (await db.scalars(select(ConsentRecord.purpose))).all()
     assert "report_sharing" not in purposes  # nothing recorded
+
+
+async def _reads_since(rt: Runtime, seq: int) -> list[tuple[str, str, str]]:
+    async with rt.sessionmaker() as db:
+        rows = await db.execute(
+            select(AuditEntry.actor, AuditEntry.action, AuditEntry.purpose)
+            .where(AuditEntry.seq > seq)
+            .order_by(AuditEntry.seq)
+        )
+    return [tuple(r) for r in rows.all()]
+
+
+async def _last_seq(rt: Runtime) -> int:
+    async with rt.sessionmaker() as db:
+        return int(await db.scalar(select(func.coalesce(func.max(AuditEntry.seq), 0))) or 0)
+
+
+async def test_the_parties_are_read_from_step_4_as_an_audited_read_of_the_case(
+    runtime: Runtime,
+) -> None:
+    """Asking the family about the parties reads the arrangement (step 4, its stated shares
+    included): like every other read of step 4 that is a read of the case, audited at the
+    level consent allows the chair, on the closing form and when closing."""
+    w = await build_world(runtime)
+    orgs = await _orgs(runtime)
+    async with runtime.unit_of_work(staff_principal(w.expert)) as uow:
+        await triage.add_line(uow, w.session_id, w.provider.id, "45A52", "ambulant", "3", None)
+    chair = f"user:{w.coordinator.id}"
+    seq = await _last_seq(runtime)
+    async with runtime.unit_of_work(staff_principal(w.coordinator)) as uow:
+        await report.sharing_parties(uow, w.session_id)
+    assert (chair, "case.read", "information_exchange") in await _reads_since(runtime, seq)
+    seq = await _last_seq(runtime)
+    async with runtime.unit_of_work(staff_principal(w.coordinator)) as uow:
+        await report.close_and_share(uow, w.session_id, dict.fromkeys(orgs.values(), True))
+    assert (chair, "case.read", "information_exchange") in await _reads_since(runtime, seq)
 
 
 async def test_answers_become_report_sharing_records_of_the_consent_module(
