@@ -365,6 +365,8 @@ BAD_FORM_PROBED = frozenset(
         "api.fallback",
         "settlement.api_token_create",
         "settlement.api_token_revoke",
+        "settlement.triage_rate_add",
+        "settlement.triage_budget_set",
     }
 )
 NOT_PROBED = {
@@ -859,6 +861,10 @@ async def test_no_canary_reaches_anyone_consent_does_not_allow(
     closed = world.quarters[0]
     assert seen["finance_penvoerder"].status[f"/settlement/run/{closed}/jw323.zip"] == 200
     check_statements_and_kassier(world, seen)
+    # The triage-team rates and budgets are the penvoerder's finance staff's page alone.
+    for viewer in viewers:
+        status = seen[viewer].status["/settlement/triage-rates"]
+        assert (status == 200) is (viewer == "finance_penvoerder"), (viewer, status)
     assert seen["coordinator"].status[f"/cases/{world.case_ids['A']}/consents.fhir.json"] == 200
     # The funder's monitor (page, XLSX, CSV) was read, and holds no case at all: not even a
     # pseudonym leaves the care chain.
