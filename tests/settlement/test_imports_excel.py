@@ -453,6 +453,7 @@ async def test_a_funder_sees_only_the_monitor_and_staff_without_a_role_only_the_
         "Kassier",
         "Toewijzingen",
         "Monitor",
+        "Tarieven triageteam",
         "API-sleutel",
     ]
 
