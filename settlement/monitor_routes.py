@@ -31,6 +31,7 @@ from keerpunt.settlement.triage_hours import (
 )
 from keerpunt.settlement.triage_rates import (
     add_discipline_rate,
+    remove_discipline_rate,
     set_triage_budget,
     triage_rates_page,
 )
@@ -144,7 +145,8 @@ async def _rates_page(
 async def triage_rates(request: Request) -> Response:
     who = require(request, StaffRole.FINANCE)
     saved = request.query_params.get("saved", "")
-    return await _rates_page(request, who, saved=saved if saved in {"rate", "budget"} else None)
+    known = saved in {"rate", "budget", "removed"}
+    return await _rates_page(request, who, saved=saved if known else None)
 
 
 async def _saved(request: Request, who: Principal, what: str) -> Response:
@@ -165,6 +167,17 @@ async def triage_rate_add(request: Request) -> Response:
     except InvalidInput as exc:
         return await _rates_page(request, who, errors=exc.errors, values=values, status_code=422)
     return await _saved(request, who, "rate")
+
+
+async def triage_rate_remove(request: Request) -> Response:
+    who = require(request, StaffRole.FINANCE)
+    rate_id: int = request.path_params["rate_id"]
+    try:
+        async with unit_of_work(request, who) as uow:
+            await remove_discipline_rate(uow, rate_id)
+    except InvalidInput as exc:
+        return await _rates_page(request, who, errors=exc.errors, status_code=422)
+    return await _saved(request, who, "removed")
 
 
 async def triage_budget_set(request: Request) -> Response:
@@ -190,6 +203,12 @@ routes: list[BaseRoute] = [
         triage_rate_add,
         methods=["POST"],
         name="settlement.triage_rate_add",
+    ),
+    Route(
+        "/settlement/triage-rates/{rate_id:int}/remove",
+        triage_rate_remove,
+        methods=["POST"],
+        name="settlement.triage_rate_remove",
     ),
     Route(
         "/settlement/triage-rates/budget",

@@ -47,6 +47,7 @@ __all__ = [
     "DisciplineRate",
     "ProviderHours",
     "RateChange",
+    "RateRemoval",
     "TeamTimeLine",
     "TriageBudget",
     "TriageHours",
@@ -55,7 +56,9 @@ __all__ = [
     "check_budget_year",
     "hours_text",
     "line_amount",
+    "may_remove",
     "plan_new_rate",
+    "plan_rate_removal",
     "price_team_time",
     "rate_on",
     "read_budget_form",
@@ -313,6 +316,9 @@ RATE_IN_CLOSED = N_(
     "Deze datum valt in een kwartaal dat al is afgesloten. Een nieuw tarief kan pas beginnen "
     "na het laatste afgesloten kwartaal. Kies een latere datum."
 )
+RATE_USED_IN_CLOSED = N_(
+    "Dit tarief geldt in een kwartaal dat al is afgesloten. Het kan niet meer weg."
+)
 YEAR_CLOSED = N_(
     "Alle kwartalen van dit jaar zijn al afgesloten. Het budget van dit jaar kan niet meer "
     "veranderen."
@@ -403,6 +409,40 @@ def plan_new_rate(
         if r.valid_from <= last and new.valid_from <= r_to:
             raise InvalidInput({"valid_from": RATE_OVERLAP})
     return RateChange(new, ends)
+
+
+@dataclass(frozen=True)
+class RateRemoval:
+    """What removing ``removed`` does: the rate of the discipline that ended the day before
+    it (``runs_on``, if any) runs on to the removed rate's last day."""
+
+    removed: DisciplineRate
+    runs_on: DisciplineRate | None
+
+
+def plan_rate_removal(
+    existing: Sequence[DisciplineRate], removed: DisciplineRate, closed_until: dt.date | None
+) -> RateRemoval:
+    """A rate typed wrongly may be taken away (and added again correctly) as long as it
+    starts after the last closed quarter; the rate before it, when it ended the day before,
+    then runs on as if the removed one was never added."""
+    if not may_remove(removed, closed_until):
+        raise InvalidInput({"remove": RATE_USED_IN_CLOSED})
+    runs_on = next(
+        (
+            r
+            for r in existing
+            if r.discipline == removed.discipline
+            and r.id != removed.id
+            and r.valid_to == removed.valid_from - ONE_DAY
+        ),
+        None,
+    )
+    return RateRemoval(removed, runs_on)
+
+
+def may_remove(rate: DisciplineRate, closed_until: dt.date | None) -> bool:
+    return closed_until is None or rate.valid_from > closed_until
 
 
 def check_budget_year(year: int, closed_until: dt.date | None) -> None:

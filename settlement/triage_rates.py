@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from keerpunt.platform import audit
 from keerpunt.platform.db import utcnow
+from keerpunt.platform.errors import NotFound
 from keerpunt.platform.models import Organisation
 from keerpunt.platform.uow import UnitOfWork
 from keerpunt.settlement.access import check_finance_access
@@ -27,7 +28,9 @@ from keerpunt.settlement.triage_hours import (
     DisciplineRate,
     TriageBudget,
     check_budget_year,
+    may_remove,
     plan_new_rate,
+    plan_rate_removal,
     region_key,
 )
 
@@ -38,6 +41,7 @@ __all__ = [
     "closed_until",
     "load_pilot_values",
     "rates_of",
+    "remove_discipline_rate",
     "set_triage_budget",
     "triage_rates_page",
 ]
@@ -90,6 +94,10 @@ class TriageRatesPage:
     rates: tuple[DisciplineRate, ...]  # per discipline, oldest first
     budgets: tuple[TriageBudget, ...]  # by year
     closed_until: dt.date | None
+
+    def removable(self, rate: DisciplineRate) -> bool:
+        """Whether the rate may still be taken away (it starts after every closed quarter)."""
+        return may_remove(rate, self.closed_until)
 
 
 async def triage_rates_page(uow: UnitOfWork) -> TriageRatesPage:
@@ -149,6 +157,39 @@ async def add_discipline_rate(uow: UnitOfWork, draft: DisciplineRate) -> Discipl
         ),
     )
     return _rate(row)
+
+
+async def remove_discipline_rate(uow: UnitOfWork, rate_id: int) -> DisciplineRate:
+    """Take away a rate typed wrongly, while it starts after the last closed quarter; the
+    rate before it runs on (:func:`~keerpunt.settlement.triage_hours.plan_rate_removal`).
+    A rate of another region does not exist for this viewer."""
+    penvoerder = await _locked_penvoerder(uow)
+    rates = await rates_of(uow.db, penvoerder.region)
+    target = next((r for r in rates if r.id == rate_id), None)
+    if target is None:
+        raise NotFound()
+    removal = plan_rate_removal(rates, target, await closed_until(uow.db))
+    row = await uow.db.get(DisciplineRateRow, rate_id)
+    assert row is not None
+    await uow.db.delete(row)
+    extended = ""
+    if removal.runs_on is not None:
+        before = await uow.db.get(DisciplineRateRow, removal.runs_on.id)
+        assert before is not None
+        before.valid_to = target.valid_to
+        extended = f" runs_on={before.id}"
+    await uow.db.flush()
+    await audit.record(
+        uow.db,
+        uow.who,
+        "settlement.triage_rate.remove",
+        purpose="settlement",
+        detail=(
+            f"rate={rate_id} discipline={target.discipline} cents={target.cents_per_hour} "
+            f"from={target.valid_from} to={target.valid_to or ''}{extended}"
+        ),
+    )
+    return target
 
 
 async def set_triage_budget(uow: UnitOfWork, draft: BudgetDraft) -> TriageBudget:

@@ -113,6 +113,8 @@ async def _param_values(rt: Runtime, world: LeakWorld) -> dict[str, list[str]]:
         "member_id": [str(m) for m in members],
         "token": [*world.invitation_tokens, "geen-echte-link"],
         "contract_id": ["1", "99999"],
+        # a rate that does not exist (removing a real one would succeed: it needs no field)
+        "rate_id": ["99999"],
         # whoever declared in a closed run (a kassier's payment batch), and one that did not
         "kassier_id": [*map(str, holders), "99999"],
         **{name: [*map(str, ids), "99999"] for name, ids in world.ids.items()},
@@ -367,6 +369,7 @@ BAD_FORM_PROBED = frozenset(
         "settlement.api_token_revoke",
         "settlement.triage_rate_add",
         "settlement.triage_budget_set",
+        "settlement.triage_rate_remove",
     }
 )
 NOT_PROBED = {

@@ -12,6 +12,7 @@ from keerpunt.settlement.triage_hours import (
     PILOT_RATES,
     RATE_IN_CLOSED,
     RATE_OVERLAP,
+    RATE_USED_IN_CLOSED,
     YEAR_CLOSED,
     BudgetDraft,
     DisciplineRate,
@@ -20,6 +21,7 @@ from keerpunt.settlement.triage_hours import (
     check_budget_year,
     line_amount,
     plan_new_rate,
+    plan_rate_removal,
     price_team_time,
     rate_on,
     read_budget_form,
@@ -230,6 +232,23 @@ def test_a_rate_may_not_start_in_a_closed_quarter(valid_from: dt.date, refused: 
         assert exc.value.errors == {"valid_from": RATE_IN_CLOSED}
     else:
         assert plan_new_rate([REGIE], new, closed_until=D(2026, 9, 30)).ends == REGIE
+
+
+def test_a_wrong_rate_is_removed_and_the_one_before_runs_on() -> None:
+    old = DisciplineRate("regiebehandelaar", 140_00, D(2023, 1, 1), D(2026, 12, 31), id=1)
+    typo = DisciplineRate("regiebehandelaar", 1450_00, D(2027, 1, 1), id=2)
+    other = DisciplineRate("systeembehandelaar", 120_00, D(2023, 1, 1), D(2026, 12, 31), id=3)
+    removal = plan_rate_removal([old, typo, other], typo, closed_until=D(2026, 9, 30))
+    assert removal.runs_on == old  # and gets the typo's last day: none
+    # a rate after a gap leaves the one before alone
+    later = DisciplineRate("regiebehandelaar", 150_00, D(2027, 3, 1), id=4)
+    assert plan_rate_removal([old, later], later, None).runs_on is None
+
+
+def test_a_rate_used_in_a_closed_quarter_stays() -> None:
+    with pytest.raises(InvalidInput) as exc:
+        plan_rate_removal([REGIE], REGIE, closed_until=D(2026, 9, 30))
+    assert exc.value.errors == {"remove": RATE_USED_IN_CLOSED}
 
 
 @pytest.mark.parametrize(

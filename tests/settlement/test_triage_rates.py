@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from keerpunt.platform.errors import InvalidInput
+from keerpunt.platform.errors import InvalidInput, NotFound
 from keerpunt.platform.i18n import AMSTERDAM
 from keerpunt.platform.migrate import upgrade
 from keerpunt.platform.models import AuditEntry, Organisation, User
@@ -33,6 +33,7 @@ from keerpunt.settlement.triage_rates import (
     budget_of,
     load_pilot_values,
     rates_of,
+    remove_discipline_rate,
     set_triage_budget,
 )
 from keerpunt.triage.models import TriageSession
@@ -382,3 +383,72 @@ def test_the_migration_seeds_the_pilot_values_for_existing_penvoerders(tmp_path:
         for region in ("IJsselland", "ijsselland")
         for year in range(2023, 2028)
     )
+
+
+async def test_a_wrong_rate_is_removed_until_its_quarter_is_closed(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    region, csrf = await _as_finance(client, runtime)
+    headers = {"X-CSRF-Token": csrf}
+    await client.post(
+        "/settlement/triage-rates/rate", data={**FORM, "rate": "1455,00"}, headers=headers
+    )
+    async with runtime.sessionmaker() as db:
+        typo = await db.scalar(
+            select(DisciplineRateRow).where(DisciplineRateRow.cents_per_hour == 1455_00)
+        )
+        first = await db.scalar(
+            select(DisciplineRateRow).where(
+                DisciplineRateRow.valid_from == D(2023, 1, 1),
+                DisciplineRateRow.discipline == "regiebehandelaar",
+            )
+        )
+    assert typo is not None and first is not None
+    page = (await client.get("/settlement/triage-rates")).text
+    assert f'action="http://testserver/settlement/triage-rates/{typo.id}/remove"' in page
+    assert "Tarief van regiebehandelaar vanaf 1 januari 2027 weghalen" in page
+
+    # without the CSRF token, or as someone else: nothing happens
+    url = f"/settlement/triage-rates/{typo.id}/remove"
+    assert (await client.post(url)).status_code == 403
+    other = await login(client, runtime, user_id=region.other_finance.id)
+    assert (await client.post(url, headers={"X-CSRF-Token": other})).status_code == 403
+    csrf = await login(client, runtime, user_id=region.finance.id)
+    headers = {"X-CSRF-Token": csrf}
+    assert (
+        await client.post("/settlement/triage-rates/99999/remove", headers=headers)
+    ).status_code == 404
+
+    r = await client.post(url, headers={**headers, "HX-Request": "true"})
+    assert r.status_code == 200
+    page = text_of(r.text)
+    assert "Het tarief is weggehaald." in page
+    assert "regiebehandelaar € 140,00 1 januari 2023 geen einddatum" in page  # runs on
+    assert "€ 1.455,00" not in page
+    [detail] = await _audit(runtime, "settlement.triage_rate.remove")
+    assert detail == (
+        f"rate={typo.id} discipline=regiebehandelaar cents=145500 from=2027-01-01 to= "
+        f"runs_on={first.id}"
+    )
+
+    # a rate that holds in a closed quarter stays
+    await _close(runtime, Quarter.of(2026, 3))
+    r = await client.post(f"/settlement/triage-rates/{first.id}/remove", headers=headers)
+    assert r.status_code == 422
+    assert "Dit tarief geldt in een kwartaal dat al is afgesloten. Het kan niet meer weg." in r.text
+    assert f'action="http://testserver/settlement/triage-rates/{first.id}/remove"' not in r.text
+    assert ("regiebehandelaar", 140_00, D(2023, 1, 1), None) in await _rows(runtime)
+
+
+async def test_a_rate_of_another_region_is_not_found(runtime: Runtime) -> None:
+    region = await build_region(runtime)  # the penvoerder has no region
+    async with runtime.sessionmaker() as db, db.begin():
+        await load_pilot_values(db, "IJsselland")
+    ijsselland = (await _rows(runtime))[0]
+    async with runtime.sessionmaker() as db:
+        rate_id = await db.scalar(select(DisciplineRateRow.id).order_by(DisciplineRateRow.id))
+    assert rate_id is not None
+    with pytest.raises(NotFound):
+        async with runtime.unit_of_work(staff_principal(region.finance)) as uow:
+            await remove_discipline_rate(uow, rate_id)
+    assert (await _rows(runtime))[0] == ijsselland
