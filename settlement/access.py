@@ -55,6 +55,7 @@ def menu_pages(who: Principal | None) -> frozenset[str]:
         "settlement.kassier_index": lead or (finance and provider),
         "settlement.allocations": lead or provider,  # a provider's staff: its own care
         "settlement.monitor": lead or who.has(StaffRole.FUNDER),
+        "settlement.triage_rates": lead,  # the triage team's rates and budget
         "settlement.api_token": finance and provider,
     }
     return frozenset(name for name, may in pages.items() if may)

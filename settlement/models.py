@@ -253,6 +253,49 @@ class BankAccount(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
+class DisciplineRateRow(Base):
+    """The hourly rate (uurtarief) the penvoerder of ``region`` pays a seconding provider for
+    a triage-team member of ``discipline``, from ``valid_from`` to ``valid_to`` (inclusive;
+    empty: until further notice). Indexation is a new row; the only edit is giving the
+    running row its last day. Periods of one region and discipline never overlap (checked in
+    :func:`keerpunt.settlement.triage_rates.add_discipline_rate`, under a lock)."""
+
+    __tablename__ = "discipline_rate"
+    __table_args__ = (
+        CheckConstraint("cents_per_hour >= 0", name="rate_not_negative"),
+        CheckConstraint("valid_to IS NULL OR valid_to >= valid_from", name="period_order"),
+        UniqueConstraint("region", "discipline", "valid_from"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    region: Mapped[str] = mapped_column(String(100))  # triage_hours.region_key of the penvoerder
+    discipline: Mapped[str] = mapped_column(String(30))  # platform.models.Discipline
+    cents_per_hour: Mapped[int] = mapped_column(Integer)
+    valid_from: Mapped[dt.date] = mapped_column(Date)
+    valid_to: Mapped[dt.date | None] = mapped_column(Date)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class TriageBudgetRow(Base):
+    """The triage-team budget of a region for one year, in cents (seed 003 §6.5). Set again,
+    the row gets the new amount (the audit keeps the old one); no longer once the whole year
+    is closed."""
+
+    __tablename__ = "triage_budget"
+    __table_args__ = (
+        CheckConstraint("cents >= 0", name="budget_not_negative"),
+        UniqueConstraint("region", "year"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    region: Mapped[str] = mapped_column(String(100))
+    year: Mapped[int] = mapped_column(Integer)
+    cents: Mapped[int] = mapped_column(BigInteger)
+    changed_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    changed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
 class ApiToken(Base):
     """An organisation's key to the JSON API (``/api/v1``), for its own system.
 

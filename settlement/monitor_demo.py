@@ -13,6 +13,7 @@ from keerpunt.platform.models import Organisation, User
 from keerpunt.platform.principal import staff_principal
 from keerpunt.platform.runtime import Runtime
 from keerpunt.settlement.rules import quarter_of
+from keerpunt.settlement.triage_rates import load_pilot_values
 
 # (first name, age, domain, [(provider, help form, hours or units a week, unit)])
 _YOUTHS: list[tuple[str, int, str, list[tuple[str, str, str, str]]]] = [
@@ -47,6 +48,9 @@ async def load(rt: Runtime) -> None:
                 roles="funder",
             )
         )
+        # a database made by the migrations has them already; one made from the models not
+        penvoerder = next(o for o in orgs.values() if o.is_penvoerder)
+        await load_pilot_values(db, penvoerder.region or "")
     registrar = next(u for u in users if "registrar" in u.role_set)
     coordinator = next(u for u in users if "coordinator" in u.role_set)
     team = [u.id for u in users if "triage_member" in u.role_set]

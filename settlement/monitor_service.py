@@ -20,14 +20,12 @@ from keerpunt.settlement.models import Contract
 from keerpunt.settlement.monitor import MonitorReport, assemble_monitor
 from keerpunt.settlement.rules import ContractTerms, ProviderInfo, Quarter, assemble_overview
 from keerpunt.settlement.triage_hours import (
-    DISCIPLINE_RATES,
-    TRIAGE_BUDGETS,
     BudgetStatus,
     TriageHours,
-    budget_for,
     budget_status,
     price_team_time,
 )
+from keerpunt.settlement.triage_rates import budget_of, rates_of
 from keerpunt.triage import service as triage
 
 __all__ = [
@@ -79,9 +77,10 @@ async def _team_time(
     year = await triage.triage_team_time(uow.db, year_start, quarter.end)
     in_quarter = [r for r in year.rows if r.day >= quarter.start]
     unconfirmed = await triage.triage_team_time(uow.db, quarter.start, quarter.end)
-    hours = price_team_time(in_quarter, DISCIPLINE_RATES)
-    used = price_team_time(year.rows, DISCIPLINE_RATES).amount_cents
-    budget = budget_status(budget_for(TRIAGE_BUDGETS, penvoerder.region, quarter.year), used)
+    rates = await rates_of(uow.db, penvoerder.region)
+    hours = price_team_time(in_quarter, rates)
+    used = price_team_time(year.rows, rates).amount_cents
+    budget = budget_status(await budget_of(uow.db, penvoerder.region, quarter.year), used)
     return hours, budget, unconfirmed.unconfirmed_sessions
 
 

@@ -6,38 +6,64 @@ and accounts for it against the year's triage budget. One *line* is one expert's
 at one session, priced at the rate valid on the session's day and rounded to the cent once,
 half away from zero; every total is a sum of lines.
 
-Rates and budgets are data with a validity period / year, so indexation is a new row, never an
-edit, and an old quarter keeps its price.
+Rates and budgets are data the penvoerder's finance staff keep per region (tables
+``discipline_rate`` and ``triage_budget``, :mod:`~keerpunt.settlement.triage_rates`): indexation
+is a new rate from a date, which ends the running one the day before, never an edit of a price.
+A rate may not start in a quarter that is already closed (afgesloten), so a closed quarter keeps
+the price it was settled at; :func:`plan_new_rate` holds that rule.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 from typing import Protocol
 
-from keerpunt.settlement.rules import round_half_away_from_zero
+from keerpunt.platform.errors import InvalidInput
+from keerpunt.platform.i18n import N_
+from keerpunt.platform.models import Discipline
+from keerpunt.settlement.rules import (
+    BAD_DATE,
+    MAX_TARIFF_CENTS,
+    ONE_DAY,
+    InvalidAmount,
+    parse_date,
+    parse_euros,
+    round_half_away_from_zero,
+)
 
 __all__ = [
-    "DISCIPLINE_RATES",
-    "TRIAGE_BUDGETS",
+    "BUDGET_FIELDS",
+    "PILOT_BUDGETS",
+    "PILOT_RATES",
+    "PILOT_REGION",
+    "RATE_FIELDS",
+    "BudgetDraft",
     "BudgetStatus",
     "DisciplineHours",
     "DisciplineRate",
     "ProviderHours",
+    "RateChange",
+    "RateRemoval",
     "TeamTimeLine",
     "TriageBudget",
     "TriageHours",
     "Unpriced",
-    "budget_for",
     "budget_status",
+    "check_budget_year",
     "hours_text",
     "line_amount",
+    "may_remove",
+    "plan_new_rate",
+    "plan_rate_removal",
     "price_team_time",
     "rate_on",
+    "read_budget_form",
+    "read_rate_form",
+    "region_key",
 ]
 
 
@@ -50,16 +76,20 @@ class DisciplineRate:
     cents_per_hour: int
     valid_from: dt.date
     valid_to: dt.date | None = None
+    id: int | None = None  # the row, once stored
 
     def covers(self, day: dt.date) -> bool:
         return self.valid_from <= day and (self.valid_to is None or day <= self.valid_to)
 
 
 _PILOT = dt.date(2023, 1, 1)  # rates of the new purchasing of region IJsselland 2023 (seed 003)
+PILOT_REGION = "IJsselland"
 
-# DOMAIN.md "Settlement": the discipline rates per hour. Sociaal domein / schulden has no rate
-# in the seed: its hours are listed as "no rate" until one is agreed.
-DISCIPLINE_RATES: tuple[DisciplineRate, ...] = (
+# The values of the pilot (DOMAIN.md "Settlement"), which the migration that made the tables
+# seeded for region IJsselland (its own frozen copy) and the demo loads; pricing reads the
+# tables, never these. Sociaal domein / schulden has no rate in the seed: its hours are listed
+# as "no rate" until finance agrees one.
+PILOT_RATES: tuple[DisciplineRate, ...] = (
     DisciplineRate("ervaringsdeskundige", 75_00, _PILOT),
     DisciplineRate("onderwijsconsulent", 100_00, _PILOT),
     DisciplineRate("regiebehandelaar", 140_00, _PILOT),
@@ -79,9 +109,15 @@ class TriageBudget:
 
 
 # Seed 003 §6.5: € 110.000 per pilot year for the triage team.
-TRIAGE_BUDGETS: tuple[TriageBudget, ...] = tuple(
-    TriageBudget("IJsselland", year, 110_000_00) for year in range(2023, 2028)
+PILOT_BUDGETS: tuple[TriageBudget, ...] = tuple(
+    TriageBudget(PILOT_REGION, year, 110_000_00) for year in range(2023, 2028)
 )
+
+
+def region_key(region: str | None) -> str:
+    """The region as rates and budgets are kept under: the penvoerder's region, trimmed
+    (empty when it has none)."""
+    return (region or "").strip()
 
 
 class TeamTimeLine(Protocol):
@@ -193,9 +229,7 @@ class TriageHours:
         return dict(sorted(out.items()))
 
 
-def price_team_time(
-    lines: Iterable[TeamTimeLine], rates: Sequence[DisciplineRate] = DISCIPLINE_RATES
-) -> TriageHours:
+def price_team_time(lines: Iterable[TeamTimeLine], rates: Sequence[DisciplineRate]) -> TriageHours:
     """Price every line at its discipline's rate on its day and group per provider and
     discipline (and rate, when indexation changed it within the period)."""
     groups: dict[tuple[int, str, int | None], list[int]] = {}  # -> [minutes, lines, cents]
@@ -235,14 +269,6 @@ def price_team_time(
     return TriageHours(providers, tuple(unpriced))
 
 
-def budget_for(
-    budgets: Sequence[TriageBudget], region: str | None, year: int
-) -> TriageBudget | None:
-    """The triage budget of ``region`` for ``year``, if one is set."""
-    key = (region or "").strip().casefold()
-    return next((b for b in budgets if b.region.casefold() == key and b.year == year), None)
-
-
 @dataclass(frozen=True)
 class BudgetStatus:
     """The year's budget against what is used so far (None: no budget set)."""
@@ -268,3 +294,159 @@ class BudgetStatus:
 
 def budget_status(budget: TriageBudget | None, used_cents: int) -> BudgetStatus:
     return BudgetStatus(budget.cents if budget else None, used_cents)
+
+
+# ---- keeping rates and budgets (the penvoerder's finance staff) ----
+
+RATE_FIELDS = ("discipline", "rate", "valid_from", "valid_to")
+BUDGET_FIELDS = ("year", "budget")
+MAX_BUDGET_CENTS = 100_000_000_00  # € 100 miljoen a year: anything above is a typing error
+FIRST_YEAR, LAST_YEAR = 2000, 2100
+
+NO_DISCIPLINE = N_("Kies een discipline.")
+NEGATIVE = N_("Een bedrag kan niet negatief zijn. Vul een bedrag in zoals 120,00.")
+TOO_HIGH = N_("Dit bedrag is te hoog. Kijk of het goed is ingevuld.")
+END_BEFORE_START = N_("De einddatum ligt vóór de begindatum.")
+BAD_YEAR = N_("Vul een jaartal in, bijvoorbeeld 2028.")
+RATE_OVERLAP = N_(
+    "Er is al een tarief voor deze discipline in deze periode. Kies een andere begindatum, "
+    "of een einddatum vóór het volgende tarief."
+)
+RATE_IN_CLOSED = N_(
+    "Deze datum valt in een kwartaal dat al is afgesloten. Een nieuw tarief kan pas beginnen "
+    "na het laatste afgesloten kwartaal. Kies een latere datum."
+)
+RATE_USED_IN_CLOSED = N_(
+    "Dit tarief geldt in een kwartaal dat al is afgesloten. Het kan niet meer weg."
+)
+YEAR_CLOSED = N_(
+    "Alle kwartalen van dit jaar zijn al afgesloten. Het budget van dit jaar kan niet meer "
+    "veranderen."
+)
+
+
+@dataclass(frozen=True)
+class BudgetDraft:
+    year: int
+    cents: int
+
+
+def _amount(text: str, limit: int, errors: dict[str, str], name: str) -> int:
+    if text.lstrip().startswith(("-", "\u2212")):
+        errors[name] = NEGATIVE
+        return 0
+    try:
+        cents = parse_euros(text)
+    except InvalidAmount as exc:
+        errors[name] = exc.message
+        return 0
+    if cents > limit:
+        errors[name] = TOO_HIGH
+    return cents
+
+
+def read_rate_form(data: Mapping[str, str]) -> DisciplineRate:
+    """Read the new-rate form (discipline, euros per hour, first day, optional last day);
+    raises :class:`InvalidInput` naming every bad field."""
+    get = {name: data.get(name, "").strip() for name in RATE_FIELDS}
+    errors: dict[str, str] = {}
+    if get["discipline"] not in set(Discipline):
+        errors["discipline"] = NO_DISCIPLINE
+    cents = _amount(get["rate"], MAX_TARIFF_CENTS, errors, "rate")
+    valid_from = parse_date(get["valid_from"])
+    if valid_from is None:
+        errors["valid_from"] = BAD_DATE
+    valid_to = parse_date(get["valid_to"]) if get["valid_to"] else None
+    if get["valid_to"] and valid_to is None:
+        errors["valid_to"] = BAD_DATE
+    elif valid_from and valid_to and valid_to < valid_from:
+        errors["valid_to"] = END_BEFORE_START
+    if errors:
+        raise InvalidInput(errors)
+    assert valid_from is not None
+    return DisciplineRate(get["discipline"], cents, valid_from, valid_to)
+
+
+def read_budget_form(data: Mapping[str, str]) -> BudgetDraft:
+    """Read the year-budget form (year, euros); raises :class:`InvalidInput`."""
+    year_text = data.get("year", "").strip()
+    errors: dict[str, str] = {}
+    year = int(year_text) if year_text.isascii() and year_text.isdecimal() else 0
+    if not FIRST_YEAR <= year <= LAST_YEAR:
+        errors["year"] = BAD_YEAR
+    cents = _amount(data.get("budget", "").strip(), MAX_BUDGET_CENTS, errors, "budget")
+    if errors:
+        raise InvalidInput(errors)
+    return BudgetDraft(year, cents)
+
+
+@dataclass(frozen=True)
+class RateChange:
+    """What adding ``new`` does: store it, and give the running rate of the discipline
+    (``ends``, if any) the day before as its last day."""
+
+    new: DisciplineRate
+    ends: DisciplineRate | None
+
+
+def plan_new_rate(
+    existing: Sequence[DisciplineRate], new: DisciplineRate, closed_until: dt.date | None
+) -> RateChange:
+    """Indexation (indexering) of a discipline rate: a new rate from a date. The rate without
+    an end date that started before it ends the day before; any other rate of the discipline
+    sharing a day with the new period is refused, and so is a start on or before the last
+    day of the last closed quarter (that quarter keeps its price)."""
+    if closed_until is not None and new.valid_from <= closed_until:
+        raise InvalidInput({"valid_from": RATE_IN_CLOSED})
+    same = [r for r in existing if r.discipline == new.discipline]
+    ends = next(
+        (r for r in same if r.valid_to is None and r.valid_from < new.valid_from),
+        None,
+    )
+    last = new.valid_to or dt.date.max
+    for r in same:
+        r_to = (new.valid_from - ONE_DAY) if r is ends else (r.valid_to or dt.date.max)
+        if r.valid_from <= last and new.valid_from <= r_to:
+            raise InvalidInput({"valid_from": RATE_OVERLAP})
+    return RateChange(new, ends)
+
+
+@dataclass(frozen=True)
+class RateRemoval:
+    """What removing ``removed`` does: the rate of the discipline that ended the day before
+    it (``runs_on``, if any) runs on to the removed rate's last day."""
+
+    removed: DisciplineRate
+    runs_on: DisciplineRate | None
+
+
+def plan_rate_removal(
+    existing: Sequence[DisciplineRate], removed: DisciplineRate, closed_until: dt.date | None
+) -> RateRemoval:
+    """A rate typed wrongly may be taken away (and added again correctly) as long as it
+    starts after the last closed quarter; the rate before it, when it ended the day before,
+    then runs on as if the removed one was never added."""
+    if not may_remove(removed, closed_until):
+        raise InvalidInput({"remove": RATE_USED_IN_CLOSED})
+    runs_on = next(
+        (
+            r
+            for r in existing
+            if r.discipline == removed.discipline
+            and r.id != removed.id
+            and r.valid_to == removed.valid_from - ONE_DAY
+        ),
+        None,
+    )
+    return RateRemoval(removed, runs_on)
+
+
+def may_remove(rate: DisciplineRate, closed_until: dt.date | None) -> bool:
+    return closed_until is None or rate.valid_from > closed_until
+
+
+def check_budget_year(year: int, closed_until: dt.date | None) -> None:
+    """A year's triage budget may be set or changed until every quarter of the year is
+    closed; after that the year's figures stand."""
+    if closed_until is not None and dt.date(year, 12, 31) <= closed_until:
+        raise InvalidInput({"year": YEAR_CLOSED})

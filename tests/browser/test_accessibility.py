@@ -49,6 +49,7 @@ async def test_thin_path_pages_have_no_axe_violations(
             "/settlement/contracts",
             "/settlement/allocations",
             "/settlement/run",
+            "/settlement/triage-rates",  # empty: no region, rates or budgets yet
         ],
         world.expert.id: [
             "/cases",

@@ -1,5 +1,5 @@
-"""The funder's monitor and the penvoerder's triage-hours page in a real browser, with the
-demo's data: axe-core WCAG 2.2 AA at 1280 and 360 px, nothing scrolls sideways, the charts
+"""The funder's monitor and the penvoerder's triage-hours and rates pages in a real browser,
+with the demo's data: axe-core WCAG 2.2 AA at 1280 and 360 px, nothing scrolls sideways, the charts
 are drawn, and the XLSX downloads."""
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ async def test_monitor_pages_are_accessible_and_download(
     problems: dict[str, list[str]] = {}
     for user, paths in (
         (funder, ["/settlement/monitor"]),
-        (finance, ["/settlement/monitor", "/settlement/triage-hours"]),
+        (finance, ["/settlement/monitor", "/settlement/triage-hours", "/settlement/triage-rates"]),
     ):
         ctx = await logged_in_context(browser, runtime, live_server, user_id=user.id, width=width)
         page = await ctx.new_page()
@@ -56,5 +56,16 @@ async def test_monitor_pages_are_accessible_and_download(
         else:
             await page.goto(live_server.url + "/settlement/triage-hours")
             assert await page.locator("#triage-total").is_visible()
+            # the rates page: a wrong amount is explained beside its field (htmx), then saved
+            await page.goto(live_server.url + "/settlement/triage-rates")
+            await page.fill("#kp-year", "2028")
+            await page.fill("#kp-budget", "-5")
+            await page.click("text=Budget opslaan")
+            await page.locator("#kp-budget-error").wait_for()
+            if found := await axe_violations(page, live_server):
+                problems["rates with an error"] = found
+            await page.fill("#kp-budget", "115.000,00")
+            await page.click("text=Budget opslaan")
+            await page.locator("#triage-budgets >> text=2028").wait_for()
         await ctx.close()
     assert not problems, problems

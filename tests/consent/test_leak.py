@@ -113,6 +113,8 @@ async def _param_values(rt: Runtime, world: LeakWorld) -> dict[str, list[str]]:
         "member_id": [str(m) for m in members],
         "token": [*world.invitation_tokens, "geen-echte-link"],
         "contract_id": ["1", "99999"],
+        # a rate that does not exist (removing a real one would succeed: it needs no field)
+        "rate_id": ["99999"],
         # whoever declared in a closed run (a kassier's payment batch), and one that did not
         "kassier_id": [*map(str, holders), "99999"],
         **{name: [*map(str, ids), "99999"] for name, ids in world.ids.items()},
@@ -365,6 +367,9 @@ BAD_FORM_PROBED = frozenset(
         "api.fallback",
         "settlement.api_token_create",
         "settlement.api_token_revoke",
+        "settlement.triage_rate_add",
+        "settlement.triage_budget_set",
+        "settlement.triage_rate_remove",
     }
 )
 NOT_PROBED = {
@@ -859,6 +864,10 @@ async def test_no_canary_reaches_anyone_consent_does_not_allow(
     closed = world.quarters[0]
     assert seen["finance_penvoerder"].status[f"/settlement/run/{closed}/jw323.zip"] == 200
     check_statements_and_kassier(world, seen)
+    # The triage-team rates and budgets are the penvoerder's finance staff's page alone.
+    for viewer in viewers:
+        status = seen[viewer].status["/settlement/triage-rates"]
+        assert (status == 200) is (viewer == "finance_penvoerder"), (viewer, status)
     assert seen["coordinator"].status[f"/cases/{world.case_ids['A']}/consents.fhir.json"] == 200
     # The funder's monitor (page, XLSX, CSV) was read, and holds no case at all: not even a
     # pseudonym leaves the care chain.

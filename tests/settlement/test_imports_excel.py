@@ -454,6 +454,7 @@ async def test_a_funder_sees_only_the_monitor_and_provider_staff_without_a_role_
         "Kassier",
         "Toewijzingen",
         "Monitor",
+        "Tarieven triageteam",
         "API-sleutel",
     ]
 

@@ -24,6 +24,7 @@ MENU = (
     "/settlement/kassier",
     "/settlement/allocations",
     "/settlement/monitor",
+    "/settlement/triage-rates",
     "/settlement/api-token",
 )
 BEHIND = {

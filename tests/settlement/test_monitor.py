@@ -20,7 +20,7 @@ from keerpunt.settlement.monitor import (
     monitor_xlsx,
 )
 from keerpunt.settlement.rules import parse_quarter
-from keerpunt.settlement.triage_hours import BudgetStatus, price_team_time
+from keerpunt.settlement.triage_hours import PILOT_RATES, BudgetStatus, price_team_time
 
 Q3 = parse_quarter("2026Q3")
 D = dt.date
@@ -60,7 +60,7 @@ def _lines(cases: int, form: str = "ambulant") -> list[Line]:
 
 
 def _report(lines: list[Line], amounts: dict[int, int] | None = None, ret=()):  # type: ignore[no-untyped-def]
-    hours = price_team_time([Time(1, "Karakter", "regiebehandelaar", 240)])
+    hours = price_team_time([Time(1, "Karakter", "regiebehandelaar", 240)], PILOT_RATES)
     return assemble_monitor(
         Q3,
         lines,

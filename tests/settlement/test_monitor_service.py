@@ -19,6 +19,7 @@ from keerpunt.platform.principal import staff_principal
 from keerpunt.platform.runtime import Runtime
 from keerpunt.settlement.monitor_service import monitor_report, triage_hours_page
 from keerpunt.settlement.rules import quarter_of
+from keerpunt.settlement.triage_rates import load_pilot_values
 from keerpunt.triage import report
 from keerpunt.triage import service as triage
 from tests.helpers import login, make_org, make_user
@@ -49,6 +50,7 @@ async def _closed_meeting(rt: Runtime, hours: dict[str, str]) -> World:
         await db.execute(
             update(Organisation).where(Organisation.name == "Pactum").values(region="IJsselland")
         )
+        await load_pilot_values(db, "IJsselland")  # what the migration seeds
     return w
 
 
