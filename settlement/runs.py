@@ -4,11 +4,13 @@ and read a run's statement. Inside the caller's unit of work; never commits.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import io
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 from sqlalchemy import select
@@ -23,7 +25,7 @@ from keerpunt.platform.runtime import Runtime
 from keerpunt.platform.uow import UnitOfWork
 from keerpunt.settlement.access import check_finance_access
 from keerpunt.settlement.declaration import (
-    Delivery,
+    DeliveryFields,
     Direction,
     Margin,
     MarginKind,
@@ -31,7 +33,7 @@ from keerpunt.settlement.declaration import (
     OutOfOrder,
     Rejection,
     SubProviderAgreement,
-    settle_lines,
+    settle_rows,
 )
 from keerpunt.settlement.jw323 import Sender, declaration_files
 from keerpunt.settlement.kassier import agreement_index, line_margin
@@ -205,14 +207,14 @@ async def _settle_until(
 
     def run(db: Session) -> tuple[tuple[OutLine, ...], tuple[Rejection, ...]]:
         try:
-            return settle_lines(
-                _counted(_deliveries(db, last_day, numbers), report), allocations, contracts,
-                agreements, previous, ordered=True,
+            return settle_rows(
+                _deliveries(db, last_day, numbers, report), allocations, contracts, agreements,
+                previous, ordered=True,
             )  # fmt: skip
         except OutOfOrder:  # the database sorted text differently: let the rules sort
-            return settle_lines(
-                _counted(_deliveries(db, last_day, numbers), report), allocations, contracts,
-                agreements, previous,
+            return settle_rows(
+                _deliveries(db, last_day, numbers, report), allocations, contracts, agreements,
+                previous,
             )  # fmt: skip
 
     return await uow.db.run_sync(run)
@@ -295,47 +297,50 @@ async def _credited_margins(
     return found
 
 
-def _counted(deliveries: Iterator[Delivery], report: Progress) -> Iterator[Delivery]:
-    """The deliveries as they are checked, telling ``report`` every chunk how many."""
-    done = 0
-    report(PHASE_CHECK, 0, 0)
-    for done, delivery in enumerate(deliveries, 1):
-        if done % _CHUNK == 0:
-            report(PHASE_CHECK, done, 0)
-        yield delivery
-    report(PHASE_CHECK, done, done)
-
-
-def _deliveries(db: Session, last_day: dt.date, numbers: dict[int, str]) -> Iterator[Delivery]:
+def _deliveries(
+    db: Session, last_day: dt.date, numbers: dict[int, str], report: Progress
+) -> Iterator[DeliveryFields]:
     """Deliveries starting on or before ``last_day`` in canonical order
-    (:attr:`Delivery.order_key`), streamed. Repeated values (numbers, codes, days) are shared
-    objects, so a quarter of lines stays small in memory."""
+    (:attr:`Delivery.order_key`), streamed as plain tuples (:data:`DeliveryFields`) through
+    Core, without an ORM row or a :class:`Delivery` per line; ``report`` hears every
+    :data:`_CHUNK` lines how many were read (see :data:`PHASE_CHECK`). Repeated values
+    (numbers, codes, days) are shared objects, so a quarter of lines stays small in memory."""
     D, A = DeliveryRow, AllocationRow
     binary = db.get_bind().dialect.name == "postgresql"  # order text as Python does
 
     def text(column: Any) -> Any:
         return column.collate("C") if binary else column
 
-    rows = db.execute(
-        select(
-            D.id, D.provider_id, D.allocation_id, D.product_category, D.product_code,
-            D.start_date, D.end_date, D.volume,
+    rows = (
+        db.connection()
+        .execute(
+            select(
+                D.id, D.provider_id, D.allocation_id, D.product_category, D.product_code,
+                D.start_date, D.end_date, D.volume,
+            )
+            .join(A, A.id == D.allocation_id)
+            .where(D.start_date <= last_day)
+            .order_by(
+                text(A.number), D.start_date, D.end_date, D.provider_id, text(D.product_code),
+                D.volume, D.id,
+            ),
+            execution_options={"yield_per": _CHUNK},
         )
-        .join(A, A.id == D.allocation_id)
-        .where(D.start_date <= last_day)
-        .order_by(
-            text(A.number), D.start_date, D.end_date, D.provider_id, text(D.product_code),
-            D.volume, D.id,
-        ),
-        execution_options={"yield_per": 20_000},
     )  # fmt: skip
     shared: dict[Any, Any] = {}
     same = shared.setdefault
-    for id_, provider_id, allocation_id, category, code, start, end, volume in rows:
-        yield Delivery(
-            id_, provider_id, numbers[allocation_id], same(category, category), same(code, code),
-            same(start, start), same(end, end), volume,
-        )  # fmt: skip
+    done = 0
+    report(PHASE_CHECK, 0, 0)
+    while chunk := rows.fetchmany(_CHUNK):
+        for id_, provider_id, allocation_id, category, code, start, end, volume in chunk:
+            yield (
+                id_, provider_id, numbers[allocation_id], same(category, category),
+                same(code, code), same(start, start), same(end, end), volume,
+            )  # fmt: skip
+        done += len(chunk)
+        if done % _CHUNK == 0:
+            report(PHASE_CHECK, done, 0)
+    report(PHASE_CHECK, done, done)
 
 
 _STORED = (
@@ -374,37 +379,58 @@ async def _store_lines(
     COPY on PostgreSQL, one executemany per batch on SQLite. No ORM object or parameter dict
     per line: for a quarter of a million lines that is most of the cost of writing them.
     The kassier's margin of each line is worked out in the same pass (:func:`_margins`)."""
-    letter = {d: d.value for d in Direction}
-    margins = _margins(lines, agreements, credited)
-    rows = (
-        (run_id, seq, x.delivery_id, x.revision, letter[x.direction], x.allocation_number,
-         x.holder_id, x.provider_id, x.municipality_id, x.product_category, x.product_code,
-         x.start, x.end, x.volume, x.unit, x.tariff_cents, x.amount_cents, *margin)
-        for seq, (x, margin) in enumerate(zip(lines, margins, strict=True), 1)
-    )  # fmt: skip
     conn = await uow.db.connection()
     raw: Any = (await conn.get_raw_connection()).driver_connection
     table = SettlementRunLine.__tablename__
+    margins = _margins(lines, agreements, credited)
     if conn.dialect.name == "postgresql":
+        rows = _run_rows(run_id, lines, margins, _same_day)
         await raw.copy_records_to_table(table, records=rows, columns=_STORED)
         return
     # SQLite: dates as ISO text, as SQLAlchemy's Date type stores them there.
+    rows = _run_rows(run_id, lines, margins, dt.date.isoformat)
     names, marks = ", ".join(_STORED), ", ".join("?" * len(_STORED))
     sql = f"INSERT INTO {table} ({names}) VALUES ({marks})"  # noqa: S608 - constant names
-    iso: dict[dt.date, str] = {}
-    batch: list[tuple[Any, ...]] = []
-    for r in rows:
-        start, end = r[11], r[12]
-        if start not in iso:
-            iso[start] = start.isoformat()
-        if end not in iso:
-            iso[end] = end.isoformat()
-        batch.append((*r[:11], iso[start], iso[end], *r[13:]))
-        if len(batch) == 20_000:
-            await raw.executemany(sql, batch)
-            batch = []
-    if batch:
-        await raw.executemany(sql, batch)
+    # The next batch is made while SQLite writes the one before in aiosqlite's thread.
+    writing: asyncio.Task[Any] | None = None
+    try:
+        while batch := list(islice(rows, 20_000)):
+            if writing is not None:
+                await writing
+            writing = asyncio.ensure_future(raw.executemany(sql, batch))
+            await asyncio.sleep(0)  # hand the batch to the thread before making the next
+        if writing is not None:
+            await writing
+    except BaseException:
+        if writing is not None and not writing.done():
+            await asyncio.wait([writing])  # never leave a write running on a failed unit
+        raise
+
+
+def _same_day(day: dt.date) -> dt.date:
+    return day
+
+
+def _run_rows(
+    run_id: int,
+    lines: Sequence[OutLine],
+    margins: Iterable[StoredRow],
+    day: Callable[[dt.date], Any],
+) -> Iterator[tuple[Any, ...]]:
+    """A run's lines as rows of :data:`_STORED`, each day as ``day`` gives it (worked out
+    once per day)."""
+    letter = {d: d.value for d in Direction}
+    days: dict[dt.date, Any] = {}
+    for seq, (x, margin) in enumerate(zip(lines, margins, strict=True), 1):
+        if (start := days.get(x.start)) is None:
+            start = days[x.start] = day(x.start)
+        if (end := days.get(x.end)) is None:
+            end = days[x.end] = day(x.end)
+        yield (
+            run_id, seq, x.delivery_id, x.revision, letter[x.direction], x.allocation_number,
+            x.holder_id, x.provider_id, x.municipality_id, x.product_category, x.product_code,
+            start, end, x.volume, x.unit, x.tariff_cents, x.amount_cents, *margin,
+        )  # fmt: skip
 
 
 async def close_quarter(
