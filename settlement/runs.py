@@ -301,46 +301,62 @@ def _deliveries(
     db: Session, last_day: dt.date, numbers: dict[int, str], report: Progress
 ) -> Iterator[DeliveryFields]:
     """Deliveries starting on or before ``last_day`` in canonical order
-    (:attr:`Delivery.order_key`), streamed as plain tuples (:data:`DeliveryFields`) through
-    Core, without an ORM row or a :class:`Delivery` per line; ``report`` hears every
-    :data:`_CHUNK` lines how many were read (see :data:`PHASE_CHECK`). Repeated values
-    (numbers, codes, days) are shared objects, so a quarter of lines stays small in memory."""
+    (:attr:`Delivery.order_key`), streamed as plain tuples (:data:`DeliveryFields`): the
+    driver's own rows, taken from the cursor in chunks, without an ORM object, a result row
+    or a :class:`Delivery` per line. ``report`` hears every :data:`_CHUNK` lines how many
+    were read (see :data:`PHASE_CHECK`). Repeated values (numbers, codes, days) are shared
+    objects, so a quarter of lines stays small in memory."""
     D, A = DeliveryRow, AllocationRow
     binary = db.get_bind().dialect.name == "postgresql"  # order text as Python does
 
     def text(column: Any) -> Any:
         return column.collate("C") if binary else column
 
-    rows = (
-        db.connection()
-        .execute(
-            select(
-                D.id, D.provider_id, D.allocation_id, D.product_category, D.product_code,
-                D.start_date, D.end_date, D.volume,
-            )
-            .join(A, A.id == D.allocation_id)
-            .where(D.start_date <= last_day)
-            .order_by(
-                text(A.number), D.start_date, D.end_date, D.provider_id, text(D.product_code),
-                D.volume, D.id,
-            ),
-            execution_options={"yield_per": _CHUNK},
+    query = (
+        select(
+            D.id, D.provider_id, D.allocation_id, D.product_category, D.product_code,
+            D.start_date, D.end_date, D.volume,
+        )
+        .join(A, A.id == D.allocation_id)
+        .where(D.start_date <= last_day)
+        .order_by(
+            text(A.number), D.start_date, D.end_date, D.provider_id, text(D.product_code),
+            D.volume, D.id,
         )
     )  # fmt: skip
-    shared: dict[Any, Any] = {}
+    conn = db.connection()
+    # The one parameter is a date, rendered by the dialect's own Date literal.
+    sql = str(query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+    cursor = conn.connection.dbapi_connection.cursor(server_side=True)  # type: ignore[union-attr]
+    # The driver's rows: SQLite gives a day as its ISO text (as SQLAlchemy's Date stored it),
+    # PostgreSQL as a date. Either way each distinct day becomes one shared date object.
+    days: dict[Any, dt.date] = {}
+    shared: dict[str, str] = {}
     same = shared.setdefault
     done = 0
     report(PHASE_CHECK, 0, 0)
-    while chunk := rows.fetchmany(_CHUNK):
-        for id_, provider_id, allocation_id, category, code, start, end, volume in chunk:
-            yield (
-                id_, provider_id, numbers[allocation_id], same(category, category),
-                same(code, code), same(start, start), same(end, end), volume,
-            )  # fmt: skip
-        done += len(chunk)
-        if done % _CHUNK == 0:
-            report(PHASE_CHECK, done, 0)
+    try:
+        cursor.execute(sql)
+        while chunk := cursor.fetchmany(_CHUNK):
+            for id_, provider_id, allocation_id, category, code, start, end, volume in chunk:
+                if (first := days.get(start)) is None:
+                    first = days[start] = _as_date(start)
+                if (last := days.get(end)) is None:
+                    last = days[end] = _as_date(end)
+                yield (
+                    id_, provider_id, numbers[allocation_id], same(category, category),
+                    same(code, code), first, last, volume,
+                )  # fmt: skip
+            done += len(chunk)
+            if done % _CHUNK == 0:
+                report(PHASE_CHECK, done, 0)
+    finally:
+        cursor.close()
     report(PHASE_CHECK, done, done)
+
+
+def _as_date(value: dt.date | str) -> dt.date:
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(value)
 
 
 _STORED = (
