@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping, Sequence
 
 from keerpunt.settlement.declaration import Direction, OutLine
 
-__all__ = ["HEADER", "digest", "statement_csv", "statement_digest"]
+__all__ = ["HEADER", "digest", "statement_csv", "statement_digest", "statement_parts"]
 
 HEADER = (
     "kwartaal",
@@ -47,6 +47,14 @@ def statement_digest(quarter: str, lines: Sequence[OutLine], names: Mapping[int,
     for chunk in _chunks(quarter, lines, names):
         h.update(chunk)
     return h.hexdigest()
+
+
+def statement_parts(
+    quarter: str, lines: Sequence[OutLine], names: Mapping[int, str]
+) -> Iterator[bytes]:
+    """The bytes of :func:`statement_csv` in parts of some thousands of lines, for whoever
+    digests them a part at a time while doing something else."""
+    return _chunks(quarter, lines, names)
 
 
 def _chunks(
