@@ -20,7 +20,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 
 from keerpunt.platform.errors import InvalidInput
 from keerpunt.platform.i18n import N_, gettext
@@ -40,6 +40,7 @@ __all__ = [
     "Allocation",
     "Delivery",
     "DeliveryDraft",
+    "DeliveryFields",
     "Direction",
     "Frequency",
     "Margin",
@@ -61,6 +62,7 @@ __all__ = [
     "reason_of",
     "settle",
     "settle_lines",
+    "settle_rows",
     "within_one_month",
 ]
 
@@ -437,14 +439,12 @@ def _allowed_products(a: Allocation) -> str:
     return f"productcategorie {a.product_category}"
 
 
-def _product_fits(a: Allocation, d: Delivery) -> bool:
+def _product_fits(a: Allocation, category: str, code: str) -> bool:
     if a.variant is _GENERIC:
         return True
     if a.variant is _ASPECIFIC:
-        return d.product_category == a.product_category
-    return d.product_code == a.product_code and (
-        a.product_category is None or d.product_category == a.product_category
-    )
+        return category == a.product_category
+    return code == a.product_code and (a.product_category is None or category == a.product_category)
 
 
 def _valid_on(c: ContractTerms, day: dt.date) -> bool:
@@ -452,14 +452,14 @@ def _valid_on(c: ContractTerms, day: dt.date) -> bool:
 
 
 def _tariff(
-    mine: Sequence[ContractTerms], d: Delivery
+    mine: Sequence[ContractTerms], start: dt.date, end: dt.date
 ) -> tuple[ContractTerms | None, RejectReason | None, dt.date]:
     """The holder's tariff covering the whole period, or why there is none. ``mine``: the
     holder's contracts for the delivered product, in the order they were given."""
-    at_start = next((c for c in mine if _valid_on(c, d.start)), None)
+    at_start = next((c for c in mine if _valid_on(c, start)), None)
     if at_start is None:
-        return None, RejectReason.NO_TARIFF, d.start
-    if at_start.valid_to is not None and at_start.valid_to < d.end:
+        return None, RejectReason.NO_TARIFF, start
+    if at_start.valid_to is not None and at_start.valid_to < end:
         following = at_start.valid_to + dt.timedelta(days=1)
         has_next = any(_valid_on(c, following) for c in mine)
         return (
@@ -467,7 +467,7 @@ def _tariff(
             (RejectReason.TARIFF_CHANGES if has_next else RejectReason.NO_TARIFF),
             (following),
         )
-    return at_start, None, d.start
+    return at_start, None, start
 
 
 def _month_days(a: Allocation, year: int, month: int) -> int:
@@ -477,7 +477,7 @@ def _month_days(a: Allocation, year: int, month: int) -> int:
     return shared.days if shared else 0
 
 
-def _volume_cap(a: Allocation, d: Delivery) -> tuple[object, Fraction]:
+def _volume_cap(a: Allocation, start: dt.date) -> tuple[object, Fraction]:
     """The bucket a line's volume counts in, and the volume allowed in that bucket.
 
     Day and week frequencies are pro rata over the allocation's days in the month (a week is
@@ -485,10 +485,10 @@ def _volume_cap(a: Allocation, d: Delivery) -> tuple[object, Fraction]:
     assert a.volume is not None and a.frequency is not None
     if a.frequency is Frequency.TOTAL:
         return ("total",), Fraction(a.volume)
-    bucket = (d.start.year, d.start.month)
+    bucket = (start.year, start.month)
     if a.frequency is Frequency.MONTH:
         return bucket, Fraction(a.volume)
-    days = _month_days(a, d.start.year, d.start.month)
+    days = _month_days(a, start.year, start.month)
     per_day = Fraction(a.volume) if a.frequency is Frequency.DAY else Fraction(a.volume, 7)
     return bucket, per_day * days
 
@@ -497,15 +497,28 @@ class OutOfOrder(ValueError):
     """Deliveries said to come in canonical order did not (see :func:`accept_lines`)."""
 
 
-def _in_order(deliveries: Iterable[Delivery]) -> Iterator[Delivery]:
-    """The deliveries as they come, checking that each follows the one before."""
-    before: tuple[str, dt.date, dt.date, int, str, int, int] | None = None
-    for d in deliveries:
-        key = d.order_key
-        if before is not None and key < before:
-            raise OutOfOrder(f"delivery {d.id} comes after a later one")
-        before = key
-        yield d
+# A delivery line as a plain tuple of :class:`Delivery`'s fields, in their order: how the
+# quarterly run streams a million lines from the database without an object for each.
+DeliveryFields = tuple[int, int, str, str, str, dt.date, dt.date, int]
+# :attr:`Delivery.order_key` of such a tuple.
+_order_key = itemgetter(2, 5, 6, 1, 4, 7, 0)
+
+
+def _fields(d: Delivery) -> DeliveryFields:
+    return (
+        d.id, d.provider_id, d.allocation_number, d.product_category, d.product_code, d.start,
+        d.end, d.volume,
+    )  # fmt: skip
+
+
+# An accepted line as the rules hand it on: the delivery's fields, its allocation, and the
+# unit, tariff and amount it is priced at (an :class:`Accepted` without the objects).
+_Priced = tuple[DeliveryFields, Allocation, str, int, int]
+
+
+def _accepted(x: _Priced) -> Accepted:
+    row, a, unit, tariff, amount = x
+    return Accepted(Delivery(*row), a, a.provider_id, unit, tariff, amount)
 
 
 def accept_lines(
@@ -529,27 +542,29 @@ def accept_lines(
     :class:`OutOfOrder`."""
     accepted: list[Accepted] = []
     rejected: list[Rejection] = []
-    for x in _judge(deliveries, allocations, contracts, agreements, ordered=ordered):
-        if isinstance(x, Accepted):
-            accepted.append(x)
-        else:
+    rows = map(_fields, deliveries)
+    for x in _judge(rows, allocations, contracts, agreements, ordered=ordered):
+        if isinstance(x, Rejection):
             rejected.append(x)
+        else:
+            accepted.append(_accepted(x))
     return tuple(accepted), tuple(rejected)
 
 
 def _judge(
-    deliveries: Iterable[Delivery],
+    rows: Iterable[DeliveryFields],
     allocations: Iterable[Allocation],
     contracts: Sequence[ContractTerms],
     agreements: Iterable[SubProviderAgreement],
     *,
     ordered: bool,
-) -> Iterator[Accepted | Rejection]:
+) -> Iterator[Rejection | _Priced]:
     """The outcome of each line, one at a time in canonical order (see :func:`accept_lines`),
-    so a caller with a million lines need not hold them all."""
+    so a caller with a million lines need not hold them all. This loop runs once per line of
+    a national quarter, so it works on plain tuples, and whatever recurs over lines (a
+    holder's tariff for a product and period, whether a sub-provider was registered for a
+    period, a month's volume cap) is worked out once and looked up after that."""
     by_number = {a.number: a for a in allocations}
-    # Looked up per line, so indexed once: a kassier's agreements per sub-provider, and the
-    # tariffs per holder and product (each list in the order given).
     registrations: dict[tuple[int, int], list[SubProviderAgreement]] = defaultdict(list)
     for g in agreements:
         registrations[(g.kassier_id, g.provider_id)].append(g)
@@ -560,104 +575,115 @@ def _judge(
         tuple[int, str, dt.date, dt.date],
         tuple[ContractTerms | None, RejectReason | None, dt.date],
     ] = {}
-    caps: dict[tuple[str, int, int], tuple[object, Fraction]] = {}
-    used_volume: dict[tuple[str, object], int] = defaultdict(int)
-    used_budget: dict[str, int] = defaultdict(int)
+    registered: dict[tuple[int, int, dt.date, dt.date], bool] = {}
+    # Per allocation and month: the bucket the volume counts in, the cap, and the cap as a
+    # whole numerator and denominator (compared in integers, without a Fraction per line).
+    caps: dict[tuple[str, int, int], tuple[tuple[str, object], Fraction, int, int]] = {}
+    used_volume: dict[tuple[str, object], int] = {}
+    used_budget: dict[str, int] = {}
 
-    ordered_lines = (
-        _in_order(deliveries) if ordered else sorted(deliveries, key=attrgetter("order_key"))
-    )
-    for d in ordered_lines:
-        if d.end < d.start:
-            yield Rejection(d, RejectReason.BAD_PERIOD, {})
+    if not ordered:
+        rows = sorted(rows, key=_order_key)
+    before: tuple[object, ...] = ()  # below every key
+    for row in rows:
+        if ordered:
+            key = _order_key(row)
+            if key < before:
+                raise OutOfOrder(f"delivery {row[0]} comes after a later one")
+            before = key
+        _id, provider_id, number, category, code, start, end, volume = row
+        if end < start:
+            yield Rejection(Delivery(*row), RejectReason.BAD_PERIOD, {})
             continue
-        if not within_one_month(d.start, d.end):
-            yield Rejection(d, RejectReason.NOT_ONE_MONTH, {})
+        if start.month != end.month or start.year != end.year:  # within_one_month
+            yield Rejection(Delivery(*row), RejectReason.NOT_ONE_MONTH, {})
             continue
-        if d.volume <= 0:
-            yield Rejection(d, RejectReason.BAD_VOLUME, {})
+        if volume <= 0:
+            yield Rejection(Delivery(*row), RejectReason.BAD_VOLUME, {})
             continue
-        a = by_number.get(d.allocation_number)
+        a = by_number.get(number)
         if a is None:
-            yield Rejection(d, RejectReason.NO_ALLOCATION, {"number": d.allocation_number})
+            yield Rejection(Delivery(*row), RejectReason.NO_ALLOCATION, {"number": number})
             continue
-        if d.provider_id != a.provider_id:
-            period = DateRange(d.start, d.end)
-            if not any(
-                g.covers(period) for g in registrations.get((a.provider_id, d.provider_id), ())
-            ):
-                yield Rejection(d, RejectReason.NOT_ALLOWED, {"number": a.number})
+        holder = a.provider_id
+        if provider_id != holder:
+            if (allowed := registered.get(k := (holder, provider_id, start, end))) is None:
+                period = DateRange(start, end)
+                allowed = registered[k] = any(
+                    g.covers(period) for g in registrations.get((holder, provider_id), ())
+                )
+            if not allowed:
+                yield Rejection(Delivery(*row), RejectReason.NOT_ALLOWED, {"number": number})
                 continue
-        if not (a.start <= d.start and d.end <= a.end):
+        if not (a.start <= start and end <= a.end):
             yield Rejection(
-                d, RejectReason.OUTSIDE_ALLOCATION, {"start": _day(a.start), "end": _day(a.end)}
+                Delivery(*row),
+                RejectReason.OUTSIDE_ALLOCATION,
+                {"start": _day(a.start), "end": _day(a.end)},
             )
             continue
-        if not _product_fits(a, d):
-            yield Rejection(d, RejectReason.OTHER_PRODUCT, {"allowed": _allowed_products(a)})
+        if not _product_fits(a, category, code):
+            yield Rejection(
+                Delivery(*row), RejectReason.OTHER_PRODUCT, {"allowed": _allowed_products(a)}
+            )
             continue
         # The same holder, product and period recur on many lines: look the tariff up once.
-        if (
-            priced := tariff_of.get(key := (a.provider_id, d.product_code, d.start, d.end))
-        ) is None:
-            mine = tariffs.get((a.provider_id, d.product_code), ())
-            priced = tariff_of[key] = _tariff(mine, d)
+        if (priced := tariff_of.get(k2 := (holder, code, start, end))) is None:
+            priced = tariff_of[k2] = _tariff(tariffs.get((holder, code), ()), start, end)
         contract, why, day = priced
         if contract is None:
             assert why is not None
-            yield Rejection(d, why, {"product": d.product_code, "day": _day(day)})
+            yield Rejection(Delivery(*row), why, {"product": code, "day": _day(day)})
             continue
-        if a.unit is not None and contract.unit != a.unit:
+        unit = contract.unit
+        if a.unit is not None and unit != a.unit:
             yield Rejection(
-                d,
+                Delivery(*row),
                 RejectReason.OTHER_UNIT,
                 {
-                    "contract_unit": UNITS[contract.unit].label,
+                    "contract_unit": UNITS[unit].label,
                     "allocation_unit": UNITS[a.unit].label if a.unit in UNITS else a.unit,
                 },
             )
             continue
         # Whole units times whole cents: already a whole cent, rounding (once) changes nothing.
-        amount = d.volume * contract.tariff_cents
+        tariff = contract.tariff_cents
+        amount = volume * tariff
         # Both limits are checked before either is counted: a refused line uses neither.
         volume_key: tuple[str, object] | None = None
+        used = 0
         if a.volume is not None and a.frequency is not None:
-            month = (a.number, d.start.year, d.start.month)
-            if (found := caps.get(month)) is None:
-                found = caps[month] = _volume_cap(a, d)
-            bucket, cap = found
-            volume_key = (a.number, bucket)
-            used = used_volume[volume_key]
-            if (used + d.volume) * cap.denominator > cap.numerator:
+            if (found := caps.get(month := (number, start.year, start.month))) is None:
+                bucket, cap = _volume_cap(a, start)
+                found = caps[month] = ((number, bucket), cap, cap.numerator, cap.denominator)
+            volume_key, cap, most, per = found
+            used = used_volume.get(volume_key, 0)
+            if (used + volume) * per > most:
                 yield Rejection(
-                    d,
+                    Delivery(*row),
                     RejectReason.OVER_VOLUME,
                     {
                         "allowed": _volume(cap),
-                        "unit": UNITS[contract.unit].label,
+                        "unit": UNITS[unit].label,
                         "per": _PER[a.frequency],
                         "used": _volume(used),
-                        "volume": _volume(d.volume),
+                        "volume": _volume(volume),
                     },
                 )
                 continue
-        if a.budget_cents is not None:
-            spent = used_budget[a.number]
-            if spent + amount > a.budget_cents:
+        if (budget := a.budget_cents) is not None:
+            spent = used_budget.get(number, 0)
+            if spent + amount > budget:
                 yield Rejection(
-                    d,
+                    Delivery(*row),
                     RejectReason.OVER_BUDGET,
-                    {
-                        "budget": _euros(a.budget_cents),
-                        "used": _euros(spent),
-                        "amount": _euros(amount),
-                    },
+                    {"budget": _euros(budget), "used": _euros(spent), "amount": _euros(amount)},
                 )
                 continue
-            used_budget[a.number] = spent + amount
+            used_budget[number] = spent + amount
         if volume_key is not None:
-            used_volume[volume_key] += d.volume
-        yield Accepted(d, a, a.provider_id, contract.unit, contract.tariff_cents, amount)
+            used_volume[volume_key] = used + volume
+        yield (row, a, unit, tariff, amount)
 
 
 # ---- corrections and the lines of a run ----
@@ -757,27 +783,6 @@ class OutLine:
 PreviousLine = OutLine
 
 
-def _debit(x: Accepted, revision: int) -> OutLine:
-    d = x.delivery
-    return OutLine(
-        delivery_id=d.id,
-        allocation_number=d.allocation_number,
-        holder_id=x.holder_id,
-        provider_id=d.provider_id,
-        municipality_id=x.allocation.municipality_id,
-        product_category=d.product_category,
-        product_code=d.product_code,
-        start=d.start,
-        end=d.end,
-        volume=d.volume,
-        unit=x.unit,
-        tariff_cents=x.tariff_cents,
-        amount_cents=x.amount_cents,
-        direction=_DEBIT,
-        revision=revision,
-    )
-
-
 def outstanding(previous: Iterable[OutLine]) -> dict[int, OutLine]:
     """Per delivery, the debit of earlier runs that still stands (not yet credited)."""
     standing: dict[int, OutLine] = {}
@@ -828,8 +833,9 @@ def settle(
     ``ordered``: as for :func:`accept_lines`."""
     accepted: list[Accepted] = []
     lines, rejected = _settle(
-        deliveries, allocations, contracts, agreements, previous, accepted.append, ordered
-    )
+        map(_fields, deliveries), allocations, contracts, agreements, previous,
+        accepted.append, ordered,
+    )  # fmt: skip
     return Settlement(lines, tuple(accepted), rejected)
 
 
@@ -844,11 +850,27 @@ def settle_lines(
 ) -> tuple[tuple[OutLine, ...], tuple[Rejection, ...]]:
     """The lines and rejections of :func:`settle`, without keeping every accepted line (and
     so every delivery) alive: what a quarterly run of a million lines stores."""
-    return _settle(deliveries, allocations, contracts, agreements, previous, None, ordered)
+    return settle_rows(
+        map(_fields, deliveries), allocations, contracts, agreements, previous, ordered=ordered
+    )
+
+
+def settle_rows(
+    rows: Iterable[DeliveryFields],
+    allocations: Iterable[Allocation],
+    contracts: Sequence[ContractTerms],
+    agreements: Iterable[SubProviderAgreement] = (),
+    previous: Iterable[OutLine] = (),
+    *,
+    ordered: bool = False,
+) -> tuple[tuple[OutLine, ...], tuple[Rejection, ...]]:
+    """:func:`settle_lines` of deliveries given as plain tuples of their fields
+    (:data:`DeliveryFields`), as the quarterly run reads them from the database."""
+    return _settle(rows, allocations, contracts, agreements, previous, None, ordered)
 
 
 def _settle(
-    deliveries: Iterable[Delivery],
+    rows: Iterable[DeliveryFields],
     allocations: Iterable[Allocation],
     contracts: Sequence[ContractTerms],
     agreements: Iterable[SubProviderAgreement],
@@ -861,19 +883,24 @@ def _settle(
     declared = Counter(p.delivery_id for p in previous if p.direction is _DEBIT)
     rejected: list[Rejection] = []
     out: list[OutLine] = []
-    for x in _judge(deliveries, allocations, contracts, agreements, ordered=ordered):
-        if not isinstance(x, Accepted):
+    add, debit_ = out.append, _DEBIT
+    for x in _judge(rows, allocations, contracts, agreements, ordered=ordered):
+        if isinstance(x, Rejection):
             rejected.append(x)
             continue
         if keep is not None:
-            keep(x)
-        debit = _debit(x, declared.get(x.delivery.id, 0) + 1)
-        before = standing.pop(debit.delivery_id, None)
-        if before is not None and before.same_claim(debit):
-            continue
-        if before is not None:
-            out.append(before.credit())
-        out.append(debit)
+            keep(_accepted(x))
+        row, a, unit, tariff, amount = x
+        delivery_id = row[0]
+        debit = OutLine(
+            delivery_id, row[2], a.provider_id, row[1], a.municipality_id, row[3], row[4],
+            row[5], row[6], row[7], unit, tariff, amount, debit_, declared.get(delivery_id, 0) + 1,
+        )  # fmt: skip
+        if standing and (before := standing.pop(delivery_id, None)) is not None:
+            if before.same_claim(debit):
+                continue
+            add(before.credit())
+        add(debit)
     out.extend(before.credit() for before in standing.values())
     return _in_declaration_order(out), tuple(rejected)
 

@@ -15,6 +15,7 @@ from keerpunt.settlement.declaration import (
     accept_lines,
     settle,
     settle_lines,
+    settle_rows,
 )
 from tests.settlement.test_declaration import (
     AGREEMENT,
@@ -64,3 +65,19 @@ def test_lines_said_to_be_in_order_that_are_not_are_refused() -> None:
         accept_lines([late, early], [allocation()], [contract()], ordered=True)
     accepted, _ = accept_lines([early, late], [allocation()], [contract()], ordered=True)
     assert [a.delivery.id for a in accepted] == [2, 1]
+
+
+@given(_lines, _lines)
+def test_lines_read_as_plain_tuples_settle_as_the_deliveries_do(
+    earlier: list[Delivery], lines: list[Delivery]
+) -> None:
+    previous = settle(earlier, ALLOCATIONS, CONTRACTS, [AGREEMENT]).lines
+    in_order = sorted(lines, key=lambda d: d.order_key)
+    rows = [
+        (d.id, d.provider_id, d.allocation_number, d.product_category, d.product_code, d.start,
+         d.end, d.volume)
+        for d in in_order
+    ]  # fmt: skip
+    assert settle_rows(
+        rows, ALLOCATIONS, CONTRACTS, [AGREEMENT], previous, ordered=True
+    ) == settle_lines(in_order, ALLOCATIONS, CONTRACTS, [AGREEMENT], previous, ordered=True)

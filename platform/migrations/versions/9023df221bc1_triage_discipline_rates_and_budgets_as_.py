@@ -1,7 +1,7 @@
 """triage discipline rates and budgets as data
 
 Revision ID: 9023df221bc1
-Revises: faa57f59db60
+Revises: 4a9661824370
 Create Date: 2026-11-25 04:54:12.092800
 
 The triage-team discipline rates and yearly budgets were constants in
@@ -23,7 +23,7 @@ from alembic import op
 import keerpunt.platform.db
 
 revision = "9023df221bc1"
-down_revision = "faa57f59db60"
+down_revision = "4a9661824370"
 branch_labels = None
 depends_on = None
 
