@@ -37,6 +37,16 @@ async def healthz(request: Request) -> Response:
     return JSONResponse({"app": "ok", "database": db}, status_code=status)
 
 
+_MONEY_ONLY = frozenset({StaffRole.FINANCE, StaffRole.FUNDER})
+# In order of preference: the penvoerder closes quarters; a provider enters its care.
+_MONEY_LANDING = (
+    "settlement.quarter",
+    "settlement.allocations",
+    "settlement.kassier_index",
+    "settlement.monitor",
+)
+
+
 async def home(request: Request) -> Response:
     principal = request.scope["state"].get("principal")
     if principal is None:
@@ -45,8 +55,15 @@ async def home(request: Request) -> Response:
         return RedirectResponse(
             str(request.url_for("triage.case", case_id=principal.case_id)), status_code=303
         )
-    if principal.staff_roles == {StaffRole.FUNDER}:  # aggregates only, never a case
-        return RedirectResponse(str(request.url_for("settlement.monitor")), status_code=303)
+    if principal.staff_roles and principal.staff_roles <= _MONEY_ONLY:
+        # Finance staff and funders have no case work (a funder sees aggregates only, never
+        # a case): their first page is the first of their own settlement pages.
+        from keerpunt.settlement.access import menu_pages  # the composition root's edge
+
+        pages = menu_pages(principal)
+        for name in _MONEY_LANDING:
+            if name in pages:
+                return RedirectResponse(str(request.url_for(name)), status_code=303)
     return RedirectResponse(str(request.url_for("triage.cases")), status_code=303)
 
 

@@ -111,3 +111,27 @@ async def test_a_providers_staff_find_their_own_statement_from_the_allocations_p
         assert (
             await client.get(f"/settlement/run/2026Q3/statement/{horizon + 1}")
         ).status_code == 404
+
+
+async def test_staff_who_only_handle_money_land_on_their_own_first_page(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    """Not on an always-empty case list: the penvoerder's finance on the quarter, a
+    provider's finance on its allocations and deliveries, a funder on the monitor."""
+    people = await _people(runtime)
+    landing = {
+        "penvoerder finance": "/settlement/quarter",
+        "kassier finance": "/settlement/allocations",
+        "sub-provider finance": "/settlement/allocations",
+        "funder": "/settlement/monitor",
+        "penvoerder coordinator": "/cases",
+        "local team": "/cases",
+        "provider staff without a role": "/cases",
+        "municipality finance": "/cases",  # no settlement page of its own
+    }
+    for name, path in landing.items():
+        client.cookies.clear()
+        await login(client, runtime, user_id=people[name].id)
+        r = await client.get("/", follow_redirects=True)
+        assert r.status_code == 200, name
+        assert urlsplit(str(r.url)).path == path, name
