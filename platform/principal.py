@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from sqlalchemy import inspect
+
 if TYPE_CHECKING:
     from keerpunt.platform.models import CaseMember, User
 
@@ -63,8 +65,6 @@ def staff_principal(
     user: User, *, session_id: str = "", locale: str = "nl", csrf_token: str = ""
 ) -> Principal:
     """The principal of a professional (also for acting outside a request: CLI, demo)."""
-    from sqlalchemy import inspect
-
     # The organisation comes with the user when it is read from the database (joined); a
     # user object made in code does not load it here (no query from a plain function).
     org = None if "organisation" in inspect(user).unloaded else user.organisation
