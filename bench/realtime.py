@@ -11,6 +11,13 @@ Baseline, measured in the same run with the same numbers of rooms, people and sa
 websocket broadcast server (the ``websockets`` library, one process, no database, no
 rendering) that forwards each message to the other sockets of its room.
 
+Between the two, the floor (``_floor_server.py``, same run, same rooms and saves): a Starlette
+app on uvicorn that takes the save as an HTTP form, commits it as one row on the same kind of
+database with Keerpunt's engine settings, and only then pushes it to the room's other
+sockets. It is what any shared document that keeps every edit must do at least; the gap from
+the baseline to the floor is the price of saving before pushing, the gap from the floor to
+Keerpunt the price of login, consent per viewer, audit and drawing each view.
+
     .venv/bin/python bench/realtime.py [--sessions 50] [--participants 12]
         [--saves 10] [--interval 3] [--database URL] [--mixed]
 
@@ -19,7 +26,7 @@ the seats (they do not save) and two experts read in English, so every push is d
 different views (coordinator, experts, English experts, parent, youth… ) instead of two
 (coordinator, experts): the fan-out's cost per view shows.
 
-It prints p50 and p99 for both and the ratio, and the server's CPU time per save (stabler than
+It prints p50 and p99 for all three and the ratios, and the servers' CPU time per save (stabler than
 latency on a busy machine). Target (issue #3): p99 under 250 ms and within 4x of the baseline.
 Nothing is asserted: it is for people.
 """
@@ -458,6 +465,45 @@ async def measure_baseline(
     return result
 
 
+async def measure_floor(
+    sessions: int,
+    participants: int,
+    port: int,
+    saves: int,
+    interval: float,
+    savers: int,
+    pid: int,
+) -> tuple[list[float], int]:
+    """The same rooms and saves against ``_floor_server.py``: an HTTP save committed to the
+    database, then pushed to the room's other sockets."""
+    base = f"http://127.0.0.1:{port}"
+    sockets = [
+        [
+            await connect(f"ws://127.0.0.1:{port}/rooms/{t}/ws?seat={s}", max_size=None)
+            for s in range(participants)
+        ]
+        for t in range(sessions)
+    ]
+    await asyncio.sleep(1)
+    limits = httpx.Limits(max_connections=sessions * 2)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as http:
+
+        async def save(t: int, s: int, marker: str) -> None:
+            r = await http.post(f"/rooms/{t}/notes", data={"text": marker, "seat": str(s)})
+            if r.status_code != 200:
+                raise SaveFailed(f"{r.status_code} {r.text[:100]}")
+
+        cpu0 = _cpu_seconds(pid)
+        result = await _drive(sockets, save, saves, interval, savers)
+        cpu = _cpu_seconds(pid) - cpu0
+    print(f"  floor server CPU while saving: {cpu / (saves * sessions) * 1000:.1f} ms per save",
+          flush=True)  # fmt: skip
+    for row in sockets:
+        for ws in row:
+            await ws.close()
+    return result
+
+
 def _report(name: str, latencies: list[float], missed: int) -> tuple[float, float]:
     if not latencies:
         print(f"  {name:<34} no updates received (missed {missed})")
@@ -531,6 +577,25 @@ def main() -> None:
         if errors:
             print(f"  the server logged {errors} errors (tracebacks)", flush=True)
 
+        fport = _free_port()
+        floor_url = args.database or f"sqlite+aiosqlite:///{tmp}/floor.db"
+        floor = _start(
+            [sys.executable, os.path.join(os.path.dirname(__file__), "_floor_server.py"),
+             str(fport), floor_url],
+            dict(os.environ),
+            _port_open(fport),
+            f"{tmp}/floor.log",
+        )  # fmt: skip
+        try:
+            least = asyncio.run(
+                measure_floor(
+                    args.sessions, args.participants, fport, args.saves, args.interval, savers,
+                    floor.pid,
+                )
+            )  # fmt: skip
+        finally:
+            _stop(floor)
+
         bport = _free_port()
         bare = _start(
             [sys.executable, "-c", BASELINE_SERVER, str(bport)],
@@ -555,8 +620,13 @@ def main() -> None:
     )
     print("save -> every other participant's update:")
     _, app_p99 = _report("Keerpunt (save, render, push)", *app)
+    _f50, f99 = _report("floor (HTTP save, commit, push)", *least)
     _b50, b99 = _report("baseline (bare websocket broadcast)", *base)
     print(f"  p99 ratio: {app_p99 / b99:.1f}x baseline   target: p99 < 250 ms and within 4x")
+    print(
+        f"  the floor alone is {f99 / b99:.1f}x the baseline; Keerpunt is {app_p99 / f99:.1f}x"
+        " the floor (what login, consent, audit and drawing each view add)"
+    )
 
 
 if __name__ == "__main__":
