@@ -10,7 +10,10 @@ allocation, over volume or budget).
 Then it closes the quarter with the real code (:func:`keerpunt.settlement.runs.close_quarter`,
 what ``keerpunt settle`` runs) in a fresh child process, and measures in the same child the
 baseline: one hand-written SQL aggregate over the same rows (volume x tariff per holder per
-month, joined to the tariff valid on the line's first day).
+month, joined to the tariff valid on the line's first day). After the run it measures the
+floor too: the same join with each line priced, written into the run-line table by the
+database in one ``INSERT ... SELECT`` (no rules, nothing in Python), what any run that keeps
+its lines must do at least.
 
     .venv/bin/python bench/settlement.py [--lines N] [--db sqlite|postgresql|both]
 
@@ -262,6 +265,26 @@ def _baseline_sql(dialect: str) -> str:
     """
 
 
+# The floor: what any run that keeps its lines must do at least. The same join, each line
+# priced, written into the run-line table by the database itself in one statement: no rules
+# (no volume, budget, period or sub-provider checks, no credits), no Python per line. Written
+# under run id -1 after the real run, committed, then deleted again.
+FLOOR_SQL = """
+    INSERT INTO settlement_run_line (run_id, seq, delivery_id, revision, direction,
+        allocation_number, holder_id, provider_id, municipality_id, product_category,
+        product_code, start_date, end_date, volume, unit, tariff_cents, amount_cents)
+    SELECT -1, d.id, d.id, 1, 'D', a.number, a.provider_id, d.provider_id, a.municipality_id,
+        d.product_category, d.product_code, d.start_date, d.end_date, d.volume, c.unit,
+        c.tariff_cents, d.volume * c.tariff_cents
+    FROM delivery d
+    JOIN allocation a ON a.id = d.allocation_id
+    JOIN contract c ON c.provider_id = a.provider_id AND c.product_code = d.product_code
+         AND c.valid_from <= d.start_date
+         AND (c.valid_to IS NULL OR c.valid_to >= d.start_date)
+    WHERE d.start_date <= :last_day
+"""
+
+
 def _peak_mb() -> float:
     """This process's peak resident memory. Linux: VmHWM, the high-water mark of this process
     image; getrusage's ru_maxrss would also count the parent's peak (Linux keeps it across
@@ -300,6 +323,12 @@ async def _measure(url: str) -> dict[str, Any]:
         async with rt.unit_of_work(who) as uow:
             summary = await close_quarter(uow, QUARTER, TODAY)
         settle, settle_cpu = time.perf_counter() - start, time.process_time() - cpu
+        start = time.perf_counter()
+        async with rt.engine.begin() as conn:
+            floor_lines = (await conn.execute(text(FLOOR_SQL), {"last_day": QUARTER.end})).rowcount
+        floor = time.perf_counter() - start
+        async with rt.engine.begin() as conn:
+            await conn.execute(text("DELETE FROM settlement_run_line WHERE run_id = -1"))
     finally:
         await rt.engine.dispose()
     return {
@@ -309,6 +338,8 @@ async def _measure(url: str) -> dict[str, Any]:
         "baseline_groups": len(groups),
         "baseline_cents": sum(int(g[3]) for g in groups),
         "settle_s": settle,
+        "floor_s": floor,
+        "floor_lines": floor_lines,
         "rss_start_mb": rss_start,
         "peak_mb": _peak_mb(),
         "lines": summary.line_count,
@@ -351,6 +382,10 @@ def report(backend: str, lines: int, r: dict[str, Any]) -> None:
     print(f"  quarterly run (close_quarter) {r['settle_s']:8.2f} s  "
           f"{lines / r['settle_s']:>12,.0f} lines/s  {ratio:5.1f}x baseline  "
           f"(CPU here {r['settle_cpu_s']:.2f} s)")  # fmt: skip
+    floor = r["floor_s"]
+    print(f"  floor (one INSERT ... SELECT)  {floor:8.2f} s  {lines / floor:>12,.0f} lines/s  "
+          f"{floor / r['baseline_s']:5.1f}x baseline  "
+          f"({r['floor_lines']:,} lines priced and written by the database, no rules)")  # fmt: skip
     print(f"  peak memory of the run        {r['peak_mb']:8.0f} MB  "
           f"(after imports {r['rss_start_mb']:.0f} MB)")  # fmt: skip
     print(f"  run: {r['lines']:,} lines out, {r['rejected']:,} rejected, "

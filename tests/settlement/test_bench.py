@@ -24,6 +24,7 @@ def test_the_settlement_bench_runs_on_both_databases_and_they_agree() -> None:
     assert out.count("baseline (one SQL aggregate)") == 2
     assert out.count("quarterly run (close_quarter)") == 2
     assert out.count("peak memory of the run") == 2
+    assert out.count("floor (one INSERT ... SELECT)") == 2
     runs = re.findall(r"run: ([\d,]+) lines out, ([\d,]+) rejected, .* sha256 (\w+)", out)
     assert len(runs) == 2
     for lines, rejected, _ in runs:
