@@ -354,11 +354,7 @@ def user() -> None:
     """Staff accounts (they log in through their organisation)."""
 
 
-@user.command("add")
-@click.option("--org", "organisation", required=True)
-@click.option("--name", required=True)
-@click.option("--email", required=True, help="as the organisation's login reports it")
-@click.option(
+_ROLES = click.option(
     "--role",
     "roles",
     multiple=True,
@@ -367,6 +363,13 @@ def user() -> None:
         ["registrar", "coordinator", "triage_member", "finance", "allocation_manager", "funder"]
     ),
 )
+
+
+@user.command("add")
+@click.option("--org", "organisation", required=True)
+@click.option("--name", required=True)
+@click.option("--email", required=True, help="as the organisation's login reports it")
+@_ROLES
 @click.option("--discipline")
 def user_add(
     organisation: str, name: str, email: str, roles: tuple[str, ...], discipline: str | None
@@ -384,6 +387,63 @@ def user_add(
             discipline=discipline,
         )
         return f"User {u.display_name} added (id {u.id})."
+
+    _admin(work)
+
+
+@user.command("list")
+@click.option("--org", "organisation", help="only this organisation's staff")
+def user_list(organisation: str | None) -> None:
+    """Who may log in: name, e-mail, organisation, roles, and who is deactivated."""
+    from keerpunt.platform.admin import list_users
+
+    async def work(db: AsyncSession) -> str:
+        lines = [
+            f"{u.name}\t{u.email}\t{u.organisation}\t{','.join(u.roles)}"
+            f"\t{u.discipline or '-'}\t{'active' if u.active else 'deactivated'}"
+            for u in await list_users(db, organisation)
+        ]
+        return "\n".join(lines) if lines else "No staff accounts."
+
+    _admin(work)
+
+
+@user.command("deactivate")
+@click.option("--email", required=True)
+def user_deactivate(email: str) -> None:
+    """Someone leaves: no more logging in, and every login they have ends now (open meeting
+    screens close within half a minute). What they wrote stays, under their name."""
+    from keerpunt.platform.admin import deactivate_user
+
+    async def work(db: AsyncSession) -> str:
+        return (await deactivate_user(db, email=email)).message
+
+    _admin(work)
+
+
+@user.command("activate")
+@click.option("--email", required=True)
+def user_activate(email: str) -> None:
+    """Let a deactivated person log in again."""
+    from keerpunt.platform.admin import activate_user
+
+    async def work(db: AsyncSession) -> str:
+        return (await activate_user(db, email=email)).message
+
+    _admin(work)
+
+
+@user.command("roles")
+@click.option("--email", required=True)
+@_ROLES
+@click.option("--discipline", help="unchanged when left out")
+def user_roles(email: str, roles: tuple[str, ...], discipline: str | None) -> None:
+    """A new job: set the person's roles (all of them); their logins end, so the next one
+    works with the new rights."""
+    from keerpunt.platform.admin import set_roles
+
+    async def work(db: AsyncSession) -> str:
+        return (await set_roles(db, email=email, roles=roles, discipline=discipline)).message
 
     _admin(work)
 

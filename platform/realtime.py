@@ -39,9 +39,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from keerpunt.platform import audit
-from keerpunt.platform.db import READ_ONLY, WriterTurns, utcnow
-from keerpunt.platform.models import LoginSession, RoomEvent
+from keerpunt.platform.db import READ_ONLY, WriterTurns
+from keerpunt.platform.models import RoomEvent
 from keerpunt.platform.principal import SYSTEM, Principal
+from keerpunt.platform.sessions import ended_logins
 from keerpunt.platform.uow import CONSENT_CHANGED, UnitOfWork
 from keerpunt.platform.vault import Vault
 
@@ -53,6 +54,10 @@ STOP_WAIT_SECONDS = 5.0
 TYPING_EVERY_SECONDS = 1.0  # at most one typing signal per connection per second
 TYPING_SHOWN_SECONDS = 6.0  # a typing signal is shown this long after the last keystroke
 PRESENCE_GATHER_SECONDS = 0.2  # people join in bursts: wait a moment, then draw the list once
+# A quiet room still looks at its logins this often: a login that ended without anything
+# happening in the room (logged out elsewhere, expired, the person deactivated or taken off
+# the case) closes its screen within this time. One query per room.
+LOGIN_CHECK_SECONDS = 30.0
 # Transactions the hub runs at once: the rest of the app (saves, page loads, websocket
 # handshakes) keeps connections of the pool (5 + 10 overflow by default).
 HUB_TRANSACTIONS = 8
@@ -253,7 +258,13 @@ class Hub:
         """The room's worker: renders what piled up for everyone in the room, batch by batch."""
         try:
             while True:
-                await r.wake.wait()
+                try:
+                    await asyncio.wait_for(r.wake.wait(), LOGIN_CHECK_SECONDS)
+                except TimeoutError:
+                    if not r.conns:
+                        return
+                    await self._close_ended_logins(r)
+                    continue
                 r.wake.clear()
                 if not r.conns:
                     return
@@ -286,6 +297,21 @@ class Hub:
                 del self._rooms[r.name]
             elif r.conns:  # failed with people in the room: they reconnect to a new worker
                 self._rooms.pop(r.name, None)
+
+    async def _close_ended_logins(self, r: _Room) -> None:
+        """Close the screens whose login ended (see :data:`LOGIN_CHECK_SECONDS`); the others
+        hear that the person left the table when the socket is gone."""
+        conns = [c for c in r.conns if not c.closing]
+        if not conns:
+            return
+        async with (
+            self._db_slots(),
+            self._sessionmaker(execution_options=self._read_options) as db,
+        ):
+            ended = await ended_logins(db, {c.viewer.session_id for c in conns})
+        for conn in conns:
+            if conn.viewer.session_id in ended:
+                self._close(conn, _CLOSE_LOGIN_ENDED)
 
     async def _fan_out_events(self, r: _Room, events: list[RoomEvent]) -> None:
         # Published here and relayed from elsewhere, an event can come twice or out of order.
@@ -351,7 +377,7 @@ class Hub:
                 self._sessionmaker(execution_options=self._read_options) as db,
                 db.begin(),
             ):
-                ended = await _ended_logins(db, {c.viewer.session_id for c in conns})
+                ended = await ended_logins(db, {c.viewer.session_id for c in conns})
                 active = [c for c in conns if c.viewer.session_id not in ended]
                 uow = UnitOfWork(db=db, vault=self._vault, who=SYSTEM, deferred_audit=[])
                 viewers = [c.viewer for c in active]
@@ -447,15 +473,3 @@ class Hub:
                     await conn.websocket.send_text(item)
             except (WebSocketDisconnect, RuntimeError, OSError):
                 return
-
-
-async def _ended_logins(db: AsyncSession, session_ids: set[str]) -> set[str]:
-    """The login sessions among these that are logged out, revoked or expired (one query)."""
-    rows = await db.execute(
-        select(LoginSession.id, LoginSession.revoked_at, LoginSession.expires_at).where(
-            LoginSession.id.in_(session_ids)
-        )
-    )
-    now = utcnow()
-    valid = {sid for sid, revoked, expires in rows if revoked is None and expires > now}
-    return session_ids - valid

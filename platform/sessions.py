@@ -23,6 +23,8 @@ __all__ = [
     "COOKIE_NAME",
     "SessionSigner",
     "end_session",
+    "end_user_sessions",
+    "ended_logins",
     "load_principal",
     "revoke_sessions_for_invitation",
     "start_session",
@@ -86,12 +88,54 @@ async def end_session(db: AsyncSession, session_id: str) -> None:
     )
 
 
+async def end_user_sessions(db: AsyncSession, user_id: int) -> int:
+    """End every login of one professional now (left, or their rights changed); returns how
+    many were still valid. Their open screens close too (the hub checks logins)."""
+    now = utcnow()
+    result = await db.execute(
+        update(LoginSession)
+        .where(
+            LoginSession.user_id == user_id,
+            LoginSession.revoked_at.is_(None),
+            LoginSession.expires_at > now,
+        )
+        .values(revoked_at=now)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
 async def revoke_sessions_for_invitation(db: AsyncSession, invitation_id: int) -> None:
     await db.execute(
         update(LoginSession)
         .where(LoginSession.invitation_id == invitation_id, LoginSession.revoked_at.is_(None))
         .values(revoked_at=utcnow())
     )
+
+
+async def ended_logins(db: AsyncSession, session_ids: set[str]) -> set[str]:
+    """The login sessions among these that no longer let anyone in, by the rule of
+    :func:`load_principal`: logged out or revoked, expired, the professional deactivated, or
+    the family member taken off the case. One query, for a room of open screens at once."""
+    rows = await db.execute(
+        select(
+            LoginSession.id,
+            LoginSession.revoked_at,
+            LoginSession.expires_at,
+            User.active,
+            CaseMember.id,
+            CaseMember.removed_at,
+        )
+        .outerjoin(User, User.id == LoginSession.user_id)
+        .outerjoin(CaseMember, CaseMember.id == LoginSession.member_id)
+        .where(LoginSession.id.in_(session_ids))
+    )
+    now = utcnow()
+    valid = {
+        sid
+        for sid, revoked, expires, active, member, removed in rows
+        if revoked is None and expires > now and (active if member is None else removed is None)
+    }
+    return session_ids - valid
 
 
 async def load_principal(db: AsyncSession, token: str, vault: Vault) -> Principal | None:

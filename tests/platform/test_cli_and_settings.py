@@ -127,6 +127,25 @@ async def test_an_administrator_provisions_an_organisation_its_login_and_a_user(
         assert org is not None and org.oidc_issuer == "https://login.karakter.example"
     assert await _verify_ok(runtime)
 
+    # Their job changes, then they leave; the list shows it.
+    changed = cli("user", "roles", "--email", "ruud@karakter.example", "--role", "coordinator")
+    assert changed.returncode == 0, changed.stderr
+    assert "Ruud Regie now has coordinator; 0 login(s) ended." in changed.stdout
+    bad = cli("user", "roles", "--email", "ruud@karakter.example", "--role", "chief")
+    assert bad.returncode == 2 and "'chief' is not one of" in bad.stderr
+    gone = cli("user", "deactivate", "--email", "nobody@karakter.example")
+    assert gone.returncode == 1 and "No user with e-mail nobody@karakter.example" in gone.stderr
+    left = cli("user", "deactivate", "--email", "RUUD@karakter.example")
+    assert left.returncode == 0 and "Ruud Regie deactivated" in left.stdout
+    listed = cli("user", "list", "--org", "Karakter")
+    assert listed.returncode == 0
+    assert listed.stdout.splitlines() == [
+        "Ruud Regie\truud@karakter.example\tKarakter\tcoordinator\tregiebehandelaar\tdeactivated"
+    ]
+    again = cli("user", "activate", "--email", "ruud@karakter.example")
+    assert again.returncode == 0 and "Ruud Regie may log in again." in again.stdout
+    assert await _verify_ok(runtime)
+
 
 async def _verify_ok(runtime: Runtime) -> bool:
     async with runtime.sessionmaker() as db:

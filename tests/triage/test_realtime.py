@@ -139,3 +139,39 @@ async def test_a_revoked_login_stops_the_live_stream_at_once(
                 msg = await asyncio.wait_for(ws.recv(), 3)
                 assert "Na uitloggen" not in msg
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+
+
+async def test_someone_deactivated_loses_an_open_meeting_screen_without_any_push(
+    runtime: Runtime, live_server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing needs to happen in the room: the hub looks at its logins every little while,
+    and the person who left (``keerpunt user deactivate``) sees the stream end."""
+    from websockets.exceptions import ConnectionClosed
+
+    from keerpunt.platform import admin, realtime
+
+    monkeypatch.setattr(realtime, "LOGIN_CHECK_SECONDS", 0.3)
+    world = await build_world(runtime)
+    cookie, _ = await _cookie(runtime, world.expert.id)
+    coord_cookie, _ = await _cookie(runtime, world.coordinator.id)
+    ws_url = live_server.url.replace("http", "ws") + f"/triage/sessions/{world.session_id}/ws"
+
+    def headers(c: str) -> dict[str, str]:
+        return {"Cookie": f"{COOKIE_NAME}={c}", "Origin": live_server.url}
+
+    async with (
+        connect(ws_url, additional_headers=headers(cookie)) as ws,
+        connect(ws_url, additional_headers=headers(coord_cookie)) as coordinator,
+    ):
+        for w in (ws, coordinator):
+            await w.send(json.dumps({"type": "resume", "after": 0}))
+        await _recv_until(coordinator, "Ruud Regie")  # both at the table
+        async with runtime.sessionmaker() as db, db.begin():
+            await admin.deactivate_user(db, email=world.expert.email)
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                await asyncio.wait_for(ws.recv(), 3)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+        # The others stay, and see that the person left the table.
+        left = await _recv_until(coordinator, "kp-presence", within=3)
+        assert "Ruud Regie" not in left
