@@ -93,3 +93,31 @@ def test_quality_hints_name_gaps_without_deciding_for_the_team() -> None:
     assert hints["testable"] == []
     linked = quality_hints(factors, links=[(1, 2)])
     assert linked["coherent"] == [("drafts_left", "1")]
+
+
+def test_the_link_hint_counts_one_factor_as_one_in_both_languages() -> None:
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from keerpunt.platform import i18n
+    from keerpunt.platform.web import make_jinja_env
+    from keerpunt.triage.vocab import VOCAB
+
+    env = make_jinja_env(Path(__file__).resolve().parents[2] / "templates")
+    template = env.get_template("triage/_partials/quality.html")
+
+    def hint(n: int, locale: str = "nl") -> str:
+        board = SimpleNamespace(
+            may_tick=False, qualities=set(), hints={"coherent": [("unlinked", str(n))]}
+        )
+        token = i18n.current_locale.set(locale)
+        try:
+            html = template.render(b=board, session_id=1, oob=False, vocab=VOCAB)
+        finally:
+            i18n.current_locale.reset(token)
+        return " ".join(html.split('<li class="kp-hint">')[1].split("</li>")[0].split())
+
+    assert hint(1) == "Zonder verband: 1 factor die iets in stand houdt."
+    assert hint(3) == "Zonder verband: 3 factoren die iets in stand houden."
+    assert hint(1, "en") == "Without a link: 1 factor that keeps something going."
+    assert hint(3, "en") == "Without a link: 3 factors that keep something going."
