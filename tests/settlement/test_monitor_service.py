@@ -10,7 +10,7 @@ import io
 import httpx
 import pytest
 from openpyxl import load_workbook
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from keerpunt.platform.errors import InvalidInput, NotAllowed
 from keerpunt.platform.i18n import AMSTERDAM
@@ -229,3 +229,34 @@ async def test_the_closing_form_asks_the_hours_and_keeps_them_on_a_bad_entry(
     assert ok.status_code in {200, 204, 303}
     async with runtime.unit_of_work(staff_principal(w.coordinator)) as uow:
         assert [m.minutes for m in await triage.attendance_choices(uow, w.session_id)] == [240, 0]
+
+
+async def test_one_unconfirmed_meeting_is_said_in_the_singular(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    w = await build_world(runtime)
+    async with runtime.unit_of_work(staff_principal(w.expert)) as uow:
+        await triage.add_line(uow, w.session_id, w.provider.id, "45A52", "ambulant", "3", None)
+    orgs = await _orgs(runtime)
+    async with runtime.unit_of_work(staff_principal(w.coordinator)) as uow:
+        await report.close_and_share(uow, w.session_id, dict.fromkeys(orgs.values(), True))
+    await login(client, runtime, user_id=(await _finance(runtime)).id)
+    now = quarter_of(dt.datetime.now(AMSTERDAM).date()).code
+    r = await client.get("/settlement/triage-hours", params={"quarter": now})
+    page = " ".join(r.text.split())
+    assert "Van 1 gesloten bespreking in dit kwartaal zijn de uren nog niet bevestigd." in page
+
+
+async def test_one_unpriced_minute_is_said_in_the_singular(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    from keerpunt.settlement.models import DisciplineRateRow as Rate
+
+    await _closed_meeting(runtime, {"Ruud Regie": "4", "Sanne Systeem": "0,02"})
+    async with runtime.sessionmaker() as db, db.begin():  # no rate for Sanne's discipline
+        await db.execute(delete(Rate).where(Rate.discipline == "systeembehandelaar"))
+    await login(client, runtime, user_id=(await _finance(runtime)).id)
+    now = quarter_of(dt.datetime.now(AMSTERDAM).date()).code
+    r = await client.get("/settlement/triage-hours", params={"quarter": now})
+    page = " ".join(r.text.split())
+    assert "<li>Accare, systeembehandelaar, " in page and ": 1 minuut</li>" in page
