@@ -414,9 +414,21 @@ def user_deactivate(email: str) -> None:
     """Someone leaves: no more logging in, and every login they have ends now (open meeting
     screens close within half a minute). What they wrote stays, under their name."""
     from keerpunt.platform.admin import deactivate_user
+    from keerpunt.platform.i18n import AMSTERDAM
+    from keerpunt.triage.service import open_duties
 
     async def work(db: AsyncSession) -> str:
-        return (await deactivate_user(db, email=email)).message
+        done = await deactivate_user(db, email=email)
+        lines = [done.message]
+        if duties := await open_duties(db, done.user_id):
+            lines.append("Still to hand over (tell the coordinator):")
+        for d in duties:
+            if d.when is None:
+                lines.append(f"  procesregisseur of case {d.pseudonym}")
+            else:
+                day = d.when.astimezone(AMSTERDAM).strftime("%Y-%m-%d %H:%M")
+                lines.append(f"  invited to the meeting of case {d.pseudonym} on {day}")
+        return "\n".join(lines)
 
     _admin(work)
 

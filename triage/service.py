@@ -62,6 +62,7 @@ __all__ = [
     "AttendanceChoice",
     "BoardView",
     "CaseView",
+    "Duty",
     "EntryCheckFailed",
     "FixedArrangementLine",
     "ItemView",
@@ -87,6 +88,7 @@ __all__ = [
     "item_view",
     "link_factors",
     "list_cases",
+    "open_duties",
     "parse_attended_hours",
     "parse_hours",
     "plan_session",
@@ -2046,3 +2048,60 @@ async def ret_allocations_per_provider(
     return sorted(
         ((names.get(i, f"#{i}"), n) for i, n in counts.items()), key=lambda r: r[0].casefold()
     )
+
+
+@dataclass(frozen=True)
+class Duty:
+    """Something a professional still carries in a case (by its pseudonym): ``procesregisseur``
+    of a case not closed, or a ``meeting`` planned or under way they are invited to (``when``)."""
+
+    kind: str
+    pseudonym: str
+    when: dt.datetime | None = None
+
+
+async def open_duties(db: AsyncSession, user_id: int) -> list[Duty]:
+    """What someone who leaves (uit dienst) must hand over: the cases, not closed, whose
+    current procesregisseur they are (the latest meeting that named one decides), then the
+    meetings not yet closed they are invited to, by date. Pseudonyms only: it is read by the
+    administrator, who sees no case."""
+    named = (
+        await db.execute(
+            select(
+                TriageSession.case_id,
+                Case.pseudonym,
+                Arrangement.procesregisseur_user_id,
+                Arrangement.procesregisseur_org_id,
+            )
+            .join(Arrangement, Arrangement.session_id == TriageSession.id)
+            .join(Case, Case.id == TriageSession.case_id)
+            .where(
+                Arrangement.procesregisseur_org_id.is_not(None),
+                Case.status != lifecycle.Status.CLOSED,
+                TriageSession.case_id.in_(
+                    select(TriageSession.case_id)
+                    .join(Arrangement, Arrangement.session_id == TriageSession.id)
+                    .where(Arrangement.procesregisseur_user_id == user_id)
+                ),
+            )
+            .order_by(TriageSession.case_id, TriageSession.scheduled_at, TriageSession.id)
+        )
+    ).all()
+    current: dict[int, tuple[str, int | None]] = {}
+    for case_id, pseudonym, person, _org in named:  # later meetings overwrite earlier ones
+        current[case_id] = (pseudonym, person)
+    duties = [
+        Duty("procesregisseur", pseudonym)
+        for pseudonym, person in sorted(current.values())
+        if person == user_id
+    ]
+    meetings = await db.execute(
+        select(Case.pseudonym, TriageSession.scheduled_at)
+        .join(Case, Case.id == TriageSession.case_id)
+        .join(SessionParticipant, SessionParticipant.session_id == TriageSession.id)
+        .join(CaseMember, CaseMember.id == SessionParticipant.member_id)
+        .where(CaseMember.user_id == user_id, TriageSession.status != SessionStatus.CLOSED)
+        .order_by(TriageSession.scheduled_at, TriageSession.id)
+    )
+    duties += [Duty("meeting", pseudonym, when) for pseudonym, when in meetings]
+    return duties

@@ -35,13 +35,10 @@ def test_serve_refuses_unsafe_settings(tmp_path: Path) -> None:
     assert "KEERPUNT_SECRET_KEY" in out.stderr
 
 
-@pytest.mark.anyio
-async def test_audit_verify_command_detects_tampering(runtime: Runtime, database_url: str) -> None:
-    async with runtime.sessionmaker() as db, db.begin():
-        for i in range(3):
-            await audit.record(db, None, "test.event", detail=str(i))
+def _cli_env(runtime: Runtime, database_url: str) -> dict[str, str]:
+    """The environment of an operator's shell for this test's database and keys."""
     s = runtime.settings
-    env = {
+    return {
         **{k: v for k, v in os.environ.items() if not k.startswith("KEERPUNT_")},
         "KEERPUNT_DATABASE_URL": database_url,
         "KEERPUNT_SECRET_KEY": str(s.secret_key),
@@ -49,10 +46,20 @@ async def test_audit_verify_command_detects_tampering(runtime: Runtime, database
         "KEERPUNT_BSN_INDEX_KEY": str(s.bsn_index_key),
     }
 
+
+def _keerpunt(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([KEERPUNT, *args], env=env, capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.anyio
+async def test_audit_verify_command_detects_tampering(runtime: Runtime, database_url: str) -> None:
+    async with runtime.sessionmaker() as db, db.begin():
+        for i in range(3):
+            await audit.record(db, None, "test.event", detail=str(i))
+    env = _cli_env(runtime, database_url)
+
     def verify() -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [KEERPUNT, "audit", "verify"], env=env, capture_output=True, text=True, timeout=60
-        )
+        return _keerpunt(env, "audit", "verify")
 
     ok = verify()
     assert ok.returncode == 0, ok.stderr
@@ -70,19 +77,10 @@ async def test_an_administrator_provisions_an_organisation_its_login_and_a_user(
 ) -> None:
     from keerpunt.platform.models import Organisation, User
 
-    s = runtime.settings
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("KEERPUNT_")},
-        "KEERPUNT_DATABASE_URL": database_url,
-        "KEERPUNT_SECRET_KEY": str(s.secret_key),
-        "KEERPUNT_MASTER_KEYS": str(s.master_keys),
-        "KEERPUNT_BSN_INDEX_KEY": str(s.bsn_index_key),
-    }
+    env = _cli_env(runtime, database_url)
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [KEERPUNT, *args], env=env, capture_output=True, text=True, timeout=60
-        )
+        return _keerpunt(env, *args)
 
     bad = cli("org", "add", "--name", "Karakter", "--kind", "provider", "--agb", "123")
     assert bad.returncode != 0 and "8 digits" in bad.stderr
@@ -150,3 +148,22 @@ async def test_an_administrator_provisions_an_organisation_its_login_and_a_user(
 async def _verify_ok(runtime: Runtime) -> bool:
     async with runtime.sessionmaker() as db:
         return await audit.verify(db) == []
+
+
+@pytest.mark.anyio
+async def test_deactivating_names_what_the_person_still_carries(
+    runtime: Runtime, database_url: str
+) -> None:
+    from tests.triage.factories import build_world
+
+    world = await build_world(runtime)
+    done = _keerpunt(_cli_env(runtime, database_url), "user", "deactivate", "--email",
+                     world.expert.email)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    out = done.stdout.splitlines()
+    assert out[:2] == [
+        "Ruud Regie deactivated; 0 login(s) ended.",
+        "Still to hand over (tell the coordinator):",
+    ]
+    assert len(out) == 3 and out[2].startswith("  invited to the meeting of case K-")
+    assert "Canarie" not in done.stdout  # the pseudonym, never the family's name

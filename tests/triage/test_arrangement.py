@@ -9,12 +9,13 @@ import pytest
 from sqlalchemy import func, select
 
 from keerpunt.platform.errors import InvalidInput, NotAllowed, StaleVersion
-from keerpunt.platform.models import AuditEntry, CaseMember, Organisation, User
+from keerpunt.platform.models import AuditEntry, Case, CaseMember, Organisation, User
 from keerpunt.platform.principal import staff_principal
 from keerpunt.platform.runtime import Runtime
 from keerpunt.triage import arrangement
 from keerpunt.triage import service as triage
 from keerpunt.triage.models import ArrangementLine
+from tests.helpers import make_user
 from tests.triage.factories import World, build_world
 
 pytestmark = pytest.mark.anyio
@@ -203,3 +204,42 @@ async def test_a_share_written_under_the_pseudonym_is_readable_at_the_table(
         async with runtime.unit_of_work(staff_principal(user)) as uow:
             view = await arrangement.arrangement_view(uow, w.session_id)
         assert view.lines[0].share == "Twee gesprekken per week met de jeugdige"
+
+
+async def test_what_someone_leaving_still_carries_is_named_by_pseudonym(
+    runtime: Runtime,
+) -> None:
+    """For ``keerpunt user deactivate``: the cases they are procesregisseur of and the
+    meetings they are invited to, so the coordinator can hand them over."""
+    w = await build_world(runtime)
+    newcomer = await make_user(runtime, w.provider, "Nina Nieuw", "triage_member")
+    async with runtime.sessionmaker() as db:
+        pseudonym = (await db.scalar(select(Case.pseudonym).where(Case.id == w.case_id))) or ""
+        assert await triage.open_duties(db, newcomer.id) == []
+        before = await triage.open_duties(db, w.expert.id)
+    assert before == [triage.Duty("meeting", pseudonym, before[0].when)]
+    await _add(runtime, w, w.provider, "3")
+    async with runtime.unit_of_work(staff_principal(w.coordinator)) as uow:
+        await arrangement.designate(uow, w.session_id, w.provider.id, w.expert.id)
+    async with runtime.sessionmaker() as db:
+        duties = await triage.open_duties(db, w.expert.id)
+    assert [(d.kind, d.pseudonym) for d in duties] == [
+        ("procesregisseur", pseudonym),
+        ("meeting", pseudonym),
+    ]
+    async with runtime.unit_of_work(staff_principal(w.coordinator)) as uow:
+        await triage.close_session(uow, w.session_id)
+    async with runtime.sessionmaker() as db:  # the meeting is over; the care runs on
+        duties = await triage.open_duties(db, w.expert.id)
+    assert [(d.kind, d.pseudonym) for d in duties] == [("procesregisseur", pseudonym)]
+    # Another procesregisseur in a later meeting of the case takes it over.
+    async with runtime.unit_of_work(staff_principal(w.coordinator)) as uow:
+        later = await triage.plan_session(
+            uow, w.case_id, dt.datetime.now(dt.UTC) + dt.timedelta(days=7), [w.outsider_expert.id]
+        )
+    async with runtime.unit_of_work(staff_principal(w.coordinator)) as uow:
+        await triage.add_line(uow, later.id, w.provider.id, "45A52", "ambulant", "2", START)
+    async with runtime.unit_of_work(staff_principal(w.coordinator)) as uow:
+        await arrangement.designate(uow, later.id, w.provider.id, None)
+    async with runtime.sessionmaker() as db:
+        assert await triage.open_duties(db, w.expert.id) == []
