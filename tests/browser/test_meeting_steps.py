@@ -50,9 +50,12 @@ async def test_expert_parent_and_jim_work_through_steps_one_to_three_live(
     for page in (expert, parent, jim, chair):
         await _open(page, url)
 
-    # No factors yet: the forms that need them say where they come from, not empty lists.
+    # No factors yet: the forms that need them say where they come from, not empty lists;
+    # each life area says it is empty, and there is nothing to order.
     await expect(expert.locator("#link-add-empty")).to_be_visible()
     await expect(parent.locator("#goal-factors-empty")).to_be_visible()
+    await expect(parent.locator("#factor-list-health + .kp-area-empty")).to_be_visible()
+    await expect(parent.locator("#h-area-draft")).to_be_hidden()
 
     # Step 1: everyone sees who the JIM is, and who is here.
     await expect(parent.locator("#step-1")).to_contain_text("Oom Kees")
@@ -79,6 +82,8 @@ async def test_expert_parent_and_jim_work_through_steps_one_to_three_live(
     for page in (expert, parent, jim):
         await expect(page.locator("#link-add-empty")).to_have_count(0, timeout=LIVE)
         await expect(page.locator("#goal-factors-empty")).to_have_count(0, timeout=LIVE)
+        await expect(page.locator("#factor-list-health + .kp-area-empty")).to_be_hidden()
+    await expect(jim.locator("#factor-list-home + .kp-area-empty")).to_be_visible()
     await expect(expert.locator("#goal-factor-choices")).to_contain_text("Mijn depressie")
 
     # "Niet over mij zonder mij": shown while the parent is here, held back when they leave.
@@ -99,6 +104,7 @@ async def test_expert_parent_and_jim_work_through_steps_one_to_three_live(
     # An existing analysis is pasted and then structured together.
     await _fill_table(expert)
     await expect(jim.locator("#factor-list-draft .kp-item")).to_have_count(2, timeout=LIVE)
+    await expect(jim.locator("#h-area-draft")).to_be_visible()
     draft = expert.locator("#factor-list-draft .kp-item").filter(has_text="spijbelt")
     await draft.get_by_role("button", name="Aanpassen").click()
     editing = expert.locator("#factor-list-draft .is-editing")
