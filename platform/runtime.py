@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from keerpunt.platform.crypto import KeyRing
-from keerpunt.platform.db import WriterTurns, make_engine, make_sessionmaker
+from keerpunt.platform.db import READ_ONLY, WriterTurns, make_engine, make_sessionmaker
 from keerpunt.platform.principal import Principal
 from keerpunt.platform.realtime import Hub
 from keerpunt.platform.settings import Settings
@@ -47,3 +47,11 @@ class Runtime:
                 yield uow
                 await uow.settle_disclosure_changes()
             self.hub.publish(uow.pending_events)
+
+    @asynccontextmanager
+    async def read_only(self, who: Principal) -> AsyncIterator[UnitOfWork]:
+        """One transaction that only reads, rolled back at the end. On SQLite it reads beside
+        the writer (WAL) instead of waiting for the write lock, which a long write (closing a
+        quarter) may hold for a while; no writer's turn either."""
+        async with self.sessionmaker(execution_options={READ_ONLY: True}) as db:
+            yield UnitOfWork(db=db, vault=self.vault, who=who, origin=self.hub.origin)

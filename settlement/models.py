@@ -20,6 +20,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Text,
     UniqueConstraint,
     false,
     text,
@@ -187,6 +188,37 @@ class SettlementRun(Base):
     # Runs closed before that have none; their margins can only be worked out with the
     # agreements of today, and say so.
     margins_stored: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+class SettlementClosing(Base):
+    """One press of the penvoerder's button (kwartaal afsluiten): how far that closing is and how
+    it ended, for every server process to show. Written in short transactions of its own,
+    never in the closing's transaction (which commits whole or not at all): made when the work
+    starts, its phase and counts refreshed while it runs (PostgreSQL only, see
+    :mod:`keerpunt.settlement.closing`), marked finished after the closing committed or rolled
+    back. ``error`` is the Dutch message id of a failure. A row without ``finished_at`` whose
+    ``updated_at`` is old was left by a process that stopped (closing.closing_state)."""
+
+    __tablename__ = "settlement_closing"
+    __table_args__ = (
+        CheckConstraint("done >= 0 AND total >= 0", name="counts_not_negative"),
+        Index("ix_settlement_closing_quarter", "quarter", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    quarter: Mapped[str] = mapped_column(String(6))  # "2026Q3"
+    # The penvoerder whose finance staff pressed; no foreign key on purpose: the closing holds
+    # that organisation's row FOR UPDATE for its whole run, and the key check of an insert
+    # (FOR KEY SHARE on PostgreSQL) would wait for it. Organisations are never deleted.
+    organisation_id: Mapped[int] = mapped_column(Integer)
+    started_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    phase: Mapped[str] = mapped_column(String(10))  # closing.PHASE_* and runs.PHASE_*
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column()
 
 
 class SettlementRunLine(Base):

@@ -29,7 +29,6 @@ from keerpunt.settlement.service import (
     DELIVERY_FIELDS,
     PHASE_DONE,
     PHASE_TEXT,
-    PHASE_WAIT,
     UNITS,
     CloseJob,
     Closer,
@@ -40,8 +39,8 @@ from keerpunt.settlement.service import (
     QuarterOverview,
     add_contract,
     allocations_page,
-    check_close,
     check_finance_access,
+    closing_state,
     count_text,
     end_contract,
     list_contracts,
@@ -253,7 +252,7 @@ def _closer(request: Request) -> Closer:
     state = request.app.state
     closer: Closer | None = getattr(state, "settlement_closer", None)
     if closer is None:
-        closer = Closer(runtime(request).settings)
+        closer = Closer(runtime(request))
         state.settlement_closer = closer
     return closer
 
@@ -279,6 +278,7 @@ async def _run_page(
     error: str | None = None,
     status_code: int = 200,
     announce: str | None = None,
+    closed_announce: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response:
     chosen: Quarter | None = None
@@ -291,18 +291,22 @@ async def _run_page(
     except InvalidQuarter as exc:
         error, status_code = exc.message, 400
     if chosen is not None:
-        # While it closes, the database is busy with it: show only the progress.
+        # Closing here: its progress from memory, with the counts.
         job = _closer(request).running(chosen.code, who)
     if job is None:
-        async with unit_of_work(request, who) as uow:
+        # Only reads: on SQLite a closing in another process holds the write lock meanwhile.
+        async with runtime(request).read_only(who) as uow:
             if chosen is None:
                 await check_finance_access(uow)
             else:
-                page = await run_page(uow, chosen, today())
-                finished = _closer(request).outcome(chosen.code, who)
-                close_error = finished.error if finished is not None else None
-                if page.run is not None:
-                    statements = await statement_providers(uow, chosen)
+                closing = await closing_state(uow, chosen)
+                # Closing elsewhere: its progress from the database, never the preview.
+                job, close_error = closing.running, closing.error
+                if job is None:
+                    page = await run_page(uow, chosen, today())
+                    if page.run is not None:
+                        statements = await statement_providers(uow, chosen)
+                        announce = announce or closed_announce
     context: dict[str, object] = {
         "page": page,
         "quarter": chosen,
@@ -330,27 +334,25 @@ async def run(request: Request) -> Response:
 
 
 async def run_close(request: Request) -> Response:
-    """The penvoerder's button: check at once, then close in the background."""
+    """The penvoerder's button: check at once, then close in the background (or watch the
+    closing already under way, in whichever process)."""
     who = require(request, StaffRole.FINANCE)
     raw = field(await form(request), "q")
     try:
         chosen = parse_quarter(raw)
-        async with unit_of_work(request, who) as uow:
-            closed = await check_close(uow, chosen, today())
+        started = await _closer(request).start(who, chosen, today())
     except (InvalidQuarter, QuarterNotOver, LaterQuarterClosed) as exc:
         return await _run_page(request, who, raw, error=exc.message, status_code=exc.status_code)
-    if closed is None:
-        _closer(request).start(who, chosen, today())
     if _fragment(request):
-        return await _run_page(
-            request, who, chosen.code, announce=PHASE_TEXT[PHASE_WAIT] if closed is None else None
-        )
+        announce = PHASE_TEXT.get(started.phase) if isinstance(started, CloseJob) else None
+        return await _run_page(request, who, chosen.code, announce=announce)
     url = request.url_for("settlement.run").include_query_params(q=chosen.code)
     return RedirectResponse(str(url), status_code=303)
 
 
 async def run_progress(request: Request) -> Response:
-    """Polled by the run page while a quarter closes: the progress, and at the end the run."""
+    """Polled by the run page while a quarter closes: the progress (from memory when it closes
+    in this process, else from the database), and at the end the run."""
     who = require(request, StaffRole.FINANCE)
     chosen = parse_quarter(request.path_params["quarter"])
     if not _fragment(request):
@@ -358,19 +360,20 @@ async def run_progress(request: Request) -> Response:
         return RedirectResponse(str(url), status_code=303)
     seen = request.query_params.get("seen", "")
     job = _closer(request).running(chosen.code, who)
+    if job is None:
+        async with runtime(request).read_only(who) as uow:
+            job = (await closing_state(uow, chosen)).running
     if job is not None:
         context = _progress(job)
         context["announce"] = context["phase_text"] if job.phase != seen else None
         return render(request, "settlement/_partials/run_progress.html", context)
-    # Finished (or unknown after a restart): the whole run section replaces the progress. A
-    # failure is an alert in it; success is said in the status region.
-    finished = _closer(request).get(chosen.code)
-    done = finished is not None and finished.phase == PHASE_DONE
+    # Over (or left unfinished by a process that stopped): the whole run section replaces the
+    # progress. A failure is an alert in it; a closed quarter is said in the status region.
     return await _run_page(
         request,
         who,
         chosen.code,
-        announce=PHASE_TEXT[PHASE_DONE] if done else None,
+        closed_announce=PHASE_TEXT[PHASE_DONE],
         headers={"HX-Retarget": "#kp-run", "HX-Reswap": "outerHTML"},
     )
 

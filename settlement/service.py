@@ -28,6 +28,7 @@ from keerpunt.settlement.closing import (
     CloseJob,
     Closer,
     check_close,
+    closing_state,
     count_text,
 )
 from keerpunt.settlement.declaration import DELIVERY_FIELDS, DeliveryDraft, read_delivery_form
@@ -165,6 +166,7 @@ __all__ = [
     "cli_principal",
     "close_as",
     "close_quarter",
+    "closing_state",
     "count_text",
     "end_contract",
     "error_lines",

@@ -14,13 +14,13 @@ import pytest
 from pypdf import PdfReader
 
 from keerpunt.platform.runtime import Runtime
-from keerpunt.settlement.closing import CloseJob, Closer
+from keerpunt.settlement.closing import Attempt, CloseJob, Closer, begin_closing
 from keerpunt.settlement.service import parse_quarter
 from tests.helpers import login, make_user
 from tests.settlement.factories import principal
 from tests.settlement.test_routes import text_of
 from tests.settlement.test_run_routes import finish_closing, runs
-from tests.settlement.test_statements import AFTER_Q3, close, kassier_world
+from tests.settlement.test_statements import AFTER_Q3, Q3, close, kassier_world
 
 pytestmark = pytest.mark.anyio
 
@@ -105,7 +105,7 @@ async def test_progress_is_shown_with_counts_and_said_once_per_phase(
     w = await kassier_world(runtime)
     await login(client, runtime, user_id=w.region.finance.id)
     # A closing under way, as the worker thread leaves it between two updates.
-    closer = Closer(runtime.settings)
+    closer = Closer(runtime)
     app.state.settlement_closer = closer
     closer._jobs["2026Q3"] = CloseJob(
         "2026Q3", "check", w.region.penvoerder.id, done=12_000, total=40_000
@@ -136,11 +136,15 @@ async def test_a_failed_closing_says_so_in_dutch_and_leaves_nothing(
 ) -> None:
     w = await kassier_world(runtime)
     await login(client, runtime, user_id=w.region.finance.id)
-    closer = Closer(runtime.settings)
+    closer = Closer(runtime)
     app.state.settlement_closer = closer
+    finance = principal(w.region.finance)
+    async with runtime.unit_of_work(finance) as uow:
+        begun = await begin_closing(uow, Q3, AFTER_Q3)
+    assert isinstance(begun, Attempt) and begun.new
     # Someone closed the next quarter between the check and the work.
     await close(runtime, w, quarter=parse_quarter("2026Q4"), today=dt.date(2027, 1, 5))
-    closer.start(principal(w.region.finance), parse_quarter("2026Q3"), AFTER_Q3)
+    closer.launch(finance, Q3, AFTER_Q3, begun.job)
     finish_closing(app)
     r = await client.get("/settlement/run/2026Q3/progress?seen=write", headers=HTMX)
     page = text_of(r.text)
