@@ -151,11 +151,12 @@ def settle(quarter: str, email: str, statement_path: str | None, pdf_dir: str | 
     from keerpunt.platform.runtime import Runtime
     from keerpunt.settlement.service import (
         PHASE_TEXT,
+        Closer,
         RunSummary,
         cli_principal,
-        close_as,
         count_text,
         parse_quarter,
+        run_statement,
         statement_pdfs,
     )
 
@@ -167,11 +168,15 @@ def settle(quarter: str, email: str, statement_path: str | None, pdf_dir: str | 
         rt = Runtime.build(_settings(), pool=False)
         try:
             today = dt.datetime.now(AMSTERDAM).date()
-            summary, data = await close_as(rt, email, quarter, today, progress=progress)
+            who = await cli_principal(rt, email)
+            chosen = parse_quarter(quarter)
+            # The button's own way: open screens show this closing as it runs.
+            summary = await Closer(rt, progress=progress).close_and_wait(who, chosen, today)
             pdfs: list[tuple[str, bytes]] = []
-            if pdf_dir:
-                async with rt.unit_of_work(await cli_principal(rt, email)) as uow:
-                    pdfs = await statement_pdfs(uow, parse_quarter(quarter))
+            async with rt.unit_of_work(who) as uow:
+                data = await run_statement(uow, chosen)
+                if pdf_dir:
+                    pdfs = await statement_pdfs(uow, chosen)
             return summary, data, pdfs
         finally:
             await rt.engine.dispose()

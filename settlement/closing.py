@@ -19,7 +19,7 @@ a process that stopped: nothing of it was saved, and the button is offered again
 stays on the run page, in every process, until a later attempt starts or the quarter is closed.
 
 One closing per quarter at a time: pressing while one runs anywhere joins it, and starts in
-one process take turns. Two presses at the very same moment in two processes may both start;
+one process take turns; ``keerpunt settle`` makes its attempt the same way (:meth:`Closer.close_and_wait`). Two presses at the very same moment in two processes may both start;
 the row lock in ``close_quarter`` makes them one run, and both attempts end done.
 """
 
@@ -51,6 +51,7 @@ from keerpunt.settlement.runs import (
     PHASE_LOAD,
     PHASE_WRITE,
     LaterQuarterClosed,
+    Progress,
     QuarterNotOver,
     RunSummary,
     close_quarter,
@@ -361,9 +362,16 @@ class Heartbeat:
 class Closer:
     """The closings of one server process, by quarter code, and how they start."""
 
-    def __init__(self, rt: Runtime, *, heartbeat_seconds: float = HEARTBEAT_SECONDS) -> None:
+    def __init__(
+        self,
+        rt: Runtime,
+        *,
+        heartbeat_seconds: float = HEARTBEAT_SECONDS,
+        progress: Progress | None = None,
+    ) -> None:
         self._rt = rt
         self._heartbeat_seconds = heartbeat_seconds
+        self._progress = progress  # also told of every step, from the worker (the CLI's stderr)
         self._lock = threading.Lock()
         self._starting = asyncio.Lock()
         self._jobs: dict[str, CloseJob] = {}
@@ -406,6 +414,30 @@ class Closer:
                 self.launch(who, quarter, today, begun.job)
             return begun.job
 
+    async def close_and_wait(
+        self, who: Principal, quarter: Quarter, today: dt.date, *, poll: float = 1.0
+    ) -> RunSummary:
+        """``keerpunt settle``: the same attempt as the button (its row for every server process
+        to show, audited), run in this process until it ends; a closing already under way in
+        another process is waited for. A failure raises its message."""
+        started = await self.start(who, quarter, today)
+        if isinstance(started, RunSummary):
+            return started
+        if started.closing_id is not None and self._current(started) is not None:
+            ended = await asyncio.to_thread(self.wait, quarter.code, None)
+            if ended is not None and ended.summary is not None and ended.phase == PHASE_DONE:
+                return ended.summary
+            raise DomainError(ended.error if ended is not None and ended.error else CLOSE_FAILED)
+        while True:  # another process closes it: watch its row
+            await asyncio.sleep(poll)
+            async with self._rt.read_only(who) as uow:
+                state = await closing_state(uow, quarter)
+                if state.running is None:
+                    summary = await check_close(uow, quarter, today)
+                    if summary is not None:
+                        return summary
+                    raise DomainError(state.error or CLOSE_INTERRUPTED)
+
     def launch(self, who: Principal, quarter: Quarter, today: dt.date, job: CloseJob) -> None:
         """Run the attempt ``job`` (its row made by :func:`begin_closing` and committed) in a
         worker thread of this process."""
@@ -421,7 +453,7 @@ class Closer:
         )
         worker.start()
 
-    def wait(self, quarter: str, timeout: float) -> CloseJob | None:
+    def wait(self, quarter: str, timeout: float | None) -> CloseJob | None:
         """Block until the closing of ``quarter`` has finished (for the CLI and tests)."""
         with self._lock:
             event = self._finished.get(quarter)
@@ -477,6 +509,8 @@ class Closer:
         def progress(phase: str, done: int, total: int) -> None:
             now = self._current(job) or job
             self._set(job, dataclasses.replace(now, phase=phase, done=done, total=total))
+            if self._progress is not None:
+                self._progress(phase, done, total)
 
         assert job.closing_id is not None
         heartbeat = None

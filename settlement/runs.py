@@ -63,7 +63,6 @@ __all__ = [
     "RunSummary",
     "StoredMargin",
     "cli_principal",
-    "close_as",
     "close_quarter",
     "run_declarations",
     "run_line",
@@ -557,24 +556,6 @@ async def run_statement(uow: UnitOfWork, quarter: Quarter, provider_id: int | No
     if provider_id is not None:
         lines = [x for x in lines if provider_id in (x.holder_id, x.provider_id)]
     return statement_csv(quarter.code, lines, await _names(uow, lines))
-
-
-async def close_as(
-    rt: Runtime,
-    email: str,
-    quarter_text: str,
-    today: dt.date,
-    *,
-    progress: Progress | None = None,
-) -> tuple[RunSummary, bytes]:
-    """``keerpunt settle``: close a quarter in the name of a finance user (audited as them),
-    then read its statement in a second transaction, after the run is committed."""
-    who = await cli_principal(rt, email)
-    quarter = parse_quarter(quarter_text)
-    async with rt.unit_of_work(who) as uow:
-        summary = await close_quarter(uow, quarter, today, progress=progress)
-    async with rt.unit_of_work(who) as uow:
-        return summary, await run_statement(uow, quarter)
 
 
 async def cli_principal(rt: Runtime, email: str) -> Principal:

@@ -412,3 +412,43 @@ def test_the_newest_attempt_says_how_the_last_one_ended() -> None:
     state = state_of([failed, running], NOW, LIMIT, False)
     assert state.running is not None and state.error is None
     assert state_of([], NOW, LIMIT, False) == closing.ClosingState()
+
+
+async def test_the_command_line_waits_for_a_closing_under_way_elsewhere(
+    client: httpx.AsyncClient, other: Process, runtime: Runtime, app: Any, paused: Pause
+) -> None:
+    """``keerpunt settle`` while the button's closing runs in a server process: it starts no
+    second one, waits, and ends with that run."""
+    w = await kassier_world(runtime)
+    csrf = await login(client, runtime, user_id=w.region.finance.id)
+    assert (await press(client, csrf)).status_code == 200
+    await paused.wait_reached()
+    waiting = asyncio.ensure_future(
+        Closer(other.runtime).close_and_wait(principal(w.region.finance), Q3, AFTER_Q3, poll=0.05)
+    )
+    await anyio.sleep(0.3)
+    assert not waiting.done()
+    paused.release.set()
+    summary = await asyncio.wait_for(waiting, 30)
+    assert (summary.quarter, summary.created, summary.line_count) == ("2026Q3", False, 2)
+    assert [c.phase for c in await closings(runtime)] == [PHASE_DONE]
+    assert await runs(runtime) == 1
+
+
+async def test_the_command_line_closes_as_the_button_does(runtime: Runtime) -> None:
+    """Its own closing is a row too (shown by open screens), audited; a failure says why."""
+    w = await kassier_world(runtime)
+    told: list[str] = []
+    closer = Closer(runtime, progress=lambda phase, done, total: told.append(phase))
+    summary = await closer.close_and_wait(principal(w.region.finance), Q3, AFTER_Q3)
+    assert summary.created and summary.line_count == 2
+    assert told[0] == "load" and told[-1] == PHASE_WRITE
+    (row,) = await closings(runtime)
+    assert row.phase == PHASE_DONE and row.finished_at is not None
+    assert "settlement.closing.start" in await actions(runtime)
+    again = await Closer(runtime).close_and_wait(principal(w.region.finance), Q3, AFTER_Q3)
+    assert not again.created and again.digest == summary.digest
+    with pytest.raises(closing.LaterQuarterClosed):
+        await Closer(runtime).close_and_wait(
+            principal(w.region.finance), closing.parse_quarter("2026Q2"), AFTER_Q3
+        )
