@@ -19,8 +19,9 @@ a process that stopped: nothing of it was saved, and the button is offered again
 stays on the run page, in every process, until a later attempt starts or the quarter is closed.
 
 One closing per quarter at a time: pressing while one runs anywhere joins it, and starts in
-one process take turns; ``keerpunt settle`` makes its attempt the same way (:meth:`Closer.close_and_wait`). Two presses at the very same moment in two processes may both start;
-the row lock in ``close_quarter`` makes them one run, and both attempts end done.
+one process take turns; ``keerpunt settle`` makes its attempt the same way
+(:meth:`Closer.close_and_wait`). Two presses at the very same moment in two processes may both
+start; the row lock in ``close_quarter`` makes them one run, and both attempts end done.
 """
 
 from __future__ import annotations
