@@ -59,7 +59,7 @@ async def test_penvoerder_checks_closes_and_downloads(
     finish_closing(app)
     r = await client.get(r.headers["location"])
     page = text_of(r.text)
-    assert "Dit kwartaal is afgesloten: 1 regels, 1 afgewezen, totaal € 374,40." in page
+    assert "Dit kwartaal is afgesloten: 1 regel, 1 afgewezen, totaal € 374,40." in page
     assert "Kwartaal afsluiten</button>" not in r.text
 
     r = await client.get("/settlement/run/2026Q3/statement.csv")
