@@ -2067,12 +2067,7 @@ async def open_duties(db: AsyncSession, user_id: int) -> list[Duty]:
     administrator, who sees no case."""
     named = (
         await db.execute(
-            select(
-                TriageSession.case_id,
-                Case.pseudonym,
-                Arrangement.procesregisseur_user_id,
-                Arrangement.procesregisseur_org_id,
-            )
+            select(TriageSession.case_id, Case.pseudonym, Arrangement.procesregisseur_user_id)
             .join(Arrangement, Arrangement.session_id == TriageSession.id)
             .join(Case, Case.id == TriageSession.case_id)
             .where(
@@ -2088,7 +2083,7 @@ async def open_duties(db: AsyncSession, user_id: int) -> list[Duty]:
         )
     ).all()
     current: dict[int, tuple[str, int | None]] = {}
-    for case_id, pseudonym, person, _org in named:  # later meetings overwrite earlier ones
+    for case_id, pseudonym, person in named:  # later meetings overwrite earlier ones
         current[case_id] = (pseudonym, person)
     duties = [
         Duty("procesregisseur", pseudonym)
