@@ -46,16 +46,16 @@ from keerpunt.platform.runtime import Runtime
 from keerpunt.platform.uow import UnitOfWork
 from keerpunt.settlement.access import check_finance_access
 from keerpunt.settlement.models import SettlementClosing, SettlementRun
-from keerpunt.settlement.rules import Quarter, parse_quarter
+from keerpunt.settlement.rules import Quarter
 from keerpunt.settlement.runs import (
     PHASE_CHECK,
     PHASE_LOAD,
     PHASE_WRITE,
-    LaterQuarterClosed,
     Progress,
     QuarterNotOver,
     RunSummary,
     close_quarter,
+    closed_run,
 )
 
 __all__ = [
@@ -224,15 +224,7 @@ async def check_close(uow: UnitOfWork, quarter: Quarter, today: dt.date) -> RunS
     await check_finance_access(uow)
     if today <= quarter.end:
         raise QuarterNotOver()
-    runs = list(await uow.db.scalars(select(SettlementRun)))
-    for run in runs:
-        if run.quarter == quarter.code:
-            return RunSummary(
-                run.quarter, False, run.line_count, run.rejected_count, run.total_cents, run.digest
-            )
-    if any(parse_quarter(r.quarter).start > quarter.start for r in runs):
-        raise LaterQuarterClosed()
-    return None
+    return closed_run(list(await uow.db.scalars(select(SettlementRun))), quarter)
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,7 @@ __all__ = [
     "StoredMargin",
     "cli_principal",
     "close_quarter",
+    "closed_run",
     "run_declarations",
     "run_line",
     "run_page",
@@ -167,6 +168,17 @@ def stored_margin(row: Sequence[Any]) -> StoredMargin | None:
         return None
     margin = None if kind is None else Margin(MarginKind(kind), value)
     return StoredMargin(cents, agreement_id, margin)
+
+
+def closed_run(runs: Sequence[SettlementRun], quarter: Quarter) -> RunSummary | None:
+    """The run of ``quarter`` among ``runs`` when it is closed already (nothing to do), else
+    None; refused when a later quarter is closed (its corrections belong to the next run)."""
+    for run in runs:
+        if run.quarter == quarter.code:
+            return _summary(run, created=False)
+    if any(parse_quarter(r.quarter).start > quarter.start for r in runs):
+        raise LaterQuarterClosed()
+    return None
 
 
 def _summary(run: SettlementRun, *, created: bool) -> RunSummary:
@@ -500,11 +512,8 @@ async def close_quarter(
         select(Organisation.id).where(Organisation.id == penvoerder.id).with_for_update()
     )
     runs = list(await uow.db.scalars(select(SettlementRun).order_by(SettlementRun.id)))
-    for run in runs:
-        if run.quarter == quarter.code:
-            return _summary(run, created=False)
-    if any(parse_quarter(r.quarter).start > quarter.start for r in runs):
-        raise LaterQuarterClosed()
+    if (closed := closed_run(runs, quarter)) is not None:
+        return closed
     with _cycle_collection_paused():  # see there: about a quarter of the run's time
         report(PHASE_LOAD, 0, 0)
         previous = await _run_lines(uow, [r.id for r in runs])

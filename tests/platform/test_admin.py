@@ -167,3 +167,50 @@ async def test_the_list_shows_everyone_with_their_organisation_and_state(
     )
     assert {u.user_id for u in everyone} >= {world.expert.id, world.coordinator.id}
     assert [u.organisation for u in everyone] == sorted(u.organisation for u in everyone)
+
+
+async def test_what_ends_a_login_is_one_rule_for_requests_and_open_screens(
+    runtime: Runtime,
+) -> None:
+    """``ended_logins`` (the hub) agrees with ``load_principal`` (every request): revoked,
+    expired, the professional deactivated, the family member taken off the case."""
+    import datetime as dt
+
+    from sqlalchemy import update
+
+    from keerpunt.platform.db import utcnow
+    from keerpunt.platform.models import CaseMember
+    from keerpunt.platform.sessions import end_session, ended_logins, token_hash
+
+    world = await build_world(runtime)
+    tokens: dict[str, str] = {}
+    async with runtime.sessionmaker() as db, db.begin():
+        for name, kw in {
+            "coordinator": {"user_id": world.coordinator.id},
+            "revoked": {"user_id": world.coordinator.id},
+            "expired": {"user_id": world.coordinator.id},
+            "deactivated": {"user_id": world.expert.id},
+            "parent": {"member_id": world.members["parent"]},
+            "removed": {"member_id": world.members["jim"]},
+        }.items():
+            tokens[name] = await start_session(db, how="test", hours=1, **kw)  # type: ignore[arg-type]
+        await end_session(db, token_hash(tokens["revoked"]))
+        await db.execute(
+            update(LoginSession)
+            .where(LoginSession.id == token_hash(tokens["expired"]))
+            .values(expires_at=utcnow() - dt.timedelta(minutes=1))
+        )
+        await db.execute(
+            update(CaseMember)
+            .where(CaseMember.id == world.members["jim"])
+            .values(removed_at=utcnow())
+        )
+        await db.execute(update(User).where(User.id == world.expert.id).values(active=False))
+    async with runtime.sessionmaker() as db:
+        ended = await ended_logins(db, {token_hash(t) for t in tokens.values()})
+        for name, token in tokens.items():
+            let_in = await load_principal(db, token, runtime.vault) is not None
+            assert (token_hash(token) not in ended) == let_in, name
+    assert ended == {
+        token_hash(tokens[n]) for n in ("revoked", "expired", "deactivated", "removed")
+    }

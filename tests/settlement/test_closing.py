@@ -41,7 +41,8 @@ from keerpunt.settlement.closing import (
     state_of,
 )
 from keerpunt.settlement.models import SettlementClosing
-from keerpunt.settlement.runs import PHASE_CHECK, PHASE_WRITE, close_quarter
+from keerpunt.settlement.rules import parse_quarter
+from keerpunt.settlement.runs import PHASE_CHECK, PHASE_WRITE, LaterQuarterClosed, close_quarter
 from tests.helpers import login
 from tests.settlement.factories import principal
 from tests.settlement.test_routes import text_of
@@ -448,7 +449,7 @@ async def test_the_command_line_closes_as_the_button_does(runtime: Runtime) -> N
     assert "settlement.closing.start" in await actions(runtime)
     again = await Closer(runtime).close_and_wait(principal(w.region.finance), Q3, AFTER_Q3)
     assert not again.created and again.digest == summary.digest
-    with pytest.raises(closing.LaterQuarterClosed):
+    with pytest.raises(LaterQuarterClosed):
         await Closer(runtime).close_and_wait(
-            principal(w.region.finance), closing.parse_quarter("2026Q2"), AFTER_Q3
+            principal(w.region.finance), parse_quarter("2026Q2"), AFTER_Q3
         )
